@@ -1,0 +1,139 @@
+/* config.h - the whole configuration model.
+ *
+ * Defaults live in code (config_defaults), so the server runs with no file.
+ * Precedence: built-in defaults < YAML file < CERTSTREAM_* environment < flags.
+ * Every field here is a documented key (docs/configuration.md). */
+#ifndef CS_CONFIG_H
+#define CS_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CONFIG_MAX_TOKENS 64
+#define CONFIG_MAX_LOGS 256
+
+struct config_log {          /* custom_logs[] / static_logs[] item */
+    char *name;
+    char *url;
+};
+
+struct config {
+    /* product keys */
+    char *host;              /* "0.0.0.0" */
+    uint16_t port;           /* 8080 */
+    char *log_level;         /* "info": debug|info|warn|error */
+    uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
+    char *ct_logs_url;       /* Google's v3 all_logs_list.json */
+
+    struct {
+        bool websocket, sse, metrics, health, example_json; /* all true */
+    } protocols;
+
+    struct {
+        char *state_file;             /* "certstream_state.json" */
+        uint32_t batch_size;          /* 256: get-entries window */
+        uint32_t poll_interval_ms;    /* 1000 */
+        uint32_t retry_max_attempts;  /* 3 */
+        uint32_t request_timeout_secs;/* 30 */
+        /* ours */
+        uint32_t fetch_concurrency;   /* 4: get-entries requests in flight per log */
+        uint32_t start_overlap;       /* 0: entries re-read behind the saved position at start */
+        uint32_t retry_initial_delay_ms; /* 1000 */
+        uint32_t retry_max_delay_ms;  /* 60000 */
+        uint32_t operator_rate_limit_ms; /* 100: minimum gap between requests to one operator */
+    } ct_log;
+
+    struct {
+        bool enabled;                 /* false */
+        uint32_t max_connections;     /* 10000: across all workers */
+        uint32_t per_ip_limit;        /* 100 */
+    } connection_limit;
+
+    struct {
+        bool enabled;                 /* false */
+        char *tokens[CONFIG_MAX_TOKENS];
+        size_t n_tokens;
+        char *header_name;            /* "Authorization" */
+    } auth;
+
+    struct {
+        bool enabled;                 /* false */
+        char *watch_path;             /* "" = the loaded config file */
+    } hot_reload;
+
+    struct config_log custom_logs[CONFIG_MAX_LOGS];
+    size_t n_custom_logs;
+    struct config_log static_logs[CONFIG_MAX_LOGS]; /* static-ct-api (tiled) logs */
+    size_t n_static_logs;
+
+    /* ours */
+    uint32_t workers;                 /* 0 = one fanout process per CPU */
+    uint64_t ring_size;               /* 64 MiB; power of two, >= 1 MiB */
+
+    struct {
+        bool full, lite, domains_only; /* all true */
+    } streams;
+
+    struct {
+        char *group_by;               /* "operator" | "log" | "single" */
+        uint32_t max_processes;       /* 0 = no cap; groups are merged to fit */
+    } ingest;
+
+    struct {
+        uint32_t websocket_heartbeat_secs; /* 10: heartbeat text frame */
+        uint32_t ping_interval_secs;       /* 15: server Ping */
+        uint32_t idle_timeout_secs;        /* 60: close a silent WebSocket client */
+        uint32_t sse_heartbeat_secs;       /* 15: ":heartbeat" comment after silence */
+    } keepalive;
+
+    struct {
+        uint32_t capacity;            /* 1048576 entries */
+        uint32_t ttl_secs;            /* 3600 */
+    } dedup;
+
+    struct {
+        uint32_t max_request_bytes;   /* 8192: request line + headers */
+        uint32_t max_headers;         /* 64 */
+        uint32_t request_timeout_secs;/* 10: whole request must arrive (slowloris) */
+        uint32_t max_frame_bytes;     /* 65536: client WebSocket frame payload */
+        uint32_t max_message_bytes;   /* 262144: reassembled client message */
+    } limits;
+
+    /* where it came from: NULL when built-in defaults only */
+    char *source_path;
+};
+
+/* Error detail for a refused configuration. `message` is one line a person can
+ * act on, e.g. "config.yaml:12: key 'port': value 70000 out of range 1..65535". */
+struct config_error {
+    char message[512];
+};
+
+/* Command-line overrides (flags win over env and file). NULL/0 = not given. */
+struct config_flags {
+    const char *config_path;          /* --config FILE */
+    const char *host;                 /* --host */
+    const char *port;                 /* --port */
+    const char *workers;              /* --workers */
+    const char *log_level;            /* --log-level */
+    const char *ring_size;            /* --ring-size */
+};
+
+/* Fills *cfg with built-in defaults (allocates strings). */
+void config_defaults(struct config *cfg);
+
+/* Loads the effective configuration: defaults, then the file found by the
+ * search order ($CERTSTREAM_CONFIG, ./config.yaml, ./config.yml,
+ * /etc/certstream/config.yaml; flags->config_path wins), then env, then flags.
+ * env is an environ-style NULL-terminated array (pass `environ`).
+ * Returns 0, or -1 with err filled; *cfg is then freed/undefined. */
+int config_load(struct config *cfg, const struct config_flags *flags,
+                char *const *env, struct config_error *err);
+
+/* Prints the effective configuration as YAML (for --check-config). */
+void config_print(const struct config *cfg, void *file /* FILE* */);
+
+void config_free(struct config *cfg);
+
+#endif

@@ -1,0 +1,44 @@
+#!/bin/sh
+# install-deps.sh build|test
+# Installs the Debian 12 packages the build (or the build plus the test suite)
+# needs, only when some are missing, and the npm test clients for `test`.
+# Shared by `make run`, `make check` and CI.
+set -eu
+mode=${1:-build}
+here=$(cd "$(dirname "$0")/.." && pwd)
+
+build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
+ libmbedtls-dev libcjson-dev libcyaml-dev libwebsockets-dev ca-certificates"
+test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
+ curl nodejs npm procps iproute2"
+
+pkgs=$build_pkgs
+[ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"
+
+missing=""
+for p in $pkgs; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing="$missing $p"
+  fi
+done
+# nodejs/npm may come from outside Debian's packages (a preinstalled node):
+# only ask apt for them when no working node/npm is on PATH.
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+  missing=$(echo "$missing" | tr ' ' '\n' | grep -v -x -e nodejs -e npm | tr '\n' ' ')
+fi
+missing=$(echo "$missing" | xargs)
+
+if [ -n "$missing" ]; then
+  echo "install-deps: installing: $missing"
+  SUDO=""
+  [ "$(id -u)" -ne 0 ] && SUDO=sudo
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
+fi
+
+if [ "$mode" = test ] && [ -f "$here/test/clients/package.json" ]; then
+  if [ ! -d "$here/test/clients/node_modules/ws" ] || [ ! -d "$here/test/clients/node_modules/eventsource" ]; then
+    echo "install-deps: npm packages for test clients"
+    (cd "$here/test/clients" && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+fi

@@ -1,0 +1,2 @@
+/* placeholder until implemented */
+typedef int cs_placeholder_placeholder_shm;

@@ -1,0 +1,126 @@
+/* ring.h - the shared-memory broadcast ring: the only channel from ingest to fanout.
+ *
+ * One region, created by the supervisor before fork (memfd) and inherited by
+ * every child. Data area of `size` bytes (power of two) mapped twice back to
+ * back, so a record that wraps is still contiguous in memory and can be handed
+ * to writev() as one iovec.
+ *
+ * Positions are logical byte offsets that only grow (uint64, never wrap in
+ * practice). A record's sequence number IS its position: unique, monotonic, and
+ * a reader checks lapping by comparing the position stamped in the header with
+ * the one it expected. SSE `id:` lines carry this number.
+ *
+ * Producers (ingest processes, the replay source) claim space with an atomic
+ * CAS on the claim position, write, then commit with a release store. Readers
+ * (fanout workers) never write the ring and never block producers. A producer
+ * that dies between claim and commit leaves an uncommitted record; the
+ * supervisor calls ring_repair() after reaping it, which turns that record into
+ * padding so readers move on.
+ *
+ * The layout (header, alignment) is defined here and only here. */
+#ifndef CS_RING_H
+#define CS_RING_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define RING_ALIGN 64u
+#define RING_MAX_PRODUCERS 64
+
+enum ring_format { RING_FULL = 0, RING_LITE = 1, RING_DOMAINS = 2, RING_NFORMATS = 3 };
+
+enum ring_status {
+    RING_OK = 0,       /* a committed record is at the position */
+    RING_EMPTY = 1,    /* nothing committed there yet: wait for a wakeup */
+    RING_LAPPED = 2,   /* the position was overwritten: the reader is too slow */
+    RING_ERROR = -1,
+};
+
+enum ring_kind { RING_KIND_MESSAGE = 1, RING_KIND_PAD = 2 };
+
+struct ring_span { uint32_t off, len; };  /* offset from the record start */
+
+/* Record header. A record is the header followed by its sections, padded to
+ * RING_ALIGN. Sections of a message record, for each format f:
+ *   ws[f]      WebSocket Text frame: frame header + JSON (one contiguous span)
+ *   json[f]    the JSON alone (inside ws[f]); json[f] is followed by "\n\n"
+ *   sse_tail[f] JSON + "\n\n" (starts at json[f].off)
+ *   sse_head   "id: <seq>\ndata: " shared by the three formats
+ * So a WebSocket client sends 1 iovec per record, an SSE client 2. */
+struct ring_record {
+    uint64_t seq;             /* == position; written before commit */
+    uint32_t total_len;       /* bytes from record start to next record, aligned */
+    uint32_t kind;            /* enum ring_kind */
+    uint64_t commit_ns;       /* CLOCK_REALTIME ns just before commit */
+    uint64_t cert_index;      /* the entry's index in its log */
+    uint32_t log_id;          /* index into the per-log state table */
+    uint32_t checksum;        /* FNV-1a of the bytes after the header (tests) */
+    struct ring_span ws[RING_NFORMATS];
+    struct ring_span json[RING_NFORMATS];
+    struct ring_span sse_tail[RING_NFORMATS];
+    struct ring_span sse_head;
+    uint32_t committed;       /* 0 while being written; 1 = committed (release) */
+    uint32_t reserved;
+};
+
+struct ring;                   /* opaque: the mapping in this process */
+
+/* What a producer publishes: three rendered JSON messages. */
+struct ring_message {
+    const char *json[RING_NFORMATS];
+    size_t json_len[RING_NFORMATS];
+    uint64_t cert_index;
+    uint32_t log_id;
+    /* Benchmark mode: if non-NULL, the 16-byte ASCII field at this offset in
+     * every json[f] (a placeholder written by the producer) is overwritten
+     * with the commit time in microseconds, zero-padded, just before commit.
+     * See docs/benchmarks.md. -1 = not used. */
+    long bench_stamp_off[RING_NFORMATS];
+};
+
+/* Supervisor, before fork. size: power of two >= 1 MiB. Returns NULL + errno. */
+struct ring *ring_create(size_t size);
+/* Unmap (each process at exit; the memfd goes with the last one). */
+void ring_destroy(struct ring *r);
+
+size_t ring_size(const struct ring *r);
+/* Position after the last committed-or-claimed record (claim tail). */
+uint64_t ring_tail(const struct ring *r);
+/* Position a new reader starts at: the tail (only new records). */
+uint64_t ring_start_position(const struct ring *r);
+/* Oldest position still guaranteed intact (tail - size + margin), for replay. */
+uint64_t ring_oldest_position(const struct ring *r);
+
+/* Producer: claims, writes frames and SSE framing, commits. producer_id in
+ * [0, RING_MAX_PRODUCERS) identifies the process's claim slot (for repair).
+ * Returns the record's sequence number, or 0 on error (message too large:
+ * larger than size/4). */
+uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_message *m);
+
+/* Reader: the committed record at position pos. */
+enum ring_status ring_peek(const struct ring *r, uint64_t pos, const struct ring_record **rec);
+/* Position of the record after rec. */
+static inline uint64_t ring_next(const struct ring_record *rec) { return rec->seq + rec->total_len; }
+/* Base address of a record's bytes (for spans). */
+static inline const uint8_t *ring_record_bytes(const struct ring_record *rec) { return (const uint8_t *)rec; }
+/* After copying/sending bytes of the records in [pos, end): were any of them
+ * possibly overwritten meanwhile? (validate-after-copy, as Aeron does) */
+bool ring_lapped_since(const struct ring *r, uint64_t pos);
+
+/* Finds a record by sequence number for resume (SSE Last-Event-ID): OK when
+ * seq is a committed, intact record boundary; LAPPED when too old; ERROR when
+ * it is not a record boundary. */
+enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring_record **rec);
+
+/* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
+void ring_repair(struct ring *r, unsigned producer_id);
+
+/* Wakeups: one eventfd per fanout worker, created by the supervisor. */
+int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork */
+/* Producer: signal every waiter (call once per published batch). */
+void ring_notify(struct ring *r);
+int ring_waiter_fd(const struct ring *r, unsigned worker_index);
+
+#endif

@@ -1,0 +1,84 @@
+/* stats.h - shared counters, per-log state and connection accounting.
+ *
+ * One shared region created by the supervisor before fork. Each process owns
+ * one slot of counters and writes only its own slot (relaxed atomics); readers
+ * sum all slots, so any fanout worker can answer /metrics and /health/deep for
+ * the whole server. Gauges (open connections) are counters that a process
+ * increments and decrements in its own slot; a dead process's slot is zeroed
+ * by the supervisor (stats_slot_reset) so its clients stop counting.
+ *
+ * Connection limits: a global atomic total and a table of per-IP counters
+ * (open-addressed by a hash of the address; a collision makes the limit
+ * stricter, never looser), shared by all workers. */
+#ifndef CS_STATS_H
+#define CS_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum stat_id {
+    /* fanout */
+    ST_MSG_SENT_FULL, ST_MSG_SENT_LITE, ST_MSG_SENT_DOMAINS,   /* messages delivered to clients */
+    ST_BYTES_SENT,
+    ST_CONN_WS_FULL, ST_CONN_WS_LITE, ST_CONN_WS_DOMAINS,     /* gauges */
+    ST_CONN_SSE_FULL, ST_CONN_SSE_LITE, ST_CONN_SSE_DOMAINS,  /* gauges */
+    ST_CONN_ACCEPTED, ST_CONN_REJECTED_LIMIT, ST_AUTH_FAILURES,
+    ST_SLOW_DISCONNECTS, ST_HTTP_REQUESTS, ST_HTTP_BAD_REQUESTS,
+    ST_WS_PROTOCOL_ERRORS, ST_IDLE_DISCONNECTS,
+    /* ingest */
+    ST_ENTRIES_PUBLISHED, ST_PARSE_FAILURES, ST_DEDUP_DROPPED,
+    ST_CT_REQUESTS, ST_CT_REQUEST_FAILURES,
+    /* supervisor */
+    ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
+    ST_COUNT
+};
+
+#define STATS_MAX_SLOTS 128
+#define STATS_MAX_LOGS 256
+#define STATS_IP_BUCKETS 65536
+
+enum log_health { LOG_HEALTH_UNKNOWN = 0, LOG_HEALTHY, LOG_DEGRADED, LOG_UNHEALTHY };
+
+/* Per-log state, written by the log's ingest process. */
+struct stats_log {
+    char name[128];
+    char url[256];
+    uint64_t tree_size;          /* last seen STH / checkpoint size */
+    uint64_t next_index;         /* next entry to fetch */
+    uint64_t last_success_ms;    /* wall clock of last good response */
+    uint32_t health;             /* enum log_health */
+    uint32_t consecutive_failures;
+    uint64_t entries;            /* entries published from this log */
+};
+
+struct stats;  /* opaque mapping */
+
+struct stats *stats_create(void);           /* supervisor, before fork */
+void stats_destroy(struct stats *s);
+
+/* Counters: slot = the calling process's slot index. */
+void stats_add(struct stats *s, unsigned slot, enum stat_id id, int64_t delta);
+uint64_t stats_sum(const struct stats *s, enum stat_id id);
+void stats_slot_reset(struct stats *s, unsigned slot);   /* supervisor, after reaping */
+
+/* Per-log table. */
+unsigned stats_log_count(const struct stats *s);
+void stats_set_log_count(struct stats *s, unsigned n);
+struct stats_log *stats_log(struct stats *s, unsigned log_id);
+
+/* Process start times and liveness for /health/deep. */
+void stats_set_started(struct stats *s, uint64_t unix_secs);
+uint64_t stats_started(const struct stats *s);
+void stats_set_workers(struct stats *s, unsigned fanout_workers, unsigned ingest_procs);
+void stats_get_workers(const struct stats *s, unsigned *fanout_workers, unsigned *ingest_procs);
+
+/* Connection limits across workers. A max of 0 means unlimited.
+ * Returns true and counts the connection, or false (caller answers 429). */
+bool stats_conn_acquire(struct stats *s, const struct sockaddr *addr,
+                        uint32_t max_total, uint32_t per_ip);
+void stats_conn_release(struct stats *s, const struct sockaddr *addr);
+uint64_t stats_conn_total(const struct stats *s);
+
+#endif
