@@ -28,6 +28,7 @@
 
 #define RING_ALIGN 64u
 #define RING_MAX_PRODUCERS 64
+#define RING_BENCH_STAMP_LEN 17   /* "0000000000.000000" */
 
 enum ring_format { RING_FULL = 0, RING_LITE = 1, RING_DOMAINS = 2, RING_NFORMATS = 3 };
 
@@ -56,7 +57,7 @@ struct ring_record {
     uint64_t commit_ns;       /* CLOCK_REALTIME ns just before commit */
     uint64_t cert_index;      /* the entry's index in its log */
     uint32_t log_id;          /* index into the per-log state table */
-    uint32_t checksum;        /* FNV-1a of the bytes after the header (tests) */
+    uint32_t checksum;        /* FNV-1a of the bytes after the header (tests); 0 when off */
     struct ring_span ws[RING_NFORMATS];
     struct ring_span json[RING_NFORMATS];
     struct ring_span sse_tail[RING_NFORMATS];
@@ -73,10 +74,11 @@ struct ring_message {
     size_t json_len[RING_NFORMATS];
     uint64_t cert_index;
     uint32_t log_id;
-    /* Benchmark mode: if non-NULL, the 16-byte ASCII field at this offset in
-     * every json[f] (a placeholder written by the producer) is overwritten
-     * with the commit time in microseconds, zero-padded, just before commit.
-     * See docs/benchmarks.md. -1 = not used. */
+    /* Benchmark mode: if >= 0, the RING_BENCH_STAMP_LEN-byte ASCII field at
+     * this offset in json[f] (a placeholder written by the producer) is
+     * overwritten in the ring with the commit time in microseconds as
+     * "%010llu.%06llu" (seconds.micros), just before commit. Ignored when it
+     * does not fit in json[f]. See docs/benchmarks.md. -1 = not used. */
     long bench_stamp_off[RING_NFORMATS];
 };
 
@@ -86,6 +88,10 @@ struct ring *ring_create(size_t size);
 void ring_destroy(struct ring *r);
 
 size_t ring_size(const struct ring *r);
+/* Checksums are on after ring_create. Off, ring_record.checksum is 0 and a
+ * publish of 7 KB of JSON costs ~0.4 us instead of ~8 us (FNV-1a is serial;
+ * test/shm/bench_ring measures it). */
+void ring_set_checksums(struct ring *r, bool on);
 /* Position after the last committed-or-claimed record (claim tail). */
 uint64_t ring_tail(const struct ring *r);
 /* Position a new reader starts at: the tail (only new records). */
@@ -99,7 +105,8 @@ uint64_t ring_oldest_position(const struct ring *r);
  * larger than size/4). */
 uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_message *m);
 
-/* Reader: the committed record at position pos. */
+/* Reader: the committed record at position pos. It may be a RING_KIND_PAD
+ * record (left by ring_repair): send nothing, move on with ring_next(). */
 enum ring_status ring_peek(const struct ring *r, uint64_t pos, const struct ring_record **rec);
 /* Position of the record after rec. */
 static inline uint64_t ring_next(const struct ring_record *rec) { return rec->seq + rec->total_len; }
@@ -111,14 +118,15 @@ bool ring_lapped_since(const struct ring *r, uint64_t pos);
 
 /* Finds a record by sequence number for resume (SSE Last-Event-ID): OK when
  * seq is a committed, intact record boundary; LAPPED when too old; ERROR when
- * it is not a record boundary. */
+ * it is not a record boundary (or not yet claimed); EMPTY when the record
+ * there is claimed but not committed yet. */
 enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring_record **rec);
 
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);
 
 /* Wakeups: one eventfd per fanout worker, created by the supervisor. */
-int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork */
+int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork; 0 or -1 */
 /* Producer: signal every waiter (call once per published batch). */
 void ring_notify(struct ring *r);
 int ring_waiter_fd(const struct ring *r, unsigned worker_index);

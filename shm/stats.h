@@ -7,9 +7,10 @@
  * increments and decrements in its own slot; a dead process's slot is zeroed
  * by the supervisor (stats_slot_reset) so its clients stop counting.
  *
- * Connection limits: a global atomic total and a table of per-IP counters
- * (open-addressed by a hash of the address; a collision makes the limit
- * stricter, never looser), shared by all workers. */
+ * Connection limits: each slot counts its own connections, in total and per
+ * IP bucket (a hash of the address; a collision makes the limit stricter,
+ * never looser); a limit is checked against the sum over all slots, so it
+ * holds across workers and a dead worker's connections go with its slot. */
 #ifndef CS_STATS_H
 #define CS_STATS_H
 
@@ -61,7 +62,10 @@ void stats_destroy(struct stats *s);
 /* Counters: slot = the calling process's slot index. */
 void stats_add(struct stats *s, unsigned slot, enum stat_id id, int64_t delta);
 uint64_t stats_sum(const struct stats *s, enum stat_id id);
-void stats_slot_reset(struct stats *s, unsigned slot);   /* supervisor, after reaping */
+/* Supervisor, after reaping: gauges and connections of the slot drop to zero;
+ * its monotonic counters are kept (folded into a retired row) so sums never
+ * go backwards. */
+void stats_slot_reset(struct stats *s, unsigned slot);
 
 /* Per-log table. */
 unsigned stats_log_count(const struct stats *s);
@@ -75,10 +79,14 @@ void stats_set_workers(struct stats *s, unsigned fanout_workers, unsigned ingest
 void stats_get_workers(const struct stats *s, unsigned *fanout_workers, unsigned *ingest_procs);
 
 /* Connection limits across workers. A max of 0 means unlimited.
- * Returns true and counts the connection, or false (caller answers 429). */
-bool stats_conn_acquire(struct stats *s, const struct sockaddr *addr,
+ * Returns true and counts the connection, or false (caller answers 429).
+ * slot = the calling process's slot: its connections are counted there, so
+ * stats_slot_reset() releases them when the process dies. Release with the
+ * same slot and address. Addresses other than AF_INET/AF_INET6 count only
+ * toward the total. */
+bool stats_conn_acquire(struct stats *s, unsigned slot, const struct sockaddr *addr,
                         uint32_t max_total, uint32_t per_ip);
-void stats_conn_release(struct stats *s, const struct sockaddr *addr);
+void stats_conn_release(struct stats *s, unsigned slot, const struct sockaddr *addr);
 uint64_t stats_conn_total(const struct stats *s);
 
 #endif

@@ -1,0 +1,666 @@
+/* ring.c - the shared-memory broadcast ring (see ring.h for the contract).
+ *
+ * Layout
+ *   One memfd holds a control area (page-rounded, mapped once) followed by the
+ *   data area of `size` bytes. The data area is mapped twice back to back at
+ *   the start of a PROT_NONE reservation of 2*size + RING_GUARD bytes, so:
+ *     - a record that runs past the end of the data area continues into the
+ *       second mapping and is contiguous (one iovec per record);
+ *     - a reader that trusts a torn header (the record was lapped while it was
+ *       being read) can only reach PROT_NONE memory with ptr + span.off +
+ *       span.len (both uint32), so writev() fails with EFAULT instead of
+ *       sending unrelated memory of the process.
+ *   Control area: magic, size, start position, the claim position (own cache
+ *   line), and one claim slot per producer (own cache line each).
+ *   Positions are logical byte offsets that only grow, multiples of RING_ALIGN;
+ *   byte p lives at data[p & (size-1)]. The first position is `size`, so zeroed
+ *   memory never looks like a record (seq 0 never matches) and tail - size
+ *   never underflows. seq == position.
+ *
+ * Record
+ *   struct ring_record (128 bytes) | sse_head "id: <seq>\ndata: " |
+ *   for f in full, lite, domains: WebSocket frame header + JSON + "\n\n" |
+ *   zero padding to RING_ALIGN. `reserved` holds a check word derived from seq
+ *   so that body bytes which happen to equal seq are not taken for a header.
+ *
+ * Commit protocol (producer)
+ *   1. slot := (c | INTENT), len (release), for the position c read from claim.
+ *   2. CAS claim c -> c+len (seq_cst). On failure go to 1 with the new c.
+ *   3. slot := (c | CLAIMED). From here ring_repair knows the range is ours.
+ *   4. header: committed = 0, then seq = c (release) - a reader that sees the
+ *      new seq also sees committed == 0 until step 6, never the stale 1 of
+ *      the previous lap.
+ *   5. sections, padding, benchmark stamp, checksum (FNV-1a of the bytes
+ *      after the header; 0 after ring_set_checksums(r, false): it is most of
+ *      the cost of a publish, ~8 us for 7 KB), commit_ns.
+ *   6. committed = 1 (release): the record is visible.
+ *   7. slot := IDLE.
+ *   Claims are ordered, commits are not: a reader stops at the first record
+ *   that is not committed (RING_EMPTY) and is woken by ring_notify.
+ *
+ * Lap detection (reader)
+ *   A claim of [c, c+len) overwrites the bytes of the previous lap
+ *   [c-size, c+len-size), and the claim position moves BEFORE any of those
+ *   bytes change (release fence after the CAS). So a reader that read bytes at
+ *   positions >= pos and then sees claim <= pos + size (acquire fence before
+ *   the load) read them intact: ring_lapped_since(). ring_peek applies the
+ *   same test after reading the header, and reports RING_LAPPED when
+ *   pos < claim - size. The copy itself (memcpy, writev) races with a lapping
+ *   writer by design; the claim check after it decides whether it counts.
+ *   Fanout must therefore use nothing it read (bytes, header fields, spans)
+ *   before ring_lapped_since() says the record was intact.
+ *
+ * Resume
+ *   ring_oldest_position is tail - size + size/8: a record older than that is
+ *   refused (RING_LAPPED) by ring_find, so a resumed reader is not lapped at
+ *   once. ring_find accepts only a header stamped with exactly seq, committed,
+ *   with the right check word and sane spans, so any aligned number is safe
+ *   to try.
+ *
+ * Wakeups
+ *   The eventfds are kept in the process-local struct ring, not in shared
+ *   memory: an fd number means something only in processes forked after it
+ *   was created, so a producer forked earlier never writes to a stranger fd.
+ *
+ * Repair (supervisor, after reaping producer p)
+ *   slot CLAIMED (c, len): the range is p's. If the header at c is not
+ *     committed, write a committed RING_KIND_PAD record of length len there.
+ *   slot INTENT (c, len): p died around its CAS. If claim < c + len the CAS
+ *     did not happen. Otherwise whoever claimed c still holds c in its slot
+ *     until it commits: if another slot is CLAIMED at c, or the header at c is
+ *     committed, it is not p's; if no other slot names c, it is p's. If another
+ *     slot is INTENT at c, that producer is between its own CAS and step 3;
+ *     wait (bounded) for it to move on.
+ *   A pad is not written when the range is within size/4 of being lapped: a
+ *   newer record may be going there, and readers waiting at c will be lapped.
+ *   ring_publish runs the repair itself if it finds its own slot busy (the
+ *   previous process with that producer_id died unrepaired). */
+#include "shm/ring.h"
+#include "shm/ring_test.h"
+
+#include "common/log.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#define RING_MAGIC 0x31676e6972736373ULL   /* "cssring1" */
+#define RING_MIN_SIZE ((size_t)1 << 20)
+#define RING_MAX_SIZE ((size_t)1 << 40)
+#define RING_GUARD ((size_t)1 << 33)       /* > max(span.off) + max(span.len) */
+#define RING_MAX_WAITERS 1024
+#define RING_HDR ((uint32_t)sizeof(struct ring_record))
+#define RING_SSE_HEAD_MAX 32               /* "id: " + 20 digits + "\ndata: " */
+#define RING_REPAIR_WAIT_MS 1000
+
+enum { SLOT_IDLE = 0, SLOT_INTENT = 1, SLOT_CLAIMED = 2 };
+#define SLOT_STATE_MASK ((uint64_t)RING_ALIGN - 1)
+
+_Static_assert(sizeof(struct ring_record) % RING_ALIGN == 0, "header must keep sections aligned");
+_Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free to work across processes");
+
+struct ring_slot {
+    _Alignas(64) _Atomic uint64_t word;   /* position | SLOT_* */
+    _Atomic uint32_t len;
+};
+
+struct ring_ctl {
+    uint64_t magic;
+    uint64_t size;
+    uint64_t start;
+    _Atomic uint32_t checksums;   /* 1: producers fill ring_record.checksum */
+    _Alignas(64) _Atomic uint64_t claim;
+    _Alignas(64) struct ring_slot slots[RING_MAX_PRODUCERS];
+};
+
+/* Process-local. The waiters live here, not in shared memory: an eventfd
+ * number is only meaningful in processes forked after it was created. */
+struct ring {
+    struct ring_ctl *ctl;
+    size_t ctl_len;
+    uint8_t *data;
+    size_t map_len;
+    size_t size;
+    uint64_t mask;
+    unsigned n_waiters;
+    bool notify_error_logged;
+    int waiters[RING_MAX_WAITERS];
+};
+
+static ring_test_hook_fn *g_test_hook;
+static void *g_test_hook_arg;
+
+void ring_test_set_hook(ring_test_hook_fn *fn, void *arg)
+{
+    g_test_hook = fn;
+    g_test_hook_arg = arg;
+}
+
+uint8_t *ring_test_data(struct ring *r) { return r->data; }
+
+static inline void test_hook(enum ring_test_phase phase, uint64_t pos)
+{
+    if (__builtin_expect(g_test_hook != NULL, 0))
+        g_test_hook(phase, pos, g_test_hook_arg);
+}
+
+static inline uint32_t check_word(uint64_t seq)
+{
+    return (uint32_t)(seq >> 6) ^ (uint32_t)(seq >> 38) ^ 0x5a17c0deu;
+}
+
+static uint32_t fnv1a(const uint8_t *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+static uint64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline struct ring_record *record_at(const struct ring *r, uint64_t pos)
+{
+    return (struct ring_record *)(r->data + (pos & r->mask));
+}
+
+static inline uint64_t load_claim(const struct ring *r)
+{
+    return atomic_load_explicit(&r->ctl->claim, memory_order_acquire);
+}
+
+static inline uint32_t align_up(uint64_t n)
+{
+    return (uint32_t)((n + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1));
+}
+
+struct ring *ring_create(size_t size)
+{
+    struct ring *r = NULL;
+    int fd = -1;
+    long page = sysconf(_SC_PAGESIZE);
+
+    if (size < RING_MIN_SIZE || size > RING_MAX_SIZE || (size & (size - 1)) != 0 ||
+        page <= 0 || size % (size_t)page != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->ctl = MAP_FAILED;
+    r->data = MAP_FAILED;
+    r->size = size;
+    r->mask = size - 1;
+    r->ctl_len = (sizeof(struct ring_ctl) + (size_t)page - 1) & ~((size_t)page - 1);
+    r->map_len = 2 * size + RING_GUARD;
+
+    fd = memfd_create("certstream-ring", MFD_CLOEXEC);
+    if (fd < 0)
+        goto err;
+    if (ftruncate(fd, (off_t)(r->ctl_len + size)) != 0)
+        goto err;
+    r->ctl = mmap(NULL, r->ctl_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (r->ctl == MAP_FAILED)
+        goto err;
+    r->data = mmap(NULL, r->map_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r->data == MAP_FAILED)
+        goto err;
+    for (int half = 0; half < 2; half++) {
+        void *want = r->data + (size_t)half * size;
+        void *got = mmap(want, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, (off_t)r->ctl_len);
+        if (got != want)
+            goto err;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        goto err;
+    }
+    fd = -1;
+
+    r->ctl->magic = RING_MAGIC;
+    r->ctl->size = size;
+    r->ctl->start = size;
+    atomic_store_explicit(&r->ctl->checksums, 1, memory_order_relaxed);
+    atomic_store_explicit(&r->ctl->claim, (uint64_t)size, memory_order_release);
+    return r;
+
+err:;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    if (r->data != MAP_FAILED)
+        munmap(r->data, r->map_len);
+    if (r->ctl != MAP_FAILED)
+        munmap(r->ctl, r->ctl_len);
+    free(r);
+    errno = saved;
+    return NULL;
+}
+
+void ring_destroy(struct ring *r)
+{
+    if (r == NULL)
+        return;
+    if (munmap(r->data, r->map_len) != 0 || munmap(r->ctl, r->ctl_len) != 0)
+        log_warn("ring: munmap: %s", strerror(errno));
+    free(r);
+}
+
+size_t ring_size(const struct ring *r) { return r->size; }
+
+void ring_set_checksums(struct ring *r, bool on)
+{
+    atomic_store_explicit(&r->ctl->checksums, on ? 1u : 0u, memory_order_relaxed);
+}
+
+uint64_t ring_tail(const struct ring *r) { return load_claim(r); }
+
+uint64_t ring_start_position(const struct ring *r) { return load_claim(r); }
+
+/* Records older than this are refused for resume: they are intact now, but a
+ * margin of size/8 keeps a resumed reader from being lapped at once. */
+uint64_t ring_oldest_position(const struct ring *r)
+{
+    uint64_t claim = load_claim(r);
+    uint64_t margin = r->size / 8;
+    uint64_t oldest = claim - r->size + margin;   /* claim >= start == size */
+    return oldest > r->ctl->start ? oldest : r->ctl->start;
+}
+
+bool ring_lapped_since(const struct ring *r, uint64_t pos)
+{
+    /* Orders the caller's earlier reads of ring bytes before the claim load. */
+    atomic_thread_fence(memory_order_acquire);
+    uint64_t claim = atomic_load_explicit(&r->ctl->claim, memory_order_relaxed);
+    return claim > pos && claim - pos > r->size;
+}
+
+/* --- producer --- */
+
+static size_t ws_header_len(size_t n)
+{
+    return n < 126 ? 2 : n <= 0xffff ? 4 : 10;
+}
+
+/* RFC 6455 5.2: FIN + opcode 1 (text), unmasked, minimal length encoding. */
+static size_t ws_header_put(uint8_t *p, size_t n)
+{
+    p[0] = 0x81;
+    if (n < 126) {
+        p[1] = (uint8_t)n;
+        return 2;
+    }
+    if (n <= 0xffff) {
+        p[1] = 126;
+        p[2] = (uint8_t)(n >> 8);
+        p[3] = (uint8_t)n;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++)
+        p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+    return 10;
+}
+
+static size_t sse_head_put(char *dst, uint64_t seq)
+{
+    char digits[24];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + seq % 10);
+        seq /= 10;
+    } while (seq != 0);
+    memcpy(dst, "id: ", 4);
+    for (size_t i = 0; i < n; i++)
+        dst[4 + i] = digits[n - 1 - i];
+    memcpy(dst + 4 + n, "\ndata: ", 7);
+    return 4 + n + 7;
+}
+
+static size_t sse_head_len(uint64_t seq)
+{
+    size_t n = 1;
+    while (seq >= 10) {
+        seq /= 10;
+        n++;
+    }
+    return 4 + n + 7;
+}
+
+/* "%010llu.%06llu" of the commit time in microseconds, without snprintf's NUL. */
+static void bench_stamp(uint8_t *dst, uint64_t now_ns)
+{
+    uint64_t us = now_ns / 1000u;
+    uint64_t secs = us / 1000000u, frac = us % 1000000u;
+    for (int i = 9; i >= 0; i--, secs /= 10)
+        dst[i] = (uint8_t)('0' + secs % 10);
+    dst[10] = '.';
+    for (int i = 16; i >= 11; i--, frac /= 10)
+        dst[i] = (uint8_t)('0' + frac % 10);
+}
+
+/* Bytes of a message record before alignment, without the SSE head. */
+static int message_body_len(const struct ring_message *m, uint64_t *out)
+{
+    uint64_t n = RING_HDR;
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        if (m->json[f] == NULL && m->json_len[f] != 0)
+            return -1;
+        if (m->json_len[f] > UINT32_MAX)
+            return -1;
+        n += ws_header_len(m->json_len[f]) + m->json_len[f] + 2;
+    }
+    *out = n;
+    return 0;
+}
+
+/* Steps 1-3 of the commit protocol: returns the claimed position. */
+static uint64_t claim_space(struct ring *r, struct ring_slot *slot, uint64_t body, uint32_t *len_out)
+{
+    uint64_t c = atomic_load_explicit(&r->ctl->claim, memory_order_relaxed);
+    uint32_t len;
+    for (;;) {
+        len = align_up(body + sse_head_len(c));
+        atomic_store_explicit(&slot->len, len, memory_order_relaxed);
+        atomic_store_explicit(&slot->word, c | SLOT_INTENT, memory_order_release);
+        test_hook(RING_TEST_INTENT, c);
+        if (atomic_compare_exchange_weak_explicit(&r->ctl->claim, &c, c + len,
+                                                  memory_order_seq_cst, memory_order_relaxed))
+            break;
+    }
+    /* The claim is visible before any byte of the previous lap changes. */
+    atomic_thread_fence(memory_order_release);
+    test_hook(RING_TEST_CLAIMED, c);
+    atomic_store_explicit(&slot->word, c | SLOT_CLAIMED, memory_order_release);
+    *len_out = len;
+    return c;
+}
+
+/* Step 4: make the header at pos say "pos, not committed" before the body changes. */
+static void header_open(struct ring_record *h, uint64_t pos)
+{
+    __atomic_store_n(&h->committed, 0, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->seq, pos, __ATOMIC_RELEASE);
+}
+
+static void header_commit(const struct ring *r, struct ring_record *h, uint64_t pos, uint64_t now_ns)
+{
+    const uint8_t *base = (const uint8_t *)h;
+    h->reserved = check_word(pos);
+    h->checksum = atomic_load_explicit(&r->ctl->checksums, memory_order_relaxed)
+                      ? fnv1a(base + RING_HDR, h->total_len - RING_HDR) : 0;
+    h->commit_ns = now_ns;
+    __atomic_store_n(&h->committed, 1, __ATOMIC_RELEASE);
+}
+
+uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_message *m)
+{
+    uint64_t body;
+    uint32_t len;
+
+    if (r == NULL || m == NULL || producer_id >= RING_MAX_PRODUCERS)
+        return 0;
+    if (message_body_len(m, &body) != 0 || align_up(body + RING_SSE_HEAD_MAX) > r->size / 4)
+        return 0;
+    struct ring_slot *slot = &r->ctl->slots[producer_id];
+    if (atomic_load_explicit(&slot->word, memory_order_acquire) != SLOT_IDLE) {
+        log_warn("ring: producer %u: claim slot left busy by a dead process; repairing", producer_id);
+        ring_repair(r, producer_id);
+    }
+
+    uint64_t pos = claim_space(r, slot, body, &len);
+    struct ring_record *h = record_at(r, pos);
+    uint8_t *base = (uint8_t *)h;
+    header_open(h, pos);
+    test_hook(RING_TEST_OPENED, pos);
+
+    h->total_len = len;
+    h->kind = RING_KIND_MESSAGE;
+    h->cert_index = m->cert_index;
+    h->log_id = m->log_id;
+    uint32_t off = RING_HDR;
+    size_t head = sse_head_put((char *)base + off, pos);
+    h->sse_head = (struct ring_span){off, (uint32_t)head};
+    off += (uint32_t)head;
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        uint32_t n = (uint32_t)m->json_len[f];
+        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
+        h->ws[f] = (struct ring_span){off, wh + n};
+        h->json[f] = (struct ring_span){off + wh, n};
+        h->sse_tail[f] = (struct ring_span){off + wh, n + 2};
+        if (n != 0)
+            memcpy(base + off + wh, m->json[f], n);
+        memcpy(base + off + wh + n, "\n\n", 2);
+        off += wh + n + 2;
+    }
+    memset(base + off, 0, len - off);
+    test_hook(RING_TEST_WRITTEN, pos);
+
+    uint64_t now = realtime_ns();
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        long so = m->bench_stamp_off[f];
+        if (so >= 0 && (uint64_t)so + RING_BENCH_STAMP_LEN <= h->json[f].len)
+            bench_stamp(base + h->json[f].off + so, now);
+    }
+    header_commit(r, h, pos, now);
+    atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
+    return pos;
+}
+
+/* --- reader --- */
+
+/* Is the header at pos a sane record that fits before claim? */
+static bool record_sane(const struct ring *r, const struct ring_record *h, uint64_t pos, uint64_t claim)
+{
+    uint32_t len = h->total_len;
+    if (len < RING_HDR || len % RING_ALIGN != 0 || len > r->size / 4 || len > claim - pos)
+        return false;
+    if (h->reserved != check_word(pos))
+        return false;
+    if (h->kind == RING_KIND_PAD)
+        return true;
+    if (h->kind != RING_KIND_MESSAGE)
+        return false;
+    const struct ring_span *spans[] = {&h->ws[0], &h->ws[1], &h->ws[2], &h->json[0], &h->json[1],
+                                       &h->json[2], &h->sse_tail[0], &h->sse_tail[1], &h->sse_tail[2],
+                                       &h->sse_head};
+    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
+        if (spans[i]->off < RING_HDR || (uint64_t)spans[i]->off + spans[i]->len > len)
+            return false;
+    }
+    return true;
+}
+
+/* The committed record at pos, which must be below claim. OK / EMPTY /
+ * LAPPED, or ERROR when a header is stamped with pos but is not sane. */
+static enum ring_status record_get(const struct ring *r, uint64_t pos, uint64_t claim,
+                                   const struct ring_record **rec)
+{
+    const struct ring_record *h = record_at(r, pos);
+    if (__atomic_load_n(&h->seq, __ATOMIC_ACQUIRE) != pos)
+        return ring_lapped_since(r, pos) ? RING_LAPPED : RING_EMPTY;
+    if (__atomic_load_n(&h->committed, __ATOMIC_ACQUIRE) != 1)
+        return ring_lapped_since(r, pos) ? RING_LAPPED : RING_EMPTY;
+    bool sane = record_sane(r, h, pos, claim);
+    if (ring_lapped_since(r, pos))
+        return RING_LAPPED;
+    if (!sane)
+        return RING_ERROR;
+    *rec = h;
+    return RING_OK;
+}
+
+enum ring_status ring_peek(const struct ring *r, uint64_t pos, const struct ring_record **rec)
+{
+    if (pos % RING_ALIGN != 0 || pos < r->ctl->start)
+        return RING_ERROR;
+    uint64_t claim = load_claim(r);
+    if (pos >= claim)
+        return pos == claim ? RING_EMPTY : RING_ERROR;
+    if (claim - pos > r->size)
+        return RING_LAPPED;
+    return record_get(r, pos, claim, rec);
+}
+
+enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring_record **rec)
+{
+    if (seq % RING_ALIGN != 0 || seq < r->ctl->start)
+        return RING_ERROR;
+    uint64_t claim = load_claim(r);
+    if (seq >= claim)
+        return RING_ERROR;
+    if (seq < ring_oldest_position(r))
+        return RING_LAPPED;
+    const struct ring_record *h = record_at(r, seq);
+    if (__atomic_load_n(&h->seq, __ATOMIC_ACQUIRE) != seq)
+        return ring_lapped_since(r, seq) ? RING_LAPPED : RING_ERROR;
+    return record_get(r, seq, claim, rec);
+}
+
+/* --- repair --- */
+
+static void sleep_ms(unsigned ms)
+{
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+static bool header_committed_at(const struct ring *r, uint64_t pos)
+{
+    const struct ring_record *h = record_at(r, pos);
+    return __atomic_load_n(&h->seq, __ATOMIC_ACQUIRE) == pos &&
+           __atomic_load_n(&h->committed, __ATOMIC_ACQUIRE) == 1;
+}
+
+/* Did producer id's INTENT (c, len) become a claim? See the notes at the top. */
+static bool intent_was_claimed(const struct ring *r, unsigned id, uint64_t c, uint32_t len)
+{
+    if (load_claim(r) < c + len)
+        return false;
+    for (unsigned waited = 0; waited <= RING_REPAIR_WAIT_MS; waited++) {
+        bool other_intent = false;
+        for (unsigned q = 0; q < RING_MAX_PRODUCERS; q++) {
+            uint64_t w = atomic_load_explicit(&r->ctl->slots[q].word, memory_order_acquire);
+            if (q == id || (w & ~SLOT_STATE_MASK) != c)
+                continue;
+            if ((w & SLOT_STATE_MASK) == SLOT_CLAIMED)
+                return false;
+            if ((w & SLOT_STATE_MASK) == SLOT_INTENT)
+                other_intent = true;
+        }
+        /* After the slots: an owner clears its slot only after committing. */
+        if (header_committed_at(r, c))
+            return false;
+        if (!other_intent)
+            return true;
+        sleep_ms(1);
+    }
+    /* Two producers stuck around the same CAS: take it as ours if a record
+     * or the claim position starts right where our length ends. */
+    const struct ring_record *next = record_at(r, c + len);
+    bool ours = load_claim(r) == c + len || __atomic_load_n(&next->seq, __ATOMIC_ACQUIRE) == c + len;
+    log_warn("ring: repair of producer %u at %llu is ambiguous; %s", id, (unsigned long long)c,
+             ours ? "padding it" : "leaving it");
+    return ours;
+}
+
+/* Turns the claimed, uncommitted range [c, c+len) into a committed pad. */
+static void pad_claim(struct ring *r, unsigned id, uint64_t c, uint32_t len)
+{
+    if (len < RING_HDR || len % RING_ALIGN != 0 || len > r->size / 4) {
+        log_error("ring: producer %u: claim slot holds a bad length %u; not repaired", id, len);
+        return;
+    }
+    if (header_committed_at(r, c))
+        return;
+    if (load_claim(r) + r->size / 4 > c + r->size) {
+        log_warn("ring: producer %u: claim at %llu is about to be overwritten; not padded", id,
+                 (unsigned long long)c);
+        return;
+    }
+    struct ring_record *h = record_at(r, c);
+    header_open(h, c);
+    h->total_len = len;
+    h->kind = RING_KIND_PAD;
+    h->cert_index = 0;
+    h->log_id = 0;
+    memset(h->ws, 0, sizeof h->ws);
+    memset(h->json, 0, sizeof h->json);
+    memset(h->sse_tail, 0, sizeof h->sse_tail);
+    memset(&h->sse_head, 0, sizeof h->sse_head);
+    header_commit(r, h, c, realtime_ns());
+    log_warn("ring: producer %u died mid-record; padded %u bytes at %llu", id, len, (unsigned long long)c);
+}
+
+void ring_repair(struct ring *r, unsigned producer_id)
+{
+    if (r == NULL || producer_id >= RING_MAX_PRODUCERS)
+        return;
+    struct ring_slot *slot = &r->ctl->slots[producer_id];
+    uint64_t w = atomic_load_explicit(&slot->word, memory_order_acquire);
+    uint32_t len = atomic_load_explicit(&slot->len, memory_order_relaxed);
+    uint64_t c = w & ~SLOT_STATE_MASK;
+    switch (w & SLOT_STATE_MASK) {
+    case SLOT_IDLE:
+        return;
+    case SLOT_INTENT:
+        if (intent_was_claimed(r, producer_id, c, len))
+            pad_claim(r, producer_id, c, len);
+        break;
+    case SLOT_CLAIMED:
+        pad_claim(r, producer_id, c, len);
+        break;
+    default:
+        log_error("ring: producer %u: claim slot in unknown state %llu", producer_id,
+                  (unsigned long long)(w & SLOT_STATE_MASK));
+        break;
+    }
+    atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
+}
+
+/* --- wakeups --- */
+
+int ring_add_waiter(struct ring *r, int eventfd)
+{
+    if (r == NULL || eventfd < 0 || r->n_waiters >= RING_MAX_WAITERS) {
+        errno = EINVAL;
+        return -1;
+    }
+    r->waiters[r->n_waiters++] = eventfd;
+    return 0;
+}
+
+void ring_notify(struct ring *r)
+{
+    const uint64_t one = 1;
+    for (unsigned i = 0; i < r->n_waiters; i++) {
+        ssize_t n = write(r->waiters[i], &one, sizeof one);
+        if (n == (ssize_t)sizeof one || (n < 0 && errno == EAGAIN))
+            continue;
+        if (!r->notify_error_logged) {
+            r->notify_error_logged = true;
+            log_error("ring: wakeup of worker %u failed: %s", i, n < 0 ? strerror(errno) : "short write");
+        }
+    }
+}
+
+int ring_waiter_fd(const struct ring *r, unsigned worker_index)
+{
+    if (r == NULL || worker_index >= r->n_waiters)
+        return -1;
+    return r->waiters[worker_index];
+}
