@@ -15,14 +15,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "common/log.h"
 #include "fanout/fanout.h"
+#include "ingest/ingest.h"
+#include "ingest/loglist.h"
 #include "ingest/replay.h"
+#include "ingest/state.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -30,8 +35,13 @@
 #define SUP_BACKOFF_MIN_MS 100
 #define SUP_BACKOFF_MAX_MS 30000
 #define SUP_STABLE_MS 10000      /* a child that lived this long resets its backoff */
+#define SUP_STATE_SAVE_MS 10000  /* state file period */
+#define SUP_LOGLIST_RETRY_MIN_MS 10000
+#define SUP_LOGLIST_RETRY_MAX_MS 300000
+#define SUP_LOGLIST_REFRESH_MS (6 * 3600 * 1000ull)
+#define SUP_LOGLIST_MAX_BYTES (16u << 20)
 
-enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST };
+enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
 
 struct child {
     enum child_role role;
@@ -43,6 +53,8 @@ struct child {
     uint64_t restart_at_ms;      /* when to start it again (0 = now) */
     uint32_t backoff_ms;
     unsigned restarts;
+    bool active;                 /* false: do not (re)start; slot free once reaped */
+    bool oneshot;                /* the log list fetcher: never restarted */
 };
 
 struct supervisor {
@@ -51,10 +63,23 @@ struct supervisor {
     struct ring *ring;
     struct stats *stats;
     struct child *children;
-    unsigned n_children;
+    unsigned n_children;         /* slots in use (fanout first, then producers) */
+    unsigned cap_children;
     unsigned workers;
+    unsigned max_producers;
     bool stopping;
     sigset_t old_mask;
+
+    /* following CT logs (no --replay) */
+    struct loglist loglist;
+    bool have_loglist;           /* loglist holds a built list (maybe config logs only) */
+    bool list_from_url;          /* ... including the fetched log list */
+    struct state state;
+    int loglist_fd;              /* memfd the fetcher child writes the list into */
+    uint64_t loglist_next_ms;    /* when to fetch (again) */
+    uint32_t loglist_backoff_ms;
+    uint64_t state_saved_ms;
+    uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
 };
 
 static uint64_t mono_ms(void)
@@ -69,8 +94,42 @@ static const char *role_name(enum child_role r)
     switch (r) {
     case ROLE_FANOUT: return "fanout";
     case ROLE_REPLAY: return "replay";
+    case ROLE_LOGLIST: return "loglist";
     default: return "ingest";
     }
+}
+
+/* The log list is fetched in a short-lived child so the supervisor never
+ * blocks on the network: it writes the body into a memfd the supervisor
+ * reads after reaping it (exit 0 = complete). */
+static int fetch_loglist_child(struct supervisor *s)
+{
+    char *json = NULL, err[512];
+    size_t len = 0;
+    if (loglist_fetch(s->cfg, &json, &len, err, sizeof err) != 0) {
+        log_warn("%s", err);
+        return 1;
+    }
+    if (len > SUP_LOGLIST_MAX_BYTES) {
+        log_warn("log list %s: %zu bytes, more than the %u accepted", s->cfg->ct_logs_url, len,
+                 SUP_LOGLIST_MAX_BYTES);
+        free(json);
+        return 1;
+    }
+    size_t off = 0;
+    while (off < len) {
+        ssize_t w = pwrite(s->loglist_fd, json + off, len - off, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            log_warn("log list: writing to the supervisor: %s", strerror(errno));
+            free(json);
+            return 1;
+        }
+        off += (size_t)w;
+    }
+    free(json);
+    return ftruncate(s->loglist_fd, (off_t)len) == 0 ? 0 : 1;
 }
 
 /* In the child: take the role and never return. */
@@ -109,8 +168,19 @@ static void child_main(struct supervisor *s, const struct child *c)
         rc = replay_run(&rp);
         break;
     }
-    case ROLE_INGEST:
-        rc = 1;
+    case ROLE_INGEST: {
+        const struct loglist_group *g = &s->loglist.groups[c->index];
+        struct ingest_params ip = {
+            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
+            .n_logs = g->n_logs,
+        };
+        log_info("following %zu log(s) of group %s", g->n_logs, g->name);
+        rc = ingest_run(&ip) == 0 ? 0 : 1;
+        break;
+    }
+    case ROLE_LOGLIST:
+        rc = fetch_loglist_child(s);
         break;
     }
     _exit(rc);
@@ -143,6 +213,8 @@ static void describe_status(int status, char *buf, size_t len)
         snprintf(buf, len, "status 0x%x", status);
 }
 
+static void loglist_result(struct supervisor *s, bool ok);
+
 /* Reaps every dead child; schedules restarts unless stopping. */
 static void reap(struct supervisor *s)
 {
@@ -160,16 +232,22 @@ static void reap(struct supervisor *s)
         c->pid = 0;
         char why[128];
         describe_status(status, why, sizeof why);
+        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+        if (c->role == ROLE_LOGLIST) {
+            c->active = false;
+            if (!s->stopping)
+                loglist_result(s, clean);
+            continue;
+        }
         /* Its claim in the ring (if a producer died mid-record) must not stall readers,
          * and its connection gauges must stop counting. */
         if (c->role != ROLE_FANOUT)
             ring_repair(s->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
-        if (s->stopping) {
+        if (s->stopping || !c->active) {
             log_info("%s[%u] %s", role_name(c->role), c->index, why);
             continue;
         }
-        bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         uint64_t now = mono_ms();
         if (now - c->started_ms >= SUP_STABLE_MS)
             c->backoff_ms = SUP_BACKOFF_MIN_MS;
@@ -194,38 +272,46 @@ static void start_due(struct supervisor *s)
     uint64_t now = mono_ms();
     for (unsigned i = 0; i < s->n_children; i++) {
         struct child *c = &s->children[i];
-        if (c->pid == 0 && c->restart_at_ms <= now && child_start(s, c) != 0)
+        if (c->active && c->pid == 0 && c->restart_at_ms <= now && child_start(s, c) != 0)
             c->restart_at_ms = now + SUP_BACKOFF_MAX_MS; /* fork failed: try later */
     }
 }
 
-static unsigned running(const struct supervisor *s)
+static unsigned running(const struct supervisor *s, int role /* -1 = any */)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < s->n_children; i++)
-        n += s->children[i].pid != 0;
+        n += s->children[i].pid != 0 && (role < 0 || (int)s->children[i].role == role);
     return n;
 }
 
-static void stop_all(struct supervisor *s)
+/* SIGTERM to every running child of `role` (-1 = all), then wait for them,
+ * SIGKILL after the grace period. */
+static void stop_children(struct supervisor *s, int role)
 {
-    s->stopping = true;
-    for (unsigned i = 0; i < s->n_children; i++)
-        if (s->children[i].pid > 0 && kill(s->children[i].pid, SIGTERM) != 0 && errno != ESRCH)
-            log_warn("kill %ld: %s", (long)s->children[i].pid, strerror(errno));
+    for (unsigned i = 0; i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        if (role >= 0 && (int)c->role != role)
+            continue;
+        c->active = false;
+        if (c->pid > 0 && kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
+            log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
+    }
     uint64_t deadline = mono_ms() + SUP_STOP_GRACE_MS;
     sigset_t chld;
     sigemptyset(&chld);
     sigaddset(&chld, SIGCHLD);
-    while (running(s) > 0) {
+    while (running(s, role) > 0) {
         uint64_t now = mono_ms();
         if (now >= deadline) {
-            for (unsigned i = 0; i < s->n_children; i++)
-                if (s->children[i].pid > 0) {
-                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(s->children[i].role),
-                             s->children[i].index, SUP_STOP_GRACE_MS);
-                    kill(s->children[i].pid, SIGKILL);
+            for (unsigned i = 0; i < s->n_children; i++) {
+                struct child *c = &s->children[i];
+                if (c->pid > 0 && (role < 0 || (int)c->role == role)) {
+                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
+                             SUP_STOP_GRACE_MS);
+                    kill(c->pid, SIGKILL);
                 }
+            }
             deadline = now + 1000;
         }
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 100 * 1000000L};
@@ -235,32 +321,180 @@ static void stop_all(struct supervisor *s)
     }
 }
 
+static void stop_all(struct supervisor *s)
+{
+    s->stopping = true;
+    stop_children(s, -1);
+}
+
 static unsigned cpu_count(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
 }
 
-/* Children: fanout workers in slots 1..W, producers after them. */
+/* A free child slot (reaped and inactive), or a new one. */
+static struct child *child_slot(struct supervisor *s)
+{
+    for (unsigned i = s->workers; i < s->n_children; i++)
+        if (!s->children[i].active && s->children[i].pid == 0)
+            return &s->children[i];
+    if (s->n_children >= s->cap_children)
+        return NULL;
+    return &s->children[s->n_children++];
+}
+
+static int add_producer(struct supervisor *s, enum child_role role, unsigned index)
+{
+    struct child *c = child_slot(s);
+    if (!c || index >= s->max_producers)
+        return -1;
+    *c = (struct child){.role = role, .index = index, .producer_id = index,
+                        .stats_slot = 1 + s->workers + index, .active = true};
+    return 0;
+}
+
+/* Fanout workers take stats slots 1..W; producers the slots after them. */
 static int plan_children(struct supervisor *s)
 {
     s->workers = s->cfg->workers ? s->cfg->workers : cpu_count();
-    unsigned producers = s->opts->replay_file ? 1 : 0;
-    if (1 + s->workers + producers > STATS_MAX_SLOTS) {
-        log_error("workers: %u fanout workers plus %u producers exceed the %d process slots",
-                  s->workers, producers, STATS_MAX_SLOTS - 1);
+    if (1 + s->workers + 1 > STATS_MAX_SLOTS) {
+        log_error("workers: at most %d fanout workers (process slots)", STATS_MAX_SLOTS - 2);
         return -1;
     }
-    s->n_children = s->workers + producers;
-    s->children = calloc(s->n_children, sizeof *s->children);
+    s->max_producers = STATS_MAX_SLOTS - 1 - s->workers;
+    if (s->max_producers > RING_MAX_PRODUCERS)
+        s->max_producers = RING_MAX_PRODUCERS;
+    s->cap_children = s->workers + s->max_producers + 1; /* + the log list fetcher */
+    s->children = calloc(s->cap_children, sizeof *s->children);
     if (!s->children)
         return -1;
     for (unsigned i = 0; i < s->workers; i++)
-        s->children[i] = (struct child){.role = ROLE_FANOUT, .index = i, .stats_slot = 1 + i};
-    for (unsigned j = 0; j < producers; j++)
-        s->children[s->workers + j] = (struct child){
-            .role = ROLE_REPLAY, .index = j, .stats_slot = 1 + s->workers + j, .producer_id = j};
+        s->children[i] = (struct child){.role = ROLE_FANOUT, .index = i, .stats_slot = 1 + i,
+                                         .active = true};
+    s->n_children = s->workers;
+    if (s->opts->replay_file)
+        return add_producer(s, ROLE_REPLAY, 0);
     return 0;
+}
+
+/* ---------------------------------------------------------- following CT logs */
+
+static void save_state(struct supervisor *s)
+{
+    char err[512];
+    if (!s->have_loglist || !s->cfg->ct_log.state_file || !*s->cfg->ct_log.state_file)
+        return;
+    if (state_update(&s->state, s->stats) != 0 ||
+        state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0)
+        log_warn("state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+    s->state_saved_ms = mono_ms();
+}
+
+/* Row shown while the log list cannot be had and no log is configured: the
+ * server follows nothing, and says so as one unhealthy "log" (the list). */
+static void show_loglist_unavailable(struct supervisor *s)
+{
+    stats_set_log_count(s->stats, 1);
+    struct stats_log *l = stats_log(s->stats, 0);
+    memset(l, 0, sizeof *l);
+    snprintf(l->name, sizeof l->name, "CT log list (unavailable)");
+    snprintf(l->url, sizeof l->url, "%s", s->cfg->ct_logs_url);
+    l->health = LOG_UNHEALTHY;
+}
+
+/* Replaces the followed log set: stops the current ingest processes (their
+ * positions are in shared memory), carries positions over through the state,
+ * and forks one ingest process per group of the new list. */
+static void apply_loglist(struct supervisor *s, const char *json, size_t len)
+{
+    struct loglist fresh;
+    char err[512];
+    if (loglist_build(s->cfg, json, len, &fresh, err, sizeof err) != 0) {
+        log_warn("log list: %s", err);
+        if (!s->have_loglist)
+            show_loglist_unavailable(s);
+        return;
+    }
+    if (s->have_loglist) {
+        stop_children(s, ROLE_INGEST);
+        if (state_update(&s->state, s->stats) != 0)
+            log_warn("state: out of memory; positions of the previous list may be lost");
+        loglist_free(&s->loglist);
+    }
+    s->loglist = fresh;
+    s->have_loglist = true;
+    state_apply(&s->state, &s->loglist, s->stats);
+    size_t groups = s->loglist.n_groups;
+    if (groups > s->max_producers) {
+        log_error("%zu ingest groups but only %u producer slots: set ingest.max_processes",
+                  groups, s->max_producers);
+        groups = s->max_producers;
+    }
+    for (unsigned g = 0; g < groups; g++)
+        if (add_producer(s, ROLE_INGEST, g) != 0)
+            log_error("no process slot for ingest group %s", s->loglist.groups[g].name);
+    stats_set_workers(s->stats, s->workers, (unsigned)groups);
+    log_info("following %zu logs in %zu ingest processes%s", s->loglist.n_logs, groups,
+             json ? "" : " (configured logs only: the log list is unavailable)");
+}
+
+static void loglist_result(struct supervisor *s, bool ok)
+{
+    uint64_t now = mono_ms();
+    if (ok) {
+        struct stat st;
+        char *json = NULL;
+        if (fstat(s->loglist_fd, &st) == 0 && st.st_size > 0 && (size_t)st.st_size <= SUP_LOGLIST_MAX_BYTES &&
+            (json = malloc((size_t)st.st_size + 1)) != NULL &&
+            pread(s->loglist_fd, json, (size_t)st.st_size, 0) == st.st_size) {
+            json[st.st_size] = '\0';
+            uint64_t h = 1469598103934665603ull; /* FNV-1a: only to notice a change */
+            for (off_t i = 0; i < st.st_size; i++)
+                h = (h ^ (uint8_t)json[i]) * 1099511628211ull;
+            if (!s->list_from_url || h != s->loglist_hash)
+                apply_loglist(s, json, (size_t)st.st_size);
+            else
+                log_info("log list unchanged");
+            s->loglist_hash = h;
+            s->list_from_url = true;
+            s->loglist_backoff_ms = 0;
+            s->loglist_next_ms = now + SUP_LOGLIST_REFRESH_MS;
+            free(json);
+            return;
+        }
+        free(json);
+        log_warn("log list: could not read what the fetcher wrote");
+    }
+    s->loglist_backoff_ms = s->loglist_backoff_ms ? s->loglist_backoff_ms * 2 : SUP_LOGLIST_RETRY_MIN_MS;
+    if (s->loglist_backoff_ms > SUP_LOGLIST_RETRY_MAX_MS)
+        s->loglist_backoff_ms = SUP_LOGLIST_RETRY_MAX_MS;
+    s->loglist_next_ms = now + s->loglist_backoff_ms;
+    if (!s->have_loglist)
+        apply_loglist(s, NULL, 0); /* the configured logs, if any, go ahead */
+    log_warn("log list unavailable; next attempt in %u s", s->loglist_backoff_ms / 1000);
+}
+
+static void maybe_fetch_loglist(struct supervisor *s)
+{
+    if (s->opts->replay_file || s->stopping || mono_ms() < s->loglist_next_ms)
+        return;
+    for (unsigned i = 0; i < s->n_children; i++)
+        if (s->children[i].role == ROLE_LOGLIST && (s->children[i].active || s->children[i].pid))
+            return;
+    if (ftruncate(s->loglist_fd, 0) != 0) {
+        log_warn("log list memfd: %s", strerror(errno));
+        return;
+    }
+    struct child *c = child_slot(s);
+    if (!c)
+        return;
+    *c = (struct child){.role = ROLE_LOGLIST, .active = true, .oneshot = true};
+    s->loglist_next_ms = UINT64_MAX; /* until the fetcher reports */
+    if (child_start(s, c) != 0) {
+        c->active = false;
+        s->loglist_next_ms = mono_ms() + SUP_LOGLIST_RETRY_MIN_MS;
+    }
 }
 
 static void on_reload(struct supervisor *s)
@@ -282,12 +516,19 @@ static void on_reload(struct supervisor *s)
 
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
-    struct supervisor s = {.cfg = cfg, .opts = opts};
+    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
     int rc = 1;
     char err[512];
 
     if (opts->replay_file && replay_check_file(opts->replay_file, err, sizeof err) < 0) {
         log_error("--replay: %s", err);
+        return 2;
+    }
+    /* A state file that exists but cannot be read is refused: overwriting it
+     * would lose every position (docs/ingest.md). */
+    if (!opts->replay_file && cfg->ct_log.state_file && *cfg->ct_log.state_file &&
+        state_load(cfg->ct_log.state_file, &s.state, err, sizeof err) != 0) {
+        log_error("state file: %s", err);
         return 2;
     }
     /* Signals are handled synchronously in the loop below (sigtimedwait), so
@@ -309,6 +550,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("ring_create(%llu bytes): %s", (unsigned long long)cfg->ring_size, strerror(errno));
         goto out;
     }
+    /* Per-record checksums exist for the ring's own tests; nothing in the
+     * server verifies them, and they are most of the cost of a publish. */
+    ring_set_checksums(s.ring, false);
     s.stats = stats_create();
     if (!s.stats) {
         log_error("stats_create: %s", strerror(errno));
@@ -328,6 +572,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     if (opts->replay_file && replay_register_logs(s.stats, opts->replay_file, err, sizeof err) != 0) {
         log_error("--replay: %s", err);
         goto out;
+    }
+    if (!opts->replay_file) {
+        s.loglist_fd = memfd_create("certstream-loglist", MFD_CLOEXEC);
+        if (s.loglist_fd < 0) {
+            log_error("memfd_create: %s", strerror(errno));
+            goto out;
+        }
     }
     log_info("certstream-server %s: %s:%u, %u fanout workers, ring %llu bytes, %s",
              CERTSTREAM_VERSION, cfg->host, cfg->port, s.workers,
@@ -349,15 +600,24 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         if (sig == SIGHUP)
             on_reload(&s);
         reap(&s);
+        maybe_fetch_loglist(&s);
         start_due(&s);
+        if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
+            save_state(&s);
     }
     stop_all(&s);
+    save_state(&s);
     log_info("stopped");
     rc = 0;
 out:
     if (!s.stopping && s.children)
         stop_all(&s);
     free(s.children);
+    if (s.have_loglist)
+        loglist_free(&s.loglist);
+    state_free(&s.state);
+    if (s.loglist_fd >= 0)
+        close(s.loglist_fd);
     if (s.stats)
         stats_destroy(s.stats);
     if (s.ring)

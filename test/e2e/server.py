@@ -86,10 +86,13 @@ class Server:
             lines.append("ring_size: %d" % ring_size)
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_yaml)
-        self.replay = replay or os.path.join(testdata, "golden", "live_ct.json")
-        self.args = [binary, "--config", self.config, "--replay", self.replay, "--rate", str(rate)]
-        if loop:
-            self.args.append("--loop")
+        self.replay = replay if replay else os.path.join(testdata, "golden", "live_ct.json")
+        if replay is False:  # follow CT logs, as the default run does
+            self.args = [binary, "--config", self.config]
+        else:
+            self.args = [binary, "--config", self.config, "--replay", self.replay, "--rate", str(rate)]
+            if loop:
+                self.args.append("--loop")
         self.env = dict(os.environ)
         self.env.pop("CERTSTREAM_CONFIG", None)
         if env:

@@ -453,6 +453,27 @@ def case_sigterm():
         s.stop()
 
 
+def case_offline_default():
+    """No --replay and no reachable log list (as on a box without network):
+    the server still starts, answers /health, and reports the logs unhealthy."""
+    yaml = "ct_logs_url: http://127.0.0.1:9/all_logs_list.json\n"
+    with server(replay=False, extra_yaml=yaml, env={"CERTSTREAM_CT_LOG_REQUEST_TIMEOUT_SECS": "2"}) as s:
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            st, _, b = s.http("/health/deep")
+            d = json.loads(b)
+            if d["logs_unhealthy"] >= 1:
+                break
+            time.sleep(0.2)
+        assert st == 503 and d["status"] == "unhealthy", (st, d)
+        assert s.http("/health") == (200, s.http("/health")[1], b"OK")
+        c = WSRaw(s.port, "/")
+        assert c.status == 101
+        c.close()
+        assert s.proc.poll() is None, "server exited"
+    assert s.proc.returncode == 0, s.logtext()
+
+
 def case_check_config():
     import tempfile
     d = tempfile.mkdtemp()
