@@ -1,0 +1,91 @@
+/* example_sample.c - the message /example.json serves until the first
+ * certificate arrives: one real entry (google_argon2026h2_000, index 1111014090) in each
+ * format, byte for byte from shared/testdata/golden/live_ct.json. */
+#include "fanout/fanout_internal.h"
+
+const char example_sample_full[] =
+    "{\"message_type\":\"certificate_update\",\"data\":{\"update_type\":\"PrecertLogEntry\",\"leaf"
+    "_cert\":{\"subject\":{\"CN\":\"portal.dragonjar.org\",\"aggregated\":\"/CN=portal.dragonjar.o"
+    "rg\"},\"issuer\":{\"C\":\"US\",\"CN\":\"WR1\",\"O\":\"Google Trust Services\",\"aggregated\":"
+    "\"/C=US/CN=WR1/O=Google Trust Services\"},\"serial_number\":\"B99764012EA87DB00E6A7788EBE7C44"
+    "B\",\"not_before\":1779299292,\"not_after\":1787078880,\"fingerprint\":\"30:AF:23:FE:9B:E0:77"
+    ":2E:FF:5C:05:26:70:0B:79:FF:56:6B:BE:3A\",\"sha1\":\"30:AF:23:FE:9B:E0:77:2E:FF:5C:05:26:70:0"
+    "B:79:FF:56:6B:BE:3A\",\"sha256\":\"DE:72:2A:58:26:7A:42:3C:AA:DF:F9:CB:59:A8:50:8B:C9:CC:61:6"
+    "D:12:C0:A2:FF:93:27:B1:15:1B:5E:C3:86\",\"signature_algorithm\":\"sha256, rsa\",\"is_ca\":fal"
+    "se,\"all_domains\":[\"portal.dragonjar.org\"],\"as_der\":\"MIIEQTCCAymgAwIBAgIRALmXZAEuqH2wDm"
+    "p3iOvnxEswDQYJKoZIhvcNAQELBQAwOzELMAkGA1UEBhMCVVMxHjAcBgNVBAoTFUdvb2dsZSBUcnVzdCBTZXJ2aWNlczE"
+    "MMAoGA1UEAxMDV1IxMB4XDTI2MDUyMDE3NDgxMloXDTI2MDgxODE4NDgwMFowHzEdMBsGA1UEAxMUcG9ydGFsLmRyYWdv"
+    "bmphci5vcmcwggEiMA0GCSqGSIb3DQEBAQUAA4IBDwAwggEKAoIBAQC9QTv6lREMhe9P/V+wzlPTA7yJbjY51lTJItHOY"
+    "vpAbBYJxM9Ajc/hE9F1Q4yeFTHkp4C0A72We8HYKjk/zTP4GSzTb7i5lnCzpidCOVK5p0gWFsOToa39XvoK00LUEqbYP5"
+    "7KVlpPiR7gDNIsTYV8hrNHmdGHVXe/YbSFF6aLVE0NDx3a0DrjXUYfWMWt+1EYUpddW+zZLpt6qWeCNyzlafs2ce24P63"
+    "CYYihQ718fzLeckw7m/WUpLHk/8SO3spaE4d3NqxfW+vOqAMGHawmXbhJOpzexkpiddMn7MrPB+SVsY3lKBDmDccsFeNF"
+    "ZSbpWWPPLV3gm8RTfqtIPj7FAgMBAAGjggFaMIIBVjAOBgNVHQ8BAf8EBAMCBaAwEwYDVR0lBAwwCgYIKwYBBQUHAwEwD"
+    "AYDVR0TAQH/BAIwADAdBgNVHQ4EFgQUUbccASOnkumuN+d4q6v4AR5fxPEwHwYDVR0jBBgwFoAUZmlJ1N4qnJEDz4kOJL"
+    "gOMANuiC4wXgYIKwYBBQUHAQEEUjBQMCcGCCsGAQUFBzABhhtodHRwOi8vby5wa2kuZ29vZy9zL3dyMS91WmMwJQYIKwY"
+    "BBQUHMAKGGWh0dHA6Ly9pLnBraS5nb29nL3dyMS5jcnQwHwYDVR0RBBgwFoIUcG9ydGFsLmRyYWdvbmphci5vcmcwEwYD"
+    "VR0gBAwwCjAIBgZngQwBAgEwNgYDVR0fBC8wLTAroCmgJ4YlaHR0cDovL2MucGtpLmdvb2cvd3IxLzY0Y2dycXBkUVhFL"
+    "mNybDATBgorBgEEAdZ5AgQDAQH/BAIFADANBgkqhkiG9w0BAQsFAAOCAQEAmM2Jy3Kfkl8fb2VstIFxLObXbNX5MWvLYH"
+    "53iNzNAYz4M+nHcJuPXmeYBER6IvIOs0csgpDauwDbBo7353dcg9VMQfXpdcSLw0qCutvtiwtE6GSde9dBZht8nNxlSmc"
+    "gu59/3X3Y61IlXuaQiFgREObwHddumeSpI35PAcAn/vpcJfJtVnj6PVJC4of7NGVqz1rtHfaKd4DxtZqg45y0aH4FYvC+"
+    "1PjVYjxEPaaFDg7TgD/Xjr/aqQKgeSIiJ5scm9qzPdWJBZTR9vU7Ny55Rx8P1L04FbVgeRa/Zx+FCaTRN+GKc2nPA4DHC"
+    "VpjE90rvayYbJZC9GDgoAXgXJaVOQ==\",\"extensions\":{\"authorityInfoAccess\":\"URI:http://o.pki."
+    "goog/s/wr1/uZc, URI:http://i.pki.goog/wr1.crt\",\"authorityKeyIdentifier\":\"keyid:66:69:49:d"
+    "4:de:2a:9c:91:03:cf:89:0e:24:b8:0e:30:03:6e:88:2e\",\"basicConstraints\":\"CA:FALSE\",\"certi"
+    "ficatePolicies\":\"Policy: 2.23.140.1.2.1\\n\",\"extendedKeyUsage\":\"serverAuth\",\"keyUsage"
+    "\":\"Digital Signature, Key Encipherment\",\"subjectAltName\":\"DNS:portal.dragonjar.org\",\""
+    "subjectKeyIdentifier\":\"keyid:51:b7:1c:01:23:a7:92:e9:ae:37:e7:78:ab:ab:f8:01:1e:5f:c4:f1\","
+    "\"ctlPoisonByte\":true}},\"chain\":[{\"subject\":{\"C\":\"US\",\"CN\":\"WR1\",\"O\":\"Google "
+    "Trust Services\",\"aggregated\":\"/C=US/CN=WR1/O=Google Trust Services\"},\"issuer\":{\"C\":"
+    "\"US\",\"CN\":\"GTS Root R1\",\"O\":\"Google Trust Services LLC\",\"aggregated\":\"/C=US/CN=G"
+    "TS Root R1/O=Google Trust Services LLC\"},\"serial_number\":\"7FD9E2C2D2048A0474B627A26D0868A"
+    "7\",\"not_before\":1702458000,\"not_after\":1866290400,\"fingerprint\":\"41:F0:91:69:2F:3B:70"
+    ":80:3B:D1:FD:77:E9:29:63:D1:13:71:8C:D2\",\"sha1\":\"41:F0:91:69:2F:3B:70:80:3B:D1:FD:77:E9:2"
+    "9:63:D1:13:71:8C:D2\",\"sha256\":\"B1:0B:6F:00:E6:09:50:9E:87:00:F6:D3:46:87:A2:BF:CE:38:EA:0"
+    "5:A8:FD:F1:CD:C4:0C:3A:2A:0D:0D:0E:45\",\"signature_algorithm\":\"sha256, rsa\",\"is_ca\":tru"
+    "e,\"extensions\":{\"authorityInfoAccess\":\"URI:http://i.pki.goog/r1.crt\",\"authorityKeyIden"
+    "tifier\":\"keyid:e4:af:2b:26:71:1a:2b:48:27:85:2f:52:66:2c:ef:f0:89:13:71:3e\",\"basicConstra"
+    "ints\":\"CA:TRUE\",\"certificatePolicies\":\"Policy: 2.23.140.1.2.1\\n\",\"extendedKeyUsage\""
+    ":\"serverAuth, clientAuth\",\"keyUsage\":\"Digital Signature, Certificate Signing, CRL Signin"
+    "g\",\"subjectKeyIdentifier\":\"keyid:66:69:49:d4:de:2a:9c:91:03:cf:89:0e:24:b8:0e:30:03:6e:88"
+    ":2e\"}},{\"subject\":{\"C\":\"US\",\"CN\":\"GTS Root R1\",\"O\":\"Google Trust Services LLC\""
+    ",\"aggregated\":\"/C=US/CN=GTS Root R1/O=Google Trust Services LLC\"},\"issuer\":{\"C\":\"US"
+    "\",\"CN\":\"GTS Root R1\",\"O\":\"Google Trust Services LLC\",\"aggregated\":\"/C=US/CN=GTS R"
+    "oot R1/O=Google Trust Services LLC\"},\"serial_number\":\"0203E5936F31B01349886BA217\",\"not_"
+    "before\":1466553600,\"not_after\":2097705600,\"fingerprint\":\"E5:8C:1C:C4:91:3B:38:63:4B:E9:"
+    "10:6E:E3:AD:8E:6B:9D:D9:81:4A\",\"sha1\":\"E5:8C:1C:C4:91:3B:38:63:4B:E9:10:6E:E3:AD:8E:6B:9D"
+    ":D9:81:4A\",\"sha256\":\"D9:47:43:2A:BD:E7:B7:FA:90:FC:2E:6B:59:10:1B:12:80:E0:E1:C7:E4:E4:0F"
+    ":A3:C6:88:7F:FF:57:A7:F4:CF\",\"signature_algorithm\":\"sha384, rsa\",\"is_ca\":true,\"extens"
+    "ions\":{\"basicConstraints\":\"CA:TRUE\",\"keyUsage\":\"Digital Signature, Certificate Signin"
+    "g, CRL Signing\",\"subjectKeyIdentifier\":\"keyid:e4:af:2b:26:71:1a:2b:48:27:85:2f:52:66:2c:e"
+    "f:f0:89:13:71:3e\"}}],\"cert_index\":1111014090,\"cert_link\":\"https://ct.googleapis.com/log"
+    "s/us1/argon2026h2/ct/v1/get-entries?start=1111014090&end=1111014090\",\"seen\":1700000000.0,"
+    "\"submission_timestamp\":1779302893.443,\"source\":{\"name\":\"Google 'Argon2026h2'\",\"url\""
+    ":\"https://ct.googleapis.com/logs/us1/argon2026h2/\"}}}";
+
+const char example_sample_lite[] =
+    "{\"message_type\":\"certificate_update\",\"data\":{\"update_type\":\"PrecertLogEntry\",\"leaf"
+    "_cert\":{\"subject\":{\"CN\":\"portal.dragonjar.org\",\"aggregated\":\"/CN=portal.dragonjar.o"
+    "rg\"},\"issuer\":{\"C\":\"US\",\"CN\":\"WR1\",\"O\":\"Google Trust Services\",\"aggregated\":"
+    "\"/C=US/CN=WR1/O=Google Trust Services\"},\"serial_number\":\"B99764012EA87DB00E6A7788EBE7C44"
+    "B\",\"not_before\":1779299292,\"not_after\":1787078880,\"fingerprint\":\"30:AF:23:FE:9B:E0:77"
+    ":2E:FF:5C:05:26:70:0B:79:FF:56:6B:BE:3A\",\"sha1\":\"30:AF:23:FE:9B:E0:77:2E:FF:5C:05:26:70:0"
+    "B:79:FF:56:6B:BE:3A\",\"sha256\":\"DE:72:2A:58:26:7A:42:3C:AA:DF:F9:CB:59:A8:50:8B:C9:CC:61:6"
+    "D:12:C0:A2:FF:93:27:B1:15:1B:5E:C3:86\",\"signature_algorithm\":\"sha256, rsa\",\"is_ca\":fal"
+    "se,\"all_domains\":[\"portal.dragonjar.org\"],\"extensions\":{\"authorityInfoAccess\":\"URI:h"
+    "ttp://o.pki.goog/s/wr1/uZc, URI:http://i.pki.goog/wr1.crt\",\"authorityKeyIdentifier\":\"keyi"
+    "d:66:69:49:d4:de:2a:9c:91:03:cf:89:0e:24:b8:0e:30:03:6e:88:2e\",\"basicConstraints\":\"CA:FAL"
+    "SE\",\"certificatePolicies\":\"Policy: 2.23.140.1.2.1\\n\",\"extendedKeyUsage\":\"serverAuth"
+    "\",\"keyUsage\":\"Digital Signature, Key Encipherment\",\"subjectAltName\":\"DNS:portal.drago"
+    "njar.org\",\"subjectKeyIdentifier\":\"keyid:51:b7:1c:01:23:a7:92:e9:ae:37:e7:78:ab:ab:f8:01:1"
+    "e:5f:c4:f1\",\"ctlPoisonByte\":true}},\"cert_index\":1111014090,\"cert_link\":\"https://ct.go"
+    "ogleapis.com/logs/us1/argon2026h2/ct/v1/get-entries?start=1111014090&end=1111014090\",\"seen"
+    "\":1700000000.0,\"submission_timestamp\":1779302893.443,\"source\":{\"name\":\"Google 'Argon2"
+    "026h2'\",\"url\":\"https://ct.googleapis.com/logs/us1/argon2026h2/\"}}}";
+
+const char example_sample_domains[] =
+    "{\"message_type\":\"dns_entries\",\"data\":[\"portal.dragonjar.org\"]}";
+
+const size_t example_sample_len[RING_NFORMATS] = {
+    sizeof example_sample_full - 1, sizeof example_sample_lite - 1,
+    sizeof example_sample_domains - 1,
+};

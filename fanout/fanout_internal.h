@@ -1,0 +1,166 @@
+/* fanout_internal.h - what the files of fanout/ share: the worker and
+ * connection structures, and the functions that build HTTP answers.
+ * Not an interface for anything outside fanout/. */
+#ifndef CS_FANOUT_INTERNAL_H
+#define CS_FANOUT_INTERNAL_H
+
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "conf/config.h"
+#include "fanout/fanout.h"
+#include "fanout/http_parser.h"
+#include "fanout/ws_frame.h"
+#include "shm/ring.h"
+#include "shm/stats.h"
+
+#ifndef IOV_MAX
+#define IOV_MAX 1024   /* Linux's UIO_MAXIOV */
+#endif
+
+/* A growable byte buffer for one-shot responses (metrics, JSON). */
+struct sbuf {
+    char *p;
+    size_t len, cap;
+    bool oom;
+};
+void sb_add(struct sbuf *b, const void *data, size_t len);
+void sb_str(struct sbuf *b, const char *s);
+void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sb_json_string(struct sbuf *b, const char *s, size_t maxlen);  /* quoted, escaped */
+
+enum conn_state {
+    CS_REQUEST = 0,   /* reading the request head */
+    CS_RESPONSE,      /* writing a one-shot response, then closing */
+    CS_WS,            /* streaming WebSocket */
+    CS_SSE,           /* streaming SSE */
+    CS_CLOSING,       /* final bytes queued (close frame, end of SSE): no more records */
+    CS_LINGER,        /* write side shut; draining input until EOF or timeout */
+};
+
+enum conn_proto { PROTO_NONE = 0, PROTO_WS = 1, PROTO_SSE = 2 };
+
+/* conn flags */
+#define CF_WRITE_ARMED  0x01  /* wev is pending */
+#define CF_BLOCKED      0x02  /* the last write did not take everything: the client may be slow */
+#define CF_LIMIT_HELD   0x04  /* stats_conn_acquire succeeded: release at close */
+#define CF_GAUGED       0x08  /* counted in a connection gauge */
+#define CF_LISTED       0x10  /* in a streaming list */
+#define CF_CLOSE_AFTER  0x20  /* linger-close once everything queued is written */
+#define CF_KEEPALIVE    0x40  /* the current request allows a persistent connection */
+#define CF_REUSED       0x80  /* waiting for a further request on a kept-alive connection */
+
+/* Control bytes queued per client: the 101 or SSE response head, then
+ * Pong/Ping/Close/heartbeat frames. Small and fixed, never grown. The last
+ * WS_CLOSE_RESERVE bytes are kept free so a Close frame always fits. */
+#define CONN_CTL_CAP 384
+#define WS_CLOSE_RESERVE (2 + WS_MAX_CONTROL)
+
+struct worker;
+
+struct conn {
+    struct conn *next, *prev;          /* streaming list of its protocol and format */
+    struct conn *all_next, *all_prev;  /* every connection of the worker */
+    struct worker *w;
+    int fd;
+    uint8_t state, proto, fmt, flags;
+    uint32_t rec_off;                  /* bytes of the record at cursor already sent */
+    uint64_t cursor;                   /* ring position of the next record to send */
+    uint32_t last_send;                /* monotonic seconds: SSE heartbeat */
+    uint16_t ctl_len, ctl_off;
+    struct event rev, wev;
+    /* request phase only (NULL afterwards) */
+    char *rbuf;
+    uint32_t rlen;
+    uint64_t deadline_ms;
+    /* one-shot response */
+    char *out;
+    size_t out_len, out_off;
+    union {
+        struct sockaddr sa;
+        struct sockaddr_in in;
+        struct sockaddr_in6 in6;
+    } peer;
+    struct ws_reader rd;               /* WebSocket only */
+    uint8_t ctl[CONN_CTL_CAP];
+};
+
+/* what a flush sends of one record */
+struct flush_rec {
+    uint64_t pos, next;
+    uint32_t len;
+};
+
+struct worker {
+    const struct config *cfg;
+    struct ring *ring;
+    struct stats *stats;
+    unsigned index, slot;
+    struct event_base *base;
+    int listen_fd;
+    struct event *listen_ev, *wake_ev, *hb_ev, *ping_ev, *tick_ev, *sig_term, *sig_int, *stop_ev,
+        *accept_retry_ev;
+    int wake_fd;
+    bool stopping;
+    const struct timeval *idle_tv;     /* common timeout for WebSocket idleness */
+
+    struct conn *streams[3][RING_NFORMATS];   /* [proto][format] */
+    struct conn *all;
+    unsigned nconns;
+
+    /* The worker's own walk of the ring: head is the position after the last
+     * committed record seen; recent[] the positions of the last message
+     * records (for lag in records, /latest.json, /example.json, resume). */
+    uint64_t head;
+    uint64_t *recent;
+    uint64_t recent_count;             /* message records seen in total */
+    uint32_t recent_cap;               /* power of two */
+    uint64_t last_seq;                 /* seq of the newest record seen, 0 if none */
+
+    uint64_t pend_msgs[RING_NFORMATS], pend_bytes;  /* published to stats per round */
+
+    /* During a pump, the record walk of the previous client is reused by
+     * the next one at the same cursor in the same list (the common case: all
+     * caught-up clients share a cursor), so the ring is walked once per
+     * wakeup and format, not once per client. */
+    bool memo_on, memo_valid, memo_more;
+    uint8_t memo_proto, memo_fmt;
+    int memo_niov, memo_nrec;
+    size_t memo_total;
+    uint64_t memo_from, memo_end;
+    struct iovec memo_iov[IOV_MAX];
+    struct flush_rec memo_recs[IOV_MAX];
+
+    /* scratch, one at a time (the worker is single-threaded) */
+    struct iovec iov[IOV_MAX];
+    struct flush_rec recs[IOV_MAX];
+    struct http_request req;
+};
+
+/* endpoints (http_routes.c) */
+void route_health_deep(struct worker *w, struct sbuf *b, int *status);
+void route_metrics(struct worker *w, struct sbuf *b);
+/* the newest message of format f, copied and checked against lapping;
+ * falls back to the built-in sample */
+void route_example(struct worker *w, enum ring_format f, struct sbuf *b);
+void route_latest(struct worker *w, struct sbuf *b);
+
+/* fanout.c */
+void worker_scan(struct worker *w);
+/* moves this worker's pending message/byte counts into the shared stats */
+void worker_publish_counters(struct worker *w);
+/* positions of message records, newest first: recent_at(w, 0) is the newest */
+bool worker_recent_at(const struct worker *w, uint64_t back, uint64_t *pos);
+
+/* example_sample.c */
+extern const char example_sample_full[], example_sample_lite[], example_sample_domains[];
+extern const size_t example_sample_len[RING_NFORMATS];
+
+#endif
