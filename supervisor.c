@@ -28,6 +28,7 @@
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
 #include "ingest/state.h"
+#include "shm/dedup.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -62,6 +63,7 @@ struct supervisor {
     const struct supervisor_opts *opts;
     struct ring *ring;
     struct stats *stats;
+    struct dedup *dedup;         /* shared by the ingest processes; NULL with --replay */
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
     unsigned cap_children;
@@ -173,7 +175,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         struct ingest_params ip = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
-            .n_logs = g->n_logs,
+            .n_logs = g->n_logs, .dedup = s->dedup,
         };
         log_info("following %zu log(s) of group %s", g->n_logs, g->name);
         rc = ingest_run(&ip) == 0 ? 0 : 1;
@@ -574,6 +576,12 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     if (!opts->replay_file) {
+        /* A certificate logged to several logs is sent once (ARCHITECTURE.md). */
+        s.dedup = dedup_create(cfg->dedup.capacity, cfg->dedup.ttl_secs);
+        if (!s.dedup) {
+            log_error("dedup table (%u entries): %s", cfg->dedup.capacity, strerror(errno));
+            goto out;
+        }
         s.loglist_fd = memfd_create("certstream-loglist", MFD_CLOEXEC);
         if (s.loglist_fd < 0) {
             log_error("memfd_create: %s", strerror(errno));
@@ -618,6 +626,8 @@ out:
     state_free(&s.state);
     if (s.loglist_fd >= 0)
         close(s.loglist_fd);
+    if (s.dedup)
+        dedup_destroy(s.dedup);
     if (s.stats)
         stats_destroy(s.stats);
     if (s.ring)

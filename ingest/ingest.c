@@ -1,0 +1,1032 @@
+/* ingest.c - the ingest process: a libevent loop driving libcurl's
+ * multi-socket API, one state machine per CT log (RFC 6962 or static-ct-api),
+ * publishing rendered entries into the ring. See ingest.h and docs/ingest.md.
+ *
+ * Shape of the code:
+ *   curl glue      sock_cb / timer_cb / check_done: the standard
+ *                  multi-socket-on-libevent wiring.
+ *   operators      every request goes through its operator's queue, which
+ *                  spaces requests by operator_rate_limit_ms and pauses for
+ *                  a 429's Retry-After.
+ *   logs           pump() is the whole state machine of one log: called after
+ *                  every completion and on the log's timer, it decides what to
+ *                  request next and applies finished work in index order. */
+#include "ingest/ingest.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <mbedtls/sha256.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ingest/ctapi.h"
+#include "ingest/ctentry.h"
+#include "ingest/pipeline.h"
+
+#define MAX_WINDOWS 32
+#define MAX_BODY (64u << 20)         /* a get-entries answer of 1000 entries is ~5 MB */
+#define ISSUER_CACHE_MAX 4096
+#define TILE_WIDTH 256u
+
+enum req_kind { REQ_STH, REQ_ENTRIES, REQ_CHECKPOINT, REQ_TILE, REQ_ISSUER };
+enum req_state { RS_IDLE, RS_QUEUED, RS_INFLIGHT, RS_DONE };
+
+struct ingest;
+struct ilog;
+struct op;
+
+/* One HTTP request slot. Slots are fixed per log (STH/checkpoint, each
+ * window, the tile, the issuer) and keep their easy handle and body buffer
+ * for the life of the process. */
+struct req {
+    struct ilog *log;
+    enum req_kind kind;
+    enum req_state state;
+    CURL *easy;
+    char url[1024];
+    char *body;
+    size_t len, cap;
+    bool too_big;
+    CURLcode cc;
+    long status;
+    long retry_after_s;               /* -1 = none */
+    char errbuf[CURL_ERROR_SIZE];
+    struct req *qnext;                /* operator queue */
+};
+
+struct window {                       /* get-entries [start, end], inclusive */
+    uint64_t start, end;
+    struct req r;
+};
+
+struct op {
+    char *name;
+    uint64_t next_ms;                 /* earliest time for the next request */
+    struct req *qhead, *qtail;
+    struct event *timer;
+    struct ingest *in;
+};
+
+struct ilog {
+    struct ingest *in;
+    const struct loglist_log *cfg;
+    struct op *op;
+    struct stats_log *sl;
+    const char *base;                 /* where requests go (fetch_url or url) */
+    bool have_pos, have_size;
+    uint64_t tree_size;               /* latest STH / checkpoint size */
+    uint64_t next_index;              /* next entry to publish */
+    uint64_t fetch_next;              /* RFC 6962: next index not yet requested */
+    uint64_t next_poll_ms;
+    uint64_t retry_at_ms;             /* backoff: no request before this */
+    uint32_t failures;                /* consecutive */
+    struct event *timer;
+    struct req head;                  /* get-sth / checkpoint */
+    /* RFC 6962 windows, a FIFO in index order */
+    struct window win[MAX_WINDOWS];
+    unsigned win_head, n_win;
+    /* static-ct-api */
+    struct req tile;
+    uint64_t tile_n;                  /* index of the tile in tile.body */
+    unsigned tile_width;              /* entries wanted from it */
+    bool tile_ready;                  /* body holds the tile, issuers pending */
+    bool tile_full_fallback;          /* partial 404: full tile asked instead */
+    unsigned tile_attempts;
+    char tile_path[96];
+    struct req issuer;
+    uint8_t issuer_fp[32];
+    unsigned issuer_attempts;
+};
+
+struct issuer {
+    uint8_t fp[32];
+    uint8_t *der;                     /* NULL: the log could not serve it */
+    size_t len;
+};
+
+struct ingest {
+    const struct ingest_params *p;
+    const struct config *cfg;
+    struct event_base *base;
+    CURLM *multi;
+    struct event *curl_timer;
+    struct event *sig_term, *sig_int;
+    struct ilog *logs;
+    size_t n_logs;
+    struct op *ops;
+    size_t n_ops;
+    struct issuer *issuers;
+    size_t n_issuers;
+    struct pipeline *pipe;
+    unsigned windows;                 /* fetch_concurrency, 1..MAX_WINDOWS */
+    unsigned batch;
+    unsigned published_since_notify;
+    unsigned rng;
+};
+
+static void pump(struct ilog *l);
+
+/* ---- time ---- */
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void timer_at(struct event *ev, uint64_t at_ms)
+{
+    uint64_t now = now_ms(), d = at_ms > now ? at_ms - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(d / 1000), .tv_usec = (suseconds_t)(d % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* ---- shared per-log row (read by fanout for /health/deep) ---- */
+
+static void sl_store(uint64_t *field, uint64_t v) { __atomic_store_n(field, v, __ATOMIC_RELAXED); }
+static void sl_store32(uint32_t *field, uint32_t v) { __atomic_store_n(field, v, __ATOMIC_RELAXED); }
+
+static void count(struct ingest *in, enum stat_id id, int64_t d)
+{
+    stats_add(in->p->stats, in->p->stats_slot, id, d);
+}
+
+/* Health from the failure streak: healthy after a success, degraded while
+ * retrying, unhealthy after retry_max_attempts failures in a row (or when a
+ * log was never reached and is failing). */
+static void set_health(struct ilog *l)
+{
+    uint32_t max = l->in->cfg->ct_log.retry_max_attempts ? l->in->cfg->ct_log.retry_max_attempts : 3;
+    uint32_t h;
+    if (l->failures == 0) h = LOG_HEALTHY;
+    else if (l->failures >= max) h = LOG_UNHEALTHY;
+    else h = LOG_DEGRADED;
+    if (h == LOG_UNHEALTHY && l->sl->health != LOG_UNHEALTHY)
+        log_warn("%s: unhealthy after %u failed requests", l->cfg->name, l->failures);
+    sl_store32(&l->sl->health, h);
+    sl_store32(&l->sl->consecutive_failures, l->failures);
+}
+
+static void on_success(struct ilog *l)
+{
+    if (l->failures >= 3) log_info("%s: reachable again", l->cfg->name);
+    l->failures = 0;
+    l->retry_at_ms = 0;
+    sl_store(&l->sl->last_success_ms, wall_ms());
+    set_health(l);
+}
+
+/* Exponential backoff with +-12% jitter; a Retry-After (seconds) wins when
+ * longer and also pauses every log of the operator. */
+static void on_failure(struct ilog *l, struct req *r, const char *what)
+{
+    const struct config *cfg = l->in->cfg;
+    uint64_t lo = cfg->ct_log.retry_initial_delay_ms ? cfg->ct_log.retry_initial_delay_ms : 1000;
+    uint64_t hi = cfg->ct_log.retry_max_delay_ms ? cfg->ct_log.retry_max_delay_ms : 60000;
+    uint64_t d = lo;
+    if (hi < lo) hi = lo;
+    l->failures++;
+    for (uint32_t i = 1; i < l->failures && d < hi; i++) d *= 2;
+    if (d > hi) d = hi;
+    l->in->rng = l->in->rng * 1103515245u + 12345u;
+    d = d - d / 8 + (uint64_t)((l->in->rng >> 8) % (d / 4 + 1));
+    if (r && r->retry_after_s > 0) {
+        uint64_t ra = (uint64_t)(r->retry_after_s > 3600 ? 3600 : r->retry_after_s) * 1000u;
+        if (ra > d) d = ra;
+        if (l->op->next_ms < now_ms() + ra) l->op->next_ms = now_ms() + ra;
+    }
+    l->retry_at_ms = now_ms() + d;
+    count(l->in, ST_CT_REQUEST_FAILURES, 1);
+    if (l->failures <= 3 || l->failures % 20 == 0)
+        log_warn("%s: %s failed (%s); retry %u in %llu ms", l->cfg->name,
+                 r ? r->url : "request", what, l->failures, (unsigned long long)d);
+    set_health(l);
+}
+
+/* ---- curl glue ---- */
+
+static size_t body_write(char *data, size_t sz, size_t nm, void *ud)
+{
+    struct req *r = ud;
+    size_t n = sz * nm;
+    if (r->len + n + 1 > MAX_BODY) {
+        r->too_big = true;
+        return 0;
+    }
+    if (r->len + n + 1 > r->cap) {
+        size_t cap = r->cap ? r->cap : 65536;
+        while (cap < r->len + n + 1) cap *= 2;
+        char *nb = realloc(r->body, cap);
+        if (!nb) return 0;
+        r->body = nb;
+        r->cap = cap;
+    }
+    memcpy(r->body + r->len, data, n);
+    r->len += n;
+    r->body[r->len] = '\0';
+    return n;
+}
+
+static int req_init(struct ingest *in, struct ilog *l, struct req *r, enum req_kind kind)
+{
+    memset(r, 0, sizeof *r);
+    r->log = l;
+    r->kind = kind;
+    r->easy = curl_easy_init();
+    if (!r->easy) return -1;
+    CURL *e = r->easy;
+    long t = in->cfg->ct_log.request_timeout_secs ? (long)in->cfg->ct_log.request_timeout_secs : 30;
+    curl_easy_setopt(e, CURLOPT_PRIVATE, r);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, body_write);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TIMEOUT, t);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT, t < 10 ? t : 10L);
+    curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");       /* tiles may come gzip'd */
+    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_USERAGENT, "certstream-server/" CERTSTREAM_VERSION);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    return 0;
+}
+
+static void req_cleanup(struct ingest *in, struct req *r)
+{
+    if (r->easy) {
+        if (r->state == RS_INFLIGHT) curl_multi_remove_handle(in->multi, r->easy);
+        curl_easy_cleanup(r->easy);
+    }
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+static void op_kick(struct op *op);
+
+static void op_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    op_kick(arg);
+}
+
+/* Starts queued requests while the operator's pacing allows. */
+static void op_kick(struct op *op)
+{
+    struct ingest *in = op->in;
+    uint64_t gap = in->cfg->ct_log.operator_rate_limit_ms;
+    while (op->qhead) {
+        uint64_t now = now_ms();
+        if (now < op->next_ms) {
+            timer_at(op->timer, op->next_ms);
+            return;
+        }
+        struct req *r = op->qhead;
+        op->qhead = r->qnext;
+        if (!op->qhead) op->qtail = NULL;
+        r->qnext = NULL;
+        r->len = 0;
+        r->too_big = false;
+        r->status = 0;
+        r->retry_after_s = -1;
+        r->errbuf[0] = '\0';
+        curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+        CURLMcode mc = curl_multi_add_handle(in->multi, r->easy);
+        if (mc != CURLM_OK) {
+            log_warn("%s: cannot start request: %s", r->log->cfg->name, curl_multi_strerror(mc));
+            r->state = RS_DONE;
+            r->cc = CURLE_FAILED_INIT;
+            continue;   /* reported as a failure by the next pump */
+        }
+        r->state = RS_INFLIGHT;
+        count(in, ST_CT_REQUESTS, 1);
+        op->next_ms = now + gap;
+    }
+}
+
+static void submit(struct ilog *l, struct req *r)
+{
+    struct op *op = l->op;
+    r->state = RS_QUEUED;
+    r->qnext = NULL;
+    if (op->qtail) op->qtail->qnext = r;
+    else op->qhead = r;
+    op->qtail = r;
+    op_kick(op);
+}
+
+static void check_done(struct ingest *in)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(in->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        struct req *r = NULL;
+        CURL *e = m->easy_handle;
+        CURLcode cc = m->data.result;
+        curl_easy_getinfo(e, CURLINFO_PRIVATE, (char **)&r);
+        curl_multi_remove_handle(in->multi, e);
+        if (!r) continue;
+        r->cc = cc;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
+        curl_off_t ra = -1;
+        if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+            r->retry_after_s = (long)ra;
+        r->state = RS_DONE;
+        pump(r->log);
+    }
+}
+
+static void curl_event_cb(evutil_socket_t fd, short what, void *arg)
+{
+    struct ingest *in = arg;
+    int running = 0;
+    int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    curl_multi_socket_action(in->multi, fd, flags, &running);
+    check_done(in);
+}
+
+static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct ingest *in = arg;
+    int running = 0;
+    curl_multi_socket_action(in->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    check_done(in);
+}
+
+static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
+{
+    (void)e;
+    struct ingest *in = userp;
+    struct event *ev = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (ev) event_free(ev);
+        curl_multi_assign(in->multi, s, NULL);
+        return 0;
+    }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) | ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (ev) {
+        event_del(ev);
+        event_assign(ev, in->base, s, kind, curl_event_cb, in);
+    } else {
+        ev = event_new(in->base, s, kind, curl_event_cb, in);
+        if (!ev) return -1;
+        curl_multi_assign(in->multi, s, ev);
+    }
+    return event_add(ev, NULL);
+}
+
+static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    (void)multi;
+    struct ingest *in = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(in->curl_timer);
+        return 0;
+    }
+    struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+    return evtimer_add(in->curl_timer, &tv);
+}
+
+/* 0 when the request got a 200; else fills err with why not. */
+static int req_failed(const struct req *r, char *err, size_t errlen)
+{
+    if (r->cc != CURLE_OK) {
+        snprintf(err, errlen, "%s", r->too_big ? "answer too large" : r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+        return -1;
+    }
+    if (r->status != 200) {
+        snprintf(err, errlen, "HTTP %ld", r->status);
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- publishing ---- */
+
+static double seen_now(struct ingest *in)
+{
+    if (in->p->pin_seen > 0) return in->p->pin_seen;
+    return (double)wall_ms() / 1000.0;
+}
+
+static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index)
+{
+    struct ingest *in = l->in;
+    struct ring_message m;
+    if (in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u)) {
+        count(in, ST_DEDUP_DROPPED, 1);
+        return;
+    }
+    memset(&m, 0, sizeof m);
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        m.json[f] = o->json[f];
+        m.json_len[f] = o->len[f];
+        m.bench_stamp_off[f] = -1;
+    }
+    m.cert_index = index;
+    m.log_id = l->cfg->log_id;
+    if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
+        log_warn("%s: entry %llu not published (message larger than the ring allows)",
+                 l->cfg->name, (unsigned long long)index);
+        count(in, ST_PARSE_FAILURES, 1);
+        return;
+    }
+    count(in, ST_ENTRIES_PUBLISHED, 1);
+    __atomic_add_fetch(&l->sl->entries, 1, __ATOMIC_RELAXED);
+    in->published_since_notify++;
+}
+
+static void notify(struct ingest *in)
+{
+    if (in->published_since_notify) {
+        ring_notify(in->p->ring);
+        in->published_since_notify = 0;
+    }
+}
+
+static void render_rfc6962(struct ilog *l, const struct ctapi_entry *e, uint64_t index)
+{
+    struct ingest *in = l->in;
+    char err[256] = "";
+    if (e->bad) {
+        snprintf(err, sizeof err, "bad base64 or missing field");
+    } else {
+        struct pipeline_out o;
+        if (pipeline_render_rfc6962(in->pipe, e->leaf_input, e->leaf_len, e->extra_data, e->extra_len,
+                                    index, l->cfg->name, l->cfg->url, seen_now(in), &o, err, sizeof err) == 0) {
+            publish(l, &o, index);
+            return;
+        }
+    }
+    count(in, ST_PARSE_FAILURES, 1);
+    log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
+}
+
+/* ---- RFC 6962 ---- */
+
+static struct window *win_at(struct ilog *l, unsigned k)
+{
+    return &l->win[(l->win_head + k) % l->in->windows];
+}
+
+static void win_send(struct ilog *l, struct window *w)
+{
+    snprintf(w->r.url, sizeof w->r.url, "%sct/v1/get-entries?start=%llu&end=%llu", l->base,
+             (unsigned long long)w->start, (unsigned long long)w->end);
+    submit(l, &w->r);
+}
+
+static void set_position(struct ilog *l, uint64_t next)
+{
+    l->next_index = next;
+    sl_store(&l->sl->next_index, next);
+}
+
+static void got_size(struct ilog *l, uint64_t size)
+{
+    if (!l->have_size || size > l->tree_size) {
+        l->tree_size = size;
+        sl_store(&l->sl->tree_size, size);
+    }
+    l->have_size = true;
+    if (!l->have_pos) {
+        uint64_t ov = l->in->cfg->ct_log.start_overlap;
+        set_position(l, size > ov ? size - ov : 0);
+        l->fetch_next = l->next_index;
+        l->have_pos = true;
+        log_info("%s: starting at index %llu (tree size %llu)", l->cfg->name,
+                 (unsigned long long)l->next_index, (unsigned long long)size);
+    }
+}
+
+static void sth_done(struct ilog *l)
+{
+    struct req *r = &l->head;
+    char err[256];
+    struct ctapi_sth sth;
+    r->state = RS_IDLE;
+    if (req_failed(r, err, sizeof err)) {
+        on_failure(l, r, err);
+        return;
+    }
+    if (ctapi_sth_parse(r->body ? r->body : "", r->len, &sth, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    /* Verify what would move us forward (a repeated head was checked before). */
+    if (l->cfg->key && (!l->have_size || sth.tree_size > l->tree_size) &&
+        ctapi_verify_tree_head(l->cfg->key, l->cfg->key_len, sth.timestamp, sth.tree_size, sth.root_hash,
+                               sth.signature, sth.signature_len, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    on_success(l);
+    got_size(l, sth.tree_size);
+}
+
+/* Applies finished windows at the head of the FIFO, in index order. */
+static void apply_windows(struct ilog *l)
+{
+    while (l->n_win > 0) {
+        struct window *w = win_at(l, 0);
+        struct req *r = &w->r;
+        char err[256];
+        struct ctapi_entries es;
+        if (r->state != RS_DONE) return;
+        r->state = RS_IDLE;
+        if (req_failed(r, err, sizeof err)) {
+            on_failure(l, r, err);
+            return;   /* resent by pump once the backoff is over */
+        }
+        uint64_t want = w->end - w->start + 1;
+        if (ctapi_entries_parse(r->body ? r->body : "", r->len, (size_t)want, &es, err, sizeof err) != 0) {
+            on_failure(l, r, err);
+            return;
+        }
+        if (es.n == 0) {
+            ctapi_entries_free(&es);
+            on_failure(l, r, "no entries in the answer");
+            return;
+        }
+        size_t got = es.n;
+        on_success(l);
+        for (size_t i = 0; i < got; i++) render_rfc6962(l, &es.v[i], w->start + i);
+        set_position(l, w->start + got);
+        ctapi_entries_free(&es);
+        notify(l->in);
+        if (got < want) {                 /* short answer: ask for the rest */
+            w->start += got;
+            continue;                     /* stays at the head, resent by pump */
+        }
+        l->win_head = (l->win_head + 1) % l->in->windows;
+        l->n_win--;
+    }
+}
+
+static void pump_rfc6962(struct ilog *l, uint64_t now)
+{
+    struct ingest *in = l->in;
+    if (l->head.state == RS_DONE) sth_done(l);
+    apply_windows(l);
+    if (now < l->retry_at_ms) return;
+    if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
+        snprintf(l->head.url, sizeof l->head.url, "%sct/v1/get-sth", l->base);
+        l->next_poll_ms = now + in->cfg->ct_log.poll_interval_ms;
+        submit(l, &l->head);
+    }
+    if (!l->have_pos) return;
+    /* Resend windows that failed or came back short. */
+    for (unsigned k = 0; k < l->n_win; k++) {
+        struct window *w = win_at(l, k);
+        if (w->r.state == RS_IDLE) win_send(l, w);
+    }
+    while (l->n_win < in->windows && l->fetch_next < l->tree_size) {
+        struct window *w = win_at(l, l->n_win);
+        uint64_t end = l->fetch_next + in->batch - 1;
+        if (end > l->tree_size - 1) end = l->tree_size - 1;
+        w->start = l->fetch_next;
+        w->end = end;
+        l->fetch_next = end + 1;
+        l->n_win++;
+        win_send(l, w);
+    }
+}
+
+/* ---- static-ct-api ---- */
+
+static struct issuer *issuer_find(struct ingest *in, const uint8_t *fp)
+{
+    for (size_t i = 0; i < in->n_issuers; i++)
+        if (memcmp(in->issuers[i].fp, fp, 32) == 0) return &in->issuers[i];
+    return NULL;
+}
+
+/* Issuers are few (a handful per log) and immutable: a flat array searched
+ * linearly is enough. Past ISSUER_CACHE_MAX it starts over. */
+static int issuer_add(struct ingest *in, const uint8_t *fp, const char *der, size_t len)
+{
+    if (in->n_issuers == ISSUER_CACHE_MAX) {
+        for (size_t i = 0; i < in->n_issuers; i++) free(in->issuers[i].der);
+        in->n_issuers = 0;
+    }
+    if (!in->issuers) {
+        in->issuers = calloc(ISSUER_CACHE_MAX, sizeof *in->issuers);
+        if (!in->issuers) return -1;
+    }
+    struct issuer *is = &in->issuers[in->n_issuers];
+    is->der = NULL;
+    if (der) {
+        is->der = malloc(len ? len : 1);
+        if (!is->der) return -1;
+        memcpy(is->der, der, len);
+    }
+    memcpy(is->fp, fp, 32);
+    is->len = len;
+    in->n_issuers++;
+    return 0;
+}
+
+/* The pipeline's view of the issuer cache. */
+static int issuer_lookup(void *ctx, const uint8_t fingerprint[32], const uint8_t **der, size_t *len)
+{
+    struct issuer *is = issuer_find(ctx, fingerprint);
+    if (!is || !is->der) return -1;
+    *der = is->der;
+    *len = is->len;
+    return 0;
+}
+
+static void checkpoint_done(struct ilog *l)
+{
+    struct req *r = &l->head;
+    char err[256];
+    struct ctapi_checkpoint cp;
+    r->state = RS_IDLE;
+    if (req_failed(r, err, sizeof err)) {
+        on_failure(l, r, err);
+        return;
+    }
+    if (ctapi_checkpoint_parse(r->body ? r->body : "", r->len, &cp, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    if (l->cfg->origin && strcmp(l->cfg->origin, cp.origin) != 0) {
+        snprintf(err, sizeof err, "checkpoint origin '%.100s', expected '%.100s'", cp.origin, l->cfg->origin);
+        on_failure(l, r, err);
+        return;
+    }
+    if (l->cfg->key && (!l->have_size || cp.tree_size > l->tree_size) &&
+        ctapi_checkpoint_verify(r->body, r->len, &cp, l->cfg->key, l->cfg->key_len, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    on_success(l);
+    got_size(l, cp.tree_size);
+}
+
+/* Renders the entries [next_index, tile end) of the tile in l->tile. Every
+ * issuer they name is in the cache (tile_need_issuer said so). */
+static void tile_render(struct ilog *l, const size_t *off, const size_t *len, unsigned n_decoded)
+{
+    struct ingest *in = l->in;
+    uint64_t first = l->tile_n * TILE_WIDTH;
+    char link[1400];
+    snprintf(link, sizeof link, "%s%s", l->cfg->url, l->tile_path);
+    for (uint64_t i = l->next_index - first; i < l->tile_width; i++) {
+        uint64_t index = first + i;
+        char err[256] = "";
+        if (i >= n_decoded) {
+            snprintf(err, sizeof err, "undecodable tile data");
+        } else {
+            struct pipeline_out o;
+            const uint8_t *p = (const uint8_t *)l->tile.body + off[i];
+            if (pipeline_render_tile_entry(in->pipe, p, len[i], index, l->cfg->name, l->cfg->url, link,
+                                           seen_now(in), &o, err, sizeof err) == 0) {
+                publish(l, &o, index);
+                continue;
+            }
+        }
+        count(in, ST_PARSE_FAILURES, 1);
+        log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
+    }
+    set_position(l, first + l->tile_width);
+    notify(in);
+}
+
+/* Splits the tile into entries; returns how many decoded (stops at the first
+ * malformed one) and fills off/len. */
+static unsigned tile_split(struct ilog *l, size_t *off, size_t *len)
+{
+    const uint8_t *p = (const uint8_t *)l->tile.body;
+    size_t pos = 0, n = l->tile.len;
+    unsigned k = 0;
+    while (k < l->tile_width && pos < n) {
+        struct ct_entry e;
+        size_t used = 0;
+        char err[128];
+        if (ct_decode_tile_entry(p + pos, n - pos, &used, &e, err, sizeof err) != 0 || used == 0) break;
+        off[k] = pos;
+        len[k] = used;
+        pos += used;
+        k++;
+    }
+    return k;
+}
+
+/* The first chain fingerprint of the wanted entries that is not cached. */
+static const uint8_t *tile_need_issuer(struct ilog *l, const size_t *off, const size_t *len, unsigned n)
+{
+    uint64_t first = l->tile_n * TILE_WIDTH;
+    for (uint64_t i = l->next_index - first; i < n; i++) {
+        struct ct_entry e;
+        size_t used = 0;
+        char err[128];
+        if (ct_decode_tile_entry((const uint8_t *)l->tile.body + off[i], len[i], &used, &e, err, sizeof err) != 0)
+            continue;
+        for (size_t c = 0; c < e.nfingerprints; c++)
+            if (!issuer_find(l->in, e.fingerprints + 32 * c)) return e.fingerprints + 32 * c;
+    }
+    return NULL;
+}
+
+static void tile_request(struct ilog *l)
+{
+    uint64_t n = l->next_index / TILE_WIDTH;
+    uint64_t end = (n + 1) * TILE_WIDTH;
+    unsigned width = end <= l->tree_size ? TILE_WIDTH : (unsigned)(l->tree_size - n * TILE_WIDTH);
+    if (n != l->tile_n || width != l->tile_width) {
+        l->tile_attempts = 0;
+        l->tile_full_fallback = false;
+    }
+    l->tile_n = n;
+    l->tile_width = width;
+    ct_data_tile_path(l->tile_path, sizeof l->tile_path, n,
+                      l->tile_full_fallback ? TILE_WIDTH : (width == TILE_WIDTH ? 0 : width));
+    snprintf(l->tile.url, sizeof l->tile.url, "%s%s", l->base, l->tile_path);
+    submit(l, &l->tile);
+}
+
+static void tile_done(struct ilog *l)
+{
+    struct req *r = &l->tile;
+    char err[256];
+    r->state = RS_IDLE;
+    if (r->cc == CURLE_OK && r->status == 404 && l->tile_width < TILE_WIDTH && !l->tile_full_fallback) {
+        /* Logs may delete a partial tile once the full one exists. */
+        l->tile_full_fallback = true;
+        return;
+    }
+    if (req_failed(r, err, sizeof err)) {
+        l->tile_full_fallback = false;
+        on_failure(l, r, err);
+        return;
+    }
+    on_success(l);
+    l->tile_ready = true;
+}
+
+static void issuer_done(struct ilog *l)
+{
+    struct req *r = &l->issuer;
+    uint8_t h[32];
+    char err[256];
+    r->state = RS_IDLE;
+    if (req_failed(r, err, sizeof err) == 0) {
+        mbedtls_sha256_ret((const unsigned char *)(r->body ? r->body : ""), r->len, h, 0);
+        if (memcmp(h, l->issuer_fp, 32) != 0) snprintf(err, sizeof err, "issuer certificate does not match its fingerprint");
+        else err[0] = '\0';
+    }
+    if (err[0]) {
+        /* An issuer the log cannot serve must not stall the log: after
+         * retry_max_attempts it is remembered as missing and the entries are
+         * rendered without it (their chain lacks that element). */
+        uint32_t max = l->in->cfg->ct_log.retry_max_attempts ? l->in->cfg->ct_log.retry_max_attempts : 3;
+        on_failure(l, r, err);
+        if (++l->issuer_attempts >= max) {
+            log_warn("%s: issuer %s unavailable; its entries go out without it", l->cfg->name, r->url);
+            l->issuer_attempts = 0;
+            if (issuer_add(l->in, l->issuer_fp, NULL, 0) != 0) log_error("%s: out of memory", l->cfg->name);
+        }
+        return;
+    }
+    l->issuer_attempts = 0;
+    on_success(l);
+    if (issuer_add(l->in, l->issuer_fp, r->body, r->len) != 0) log_error("%s: out of memory caching an issuer", l->cfg->name);
+}
+
+/* With a tile in hand: fetch missing issuers one by one, then render. A tile
+ * that does not decode is refetched; after retry_max_attempts the entries
+ * that cannot be located are counted as parse failures and skipped, so a
+ * broken tile never stalls the log. */
+static void tile_process(struct ilog *l)
+{
+    static size_t off[TILE_WIDTH], len[TILE_WIDTH];
+    unsigned n = tile_split(l, off, len);
+    uint32_t max = l->in->cfg->ct_log.retry_max_attempts ? l->in->cfg->ct_log.retry_max_attempts : 3;
+    if (n < l->tile_width && ++l->tile_attempts < max) {
+        l->tile_ready = false;
+        on_failure(l, &l->tile, "truncated or malformed data tile");
+        return;
+    }
+    const uint8_t *fp = tile_need_issuer(l, off, len, n);
+    if (fp) {
+        if (l->issuer.state != RS_IDLE) return;
+        char hex[65];
+        ctapi_hex32(fp, hex);
+        memcpy(l->issuer_fp, fp, 32);
+        snprintf(l->issuer.url, sizeof l->issuer.url, "%sissuer/%s", l->base, hex);
+        submit(l, &l->issuer);
+        return;
+    }
+    tile_render(l, off, len, n);
+    l->tile_ready = false;
+    l->tile_attempts = 0;
+    l->tile_full_fallback = false;
+}
+
+static void pump_tiled(struct ilog *l, uint64_t now)
+{
+    struct ingest *in = l->in;
+    if (l->head.state == RS_DONE) checkpoint_done(l);
+    if (l->tile.state == RS_DONE) tile_done(l);
+    if (l->issuer.state == RS_DONE) issuer_done(l);
+    if (now < l->retry_at_ms) return;
+    if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
+        snprintf(l->head.url, sizeof l->head.url, "%scheckpoint", l->base);
+        l->next_poll_ms = now + in->cfg->ct_log.poll_interval_ms;
+        submit(l, &l->head);
+    }
+    if (l->tile_ready) {
+        tile_process(l);
+        if (l->tile_ready || now_ms() < l->retry_at_ms) return;
+    }
+    if (!l->have_pos || l->tile.state != RS_IDLE || l->next_index >= l->tree_size) return;
+    tile_request(l);
+}
+
+/* ---- the per-log driver ---- */
+
+static void log_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pump(arg);
+}
+
+static void pump(struct ilog *l)
+{
+    uint64_t now = now_ms();
+    if (l->cfg->kind == LOGLIST_TILED) pump_tiled(l, now);
+    else pump_rfc6962(l, now);
+    /* Wake for the next poll, or when the backoff ends. */
+    uint64_t poll = l->in->cfg->ct_log.poll_interval_ms > 10 ? l->in->cfg->ct_log.poll_interval_ms : 10;
+    uint64_t at = l->next_poll_ms;
+    if (l->retry_at_ms > now) at = l->retry_at_ms;   /* nothing is sent before */
+    /* A request still in flight past its poll time: its completion pumps. */
+    if (at <= now) at = now + poll;
+    timer_at(l->timer, at);
+}
+
+/* ---- setup ---- */
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct ingest *in = arg;
+    log_info("signal %d: stopping", (int)sig);
+    event_base_loopbreak(in->base);
+}
+
+static struct op *op_get(struct ingest *in, const char *name)
+{
+    for (size_t i = 0; i < in->n_ops; i++)
+        if (strcmp(in->ops[i].name, name) == 0) return &in->ops[i];
+    struct op *op = &in->ops[in->n_ops];
+    op->name = strdup(name);
+    op->in = in;
+    op->timer = evtimer_new(in->base, op_timer_cb, op);
+    if (!op->name || !op->timer) return NULL;
+    in->n_ops++;
+    return op;
+}
+
+static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log *cfg)
+{
+    l->in = in;
+    l->cfg = cfg;
+    l->base = cfg->fetch_url ? cfg->fetch_url : cfg->url;
+    l->sl = stats_log(in->p->stats, cfg->log_id);
+    if (!l->sl) {
+        log_error("%s: log_id %u has no row in the per-log table", cfg->name, cfg->log_id);
+        return -1;
+    }
+    l->op = op_get(in, cfg->operator_name ? cfg->operator_name : cfg->url);
+    l->timer = evtimer_new(in->base, log_timer_cb, l);
+    if (!l->op || !l->timer) return -1;
+    if (req_init(in, l, &l->head, cfg->kind == LOGLIST_TILED ? REQ_CHECKPOINT : REQ_STH) != 0) return -1;
+    if (cfg->kind == LOGLIST_TILED) {
+        if (req_init(in, l, &l->tile, REQ_TILE) != 0 || req_init(in, l, &l->issuer, REQ_ISSUER) != 0) return -1;
+    } else {
+        for (unsigned k = 0; k < in->windows; k++)
+            if (req_init(in, l, &l->win[k].r, REQ_ENTRIES) != 0) return -1;
+    }
+    /* Resume from the shared row (seeded from the state file, or left by an
+     * earlier run of this group). */
+    uint64_t next = l->sl->next_index, size = l->sl->tree_size;
+    if (next != 0 || size != 0) {
+        uint64_t ov = in->cfg->ct_log.start_overlap;
+        l->have_pos = true;
+        set_position(l, next > ov ? next - ov : 0);
+        l->fetch_next = l->next_index;
+        l->tree_size = size;
+        log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);
+    }
+    return 0;
+}
+
+static void ingest_free(struct ingest *in)
+{
+    for (size_t i = 0; i < in->n_logs; i++) {
+        struct ilog *l = &in->logs[i];
+        req_cleanup(in, &l->head);
+        req_cleanup(in, &l->tile);
+        req_cleanup(in, &l->issuer);
+        for (unsigned k = 0; k < MAX_WINDOWS; k++) req_cleanup(in, &l->win[k].r);
+        if (l->timer) event_free(l->timer);
+    }
+    for (size_t i = 0; i < in->n_ops; i++) {
+        free(in->ops[i].name);
+        if (in->ops[i].timer) event_free(in->ops[i].timer);
+    }
+    for (size_t i = 0; i < in->n_issuers; i++) free(in->issuers[i].der);
+    free(in->issuers);
+    free(in->logs);
+    free(in->ops);
+    if (in->multi) curl_multi_cleanup(in->multi);
+    if (in->curl_timer) event_free(in->curl_timer);
+    if (in->sig_term) event_free(in->sig_term);
+    if (in->sig_int) event_free(in->sig_int);
+    if (in->base) event_base_free(in->base);
+    if (in->pipe) pipeline_free(in->pipe);
+}
+
+int ingest_run(const struct ingest_params *p)
+{
+    struct ingest in;
+    struct event_config *ec = NULL;
+    int rc = -1;
+
+    memset(&in, 0, sizeof in);
+    in.p = p;
+    in.cfg = p->cfg;
+    in.rng = (unsigned)getpid() * 2654435761u;
+    in.windows = p->cfg->ct_log.fetch_concurrency;
+    if (in.windows < 1) in.windows = 1;
+    if (in.windows > MAX_WINDOWS) in.windows = MAX_WINDOWS;
+    in.batch = p->cfg->ct_log.batch_size ? p->cfg->ct_log.batch_size : 256;
+
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+        log_error("curl_global_init failed");
+        return -1;
+    }
+    ec = event_config_new();
+    if (!ec || event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER) != 0) goto err;
+    in.base = event_base_new_with_config(ec);
+    event_config_free(ec);
+    ec = NULL;
+    if (!in.base) goto err;
+    in.pipe = pipeline_new();
+    if (!in.pipe) goto err;
+    pipeline_set_issuer_lookup(in.pipe, issuer_lookup, &in);
+    in.multi = curl_multi_init();
+    in.curl_timer = evtimer_new(in.base, curl_timer_cb, &in);
+    in.sig_term = evsignal_new(in.base, SIGTERM, on_signal, &in);
+    in.sig_int = evsignal_new(in.base, SIGINT, on_signal, &in);
+    if (!in.multi || !in.curl_timer || !in.sig_term || !in.sig_int) goto err;
+    if (evsignal_add(in.sig_term, NULL) != 0 || evsignal_add(in.sig_int, NULL) != 0) goto err;
+    curl_multi_setopt(in.multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
+    curl_multi_setopt(in.multi, CURLMOPT_SOCKETDATA, &in);
+    curl_multi_setopt(in.multi, CURLMOPT_TIMERFUNCTION, timer_cb);
+    curl_multi_setopt(in.multi, CURLMOPT_TIMERDATA, &in);
+    curl_multi_setopt(in.multi, CURLMOPT_PIPELINING, (long)CURLPIPE_MULTIPLEX);
+
+    in.logs = calloc(p->n_logs ? p->n_logs : 1, sizeof *in.logs);
+    in.ops = calloc(p->n_logs ? p->n_logs : 1, sizeof *in.ops);
+    if (!in.logs || !in.ops) goto err;
+    for (size_t i = 0; i < p->n_logs; i++) {
+        in.n_logs = i + 1;
+        if (log_init(&in, &in.logs[i], p->logs[i]) != 0) goto err;
+    }
+    log_info("following %zu logs of %zu operators", in.n_logs, in.n_ops);
+    for (size_t i = 0; i < in.n_logs; i++) pump(&in.logs[i]);
+    if (event_base_dispatch(in.base) < 0) {
+        log_error("event loop failed");
+        goto err;
+    }
+    rc = 0;
+err:
+    if (rc != 0) log_error("ingest cannot run (out of memory or event loop setup failed)");
+    if (ec) event_config_free(ec);
+    ingest_free(&in);
+    curl_global_cleanup();
+    return rc;
+}

@@ -1,2 +1,0 @@
-/* placeholder until implemented */
-typedef int cs_placeholder_placeholder_ingest;

@@ -1,0 +1,281 @@
+/* state.c - load, save (atomically) and apply the per-log state file. */
+#include "ingest/state.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "common/log.h"
+#include "ingest/loglist.h"
+#include "shm/stats.h"
+
+#define STATE_MAX_BYTES (64u << 20)
+
+static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+    if (!err || !errlen) return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+}
+
+const struct state_entry *state_find(const struct state *st, const char *url)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (strcmp(st->v[i].url, url) == 0) return &st->v[i];
+    return NULL;
+}
+
+int state_set(struct state *st, const char *url, uint64_t next_index, uint64_t tree_size)
+{
+    struct state_entry *e = (struct state_entry *)state_find(st, url);
+    if (!e) {
+        if (st->n == st->cap) {
+            size_t cap = st->cap ? st->cap * 2 : 32;
+            struct state_entry *nv = realloc(st->v, cap * sizeof *nv);
+            if (!nv) return -1;
+            st->v = nv;
+            st->cap = cap;
+        }
+        char *u = strdup(url);
+        if (!u) return -1;
+        e = &st->v[st->n++];
+        e->url = u;
+    }
+    e->next_index = next_index;
+    e->tree_size = tree_size;
+    return 0;
+}
+
+void state_free(struct state *st)
+{
+    for (size_t i = 0; i < st->n; i++) free(st->v[i].url);
+    free(st->v);
+    memset(st, 0, sizeof *st);
+}
+
+static int json_u64(const cJSON *obj, const char *key, uint64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(it)) return -1;
+    double d = it->valuedouble;
+    if (!(d >= 0 && d <= 9007199254740992.0)) return -1;
+    uint64_t v = (uint64_t)d;
+    if ((double)v != d) return -1;
+    *out = v;
+    return 0;
+}
+
+int state_parse(const char *json, size_t len, struct state *st, char *err, size_t errlen)
+{
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    const cJSON *logs, *it;
+    memset(st, 0, sizeof *st);
+    if (!root || !cJSON_IsObject(root)) {
+        seterr(err, errlen, "not a JSON object");
+        goto err;
+    }
+    logs = cJSON_GetObjectItemCaseSensitive(root, "logs");
+    if (!cJSON_IsObject(logs)) {
+        seterr(err, errlen, "no \"logs\" object");
+        goto err;
+    }
+    cJSON_ArrayForEach(it, logs) {
+        uint64_t next = 0, size = 0;
+        if (!cJSON_IsObject(it) || !it->string || !*it->string) {
+            seterr(err, errlen, "log entry is not an object with a URL key");
+            goto err;
+        }
+        if (json_u64(it, "next_index", &next) != 0 || json_u64(it, "tree_size", &size) != 0) {
+            seterr(err, errlen, "log \"%.200s\": next_index/tree_size missing or not unsigned integers",
+                   it->string);
+            goto err;
+        }
+        if (state_set(st, it->string, next, size) != 0) {
+            seterr(err, errlen, "out of memory");
+            goto err;
+        }
+    }
+    cJSON_Delete(root);
+    return 0;
+err:
+    cJSON_Delete(root);
+    state_free(st);
+    return -1;
+}
+
+int state_load(const char *path, struct state *st, char *err, size_t errlen)
+{
+    char e2[256];
+    char *buf = NULL;
+    size_t len = 0;
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    memset(st, 0, sizeof *st);
+    if (fd < 0) {
+        if (errno == ENOENT) return 0;
+        seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &sb) != 0) {
+        seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+        goto err;
+    }
+    if (sb.st_size > (off_t)STATE_MAX_BYTES) {
+        seterr(err, errlen, "state file %s: larger than %u bytes", path, STATE_MAX_BYTES);
+        goto err;
+    }
+    buf = malloc((size_t)sb.st_size + 1);
+    if (!buf) {
+        seterr(err, errlen, "state file %s: out of memory", path);
+        goto err;
+    }
+    while (len < (size_t)sb.st_size) {
+        ssize_t n = read(fd, buf + len, (size_t)sb.st_size - len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+            goto err;
+        }
+        if (n == 0) break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    if (state_parse(buf, len, st, e2, sizeof e2) != 0) {
+        seterr(err, errlen, "state file %s is corrupt (%s); fix or remove it", path, e2);
+        goto err;
+    }
+    free(buf);
+    (void)close(fd);   /* read-only: nothing to lose on close */
+    return 0;
+err:
+    free(buf);
+    (void)close(fd);
+    return -1;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR) continue;
+        if (w < 0) return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The file is written by hand, not with cJSON_Print: cJSON prints large
+ * numbers with 15 significant digits, which would round positions. */
+static char *state_json(const struct state *st)
+{
+    size_t cap = 64;
+    for (size_t i = 0; i < st->n; i++) cap += strlen(st->v[i].url) * 6 + 96;
+    char *s = malloc(cap), *o = s;
+    if (!s) return NULL;
+    o += sprintf(o, "{\"logs\":{");
+    for (size_t i = 0; i < st->n; i++) {
+        o += sprintf(o, "%s\n  \"", i ? "," : "");
+        for (const unsigned char *u = (const unsigned char *)st->v[i].url; *u; u++) {
+            if (*u == '"' || *u == '\\') o += sprintf(o, "\\%c", *u);
+            else if (*u < 0x20) o += sprintf(o, "\\u%04x", *u);
+            else *o++ = (char)*u;
+        }
+        o += sprintf(o, "\":{\"next_index\":%llu,\"tree_size\":%llu}",
+                     (unsigned long long)st->v[i].next_index, (unsigned long long)st->v[i].tree_size);
+    }
+    sprintf(o, "%s}}", st->n ? "\n" : "");
+    return s;
+}
+
+int state_save(const char *path, const struct state *st, char *err, size_t errlen)
+{
+    char tmp[4096], dir[4096];
+    char *json = NULL;
+    int fd = -1, dfd = -1;
+
+    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
+        seterr(err, errlen, "state file path too long");
+        goto err;
+    }
+    if (!(json = state_json(st))) goto oom;
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0 || write_all(fd, json, strlen(json)) != 0 || write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
+        seterr(err, errlen, "state file %s: %s", tmp, strerror(errno));
+        goto err;
+    }
+    if (close(fd) != 0) {
+        fd = -1;
+        seterr(err, errlen, "state file %s: %s", tmp, strerror(errno));
+        goto err;
+    }
+    fd = -1;
+    if (rename(tmp, path) != 0) {
+        seterr(err, errlen, "state file %s: rename: %s", path, strerror(errno));
+        goto err;
+    }
+    /* Make the rename itself durable. */
+    snprintf(dir, sizeof dir, "%s", path);
+    dfd = open(dirname(dir), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd) != 0) {
+        /* Some filesystems refuse directory fsync; the file is renamed
+         * already, only its durability across a power cut is weaker. */
+        log_debug("state file %s: directory fsync: %s", path, strerror(errno));
+    }
+    if (dfd >= 0) (void)close(dfd);
+    free(json);
+    return 0;
+oom:
+    seterr(err, errlen, "state file: out of memory");
+err:
+    if (fd >= 0) {
+        (void)close(fd);
+        if (unlink(tmp) != 0) log_debug("state file %s: unlink: %s", tmp, strerror(errno));
+    }
+    free(json);
+    return -1;
+}
+
+void state_apply(const struct state *st, const struct loglist *ll, struct stats *stats)
+{
+    size_t n = ll->n_logs < STATS_MAX_LOGS ? ll->n_logs : STATS_MAX_LOGS;
+    stats_set_log_count(stats, (unsigned)n);
+    for (size_t i = 0; i < n; i++) {
+        const struct loglist_log *l = &ll->logs[i];
+        struct stats_log *sl = stats_log(stats, l->log_id);
+        const struct state_entry *e = state_find(st, l->url);
+        if (!sl) continue;
+        memset(sl, 0, sizeof *sl);
+        snprintf(sl->name, sizeof sl->name, "%s", l->name);
+        snprintf(sl->url, sizeof sl->url, "%s", l->url);
+        if (e) {
+            sl->next_index = e->next_index;
+            sl->tree_size = e->tree_size;
+        }
+    }
+}
+
+int state_update(struct state *st, struct stats *stats)
+{
+    unsigned n = stats_log_count(stats);
+    for (unsigned i = 0; i < n; i++) {
+        struct stats_log *sl = stats_log(stats, i);
+        if (!sl || !sl->url[0]) continue;
+        uint64_t next = __atomic_load_n(&sl->next_index, __ATOMIC_RELAXED);
+        uint64_t size = __atomic_load_n(&sl->tree_size, __ATOMIC_RELAXED);
+        if (next == 0 && size == 0) continue;   /* nothing known yet: keep what the file had */
+        if (state_set(st, sl->url, next, size) != 0) return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,375 @@
+#!/usr/bin/env python3
+"""fakelog.py - a fake CT log server for tests (python3 stdlib only).
+
+Serves real fixtures from shared/testdata over loopback:
+
+  RFC 6962 logs at /<name>/ct/v1/get-sth and /<name>/ct/v1/get-entries
+    --golden NAME=LOG_URL   the golden/live_ct.json records of LOG_URL, at
+                            their real cert_index. Indexes between them (the
+                            corpus skips some) hold a malformed entry, which
+                            a client must count as a parse failure and skip.
+    --entries NAME=FILE@START  a get-entries fixture as entries START...
+  static-ct-api logs at /<name>/checkpoint, /<name>/tile/data/<N>[.p/<W>],
+  /<name>/issuer/<hex>
+    --tiled NAME=DIR        e.g. static-ct/navigli2025h2 (1024 entries)
+
+    --sth NAME=FILE         serve this get-sth fixture verbatim (a real,
+                            signed STH) instead of a generated, unsigned one.
+
+Every log starts with all its entries visible, unless --size NAME=K sets the
+visible tree size (RFC 6962: K entries after the first index; tiled: K).
+The log grows at run time with GET /control/size?log=NAME&size=K.
+
+Faults (command line or GET /control/fault?log=..&kind=..&endpoint=..&count=..&arg=..):
+    --fault NAME:KIND:ENDPOINT:COUNT[:ARG]
+  KIND      429 (ARG = Retry-After seconds), any other status code (500,
+            503, 404, ...), slow (ARG = seconds of
+            delay), truncated (body cut in half), malformed (not JSON / not a
+            checkpoint), short (ARG = max entries per get-entries answer,
+            applied COUNT times), drop (close the connection without answer)
+  ENDPOINT  sth, entries, checkpoint, tile, issuer, any
+  COUNT     how many matching requests get the fault
+  --max-batch NAME=K   every get-entries answer holds at most K entries.
+  --gzip-tiles         serve data tiles with Content-Encoding: gzip.
+
+The checkpoint is signed with no real key: its signature line carries a
+4-byte key id and 64 zero bytes (clients that verify must be configured not
+to; see docs/ingest.md). The root hash is the real one from
+navigli2025h2.computed/tree_heads.json when known for the size, else zeros.
+
+GET /control/stats returns JSON counters (requests per log and endpoint).
+GET /loglist.json returns a v3 log list of the served logs (each its own
+operator, URLs pointing at this server) plus one retired log.
+The port is printed as "PORT <n>" on stdout and written to --port-file.
+"""
+import argparse
+import base64
+import gzip
+import hashlib
+import json
+import os
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlparse
+
+LOCK = threading.Lock()
+LOGS = {}           # name -> dict
+FAULTS = []         # list of dicts {log, kind, endpoint, count, arg}
+STATS = {}          # "name endpoint" -> count
+GZIP_TILES = False
+BAD_ENTRY = {"leaf_input": base64.b64encode(b"\x00\x00\x01").decode(), "extra_data": ""}
+
+
+def tile_path(n):
+    s = str(n)
+    s = "0" * (-len(s) % 3) + s
+    groups = [s[i:i + 3] for i in range(0, len(s), 3)]
+    return "/".join(["x" + g for g in groups[:-1]] + [groups[-1]])
+
+
+def parse_tile_path(p):
+    """'x001/234' -> 1234, or None."""
+    parts = p.split("/")
+    if not parts or any(len(x) != (4 if i < len(parts) - 1 else 3) for i, x in enumerate(parts)):
+        return None
+    digits = ""
+    for i, x in enumerate(parts):
+        if i < len(parts) - 1:
+            if x[0] != "x":
+                return None
+            x = x[1:]
+        if not x.isdigit():
+            return None
+        digits += x
+    return int(digits)
+
+
+def split_tile_leaves(data):
+    """Offsets of the TileLeaf records in a data tile (static-ct-api)."""
+    out, p = [], 0
+
+    def vec(p, n):
+        ln = int.from_bytes(data[p:p + n], "big")
+        return p + n + ln
+
+    while p < len(data):
+        start = p
+        etype = int.from_bytes(data[p + 8:p + 10], "big")
+        p += 10
+        if etype == 0:
+            p = vec(p, 3)
+            p = vec(p, 2)
+        else:
+            p += 32
+            p = vec(p, 3)
+            p = vec(p, 2)
+            p = vec(p, 3)
+        p = vec(p, 2)
+        out.append((start, p))
+    return out
+
+
+def load_golden(testdata, log_url):
+    with open(os.path.join(testdata, "golden", "live_ct.json")) as f:
+        recs = [r for r in json.load(f) if r["log_url"] == log_url]
+    if not recs:
+        sys.exit("fakelog: no golden records for %s" % log_url)
+    entries = {int(r["cert_index"]): {"leaf_input": r["leaf_input"], "extra_data": r["extra_data"]} for r in recs}
+    first, last = min(entries), max(entries)
+    return first, [entries.get(i, BAD_ENTRY) for i in range(first, last + 1)]
+
+
+def add_rfc6962(name, first, entries):
+    LOGS[name] = {"kind": "rfc6962", "first": first, "entries": entries,
+                  "size": len(entries), "max_batch": 1000}
+
+
+def add_tiled(name, d, testdata):
+    tiles = {}
+    tdir = os.path.join(d, "tile", "data")
+    for fn in os.listdir(tdir):
+        if fn.isdigit():
+            with open(os.path.join(tdir, fn), "rb") as f:
+                tiles[int(fn)] = f.read()
+    issuers = {}
+    idir = os.path.join(d, "issuer")
+    for fn in os.listdir(idir):
+        with open(os.path.join(idir, fn), "rb") as f:
+            issuers[fn] = f.read()
+    heads = {}
+    hp = os.path.join(testdata, "static-ct", "navigli2025h2.computed", "tree_heads.json")
+    if os.path.basename(d.rstrip("/")) == "navigli2025h2" and os.path.exists(hp):
+        with open(hp) as f:
+            heads = {int(k): v["sha256_root_hash_b64"] for k, v in json.load(f)["tree_heads"].items()}
+    total = 256 * len(tiles)
+    LOGS[name] = {"kind": "tiled", "tiles": tiles, "issuers": issuers, "heads": heads,
+                  "size": total, "max": total, "origin": "fakelog.test/" + name}
+
+
+def take_fault(log, endpoint):
+    with LOCK:
+        for f in FAULTS:
+            if f["count"] > 0 and f["log"] == log and f["endpoint"] in (endpoint, "any"):
+                f["count"] -= 1
+                return dict(f)
+    return None
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "fakelog/1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def send(self, code, body, ctype="application/json", headers=None):
+        if isinstance(body, str):
+            body = body.encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self):
+        u = urlparse(self.path)
+        q = {k: v[0] for k, v in parse_qs(u.query).items()}
+        parts = u.path.strip("/").split("/", 1)
+        if u.path == "/loglist.json":
+            return self.send(200, json.dumps(self.loglist()))
+        if parts[0] == "control":
+            return self.control(parts[1] if len(parts) > 1 else "", q)
+        name = parts[0]
+        rest = parts[1] if len(parts) > 1 else ""
+        log = LOGS.get(name)
+        if not log:
+            return self.send(404, '{"error":"no such log"}')
+        endpoint = {"ct/v1/get-sth": "sth", "ct/v1/get-entries": "entries", "checkpoint": "checkpoint"}.get(rest)
+        if endpoint is None:
+            endpoint = "tile" if rest.startswith("tile/data/") else "issuer" if rest.startswith("issuer/") else "other"
+        with LOCK:
+            key = name + " " + endpoint
+            STATS[key] = STATS.get(key, 0) + 1
+        fault = take_fault(name, endpoint)
+        if fault:
+            k = fault["kind"]
+            if k == "429":
+                return self.send(429, '{"error":"rate limited"}', headers={"Retry-After": str(fault["arg"] or 1)})
+            if k.isdigit():
+                return self.send(int(k), '{"error":"fault %s"}' % k)
+            if k == "slow":
+                time.sleep(float(fault["arg"] or 1))
+            if k == "drop":
+                self.close_connection = True
+                return
+        try:
+            code, body, ctype, hdrs = self.route(log, endpoint, rest, q, fault)
+        except (ValueError, KeyError) as e:
+            code, body, ctype, hdrs = 400, json.dumps({"error": str(e)}), "application/json", None
+        if fault and fault["kind"] == "truncated":
+            body = body[: len(body) // 2]
+        elif fault and fault["kind"] == "malformed":
+            body = b"{this is not json" if ctype == "application/json" else b"not a checkpoint\n"
+        self.send(code, body, ctype, hdrs)
+
+    def route(self, log, endpoint, rest, q, fault):
+        with LOCK:
+            size = log["size"]
+        if log["kind"] == "rfc6962":
+            first = log["first"]
+            if endpoint == "sth" and log.get("sth"):
+                return 200, log["sth"], "application/json", None
+            if endpoint == "sth":
+                sth = {"tree_size": first + size, "timestamp": int(time.time() * 1000),
+                       "sha256_root_hash": base64.b64encode(hashlib.sha256(b"fake %d" % size).digest()).decode(),
+                       "tree_head_signature": "BAMAAA=="}
+                return 200, json.dumps(sth).encode(), "application/json", None
+            if endpoint == "entries":
+                start, end = int(q["start"]), int(q["end"])
+                if start < first or end < start or start >= first + size:
+                    raise ValueError("bad range")
+                end = min(end, first + size - 1)
+                n = min(end - start + 1, log["max_batch"])
+                if fault and fault["kind"] == "short":
+                    n = min(n, int(fault["arg"] or 1))
+                ents = log["entries"][start - first:start - first + n]
+                return 200, json.dumps({"entries": ents}).encode(), "application/json", None
+            raise KeyError("no such endpoint")
+        # tiled
+        if endpoint == "checkpoint":
+            root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
+            keyid = hashlib.sha256(log["origin"].encode() + b"\n\x05fake").digest()[:4]
+            sig = base64.b64encode(keyid + b"\x00" * 64).decode()
+            body = "%s\n%d\n%s\n\n\u2014 %s %s\n" % (log["origin"], size, root, log["origin"], sig)
+            return 200, body.encode(), "text/plain; charset=utf-8", None
+        if endpoint == "tile":
+            p = rest[len("tile/data/"):]
+            width = 256
+            if ".p/" in p:
+                p, w = p.split(".p/", 1)
+                if not w.isdigit() or not 1 <= int(w) <= 255:
+                    raise KeyError("bad width")
+                width = int(w)
+            n = parse_tile_path(p)
+            if n is None or n not in log["tiles"]:
+                return 404, b"not found", "text/plain", None
+            data = log["tiles"][n]
+            avail = size - 256 * n
+            if avail < width or (width == 256 and avail < 256):
+                return 404, b"not found", "text/plain", None
+            if width < 256:
+                if avail >= 256:
+                    return 404, b"not found", "text/plain", None   # partial replaced by the full tile
+                offs = split_tile_leaves(data)
+                data = data[: offs[width - 1][1]]
+            hdrs = None
+            if GZIP_TILES:
+                data = gzip.compress(data)
+                hdrs = {"Content-Encoding": "gzip"}
+            return 200, data, "application/octet-stream", hdrs
+        if endpoint == "issuer":
+            h = rest[len("issuer/"):]
+            if h in log["issuers"]:
+                return 200, log["issuers"][h], "application/pkix-cert", None
+            return 404, b"not found", "text/plain", None
+        raise KeyError("no such endpoint")
+
+    def loglist(self):
+        """A v3 log list of the served logs (one operator each), pointing at
+        this server, plus one retired log that a client must skip."""
+        base = "http://127.0.0.1:%d/" % self.server.server_address[1]
+        usable = {"usable": {"timestamp": "2026-01-01T00:00:00Z"}}
+        ops = []
+        for name, log in sorted(LOGS.items()):
+            lid = base64.b64encode(hashlib.sha256(name.encode()).digest()).decode()
+            entry = {"description": "Fake log " + name, "log_id": lid, "mmd": 86400, "state": usable}
+            if log["kind"] == "rfc6962":
+                entry["url"] = base + name + "/"
+                ops.append({"name": "Operator " + name, "email": [], "logs": [entry], "tiled_logs": []})
+            else:
+                entry["submission_url"] = "https://" + log["origin"] + "/"
+                entry["monitoring_url"] = base + name + "/"
+                ops.append({"name": "Operator " + name, "email": [], "logs": [], "tiled_logs": [entry]})
+        ops.append({"name": "Retired operator", "email": [], "logs": [
+            {"description": "Retired log", "log_id": "AA==", "url": base + "retired/",
+             "state": {"retired": {"timestamp": "2020-01-01T00:00:00Z"}}}]})
+        return {"version": "1.0", "log_list_timestamp": "2026-01-01T00:00:00Z", "operators": ops}
+
+    def control(self, what, q):
+        with LOCK:
+            if what == "size":
+                log = LOGS[q["log"]]
+                k = int(q["size"])
+                log["size"] = max(0, min(k, len(log["entries"]) if log["kind"] == "rfc6962" else log["max"]))
+                return self.send(200, json.dumps({"size": log["size"]}))
+            if what == "fault":
+                FAULTS.append({"log": q["log"], "kind": q["kind"], "endpoint": q.get("endpoint", "any"),
+                               "count": int(q.get("count", "1")), "arg": q.get("arg", "")})
+                return self.send(200, "{}")
+            if what == "stats":
+                return self.send(200, json.dumps(STATS))
+        return self.send(404, '{"error":"no such control"}')
+
+
+def main():
+    global GZIP_TILES
+    ap = argparse.ArgumentParser(description="fake CT log server for tests")
+    ap.add_argument("--testdata", required=True)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file")
+    ap.add_argument("--golden", action="append", default=[])
+    ap.add_argument("--entries", action="append", default=[])
+    ap.add_argument("--tiled", action="append", default=[])
+    ap.add_argument("--size", action="append", default=[])
+    ap.add_argument("--sth", action="append", default=[])
+    ap.add_argument("--max-batch", action="append", default=[])
+    ap.add_argument("--fault", action="append", default=[])
+    ap.add_argument("--gzip-tiles", action="store_true")
+    a = ap.parse_args()
+    GZIP_TILES = a.gzip_tiles
+    for g in a.golden:
+        name, url = g.split("=", 1)
+        add_rfc6962(name, *load_golden(a.testdata, url))
+    for e in a.entries:
+        name, spec = e.split("=", 1)
+        path, start = spec.rsplit("@", 1)
+        with open(os.path.join(a.testdata, path)) as f:
+            add_rfc6962(name, int(start), json.load(f)["entries"])
+    for t in a.tiled:
+        name, d = t.split("=", 1)
+        add_tiled(name, os.path.join(a.testdata, d), a.testdata)
+    for s in a.sth:
+        name, path = s.split("=", 1)
+        with open(os.path.join(a.testdata, path), "rb") as f:
+            LOGS[name]["sth"] = f.read()
+    for s in a.size:
+        name, k = s.split("=", 1)
+        LOGS[name]["size"] = int(k)
+    for m in a.max_batch:
+        name, k = m.split("=", 1)
+        LOGS[name]["max_batch"] = int(k)
+    for f in a.fault:
+        p = f.split(":")
+        FAULTS.append({"log": p[0], "kind": p[1], "endpoint": p[2], "count": int(p[3]),
+                       "arg": p[4] if len(p) > 4 else ""})
+    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv.daemon_threads = True
+    port = srv.server_address[1]
+    if a.port_file:
+        tmp = a.port_file + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("%d\n" % port)
+        os.rename(tmp, a.port_file)
+    print("PORT %d" % port, flush=True)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
