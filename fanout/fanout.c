@@ -59,7 +59,9 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-static uint32_t mono_secs(void) { return (uint32_t)(mono_ms() / 1000u); }
+/* Low 32 bits of the monotonic clock in ms: differences stay exact for 49
+ * days, far longer than any gap compared here (heartbeats refresh it). */
+static uint32_t mono_ms32(void) { return (uint32_t)mono_ms(); }
 
 static struct timeval tv_secs(uint32_t s) { return (struct timeval){ .tv_sec = s, .tv_usec = 0 }; }
 
@@ -541,7 +543,7 @@ write:
     }
     if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
     w->pend_msgs[c->fmt] += msgs;
-    if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_secs();
+    if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
     if ((size_t)wr < total) {
         c->flags |= CF_BLOCKED;
@@ -659,7 +661,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    uint32_t now = mono_secs(), every = w->cfg->keepalive.sse_heartbeat_secs;
+    uint32_t now = mono_ms32(), every = w->cfg->keepalive.sse_heartbeat_secs * 1000u;
     worker_pump(w);
     if (every == 0) return;
     static const char hb[] = ":heartbeat\n\n";
@@ -812,7 +814,7 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
     c->fmt = (uint8_t)f;
     c->cursor = cursor;
     c->rec_off = 0;
-    c->last_send = mono_secs();
+    c->last_send = mono_ms32();
     c->state = proto == PROTO_WS ? CS_WS : CS_SSE;
     list_add(&w->streams[proto][f], c);
     c->flags |= CF_LISTED | CF_GAUGED;

@@ -73,7 +73,7 @@ struct conn {
     uint8_t state, proto, fmt, flags;
     uint32_t rec_off;                  /* bytes of the record at cursor already sent */
     uint64_t cursor;                   /* ring position of the next record to send */
-    uint32_t last_send;                /* monotonic seconds: SSE heartbeat */
+    uint32_t last_send;                /* monotonic ms (low 32 bits): SSE heartbeat */
     uint16_t ctl_len, ctl_off;
     struct event rev, wev;
     /* request phase only (NULL afterwards) */

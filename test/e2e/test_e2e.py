@@ -233,14 +233,17 @@ def case_kill_worker():
 
 
 def case_slow_client():
-    with server(rate=3000, ring_size=1 << 20) as s:
+    """A client that stops reading is dropped as too slow; a reading client on
+    the same worker keeps receiving every message, in order, on time."""
+    with server(rate=500, ring_size=1 << 20) as s:
         stalled = WSRaw(s.port, "/full-stream", rcvbuf=4096)
-        good = WSRaw(s.port, "/")
+        good = WSRaw(s.port, "/", rcvbuf=1 << 20)
         t0 = time.time()
-        msgs = [good.recv_message() for _ in range(6000)]
+        msgs = [good.recv_message() for _ in range(1500)]
         took = time.time() - t0
         GOLDEN.check_sequence("lite", msgs)
-        assert took < 4.0, "good client needed %.1f s for 2 s of messages" % took
+        # 1500 messages are published over 3 s; allow for a loaded machine
+        assert took < 6.0, "good client needed %.1f s for 3 s of messages" % took
         deadline = time.time() + 10
         while time.time() < deadline:
             _, _, body = s.http("/metrics")
@@ -250,8 +253,8 @@ def case_slow_client():
             time.sleep(0.2)
         else:
             raise AssertionError("stalled client not counted as slow")
+        assert int(m.group(1)) == 1, "more than the one stalled client was dropped: %s" % m.group(1)
         # the stalled connection is gone: draining it reaches EOF (maybe after a 1008 close)
-        stalled.sock.settimeout(5)
         code = stalled.expect_close(timeout=10)
         assert code in (None, 1008), "stalled client closed with %r" % code
         GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(100)])
@@ -330,7 +333,7 @@ def case_keepalive():
         t0 = time.time()
         c.send(WSRaw.frame(9, b"are you there"))
         got_pong = False
-        while time.time() - t0 < 2.5 and not (seen_hb and seen_ping and got_pong):
+        while time.time() - t0 < 5 and not (seen_hb and seen_ping and got_pong):
             fin, op, p = c.recv_frame()
             if op == 1 and p.startswith(HEARTBEAT):
                 hb = json.loads(p)
@@ -348,10 +351,17 @@ def case_keepalive():
         t0 = time.time()
         code = silent.expect_close(timeout=10)
         dt = time.time() - t0
-        assert 2 <= dt <= 6, "silent client closed after %.1f s (code %r)" % (dt, code)
-        # SSE heartbeat comment
+        assert 2 <= dt <= 10, "silent client closed after %.1f s (code %r)" % (dt, code)
+        # SSE while events flow (every 0.5 s) faster than sse_heartbeat_secs: no heartbeat
         _, body = curl_sse(s.port, "lite", 2.5)
-        assert b":heartbeat\n\n" in body or b":heartbeat\r\n" in body, body[:300]
+        assert len(parse_sse(body)) >= 3 and b":heartbeat" not in body, body[:300]
+    # SSE: a ":heartbeat" comment after sse_heartbeat_secs without an event, and
+    # none while events flow faster than that
+    with server(rate=100, loop=False, extra_yaml=yaml) as s:
+        time.sleep(0.6)  # the 28 entries are out: silence from here on
+        _, body = curl_sse(s.port, "lite", 3.5)
+        assert body.count(b":heartbeat\n\n") >= 2, body[:300]
+        assert parse_sse(body) == [], "no events expected after the replay ended"
 
 
 def split_latest(body):
