@@ -827,6 +827,24 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
 
 static int ws_consume(struct conn *c, const uint8_t *p, size_t n);
 
+
+/* A stream (WebSocket or SSE) needs the token when auth is on (401) and a
+ * free place under the shared connection limits (429, before the upgrade).
+ * False: the answer has been sent. */
+static bool admit_stream(struct worker *w, struct conn *c, const struct http_request *req)
+{
+    if (!auth_ok(w, req)) {
+        stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
+        respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
+        return false;
+    }
+    if (!limit_ok(c)) {
+        respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
+        return false;
+    }
+    return true;
+}
+
 static void start_websocket(struct conn *c, const struct http_request *req, enum ring_format f,
                             const uint8_t *early, size_t early_len)
 {
@@ -843,15 +861,8 @@ static void start_websocket(struct conn *c, const struct http_request *req, enum
         respond_text(c, 400, NULL, "Bad WebSocket handshake.\n", false);
         return;
     }
-    if (!auth_ok(w, req)) {
-        stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
-        respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
+    if (!admit_stream(w, c, req))
         return;
-    }
-    if (!limit_ok(c)) {
-        respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
-        return;
-    }
     char resp[CONN_CTL_CAP];
     size_t n = ws_handshake_response(resp, sizeof resp, &hs);
     if (n == 0 || !ctl_append(c, resp, n, true)) {
@@ -935,15 +946,8 @@ static void start_sse(struct conn *c, const struct http_request *req)
         respond_not_found(c, false);
         return;
     }
-    if (!auth_ok(w, req)) {
-        stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
-        respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
+    if (!admit_stream(w, c, req))
         return;
-    }
-    if (!limit_ok(c)) {
-        respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
-        return;
-    }
     static const char head[] =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
         "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
