@@ -120,6 +120,7 @@ static const struct key keys[] = {
     NUM("limits.request_timeout_secs", "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS", K_U32, limits.request_timeout_secs, 1, 3600),
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
+    NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -527,6 +528,7 @@ void config_defaults(struct config *cfg)
     cfg->limits.request_timeout_secs = 10;
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
+    cfg->limits.send_buffer_bytes = 1048576;
     cfg->source_path = NULL;
 }
 
@@ -982,7 +984,7 @@ static const cyaml_schema_field_t cy_dedup[] = {
 static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, max_request_bytes), CY_SU(limits, max_headers),
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
-    CY_SU(limits, max_message_bytes), CYAML_FIELD_END,
+    CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
 };
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \

@@ -98,6 +98,7 @@ struct config {
         uint32_t request_timeout_secs;/* 10: whole request must arrive (slowloris) */
         uint32_t max_frame_bytes;     /* 65536: client WebSocket frame payload */
         uint32_t max_message_bytes;   /* 262144: reassembled client message */
+        uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
     } limits;
 
     /* where it came from: NULL when built-in defaults only */

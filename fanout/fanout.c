@@ -1277,6 +1277,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         int one = 1;
         if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) != 0)
             log_debug("TCP_NODELAY: %s", strerror(errno));
+        /* A capped send buffer: a client that stops reading holds at most this
+         * much in the kernel, fills it quickly and is then judged by its lag
+         * (autotuned buffers of several MB each measurably slowed everyone
+         * else, docs/benchmarks.md). */
+        int sb = (int)w->cfg->limits.send_buffer_bytes;
+        if (sb > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb) != 0)
+            log_debug("SO_SNDBUF: %s", strerror(errno));
         conn_new(w, fd, &peer, plen);
     }
 }

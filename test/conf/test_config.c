@@ -125,6 +125,7 @@ static void test_defaults(void)
     CHECK(d.limits.request_timeout_secs == 10);
     CHECK(d.limits.max_frame_bytes == 65536);
     CHECK(d.limits.max_message_bytes == 262144);
+    CHECK(d.limits.send_buffer_bytes == 1048576);
     CHECK(d.source_path == NULL);
 
     /* No file anywhere in the search order: built-in defaults only. */
@@ -205,7 +206,8 @@ static const char every_key_yaml[] =
     "  max_headers: 32\n"
     "  request_timeout_secs: 5\n"
     "  max_frame_bytes: 1024\n"
-    "  max_message_bytes: 2048\n";
+    "  max_message_bytes: 2048\n"
+    "  send_buffer_bytes: 65536\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -266,6 +268,7 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.request_timeout_secs == 5);
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
+    CHECK(c->limits.send_buffer_bytes == 65536);
 }
 
 static void test_every_key_from_yaml(void)
@@ -339,6 +342,7 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_MAX_REQUEST_BYTES=4096", "CERTSTREAM_LIMITS_MAX_HEADERS=32",
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
+        "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
         "UNRELATED=1",
         NULL,
     };
