@@ -165,7 +165,9 @@ def cpu_delta(a, b):
 def run_loadgen(args, port, clients, stream, sse, duration, mark, extra=()):
     cmd = [args.loadgen, "--port", str(port), "-n", str(clients), "--stream", stream,
            "--duration", str(duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp),
-           "--corpus", args.corpus, "-q"]
+           "--corpus", args.corpus, "--handshake-timeout", str(args.handshake_timeout), "-q"]
+    if args.procs:
+        cmd += ["--procs", str(args.procs)]
     if sse:
         cmd.append("--sse")
     if mark:
@@ -305,6 +307,10 @@ def main():
     ap.add_argument("--duration", type=float, default=10, help="measured seconds per run")
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--ramp", type=float, default=2000, help="connections/s")
+    ap.add_argument("--handshake-timeout", type=float, default=10,
+                    help="loadgen's handshake timeout, s (raise it for 50k clients)")
+    ap.add_argument("--procs", type=int, default=0,
+                    help="loadgen processes (0: as many as RLIMIT_NOFILE needs)")
     ap.add_argument("--settle", type=float, default=1, help="seconds after start before idle memory")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--buffer-size", type=int, default=1000, help="server buffer_size (messages)")
