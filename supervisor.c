@@ -10,6 +10,7 @@
 #include "supervisor.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -437,6 +438,7 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len)
         if (add_producer(s, ROLE_INGEST, g) != 0)
             log_error("no process slot for ingest group %s", s->loglist.groups[g].name);
     stats_set_workers(s->stats, s->workers, (unsigned)groups);
+    malloc_trim(0); /* the parsed list is freed; children are forked next */
     log_info("following %zu logs in %zu ingest processes%s", s->loglist.n_logs, groups,
              json ? "" : " (configured logs only: the log list is unavailable)");
 }
@@ -593,6 +595,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
              (unsigned long long)cfg->ring_size,
              opts->replay_file ? "replay source" : "following CT logs");
 
+    /* Setup parsed files (replay corpus, configuration) and freed them: give
+     * that heap back so it is not copied into every child's footprint. */
+    malloc_trim(0);
     start_due(&s);
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};

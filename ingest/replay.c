@@ -15,6 +15,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <malloc.h>
 #include <math.h>
 #include <mbedtls/base64.h>
 #include <signal.h>
@@ -308,6 +309,7 @@ int replay_run(const struct replay_params *p)
         goto out;
     }
     pipeline_set_fixed_seen(pl, p->bench_stamp);
+    malloc_trim(0); /* the JSON tree of the file is freed; keep only the entries */
 
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
