@@ -148,7 +148,8 @@ static void child_main(struct supervisor *s, const struct child *c)
     sigemptyset(&dfl.sa_mask);
     int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        sigaction(sigs[i], &dfl, NULL);
+        if (sigaction(sigs[i], &dfl, NULL) != 0)
+            log_warn("sigaction(%d): %s", sigs[i], strerror(errno));
     if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) != 0)
         log_warn("sigprocmask: %s", strerror(errno));
 
@@ -312,7 +313,8 @@ static void stop_children(struct supervisor *s, int role)
                 if (c->pid > 0 && (role < 0 || (int)c->role == role)) {
                     log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
                              SUP_STOP_GRACE_MS);
-                    kill(c->pid, SIGKILL);
+                    if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH)
+                        log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
                 }
             }
             deadline = now + 1000;
@@ -547,7 +549,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("sigprocmask: %s", strerror(errno));
         return 1;
     }
-    signal(SIGPIPE, SIG_IGN);
+    /* A client that goes away mid-write must not kill a worker: EPIPE instead. */
+    if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+        log_error("signal(SIGPIPE): %s", strerror(errno));
+        return 1;
+    }
 
     s.ring = ring_create((size_t)cfg->ring_size);
     if (!s.ring) {
@@ -629,8 +635,8 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
-    if (s.loglist_fd >= 0)
-        close(s.loglist_fd);
+    if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)
+        log_warn("close: %s", strerror(errno));
     if (s.dedup)
         dedup_destroy(s.dedup);
     if (s.stats)

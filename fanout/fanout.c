@@ -1266,9 +1266,13 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* out of descriptors: pause accepting instead of spinning */
                 log_warn("accept: %s; pausing for 100 ms", strerror(errno));
-                event_del(w->listen_ev);
                 struct timeval tv = { 0, 100000 };
-                event_add(w->accept_retry_ev, &tv);
+                /* if the retry timer cannot be armed, keep accepting rather
+                 * than stop listening for good */
+                if (event_add(w->accept_retry_ev, &tv) == 0)
+                    event_del(w->listen_ev);
+                else
+                    log_error("cannot arm the accept retry timer; accepting on");
                 return;
             }
             log_warn("accept: %s", strerror(errno));
@@ -1362,7 +1366,10 @@ static void worker_stop(struct worker *w)
         return;
     }
     struct timeval tv = tv_secs(SHUTDOWN_GRACE_SECS);
-    event_add(w->stop_ev, &tv);
+    if (event_add(w->stop_ev, &tv) != 0) {
+        log_error("cannot arm the shutdown timer: stopping now");
+        event_base_loopexit(w->base, NULL);
+    }
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
