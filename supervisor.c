@@ -503,7 +503,7 @@ static void maybe_fetch_loglist(struct supervisor *s)
     }
 }
 
-static void on_reload(struct supervisor *s)
+static void on_reload(struct supervisor *s, const char *why)
 {
     /* Hook: re-validate the configuration so an operator learns about a bad edit
      * at once. Applying it (rolling worker restarts) is the operations work. */
@@ -512,12 +512,47 @@ static void on_reload(struct supervisor *s)
     struct config_flags flags = {.config_path = s->cfg->source_path};
     extern char **environ;
     if (config_load(&fresh, &flags, environ, &err) != 0) {
-        log_error("SIGHUP: configuration refused, keeping the running one: %s", err.message);
+        log_error("%s: configuration refused, keeping the running one: %s", why, err.message);
         return;
     }
-    log_info("SIGHUP: configuration %s is valid; changes apply at the next restart",
+    log_info("%s: configuration %s is valid; changes apply at the next restart", why,
              fresh.source_path ? fresh.source_path : "(built-in defaults)");
     config_free(&fresh);
+}
+
+/* hot_reload: the watched file is polled (stat once a second) rather than
+ * watched with inotify, so editors that replace the file, and files that
+ * appear later, are seen the same way. A change runs the SIGHUP hook. */
+struct watch_state {
+    bool known;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    uint64_t next_ms;
+};
+
+static void poll_watch(struct supervisor *s, struct watch_state *w)
+{
+    const char *path = s->cfg->hot_reload.watch_path && *s->cfg->hot_reload.watch_path
+                           ? s->cfg->hot_reload.watch_path : s->cfg->source_path;
+    uint64_t now = mono_ms();
+    if (!s->cfg->hot_reload.enabled || !path || now < w->next_ms)
+        return;
+    w->next_ms = now + 1000;
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        if (w->known)
+            log_warn("hot_reload: %s: %s", path, strerror(errno));
+        w->known = false;
+        return;
+    }
+    bool changed = w->known && (st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||
+                                st.st_mtim.tv_sec != w->mtime.tv_sec || st.st_mtim.tv_nsec != w->mtime.tv_nsec);
+    *w = (struct watch_state){.known = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
+                              .mtime = st.st_mtim, .next_ms = w->next_ms};
+    if (changed)
+        on_reload(s, "hot_reload");
 }
 
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
@@ -604,6 +639,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     /* Setup parsed files (replay corpus, configuration) and freed them: give
      * that heap back so it is not copied into every child's footprint. */
     malloc_trim(0);
+    struct watch_state watch = {0};
+    poll_watch(&s, &watch); /* the starting point */
     start_due(&s);
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
@@ -617,7 +654,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
             break;
         }
         if (sig == SIGHUP)
-            on_reload(&s);
+            on_reload(&s, "SIGHUP");
+        poll_watch(&s, &watch);
         reap(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);

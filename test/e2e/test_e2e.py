@@ -484,6 +484,36 @@ def case_offline_default():
     assert s.proc.returncode == 0, s.logtext()
 
 
+def case_reload():
+    """SIGHUP and hot_reload re-read and validate the configuration; a bad edit
+    is refused with file, line and key, and the server keeps serving."""
+    with server(rate=50, extra_yaml="hot_reload:\n  enabled: true\n") as s:
+        time.sleep(1.2)
+        with open(s.config, "a") as f:
+            f.write("workers: lots\n")
+        deadline = time.time() + 6
+        while time.time() < deadline and "hot_reload: configuration refused" not in s.logtext():
+            time.sleep(0.2)
+        log = s.logtext()
+        assert "hot_reload: configuration refused" in log, log
+        assert "config.yaml:" in log and "workers" in log, log
+        with open(s.config) as f:
+            good = f.read().replace("workers: lots\n", "")
+        with open(s.config, "w") as f:
+            f.write(good)
+        deadline = time.time() + 6
+        while time.time() < deadline and "hot_reload: configuration" not in s.logtext().split("refused")[-1]:
+            time.sleep(0.2)
+        assert "is valid" in s.logtext().split("refused")[-1], s.logtext()
+        s.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 5
+        while time.time() < deadline and "SIGHUP: configuration" not in s.logtext():
+            time.sleep(0.1)
+        assert "SIGHUP: configuration" in s.logtext() and s.proc.poll() is None
+        c = WSRaw(s.port, "/")
+        GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(5)])
+
+
 def case_check_config():
     import tempfile
     d = tempfile.mkdtemp()
