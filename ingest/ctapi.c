@@ -5,20 +5,13 @@
 #include <mbedtls/base64.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#include "ingest/jsondoc.h"
+
+#define seterr jsondoc_err
 
 /* A JSON number that is an exact non-negative integer. cJSON keeps numbers as
  * doubles: exact up to 2^53, far above any CT tree size or ms timestamp. */
@@ -96,20 +89,14 @@ int ctapi_entries_parse(const char *json, size_t len, size_t max, struct ctapi_e
                         char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
-    cJSON *root = cJSON_ParseWithLength(json, len);
+    cJSON *root;
     const cJSON *arr, *it;
     size_t n = 0, cap = 0, i = 0;
     uint8_t *cur, *end;
 
-    if (!root || !cJSON_IsObject(root)) {
-        seterr(err, errlen, "get-entries: not a JSON object");
+    arr = jsondoc_member(json, len, "entries", cJSON_Array, "get-entries", &root, err, errlen);
+    if (!arr)
         goto err;
-    }
-    arr = cJSON_GetObjectItemCaseSensitive(root, "entries");
-    if (!cJSON_IsArray(arr)) {
-        seterr(err, errlen, "get-entries: no \"entries\" array");
-        goto err;
-    }
     /* One arena for all decoded bytes: base64 shrinks 4 -> 3. */
     cJSON_ArrayForEach(it, arr) {
         if (n == max) break;

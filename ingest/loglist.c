@@ -5,25 +5,17 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <mbedtls/base64.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "ingest/jsondoc.h"
 #include "common/log.h"
 #include "shm/stats.h"
 
 #define LOGLIST_MAX_BYTES (16u << 20)   /* the real list is ~100 KB */
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define seterr jsondoc_err
 
 /* ---- fetch ---- */
 
@@ -227,17 +219,11 @@ static const char *str_item(const cJSON *o, const char *key)
 
 static int add_list(struct builder *b, const char *json, size_t len, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    const cJSON *ops, *op;
-    if (!root || !cJSON_IsObject(root)) {
-        seterr(err, errlen, "log list: not a JSON object");
+    cJSON *root;
+    const cJSON *op;
+    const cJSON *ops = jsondoc_member(json, len, "operators", cJSON_Array, "log list", &root, err, errlen);
+    if (!ops)
         goto err;
-    }
-    ops = cJSON_GetObjectItemCaseSensitive(root, "operators");
-    if (!cJSON_IsArray(ops)) {
-        seterr(err, errlen, "log list: no \"operators\" array");
-        goto err;
-    }
     cJSON_ArrayForEach(op, ops) {
         const char *opname = str_item(op, "name");
         const cJSON *logs = cJSON_GetObjectItemCaseSensitive(op, "logs");

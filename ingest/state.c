@@ -5,28 +5,20 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "ingest/jsondoc.h"
 #include "common/log.h"
 #include "ingest/loglist.h"
 #include "shm/stats.h"
 
 #define STATE_MAX_BYTES (64u << 20)
 
-static void seterr(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-    if (!err || !errlen) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
+#define seterr jsondoc_err
 
 const struct state_entry *state_find(const struct state *st, const char *url)
 {
@@ -77,18 +69,12 @@ static int json_u64(const cJSON *obj, const char *key, uint64_t *out)
 
 int state_parse(const char *json, size_t len, struct state *st, char *err, size_t errlen)
 {
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    const cJSON *logs, *it;
+    cJSON *root;
+    const cJSON *it;
     memset(st, 0, sizeof *st);
-    if (!root || !cJSON_IsObject(root)) {
-        seterr(err, errlen, "not a JSON object");
+    const cJSON *logs = jsondoc_member(json, len, "logs", cJSON_Object, "", &root, err, errlen);
+    if (!logs)
         goto err;
-    }
-    logs = cJSON_GetObjectItemCaseSensitive(root, "logs");
-    if (!cJSON_IsObject(logs)) {
-        seterr(err, errlen, "no \"logs\" object");
-        goto err;
-    }
     cJSON_ArrayForEach(it, logs) {
         uint64_t next = 0, size = 0;
         if (!cJSON_IsObject(it) || !it->string || !*it->string) {
