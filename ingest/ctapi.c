@@ -13,19 +13,7 @@
 
 #define seterr jsondoc_err
 
-/* A JSON number that is an exact non-negative integer. cJSON keeps numbers as
- * doubles: exact up to 2^53, far above any CT tree size or ms timestamp. */
-static int json_u64(const cJSON *obj, const char *key, uint64_t *out)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(it)) return -1;
-    double d = it->valuedouble;
-    if (!(d >= 0 && d <= 9007199254740992.0)) return -1;
-    uint64_t v = (uint64_t)d;
-    if ((double)v != d) return -1;
-    *out = v;
-    return 0;
-}
+#define json_u64 jsondoc_u64
 
 static int b64_exact(const char *s, size_t slen, uint8_t *out, size_t want)
 {

@@ -31,3 +31,18 @@ const cJSON *jsondoc_member(const char *json, size_t len, const char *key, int t
     }
     return m;
 }
+
+int jsondoc_u64(const cJSON *obj, const char *key, uint64_t *out)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (!cJSON_IsNumber(it))
+        return -1;
+    double d = it->valuedouble;
+    if (!(d >= 0 && d <= 9007199254740992.0))
+        return -1;
+    uint64_t v = (uint64_t)d;
+    if ((double)v != d)
+        return -1;
+    *out = v;
+    return 0;
+}

@@ -6,6 +6,7 @@
 
 #include <cjson/cJSON.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* snprintf into err (if any); the error style of the ingest parsers. */
 void jsondoc_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -16,5 +17,10 @@ void jsondoc_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((
  * prefix when what is ""). The caller cJSON_Delete()s *root either way. */
 const cJSON *jsondoc_member(const char *json, size_t len, const char *key, int type,
                             const char *what, cJSON **root, char *err, size_t errlen);
+
+/* obj[key] when it is a JSON number holding an exact non-negative integer:
+ * 0, else -1. cJSON keeps numbers as doubles, exact up to 2^53, far above any
+ * CT tree size or ms timestamp (never valueint: indexes exceed 2^31). */
+int jsondoc_u64(const cJSON *obj, const char *key, uint64_t *out);
 
 #endif

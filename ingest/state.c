@@ -55,17 +55,7 @@ void state_free(struct state *st)
     memset(st, 0, sizeof *st);
 }
 
-static int json_u64(const cJSON *obj, const char *key, uint64_t *out)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(it)) return -1;
-    double d = it->valuedouble;
-    if (!(d >= 0 && d <= 9007199254740992.0)) return -1;
-    uint64_t v = (uint64_t)d;
-    if ((double)v != d) return -1;
-    *out = v;
-    return 0;
-}
+#define json_u64 jsondoc_u64
 
 int state_parse(const char *json, size_t len, struct state *st, char *err, size_t errlen)
 {
