@@ -11,9 +11,7 @@
 
 #include "ingest/jsondoc.h"
 
-#define seterr jsondoc_err
 
-#define json_u64 jsondoc_u64
 
 static int b64_exact(const char *s, size_t slen, uint8_t *out, size_t want)
 {
@@ -31,20 +29,20 @@ int ctapi_sth_parse(const char *json, size_t len, struct ctapi_sth *sth, char *e
     cJSON *root = cJSON_ParseWithLength(json, len);
     const cJSON *h;
     if (!root || !cJSON_IsObject(root)) {
-        seterr(err, errlen, "get-sth: not a JSON object");
+        jsondoc_err(err, errlen, "get-sth: not a JSON object");
         goto err;
     }
-    if (json_u64(root, "tree_size", &sth->tree_size) != 0) {
-        seterr(err, errlen, "get-sth: tree_size missing or not an unsigned integer");
+    if (jsondoc_u64(root, "tree_size", &sth->tree_size) != 0) {
+        jsondoc_err(err, errlen, "get-sth: tree_size missing or not an unsigned integer");
         goto err;
     }
-    if (json_u64(root, "timestamp", &sth->timestamp) != 0) {
-        seterr(err, errlen, "get-sth: timestamp missing or not an unsigned integer");
+    if (jsondoc_u64(root, "timestamp", &sth->timestamp) != 0) {
+        jsondoc_err(err, errlen, "get-sth: timestamp missing or not an unsigned integer");
         goto err;
     }
     h = cJSON_GetObjectItemCaseSensitive(root, "sha256_root_hash");
     if (!cJSON_IsString(h) || b64_exact(h->valuestring, strlen(h->valuestring), sth->root_hash, 32) != 0) {
-        seterr(err, errlen, "get-sth: sha256_root_hash is not base64 of 32 bytes");
+        jsondoc_err(err, errlen, "get-sth: sha256_root_hash is not base64 of 32 bytes");
         goto err;
     }
     h = cJSON_GetObjectItemCaseSensitive(root, "tree_head_signature");
@@ -97,7 +95,7 @@ int ctapi_entries_parse(const char *json, size_t len, size_t max, struct ctapi_e
     out->v = calloc(n ? n : 1, sizeof *out->v);
     out->arena = malloc(cap ? cap : 1);
     if (!out->v || !out->arena) {
-        seterr(err, errlen, "get-entries: out of memory");
+        jsondoc_err(err, errlen, "get-entries: out of memory");
         goto err;
     }
     cur = out->arena;
@@ -146,12 +144,12 @@ int ctapi_checkpoint_parse(const char *text, size_t len, struct ctapi_checkpoint
     memset(cp, 0, sizeof *cp);
     /* origin */
     if ((l = line_len(p, end)) <= 0 || (size_t)l >= sizeof cp->origin) {
-        seterr(err, errlen, "checkpoint: missing or oversized origin line");
+        jsondoc_err(err, errlen, "checkpoint: missing or oversized origin line");
         return -1;
     }
     for (long i = 0; i < l; i++) {
         if ((unsigned char)p[i] < 0x20 || p[i] == 0x7f) {
-            seterr(err, errlen, "checkpoint: control character in origin");
+            jsondoc_err(err, errlen, "checkpoint: control character in origin");
             return -1;
         }
     }
@@ -159,17 +157,17 @@ int ctapi_checkpoint_parse(const char *text, size_t len, struct ctapi_checkpoint
     p += l + 1;
     /* tree size: decimal, no leading zeros, fits u64 */
     if ((l = line_len(p, end)) <= 0 || l > 20 || (l > 1 && p[0] == '0')) {
-        seterr(err, errlen, "checkpoint: bad tree size line");
+        jsondoc_err(err, errlen, "checkpoint: bad tree size line");
         return -1;
     }
     for (long i = 0; i < l; i++) {
         if (p[i] < '0' || p[i] > '9') {
-            seterr(err, errlen, "checkpoint: tree size is not decimal");
+            jsondoc_err(err, errlen, "checkpoint: tree size is not decimal");
             return -1;
         }
         uint64_t d = (uint64_t)(p[i] - '0');
         if (size > (UINT64_MAX - d) / 10) {
-            seterr(err, errlen, "checkpoint: tree size overflows");
+            jsondoc_err(err, errlen, "checkpoint: tree size overflows");
             return -1;
         }
         size = size * 10 + d;
@@ -178,14 +176,14 @@ int ctapi_checkpoint_parse(const char *text, size_t len, struct ctapi_checkpoint
     p += l + 1;
     /* root hash */
     if ((l = line_len(p, end)) <= 0 || b64_exact(p, (size_t)l, cp->root_hash, 32) != 0) {
-        seterr(err, errlen, "checkpoint: root hash is not base64 of 32 bytes");
+        jsondoc_err(err, errlen, "checkpoint: root hash is not base64 of 32 bytes");
         return -1;
     }
     p += l + 1;
     /* extension lines until the blank line */
     for (;;) {
         if ((l = line_len(p, end)) < 0) {
-            seterr(err, errlen, "checkpoint: no blank line before signatures");
+            jsondoc_err(err, errlen, "checkpoint: no blank line before signatures");
             return -1;
         }
         p += l + 1;
@@ -194,17 +192,17 @@ int ctapi_checkpoint_parse(const char *text, size_t len, struct ctapi_checkpoint
     /* signature lines: "\u2014 name base64" */
     while (p < end) {
         if ((l = line_len(p, end)) < 0) {
-            seterr(err, errlen, "checkpoint: signature line not terminated");
+            jsondoc_err(err, errlen, "checkpoint: signature line not terminated");
             return -1;
         }
         if ((size_t)l < sizeof dash - 1 + 3 || memcmp(p, dash, sizeof dash - 1) != 0) {
-            seterr(err, errlen, "checkpoint: malformed signature line");
+            jsondoc_err(err, errlen, "checkpoint: malformed signature line");
             return -1;
         }
         const char *name = p + sizeof dash - 1, *le = p + l;
         const char *sp = memchr(name, ' ', (size_t)(le - name));
         if (!sp || sp == name || sp + 1 >= le) {
-            seterr(err, errlen, "checkpoint: signature line lacks name or signature");
+            jsondoc_err(err, errlen, "checkpoint: signature line lacks name or signature");
             return -1;
         }
         uint8_t sig[512];
@@ -212,14 +210,14 @@ int ctapi_checkpoint_parse(const char *text, size_t len, struct ctapi_checkpoint
         if ((size_t)(le - sp - 1) > 680 ||
             mbedtls_base64_decode(sig, sizeof sig, &olen, (const unsigned char *)sp + 1, (size_t)(le - sp - 1)) != 0 ||
             olen < 5) {
-            seterr(err, errlen, "checkpoint: signature is not base64 of key id + signature");
+            jsondoc_err(err, errlen, "checkpoint: signature is not base64 of key id + signature");
             return -1;
         }
         cp->n_signatures++;
         p += l + 1;
     }
     if (cp->n_signatures == 0) {
-        seterr(err, errlen, "checkpoint: no signature lines");
+        jsondoc_err(err, errlen, "checkpoint: no signature lines");
         return -1;
     }
     return 0;
@@ -242,7 +240,7 @@ int ctapi_verify_tree_head(const uint8_t *spki, size_t spki_len, uint64_t timest
 
     if (sig_len < 4 || sig[0] != 4 || (sig[1] != 1 && sig[1] != 3) ||
         ((size_t)sig[2] << 8 | sig[3]) != sig_len - 4) {
-        seterr(err, errlen, "tree head signature is not a SHA-256 RSA/ECDSA DigitallySigned");
+        jsondoc_err(err, errlen, "tree head signature is not a SHA-256 RSA/ECDSA DigitallySigned");
         return -1;
     }
     tbs[0] = 0;   /* v1 */
@@ -253,15 +251,15 @@ int ctapi_verify_tree_head(const uint8_t *spki, size_t spki_len, uint64_t timest
     mbedtls_sha256_ret(tbs, sizeof tbs, hash, 0);
     mbedtls_pk_init(&pk);
     if (mbedtls_pk_parse_public_key(&pk, spki, spki_len) != 0) {
-        seterr(err, errlen, "log key is not a DER public key");
+        jsondoc_err(err, errlen, "log key is not a DER public key");
         goto out;
     }
     if ((sig[1] == 3) != (mbedtls_pk_get_type(&pk) == MBEDTLS_PK_ECKEY)) {
-        seterr(err, errlen, "tree head signature algorithm does not match the log key");
+        jsondoc_err(err, errlen, "tree head signature algorithm does not match the log key");
         goto out;
     }
     if (mbedtls_pk_verify(&pk, MBEDTLS_MD_SHA256, hash, sizeof hash, sig + 4, sig_len - 4) != 0) {
-        seterr(err, errlen, "tree head signature does not verify");
+        jsondoc_err(err, errlen, "tree head signature does not verify");
         goto out;
     }
     rc = 0;
@@ -314,7 +312,7 @@ int ctapi_checkpoint_verify(const char *text, size_t len, const struct ctapi_che
         }
         p = nl + 1;
     }
-    seterr(err, errlen, "checkpoint has no signature by the log's key");
+    jsondoc_err(err, errlen, "checkpoint has no signature by the log's key");
     return -1;
 }
 

@@ -15,7 +15,6 @@
 
 #define LOGLIST_MAX_BYTES (16u << 20)   /* the real list is ~100 KB */
 
-#define seterr jsondoc_err
 
 /* ---- fetch ---- */
 
@@ -48,11 +47,11 @@ int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *
     CURL *c = curl_easy_init();
 
     if (!cfg->ct_logs_url || !*cfg->ct_logs_url) {
-        seterr(err, errlen, "ct_logs_url is empty");
+        jsondoc_err(err, errlen, "ct_logs_url is empty");
         goto err;
     }
     if (!c) {
-        seterr(err, errlen, "curl_easy_init failed");
+        jsondoc_err(err, errlen, "curl_easy_init failed");
         goto err;
     }
     curl_easy_setopt(c, CURLOPT_URL, cfg->ct_logs_url);
@@ -67,17 +66,17 @@ int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        seterr(err, errlen, "log list %s: %s", cfg->ct_logs_url,
+        jsondoc_err(err, errlen, "log list %s: %s", cfg->ct_logs_url,
                b.too_big ? "larger than 16 MiB" : curl_easy_strerror(rc));
         goto err;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (code != 0 && code != 200) {   /* file:// reports 0 */
-        seterr(err, errlen, "log list %s: HTTP %ld", cfg->ct_logs_url, code);
+        jsondoc_err(err, errlen, "log list %s: HTTP %ld", cfg->ct_logs_url, code);
         goto err;
     }
     if (!b.p) {
-        seterr(err, errlen, "log list %s: empty", cfg->ct_logs_url);
+        jsondoc_err(err, errlen, "log list %s: empty", cfg->ct_logs_url);
         goto err;
     }
     curl_easy_cleanup(c);
@@ -230,7 +229,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
         const cJSON *tiled = cJSON_GetObjectItemCaseSensitive(op, "tiled_logs");
         const cJSON *l;
         if (!cJSON_IsObject(op) || !opname) {
-            seterr(err, errlen, "log list: an operator has no name");
+            jsondoc_err(err, errlen, "log list: an operator has no name");
             goto err;
         }
         if (cJSON_IsArray(logs)) {
@@ -252,7 +251,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
     cJSON_Delete(root);
     return 0;
 oom:
-    seterr(err, errlen, "log list: out of memory");
+    jsondoc_err(err, errlen, "log list: out of memory");
 err:
     cJSON_Delete(root);
     return -1;
@@ -344,7 +343,7 @@ int loglist_build(const struct config *cfg, const char *json, size_t len, struct
 
     memset(out, 0, sizeof *out);
     if (strcmp(by, "operator") != 0 && strcmp(by, "log") != 0 && strcmp(by, "single") != 0) {
-        seterr(err, errlen, "ingest.group_by: unknown value '%s' (operator|log|single)", by);
+        jsondoc_err(err, errlen, "ingest.group_by: unknown value '%s' (operator|log|single)", by);
         goto err;
     }
     if (json && add_list(&b, json, len, err, errlen) != 0) goto err;
@@ -365,13 +364,13 @@ int loglist_build(const struct config *cfg, const char *json, size_t len, struct
     if (b.dropped)
         log_warn("log list: %d logs dropped: at most %d logs are followed", b.dropped, STATS_MAX_LOGS);
     if (out->n_logs == 0) {
-        seterr(err, errlen, "no CT log to follow (log list has no usable log and no custom/static logs)");
+        jsondoc_err(err, errlen, "no CT log to follow (log list has no usable log and no custom/static logs)");
         goto err;
     }
     if (build_groups(out, by) != 0 || merge_groups(out, cfg->ingest.max_processes) != 0) goto oom;
     return 0;
 oom:
-    seterr(err, errlen, "log list: out of memory");
+    jsondoc_err(err, errlen, "log list: out of memory");
 err:
     loglist_free(out);
     return -1;

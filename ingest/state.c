@@ -18,7 +18,6 @@
 
 #define STATE_MAX_BYTES (64u << 20)
 
-#define seterr jsondoc_err
 
 const struct state_entry *state_find(const struct state *st, const char *url)
 {
@@ -55,7 +54,6 @@ void state_free(struct state *st)
     memset(st, 0, sizeof *st);
 }
 
-#define json_u64 jsondoc_u64
 
 int state_parse(const char *json, size_t len, struct state *st, char *err, size_t errlen)
 {
@@ -68,16 +66,16 @@ int state_parse(const char *json, size_t len, struct state *st, char *err, size_
     cJSON_ArrayForEach(it, logs) {
         uint64_t next = 0, size = 0;
         if (!cJSON_IsObject(it) || !it->string || !*it->string) {
-            seterr(err, errlen, "log entry is not an object with a URL key");
+            jsondoc_err(err, errlen, "log entry is not an object with a URL key");
             goto err;
         }
-        if (json_u64(it, "next_index", &next) != 0 || json_u64(it, "tree_size", &size) != 0) {
-            seterr(err, errlen, "log \"%.200s\": next_index/tree_size missing or not unsigned integers",
+        if (jsondoc_u64(it, "next_index", &next) != 0 || jsondoc_u64(it, "tree_size", &size) != 0) {
+            jsondoc_err(err, errlen, "log \"%.200s\": next_index/tree_size missing or not unsigned integers",
                    it->string);
             goto err;
         }
         if (state_set(st, it->string, next, size) != 0) {
-            seterr(err, errlen, "out of memory");
+            jsondoc_err(err, errlen, "out of memory");
             goto err;
         }
     }
@@ -100,27 +98,27 @@ int state_load(const char *path, struct state *st, char *err, size_t errlen)
     memset(st, 0, sizeof *st);
     if (fd < 0) {
         if (errno == ENOENT) return 0;
-        seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+        jsondoc_err(err, errlen, "state file %s: %s", path, strerror(errno));
         return -1;
     }
     if (fstat(fd, &sb) != 0) {
-        seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+        jsondoc_err(err, errlen, "state file %s: %s", path, strerror(errno));
         goto err;
     }
     if (sb.st_size > (off_t)STATE_MAX_BYTES) {
-        seterr(err, errlen, "state file %s: larger than %u bytes", path, STATE_MAX_BYTES);
+        jsondoc_err(err, errlen, "state file %s: larger than %u bytes", path, STATE_MAX_BYTES);
         goto err;
     }
     buf = malloc((size_t)sb.st_size + 1);
     if (!buf) {
-        seterr(err, errlen, "state file %s: out of memory", path);
+        jsondoc_err(err, errlen, "state file %s: out of memory", path);
         goto err;
     }
     while (len < (size_t)sb.st_size) {
         ssize_t n = read(fd, buf + len, (size_t)sb.st_size - len);
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) {
-            seterr(err, errlen, "state file %s: %s", path, strerror(errno));
+            jsondoc_err(err, errlen, "state file %s: %s", path, strerror(errno));
             goto err;
         }
         if (n == 0) break;
@@ -128,7 +126,7 @@ int state_load(const char *path, struct state *st, char *err, size_t errlen)
     }
     buf[len] = '\0';
     if (state_parse(buf, len, st, e2, sizeof e2) != 0) {
-        seterr(err, errlen, "state file %s is corrupt (%s); fix or remove it", path, e2);
+        jsondoc_err(err, errlen, "state file %s is corrupt (%s); fix or remove it", path, e2);
         goto err;
     }
     free(buf);
@@ -182,23 +180,23 @@ int state_save(const char *path, const struct state *st, char *err, size_t errle
     int fd = -1, dfd = -1;
 
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp) {
-        seterr(err, errlen, "state file path too long");
+        jsondoc_err(err, errlen, "state file path too long");
         goto err;
     }
     if (!(json = state_json(st))) goto oom;
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0 || write_all(fd, json, strlen(json)) != 0 || write_all(fd, "\n", 1) != 0 || fsync(fd) != 0) {
-        seterr(err, errlen, "state file %s: %s", tmp, strerror(errno));
+        jsondoc_err(err, errlen, "state file %s: %s", tmp, strerror(errno));
         goto err;
     }
     if (close(fd) != 0) {
         fd = -1;
-        seterr(err, errlen, "state file %s: %s", tmp, strerror(errno));
+        jsondoc_err(err, errlen, "state file %s: %s", tmp, strerror(errno));
         goto err;
     }
     fd = -1;
     if (rename(tmp, path) != 0) {
-        seterr(err, errlen, "state file %s: rename: %s", path, strerror(errno));
+        jsondoc_err(err, errlen, "state file %s: rename: %s", path, strerror(errno));
         goto err;
     }
     /* Make the rename itself durable. */
@@ -213,7 +211,7 @@ int state_save(const char *path, const struct state *st, char *err, size_t errle
     free(json);
     return 0;
 oom:
-    seterr(err, errlen, "state file: out of memory");
+    jsondoc_err(err, errlen, "state file: out of memory");
 err:
     if (fd >= 0) {
         (void)close(fd);
