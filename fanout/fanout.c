@@ -38,6 +38,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "fanout/ws_handshake.h"
 
@@ -51,13 +52,6 @@
 #define ACCEPT_BATCH 64
 
 static int conn_flush(struct conn *c);
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 /* Low 32 bits of the monotonic clock in ms: differences stay exact for 49
  * days, far longer than any gap compared here (heartbeats refresh it). */

@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
@@ -135,23 +136,9 @@ static void pump(struct ilog *l);
 
 /* ---- time ---- */
 
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static uint64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 static void timer_at(struct event *ev, uint64_t at_ms)
 {
-    uint64_t now = now_ms(), d = at_ms > now ? at_ms - now : 0;
+    uint64_t now = mono_ms(), d = at_ms > now ? at_ms - now : 0;
     struct timeval tv = {.tv_sec = (time_t)(d / 1000), .tv_usec = (suseconds_t)(d % 1000) * 1000};
     evtimer_add(ev, &tv);
 }
@@ -208,9 +195,9 @@ static void on_failure(struct ilog *l, struct req *r, const char *what)
     if (r && r->retry_after_s > 0) {
         uint64_t ra = (uint64_t)(r->retry_after_s > 3600 ? 3600 : r->retry_after_s) * 1000u;
         if (ra > d) d = ra;
-        if (l->op->next_ms < now_ms() + ra) l->op->next_ms = now_ms() + ra;
+        if (l->op->next_ms < mono_ms() + ra) l->op->next_ms = mono_ms() + ra;
     }
-    l->retry_at_ms = now_ms() + d;
+    l->retry_at_ms = mono_ms() + d;
     count(l->in, ST_CT_REQUEST_FAILURES, 1);
     if (l->failures <= 3 || l->failures % 20 == 0)
         log_warn("%s: %s failed (%s); retry %u in %llu ms", l->cfg->name,
@@ -291,7 +278,7 @@ static void op_kick(struct op *op)
     struct ingest *in = op->in;
     uint64_t gap = in->cfg->ct_log.operator_rate_limit_ms;
     while (op->qhead) {
-        uint64_t now = now_ms();
+        uint64_t now = mono_ms();
         if (now < op->next_ms) {
             timer_at(op->timer, op->next_ms);
             return;
@@ -856,7 +843,7 @@ static void pump_tiled(struct ilog *l, uint64_t now)
     }
     if (l->tile_ready) {
         tile_process(l);
-        if (l->tile_ready || now_ms() < l->retry_at_ms) return;
+        if (l->tile_ready || mono_ms() < l->retry_at_ms) return;
     }
     if (!l->have_pos || l->tile.state != RS_IDLE || l->next_index >= l->tree_size) return;
     tile_request(l);
@@ -873,7 +860,7 @@ static void log_timer_cb(evutil_socket_t fd, short what, void *arg)
 
 static void pump(struct ilog *l)
 {
-    uint64_t now = now_ms();
+    uint64_t now = mono_ms();
     if (l->cfg->kind == LOGLIST_TILED) pump_tiled(l, now);
     else pump_rfc6962(l, now);
     /* Wake for the next poll, or when the backoff ends. */

@@ -78,6 +78,7 @@
 #include "shm/ring.h"
 #include "shm/ring_test.h"
 
+#include "common/clock.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -164,12 +165,6 @@ static uint32_t fnv1a(const uint8_t *p, size_t n)
     return h;
 }
 
-static uint64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
 
 static inline struct ring_record *record_at(const struct ring *r, uint64_t pos)
 {
@@ -449,7 +444,7 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
     memset(base + off, 0, len - off);
     test_hook(RING_TEST_WRITTEN, pos);
 
-    uint64_t now = realtime_ns();
+    uint64_t now = wall_ns();
     for (int f = 0; f < RING_NFORMATS; f++) {
         long so = m->bench_stamp_off[f];
         if (so >= 0 && (uint64_t)so + RING_BENCH_STAMP_LEN <= h->json[f].len)
@@ -602,7 +597,7 @@ static void pad_claim(struct ring *r, unsigned id, uint64_t c, uint32_t len)
     memset(h->json, 0, sizeof h->json);
     memset(h->sse_tail, 0, sizeof h->sse_tail);
     memset(&h->sse_head, 0, sizeof h->sse_head);
-    header_commit(r, h, c, realtime_ns());
+    header_commit(r, h, c, wall_ns());
     log_warn("ring: producer %u died mid-record; padded %u bytes at %llu", id, len, (unsigned long long)c);
 }
 
