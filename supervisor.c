@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/clock.h"
 #include "common/log.h"
 #include "fanout/fanout.h"
 #include "ingest/ingest.h"
@@ -56,7 +57,6 @@ struct child {
     uint32_t backoff_ms;
     unsigned restarts;
     bool active;                 /* false: do not (re)start; slot free once reaped */
-    bool oneshot;                /* the log list fetcher: never restarted */
 };
 
 struct supervisor {
@@ -65,6 +65,7 @@ struct supervisor {
     struct ring *ring;
     struct stats *stats;
     struct dedup *dedup;         /* shared by the ingest processes; NULL with --replay */
+    struct replay_source *replay; /* --replay: decoded once, inherited by the replay child */
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
     unsigned cap_children;
@@ -84,13 +85,6 @@ struct supervisor {
     uint64_t state_saved_ms;
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
 };
-
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static const char *role_name(enum child_role r)
 {
@@ -166,7 +160,7 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_REPLAY: {
         struct replay_params rp = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
-            .stats_slot = c->stats_slot, .file = s->opts->replay_file, .rate = s->opts->replay_rate,
+            .stats_slot = c->stats_slot, .src = s->replay, .rate = s->opts->replay_rate,
             .loop = s->opts->replay_loop, .bench_stamp = s->opts->bench_stamp,
         };
         rc = replay_run(&rp);
@@ -495,7 +489,7 @@ static void maybe_fetch_loglist(struct supervisor *s)
     struct child *c = child_slot(s);
     if (!c)
         return;
-    *c = (struct child){.role = ROLE_LOGLIST, .active = true, .oneshot = true};
+    *c = (struct child){.role = ROLE_LOGLIST, .active = true};
     s->loglist_next_ms = UINT64_MAX; /* until the fetcher reports */
     if (child_start(s, c) != 0) {
         c->active = false;
@@ -561,7 +555,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     int rc = 1;
     char err[512];
 
-    if (opts->replay_file && replay_check_file(opts->replay_file, err, sizeof err) < 0) {
+    if (opts->replay_file && !(s.replay = replay_open(opts->replay_file, err, sizeof err))) {
         log_error("--replay: %s", err);
         return 2;
     }
@@ -582,12 +576,12 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     sigaddset(&mask, SIGHUP);
     if (sigprocmask(SIG_BLOCK, &mask, &s.old_mask) != 0) {
         log_error("sigprocmask: %s", strerror(errno));
-        return 1;
+        goto out;
     }
     /* A client that goes away mid-write must not kill a worker: EPIPE instead. */
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
         log_error("signal(SIGPIPE): %s", strerror(errno));
-        return 1;
+        goto out;
     }
 
     s.ring = ring_create((size_t)cfg->ring_size);
@@ -614,10 +608,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         }
     }
     stats_set_workers(s.stats, s.workers, s.n_children - s.workers);
-    if (opts->replay_file && replay_register_logs(s.stats, opts->replay_file, err, sizeof err) != 0) {
-        log_error("--replay: %s", err);
-        goto out;
-    }
+    if (s.replay)
+        replay_register_logs(s.replay, s.stats);
     if (!opts->replay_file) {
         /* A certificate logged to several logs is sent once (ARCHITECTURE.md). */
         s.dedup = dedup_create(cfg->dedup.capacity, cfg->dedup.ttl_secs);
@@ -636,8 +628,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
              (unsigned long long)cfg->ring_size,
              opts->replay_file ? "replay source" : "following CT logs");
 
-    /* Setup parsed files (replay corpus, configuration) and freed them: give
-     * that heap back so it is not copied into every child's footprint. */
+    /* Setup parsed files (replay corpus, configuration) and freed their
+     * parse trees: give that heap back before the children are forked. */
     malloc_trim(0);
     struct watch_state watch = {0};
     poll_watch(&s, &watch); /* the starting point */
@@ -673,6 +665,7 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
+    replay_close(s.replay);
     if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)
         log_warn("close: %s", strerror(errno));
     if (s.dedup)

@@ -18,31 +18,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/file.h"
 #include "ingest/ctapi.h"
 #include "ingest/pipeline.h"
-
-static int read_all(FILE *f, uint8_t **out, size_t *outlen)
-{
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap + 1);
-    if (!buf) return -1;
-    for (;;) {
-        if (len == cap) {
-            uint8_t *nb = realloc(buf, cap * 2 + 1);
-            if (!nb) { free(buf); return -1; }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t n = fread(buf + len, 1, cap - len, f);
-        if (n == 0) break;
-        len += n;
-    }
-    if (ferror(f)) { free(buf); return -1; }
-    buf[len] = 0;
-    *out = buf;
-    *outlen = len;
-    return 0;
-}
 
 /* Issuers from a directory of files named by lowercase hex SHA-256. */
 #define MAX_ISSUERS 256
@@ -63,16 +41,16 @@ static int issuer_lookup(void *ctx, const uint8_t fp[32], const uint8_t **der, s
     for (int i = 0; i < 32 && o + 3 < (int)sizeof path; i++) o += snprintf(path + o, sizeof path - (size_t)o, "%02x", fp[i]);
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
-    uint8_t *buf;
+    char *buf;
     size_t blen;
-    int rc = read_all(f, &buf, &blen);
+    int rc = file_read_all(f, &buf, &blen);
     fclose(f);
     if (rc < 0) return -1;
     memcpy(is->e[is->n].fp, fp, 32);
-    is->e[is->n].der = buf;
+    is->e[is->n].der = (uint8_t *)buf;
     is->e[is->n].len = blen;
     is->n++;
-    *der = buf;
+    *der = (const uint8_t *)buf;
     *len = blen;
     return 0;
 }
@@ -114,11 +92,12 @@ static int run_tile(struct pipeline *p, const char *file, uint64_t tile_index, u
 {
     FILE *f = fopen(file, "rb");
     if (!f) { fprintf(stderr, "render: %s: %s\n", file, strerror(errno)); return 2; }
-    uint8_t *tile;
+    char *tilebuf;
     size_t tlen;
-    int rc = read_all(f, &tile, &tlen);
+    int rc = file_read_all(f, &tilebuf, &tlen);
     fclose(f);
     if (rc < 0) { fprintf(stderr, "render: cannot read %s\n", file); return 2; }
+    const uint8_t *tile = (const uint8_t *)tilebuf;
     /* Count entries first: a tile of fewer than 256 is a partial tile. */
     if (!width) {
         size_t off = 0, count = 0, used;
@@ -155,19 +134,19 @@ static int run_tile(struct pipeline *p, const char *file, uint64_t tile_index, u
         }
         off += used;
     }
-    free(tile);
+    free(tilebuf);
     return status;
 }
 
 static int run_entries(struct pipeline *p, uint64_t start, const char *name, const char *url,
                        bool fixed, double seen, int fmt)
 {
-    uint8_t *body;
+    char *body;
     size_t blen;
-    if (read_all(stdin, &body, &blen) < 0) { fprintf(stderr, "render: cannot read stdin\n"); return 2; }
+    if (file_read_all(stdin, &body, &blen) < 0) { fprintf(stderr, "render: cannot read stdin\n"); return 2; }
     struct ctapi_entries ents;
     char err[256];
-    int rc = ctapi_entries_parse((const char *)body, blen, SIZE_MAX, &ents, err, sizeof err);
+    int rc = ctapi_entries_parse(body, blen, SIZE_MAX, &ents, err, sizeof err);
     free(body);
     if (rc < 0) {
         fprintf(stderr, "render: stdin is not a get-entries response: %s\n", err);

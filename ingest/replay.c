@@ -4,8 +4,8 @@
  * or a golden corpus file ([{log_name,log_url,cert_index,leaf_input,extra_data}])
  * and publishes its entries into the ring at a fixed rate, rendering each one
  * through the same pipeline as live ingest (so `seen` is the real time of
- * publication). The whole file is decoded once at start; per entry the cost is
- * one render and one ring_publish.
+ * publication). The supervisor decodes the whole file once, before it forks
+ * (replay_open); per entry the cost is one render and one ring_publish.
  *
  * Pacing: entry k is due at t0 + k/rate. Each tick publishes every entry that
  * is due (as one batch, one wakeup of the fanout workers) and sleeps until the
@@ -15,16 +15,18 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <malloc.h>
-#include <math.h>
-#include <mbedtls/base64.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "common/b64.h"
+#include "common/clock.h"
+#include "common/file.h"
 #include "common/log.h"
+#include "ingest/ctapi.h"
 #include "ingest/pipeline.h"
 
 #define REPLAY_MAX_BATCH 4096
@@ -35,15 +37,18 @@ struct replay_log {
 };
 
 struct replay_entry {
-    uint8_t *leaf, *extra;
+    const uint8_t *leaf, *extra;  /* into the get-entries arena, or owned (golden) */
     size_t leaf_len, extra_len;
     uint64_t index;
-    unsigned log;            /* index into replay_file.logs */
+    unsigned log;                 /* index into replay_source.logs */
+    bool bad;                     /* undecodable: counted as a parse failure when due */
 };
 
-struct replay_file {
+struct replay_source {
     struct replay_entry *entries;
     size_t n;
+    bool owned;                   /* entries own their bytes (golden corpus) */
+    struct ctapi_entries api;     /* get-entries: the decoded arena */
     struct replay_log logs[STATS_MAX_LOGS];
     unsigned n_logs;
 };
@@ -52,217 +57,164 @@ static volatile sig_atomic_t g_stop;
 
 static void on_stop(int sig) { (void)sig; g_stop = 1; }
 
-static char *read_all(const char *path, size_t *len, char *err, size_t errlen)
+static int find_or_add_log(struct replay_source *rs, const char *name, const char *url)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return NULL;
-    }
-    char *buf = NULL;
-    size_t n = 0, cap = 0;
-    for (;;) {
-        if (n + 1 >= cap) {
-            cap = cap ? cap * 2 : 65536;
-            char *nb = realloc(buf, cap);
-            if (!nb) {
-                snprintf(err, errlen, "%s: out of memory", path);
-                goto err;
-            }
-            buf = nb;
-        }
-        size_t r = fread(buf + n, 1, cap - n - 1, f);
-        if (r == 0)
-            break;
-        n += r;
-    }
-    if (ferror(f)) {
-        snprintf(err, errlen, "%s: read error", path);
-        goto err;
-    }
-    fclose(f);
-    buf[n] = '\0';
-    *len = n;
-    return buf;
-err:
-    free(buf);
-    fclose(f);
-    return NULL;
-}
-
-static int b64_field(const cJSON *obj, const char *key, uint8_t **out, size_t *out_len)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsString(v))
-        return -1;
-    size_t in_len = strlen(v->valuestring), need = 0;
-    mbedtls_base64_decode(NULL, 0, &need, (const unsigned char *)v->valuestring, in_len);
-    uint8_t *buf = malloc(need ? need : 1);
-    if (!buf)
-        return -1;
-    if (mbedtls_base64_decode(buf, need, out_len, (const unsigned char *)v->valuestring, in_len) != 0) {
-        free(buf);
-        return -1;
-    }
-    *out = buf;
-    return 0;
-}
-
-static int find_or_add_log(struct replay_file *rf, const char *name, const char *url)
-{
-    for (unsigned i = 0; i < rf->n_logs; i++)
-        if (strcmp(rf->logs[i].name, name) == 0 && strcmp(rf->logs[i].url, url) == 0)
+    for (unsigned i = 0; i < rs->n_logs; i++)
+        if (strcmp(rs->logs[i].name, name) == 0 && strcmp(rs->logs[i].url, url) == 0)
             return (int)i;
-    if (rf->n_logs >= STATS_MAX_LOGS)
+    if (rs->n_logs >= STATS_MAX_LOGS)
         return -1;
-    rf->logs[rf->n_logs].name = strdup(name);
-    rf->logs[rf->n_logs].url = strdup(url);
-    if (!rf->logs[rf->n_logs].name || !rf->logs[rf->n_logs].url)
+    rs->logs[rs->n_logs].name = strdup(name);
+    rs->logs[rs->n_logs].url = strdup(url);
+    if (!rs->logs[rs->n_logs].name || !rs->logs[rs->n_logs].url)
         return -1;
-    return (int)rf->n_logs++;
+    return (int)rs->n_logs++;
 }
 
-static void replay_file_free(struct replay_file *rf)
+void replay_close(struct replay_source *rs)
 {
-    for (size_t i = 0; i < rf->n; i++) {
-        free(rf->entries[i].leaf);
-        free(rf->entries[i].extra);
+    if (!rs)
+        return;
+    for (size_t i = 0; rs->owned && i < rs->n; i++) {
+        free((void *)rs->entries[i].leaf);
+        free((void *)rs->entries[i].extra);
     }
-    free(rf->entries);
-    for (unsigned i = 0; i < rf->n_logs; i++) {
-        free(rf->logs[i].name);
-        free(rf->logs[i].url);
+    free(rs->entries);
+    ctapi_entries_free(&rs->api);
+    for (unsigned i = 0; i < rs->n_logs; i++) {
+        free(rs->logs[i].name);
+        free(rs->logs[i].url);
     }
-    memset(rf, 0, sizeof *rf);
+    free(rs);
 }
 
 /* A get-entries response has no log identity: it is replayed as the log
  * "Replay" at a URL naming the file, indexes from 0. */
-static int replay_file_load(struct replay_file *rf, const char *path, char *err, size_t errlen)
+static int load_get_entries(struct replay_source *rs, const char *path, const char *json, size_t len,
+                            char *err, size_t errlen)
 {
-    memset(rf, 0, sizeof *rf);
-    size_t len;
-    char *text = read_all(path, &len, err, errlen);
-    if (!text)
+    if (ctapi_entries_parse(json, len, SIZE_MAX, &rs->api, err, errlen) != 0)
         return -1;
-    cJSON *root = cJSON_ParseWithLength(text, len);
-    free(text);
-    if (!root) {
-        snprintf(err, errlen, "%s: not valid JSON", path);
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char url[512];
+    snprintf(url, sizeof url, "https://replay.invalid/%s", base);
+    int log = find_or_add_log(rs, "Replay", url);
+    rs->entries = calloc(rs->api.n ? rs->api.n : 1, sizeof *rs->entries);
+    if (log < 0 || !rs->entries) {
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    const cJSON *arr = root;
-    bool golden = cJSON_IsArray(root);
-    if (!golden) {
-        arr = cJSON_GetObjectItemCaseSensitive(root, "entries");
-        if (!cJSON_IsArray(arr)) {
-            snprintf(err, errlen, "%s: expected a get-entries response {\"entries\":[...]} or a corpus array", path);
-            goto err;
+    for (size_t i = 0; i < rs->api.n; i++) {
+        const struct ctapi_entry *a = &rs->api.v[i];
+        rs->entries[i] = (struct replay_entry){.leaf = a->leaf_input, .leaf_len = a->leaf_len,
+            .extra = a->extra_data, .extra_len = a->extra_len, .index = i, .log = (unsigned)log,
+            .bad = a->bad != 0};
+    }
+    rs->n = rs->api.n;
+    return 0;
+}
+
+static int load_corpus(struct replay_source *rs, const cJSON *arr, char *err, size_t errlen)
+{
+    size_t n = (size_t)cJSON_GetArraySize(arr), i = 0;
+    rs->owned = true;
+    rs->entries = calloc(n ? n : 1, sizeof *rs->entries);
+    if (!rs->entries) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    const cJSON *item;
+    cJSON_ArrayForEach(item, arr) {
+        struct replay_entry *e = &rs->entries[i];
+        const cJSON *ln = cJSON_GetObjectItemCaseSensitive(item, "log_name");
+        const cJSON *lu = cJSON_GetObjectItemCaseSensitive(item, "log_url");
+        const cJSON *ci = cJSON_GetObjectItemCaseSensitive(item, "cert_index");
+        const cJSON *li = cJSON_GetObjectItemCaseSensitive(item, "leaf_input");
+        const cJSON *ed = cJSON_GetObjectItemCaseSensitive(item, "extra_data");
+        if (!cJSON_IsString(ln) || !cJSON_IsString(lu) || !cJSON_IsNumber(ci) || !cJSON_IsString(li) ||
+            !cJSON_IsString(ed) || ci->valuedouble < 0 || ci->valuedouble > 9007199254740992.0) {
+            snprintf(err, errlen, "record %zu: needs log_name, log_url, cert_index, leaf_input, extra_data", i);
+            return -1;
         }
+        int log = find_or_add_log(rs, ln->valuestring, lu->valuestring);
+        if (log < 0) {
+            snprintf(err, errlen, "too many distinct logs (max %d)", STATS_MAX_LOGS);
+            return -1;
+        }
+        uint8_t *leaf = NULL, *extra = NULL;
+        e->bad = b64_decode_alloc(li->valuestring, strlen(li->valuestring), &leaf, &e->leaf_len) != 0 ||
+                 b64_decode_alloc(ed->valuestring, strlen(ed->valuestring), &extra, &e->extra_len) != 0;
+        e->leaf = leaf;
+        e->extra = extra;
+        e->index = (uint64_t)ci->valuedouble; /* CT indexes exceed 2^31: never valueint */
+        e->log = (unsigned)log;
+        rs->n = ++i;                          /* so replay_close frees what it took */
     }
-    size_t n = (size_t)cJSON_GetArraySize(arr);
-    if (n == 0) {
+    return 0;
+}
+
+struct replay_source *replay_open(const char *path, char *err, size_t errlen)
+{
+    struct replay_source *rs = calloc(1, sizeof *rs);
+    char *text = NULL, sub[384];
+    size_t len;
+    cJSON *root = NULL;
+    FILE *f = fopen(path, "rb");
+    if (!rs || !f) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto err;
+    }
+    int rc = file_read_all(f, &text, &len);
+    fclose(f);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        goto err;
+    }
+    root = cJSON_ParseWithLength(text, len);
+    if (cJSON_IsArray(root))
+        rc = load_corpus(rs, root, sub, sizeof sub);
+    else
+        rc = load_get_entries(rs, path, text, len, sub, sizeof sub);
+    if (rc != 0) {
+        snprintf(err, errlen, "%s: %s (expected a get-entries response or a corpus array)", path, sub);
+        goto err;
+    }
+    if (rs->n == 0) {
         snprintf(err, errlen, "%s: no entries", path);
         goto err;
     }
-    rf->entries = calloc(n, sizeof *rf->entries);
-    if (!rf->entries) {
-        snprintf(err, errlen, "out of memory");
-        goto err;
-    }
-    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
-    char default_url[512];
-    snprintf(default_url, sizeof default_url, "https://replay.invalid/%s", base);
-    size_t i = 0;
-    const cJSON *item;
-    cJSON_ArrayForEach(item, arr) {
-        struct replay_entry *e = &rf->entries[i];
-        const char *name = "Replay", *url = default_url;
-        e->index = i;
-        if (golden) {
-            const cJSON *ln = cJSON_GetObjectItemCaseSensitive(item, "log_name");
-            const cJSON *lu = cJSON_GetObjectItemCaseSensitive(item, "log_url");
-            const cJSON *ci = cJSON_GetObjectItemCaseSensitive(item, "cert_index");
-            if (!cJSON_IsString(ln) || !cJSON_IsString(lu) || !cJSON_IsNumber(ci) ||
-                ci->valuedouble < 0 || ci->valuedouble > 9007199254740992.0) {
-                snprintf(err, errlen, "%s: record %zu: needs log_name, log_url, cert_index, leaf_input, extra_data", path, i);
-                goto err;
-            }
-            name = ln->valuestring;
-            url = lu->valuestring;
-            e->index = (uint64_t)ci->valuedouble; /* CT indexes exceed 2^31: never valueint */
-        }
-        int log = find_or_add_log(rf, name, url);
-        if (log < 0) {
-            snprintf(err, errlen, "%s: too many distinct logs (max %d)", path, STATS_MAX_LOGS);
-            goto err;
-        }
-        e->log = (unsigned)log;
-        rf->n = i + 1; /* so replay_file_free frees what this record took */
-        if (b64_field(item, "leaf_input", &e->leaf, &e->leaf_len) != 0 ||
-            b64_field(item, "extra_data", &e->extra, &e->extra_len) != 0) {
-            snprintf(err, errlen, "%s: entry %zu: leaf_input and extra_data must be base64 strings", path, i);
-            goto err;
-        }
-        i++;
-    }
     cJSON_Delete(root);
-    return 0;
+    free(text);
+    return rs;
 err:
     cJSON_Delete(root);
-    replay_file_free(rf);
-    return -1;
+    free(text);
+    replay_close(rs);
+    return NULL;
 }
 
-long replay_check_file(const char *file, char *err, size_t errlen)
-{
-    struct replay_file rf;
-    if (replay_file_load(&rf, file, err, errlen) != 0)
-        return -1;
-    long n = (long)rf.n;
-    replay_file_free(&rf);
-    return n;
-}
+size_t replay_count(const struct replay_source *rs) { return rs->n; }
 
-int replay_register_logs(struct stats *stats, const char *file, char *err, size_t errlen)
+void replay_register_logs(const struct replay_source *rs, struct stats *stats)
 {
-    struct replay_file rf;
-    if (replay_file_load(&rf, file, err, errlen) != 0)
-        return -1;
-    stats_set_log_count(stats, rf.n_logs);
-    for (unsigned i = 0; i < rf.n_logs; i++) {
+    stats_set_log_count(stats, rs->n_logs);
+    for (unsigned i = 0; i < rs->n_logs; i++) {
         struct stats_log *l = stats_log(stats, i);
-        snprintf(l->name, sizeof l->name, "%s", rf.logs[i].name);
-        snprintf(l->url, sizeof l->url, "%s", rf.logs[i].url);
+        snprintf(l->name, sizeof l->name, "%s", rs->logs[i].name);
+        snprintf(l->url, sizeof l->url, "%s", rs->logs[i].url);
         l->health = LOG_HEALTH_UNKNOWN;
     }
-    replay_file_free(&rf);
-    return 0;
-}
-
-static double now_secs(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Renders and publishes entry e; false when it could not be rendered. */
 static bool publish_one(const struct replay_params *p, struct pipeline *pl,
-                        const struct replay_file *rf, const struct replay_entry *e, bool first_pass)
+                        const struct replay_entry *e, bool first_pass)
 {
     struct pipeline_out out;
-    char perr[256];
-    const struct replay_log *log = &rf->logs[e->log];
-    if (pipeline_render_rfc6962(pl, e->leaf, e->leaf_len, e->extra, e->extra_len, e->index,
-                                log->name, log->url, now_secs(), &out, perr, sizeof perr) != 0) {
+    char perr[256] = "leaf_input or extra_data is not valid base64";
+    const struct replay_log *log = &p->src->logs[e->log];
+    if (e->bad || pipeline_render_rfc6962(pl, e->leaf, e->leaf_len, e->extra, e->extra_len, e->index,
+                                          log->name, log->url, wall_secs(), &out, perr, sizeof perr) != 0) {
         if (first_pass)
             log_warn("replay: entry %llu of %s: %s (counted, skipped)",
                      (unsigned long long)e->index, log->url, perr);
@@ -286,7 +238,7 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
         sl->next_index = e->index + 1;
         if (e->index + 1 > sl->tree_size)
             sl->tree_size = e->index + 1;
-        sl->last_success_ms = (uint64_t)(now_secs() * 1000);
+        sl->last_success_ms = wall_ms();
         sl->health = LOG_HEALTHY;
         sl->entries++;
     }
@@ -295,49 +247,40 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
 
 int replay_run(const struct replay_params *p)
 {
-    struct replay_file rf;
-    char err[512];
-    int rc = 1;
-    struct pipeline *pl = NULL;
-    if (replay_file_load(&rf, p->file, err, sizeof err) != 0) {
-        log_error("replay: %s", err);
-        return 1;
-    }
-    pl = pipeline_new();
+    const struct replay_source *rs = p->src;
+    struct pipeline *pl = pipeline_new();
     if (!pl) {
         log_error("replay: out of memory");
-        goto out;
+        return 1;
     }
     pipeline_set_fixed_seen(pl, p->bench_stamp);
-    malloc_trim(0); /* the JSON tree of the file is freed; keep only the entries */
 
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0) {
         log_error("replay: sigaction: %s", strerror(errno));
-        goto out;
+        pipeline_free(pl);
+        return 1;
     }
-    log_info("replay: %zu entries from %s at %.1f/s%s%s", rf.n, p->file, p->rate,
-             p->loop ? ", looping" : "", p->bench_stamp ? ", benchmark stamps" : "");
+    log_info("replay: %zu entries at %.1f/s%s%s", rs->n, p->rate, p->loop ? ", looping" : "",
+             p->bench_stamp ? ", benchmark stamps" : "");
 
     uint64_t t0 = mono_ns(), published = 0;
     const uint64_t min_sleep_ns = 100000;
     while (!g_stop) {
-        uint64_t now = mono_ns();
-        uint64_t due = (uint64_t)((double)(now - t0) / 1e9 * p->rate) + 1;
+        uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * p->rate) + 1;
         unsigned batch = 0;
         while (published < due && batch < REPLAY_MAX_BATCH && !g_stop) {
-            size_t k = (size_t)(published % rf.n);
-            if (!p->loop && published >= rf.n)
+            if (!p->loop && published >= rs->n)
                 break;
-            publish_one(p, pl, &rf, &rf.entries[k], published < rf.n);
+            publish_one(p, pl, &rs->entries[published % rs->n], published < rs->n);
             published++;
             batch++;
         }
         if (batch)
             ring_notify(p->ring);
-        if (!p->loop && published >= rf.n) {
-            log_info("replay: end of %s after %llu entries; idle until stopped", p->file,
+        if (!p->loop && published >= rs->n) {
+            log_info("replay: end of the file after %llu entries; idle until stopped",
                      (unsigned long long)published);
             while (!g_stop)
                 pause();
@@ -345,7 +288,7 @@ int replay_run(const struct replay_params *p)
         }
         /* sleep until the next entry is due */
         uint64_t next_due = t0 + (uint64_t)((double)published / p->rate * 1e9);
-        now = mono_ns();
+        uint64_t now = mono_ns();
         uint64_t wait = next_due > now ? next_due - now : 0;
         if (wait < min_sleep_ns)
             wait = batch == REPLAY_MAX_BATCH ? 0 : min_sleep_ns;
@@ -354,9 +297,6 @@ int replay_run(const struct replay_params *p)
             nanosleep(&ts, NULL); /* EINTR on SIGTERM is how we stop */
         }
     }
-    rc = 0;
-out:
     pipeline_free(pl);
-    replay_file_free(&rf);
-    return rc;
+    return 0;
 }
