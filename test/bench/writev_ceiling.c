@@ -32,6 +32,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "lg_clock.h"
 #include "lg_parse.h"
 
 #define MAX_CORPUS 4096
@@ -87,21 +88,6 @@ static void on_signal(int s)
 {
     (void)s;
     g_stop = 1;
-}
-
-static int64_t now_us(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-static double cpu_seconds(void)
-{
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-    return (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           (double)ru.ru_stime.tv_usec / 1e6;
 }
 
 static char *read_file(const char *path, size_t *len)
@@ -517,11 +503,11 @@ int main(int argc, char **argv)
     }
     fprintf(stderr, "writev-ceiling: listening on 127.0.0.1:%d (%s)\n", port, g.rate > 0 ? "stand-in" : "ceiling");
 
-    int64_t t0 = now_us(CLOCK_MONOTONIC), start = -1, end = -1;
+    int64_t t0 = clock_us(CLOCK_MONOTONIC), start = -1, end = -1;
     double cpu0 = 0;
     if (g.rate > 0) start = t0;
     while (!g_stop) {
-        int64_t t = now_us(CLOCK_MONOTONIC);
+        int64_t t = clock_us(CLOCK_MONOTONIC);
         if (start < 0 && (g.open >= want_clients || t - t0 > (int64_t)(wait_s * 1e6))) start = t;
         if (start >= 0 && end < 0) {
             end = start + (int64_t)(duration * 1e6);
@@ -536,7 +522,7 @@ int main(int argc, char **argv)
         uint64_t head = UINT64_MAX;
         if (g.rate > 0) {
             uint64_t due = (uint64_t)((double)(t - start) / 1e6 * g.rate);
-            int64_t rt = now_us(CLOCK_REALTIME);
+            int64_t rt = clock_us(CLOCK_REALTIME);
             while (g.head < due) publish(rt);
             head = g.head;
         }
@@ -550,7 +536,7 @@ int main(int argc, char **argv)
         handle_events(g.rate > 0 ? 1 : (progress ? 0 : 5));
     }
     double cpu = cpu_seconds() - cpu0;
-    double secs = end >= 0 ? (double)(now_us(CLOCK_MONOTONIC) - start) / 1e6 : 0;
+    double secs = end >= 0 ? (double)(clock_us(CLOCK_MONOTONIC) - start) / 1e6 : 0;
     printf("{\"tool\":\"writev-ceiling\",\"mode\":\"%s\",\"clients\":%d,\"window_s\":%.3f,\"msgs\":%llu,"
            "\"msgs_per_s\":%.1f,\"bytes_per_s\":%.1f,\"cpu_s\":%.3f,\"cpu_pct\":%.1f,\"lapped\":%llu}\n",
            g.rate > 0 ? "stand-in" : "ceiling", g.peak_open, secs, (unsigned long long)g.delivered,

@@ -223,26 +223,36 @@ static const char *body_of(const char *resp)
 
 /* ---- WebSocket client ---- */
 
-static struct client *ws_open(int port, const char *path, const char *extra, int rcvbuf, int *status)
+/* Connects, sends req and reads the response head (5 s at most). NULL when
+ * the connection fails; else the client, with *status from the head and
+ * *end at its "\r\n\r\n" (NULL if the head never completed). */
+static struct client *request_head(int port, int rcvbuf, const char *req, int *status, char **end)
 {
     int fd = tcp_connect(port, rcvbuf);
     if (fd < 0) return NULL;
-    char req[1024];
-    snprintf(req, sizeof req,
-             "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
-             path, extra ? extra : "");
     if (send_all(fd, req, strlen(req)) != 0) { close(fd); return NULL; }
     struct client *c = client_new(fd);
     uint64_t deadline = now_ms() + 5000;
-    char *end = NULL;
+    *end = NULL;
     while (now_ms() < deadline && !c->eof) {
         c->buf[c->len] = 0;
-        if ((end = strstr((char *)c->buf, "\r\n\r\n"))) break;
+        if ((*end = strstr((char *)c->buf, "\r\n\r\n"))) break;
         client_fill(c, 100);
     }
     c->buf[c->len < sizeof c->buf ? c->len : sizeof c->buf - 1] = 0;
     *status = status_of((char *)c->buf);
+    return c;
+}
+
+static struct client *ws_open(int port, const char *path, const char *extra, int rcvbuf, int *status)
+{
+    char req[1024], *end;
+    snprintf(req, sizeof req,
+             "GET %s HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+             path, extra ? extra : "");
+    struct client *c = request_head(port, rcvbuf, req, status, &end);
+    if (!c) return NULL;
     if (*status != 101 || !end) {
         client_free(c);
         return NULL;
@@ -324,22 +334,11 @@ static int ws_wait_close(struct client *c, int timeout_ms)
 
 static struct client *sse_open(int port, const char *path, const char *extra, int *status)
 {
-    int fd = tcp_connect(port, 0);
-    if (fd < 0) return NULL;
-    char req[1024];
+    char req[1024], *end;
     snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: localhost\r\nAccept: text/event-stream\r\n%s\r\n",
              path, extra ? extra : "");
-    if (send_all(fd, req, strlen(req)) != 0) { close(fd); return NULL; }
-    struct client *c = client_new(fd);
-    uint64_t deadline = now_ms() + 5000;
-    char *end = NULL;
-    while (now_ms() < deadline && !c->eof) {
-        c->buf[c->len] = 0;
-        if ((end = strstr((char *)c->buf, "\r\n\r\n"))) break;
-        client_fill(c, 100);
-    }
-    c->buf[c->len] = 0;
-    *status = status_of((char *)c->buf);
+    struct client *c = request_head(port, 0, req, status, &end);
+    if (!c) return NULL;
     if (*status != 200 || !end ||
         !strstr((char *)c->buf, "Content-Type: text/event-stream\r\n") ||
         !strstr((char *)c->buf, "Cache-Control: no-cache\r\n")) {

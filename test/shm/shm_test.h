@@ -7,6 +7,7 @@
 #ifndef CS_SHM_TEST_H
 #define CS_SHM_TEST_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -32,6 +33,30 @@ static int g_case_failed, g_cases_passed, g_cases_failed;
             g_cases_passed++;                                          \
         }                                                              \
     } while (0)
+
+/* RFC 6455 5.2 decoder for a server frame header: FIN, RSV 0, opcode, no
+ * mask, and the minimal length encoding. Returns header length or 0. */
+static inline size_t ws_decode(const uint8_t *p, uint64_t *len)
+{
+    if (p[0] != 0x81 || (p[1] & 0x80) != 0)
+        return 0;
+    unsigned l7 = p[1] & 0x7f;
+    if (l7 < 126) {
+        *len = l7;
+        return 2;
+    }
+    if (l7 == 126) {
+        *len = (uint64_t)p[2] << 8 | p[3];
+        return *len >= 126 ? 4 : 0;
+    }
+    if (p[2] & 0x80)
+        return 0;
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[2 + i];
+    *len = v;
+    return v > 0xffff ? 10 : 0;
+}
 
 static inline int test_report(void)
 {

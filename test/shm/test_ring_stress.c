@@ -108,26 +108,6 @@ static size_t gen_json(char *out, unsigned w, uint64_t n, int f)
     return len;
 }
 
-static size_t ws_decode(const uint8_t *p, uint64_t *len)
-{
-    if (p[0] != 0x81 || (p[1] & 0x80) != 0)
-        return 0;
-    unsigned l7 = p[1] & 0x7f;
-    if (l7 < 126) {
-        *len = l7;
-        return 2;
-    }
-    if (l7 == 126) {
-        *len = (uint64_t)p[2] << 8 | p[3];
-        return *len >= 126 ? 4 : 0;
-    }
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[2 + i];
-    *len = v;
-    return v > 0xffff && v < ((uint64_t)1 << 63) ? 10 : 0;
-}
-
 static bool span_ok(const struct ring_span *s, uint32_t total)
 {
     return s->off >= HDR && (uint64_t)s->off + s->len <= total;
