@@ -7,9 +7,13 @@
 #ifndef CS_SHM_TEST_H
 #define CS_SHM_TEST_H
 
+#include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <sys/types.h>
+#include <sys/wait.h>
 
 static int g_case_failed, g_cases_passed, g_cases_failed;
 
@@ -56,6 +60,25 @@ static inline size_t ws_decode(const uint8_t *p, uint64_t *len)
         v = v << 8 | p[2 + i];
     *len = v;
     return v > 0xffff ? 10 : 0;
+}
+
+/* splitmix64's finalizer: well-spread test keys and sizes from a counter. */
+static inline uint64_t mix(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdull;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ull;
+    x ^= x >> 33;
+    return x;
+}
+
+/* SIGKILLs pid and reaps it: true when it really died of that SIGKILL. */
+static inline bool kill_reap(pid_t pid)
+{
+    int st = 0;
+    return kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
+           WTERMSIG(st) == SIGKILL;
 }
 
 static inline int test_report(void)

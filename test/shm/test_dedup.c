@@ -12,16 +12,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* A SHA-256-like (uniform) key for number i. */
 static void key_of(uint8_t k[32], uint64_t i)
 {

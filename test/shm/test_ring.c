@@ -570,13 +570,6 @@ static pid_t spawn_stopped(struct ring *r, unsigned id, enum ring_test_phase pha
     return pid;
 }
 
-static bool kill_reap(pid_t pid)
-{
-    int st = 0;
-    return kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
-           WTERMSIG(st) == SIGKILL;
-}
-
 /* A producer killed at each step between claim and commit: readers wait at
  * its record (EMPTY, even though later records are committed), and after
  * ring_repair they pass a PAD record and read on. */

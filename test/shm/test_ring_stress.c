@@ -73,16 +73,6 @@ static void sleep_us(unsigned us)
         ;
 }
 
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 33;
-    x *= 0xff51afd7ed558ccdull;
-    x ^= x >> 33;
-    x *= 0xc4ceb9fe1a85ec53ull;
-    x ^= x >> 33;
-    return x;
-}
-
 /* Length of format f of record (w, n): mostly small, sometimes large. */
 static size_t gen_len(unsigned w, uint64_t n, int f)
 {
@@ -311,12 +301,6 @@ static pid_t spawn_killer(struct ring *r, enum ring_test_phase phase, unsigned b
     if (pid < 0 || waitpid(pid, &st, WUNTRACED) != pid || !WIFSTOPPED(st))
         return -1;
     return pid;
-}
-
-static bool kill_reap(pid_t pid)
-{
-    int st = 0;
-    return kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st);
 }
 
 /* Waits up to ms for cond over all fast readers. */
