@@ -589,9 +589,6 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("ring_create(%llu bytes): %s", (unsigned long long)cfg->ring_size, strerror(errno));
         goto out;
     }
-    /* Per-record checksums exist for the ring's own tests; nothing in the
-     * server verifies them, and they are most of the cost of a publish. */
-    ring_set_checksums(s.ring, false);
     s.stats = stats_create();
     if (!s.stats) {
         log_error("stats_create: %s", strerror(errno));

@@ -7,6 +7,8 @@
 #ifndef CS_SHM_TEST_H
 #define CS_SHM_TEST_H
 
+#include "shm/ring.h"
+
 #include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -79,6 +81,15 @@ static inline bool kill_reap(pid_t pid)
     int st = 0;
     return kill(pid, SIGKILL) == 0 && waitpid(pid, &st, 0) == pid && WIFSIGNALED(st) &&
            WTERMSIG(st) == SIGKILL;
+}
+
+/* A ring whose records carry checksums, so every read can be verified. */
+static inline struct ring *test_ring_create(size_t size)
+{
+    struct ring *r = ring_create(size);
+    if (r)
+        ring_set_checksums(r, true);
+    return r;
 }
 
 static inline int test_report(void)

@@ -111,12 +111,12 @@ static void test_create_sizes(void)
     size_t bad[] = {0, 4096, MIB / 2, MIB - 64, MIB + 4096, 3 * MIB};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         errno = 0;
-        struct ring *r = ring_create(bad[i]);
+        struct ring *r = test_ring_create(bad[i]);
         CHECK(r == NULL);
         CHECK(errno == EINVAL);
         ring_destroy(r);
     }
-    struct ring *r = ring_create(4 * MIB);
+    struct ring *r = test_ring_create(4 * MIB);
     CHECK(r != NULL);
     if (!r)
         return;
@@ -133,7 +133,7 @@ static void test_create_sizes(void)
 
 static void test_round_trip(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -185,7 +185,7 @@ static void test_frame_headers(void)
         {65536, {0x81, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x00, 0x00}, 10},
         {70000, {0x81, 0x7f, 0, 0, 0, 0, 0, 0x01, 0x11, 0x70}, 10},
     };
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -211,7 +211,7 @@ static void test_frame_headers(void)
 /* Records that cross the end of the data area read as one contiguous block. */
 static void test_wrap_contiguity(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -242,7 +242,7 @@ static void test_wrap_contiguity(void)
  * header) faults in the kernel instead of sending other memory. */
 static void test_writev_wire(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     int sv[2];
     if (!r || socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) {
         CHECK(r != NULL);
@@ -301,7 +301,7 @@ static void test_writev_wire(void)
 
 static void test_lapping(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -352,7 +352,7 @@ static void test_lapping(void)
 
 static void test_find(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -392,7 +392,7 @@ static void test_find(void)
 
 static void test_oversized(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -426,7 +426,7 @@ static void test_oversized(void)
 
 static void test_bench_stamp(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -465,7 +465,7 @@ static void test_bench_stamp(void)
 
 static void test_checksums_switch(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -491,7 +491,7 @@ static void test_checksums_switch(void)
 
 static void test_notify(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -577,7 +577,7 @@ static void test_repair_claimed(void)
 {
     enum ring_test_phase phases[] = {RING_TEST_CLAIMED, RING_TEST_OPENED, RING_TEST_WRITTEN};
     for (size_t i = 0; i < 3; i++) {
-        struct ring *r = ring_create(MIB);
+        struct ring *r = test_ring_create(MIB);
         if (!r) {
             CHECK(r != NULL);
             return;
@@ -630,7 +630,7 @@ static void test_repair_claimed(void)
 /* Killed before its CAS: nothing was claimed, repair must not pad anything. */
 static void test_repair_unclaimed(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -657,7 +657,7 @@ static void test_repair_unclaimed(void)
  * producer took c meanwhile: the record at c is the other's, keep it. */
 static void test_repair_lost_race(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -689,7 +689,7 @@ static void test_repair_lost_race(void)
 static void test_repair_double_intent(void)
 {
     for (int same = 0; same < 2; same++) {
-        struct ring *r = ring_create(MIB);
+        struct ring *r = test_ring_create(MIB);
         if (!r) {
             CHECK(r != NULL);
             return;
@@ -724,7 +724,7 @@ static void test_repair_double_intent(void)
 /* A restarted producer whose slot was never repaired repairs it itself. */
 static void test_repair_on_reuse(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;
@@ -747,7 +747,7 @@ static void test_repair_on_reuse(void)
 /* A producer that committed but died before clearing its slot: nothing to pad. */
 static void test_repair_committed(void)
 {
-    struct ring *r = ring_create(MIB);
+    struct ring *r = test_ring_create(MIB);
     if (!r) {
         CHECK(r != NULL);
         return;

@@ -482,7 +482,7 @@ int main(void)
     }
     memset(g, 0, sizeof *g);
     alarm(90);   /* a hang fails the test instead of blocking CI */
-    g_ring = ring_create(RING_SZ);
+    g_ring = test_ring_create(RING_SZ);
     if (!g_ring) {
         perror("ring_create");
         return 1;
