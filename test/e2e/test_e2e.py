@@ -394,16 +394,26 @@ def case_endpoints():
         assert d["active_connections"] >= 1, d
         st, h, b = s.http("/metrics")
         assert st == 200 and "text/plain" in h.get("Content-Type", h.get("content-type", ""))
-        for name in (b"certstream_messages_sent", b"certstream_worker_panics",
-                     b"certstream_slow_client_disconnects", b"certstream_ring_head_sequence",
-                     b"certstream_connections", b"certstream_child_restarts"):
-            assert name in b, "metrics lacks %s" % name.decode()
+        metrics = {}
+        for line in b.decode().splitlines():
+            if line and not line.startswith("#"):
+                key, _, val = line.rpartition(" ")
+                metrics[key] = float(val)
+        for name in ("certstream_worker_panics", "certstream_slow_client_disconnects",
+                     "certstream_child_restarts"):
+            assert metrics.get(name) == 0, "%s: %r" % (name, metrics.get(name))
+        assert metrics.get("certstream_messages_sent", 0) >= 1, "no message counted as sent"
+        assert metrics.get('certstream_connections{protocol="websocket",stream="lite"}', 0) >= 1, \
+            "the open lite WebSocket client is not counted"
+        assert metrics.get("certstream_ring_head_sequence", 0) > 0
         for path, fmt in (("/example.json", "lite"), ("/full-stream/example.json", "full"),
                           ("/domains-only/example.json", "domains")):
             st, h, b = s.http(path)
             assert st == 200, path
             exp = GOLDEN.expected[fmt]
             assert (mask_seen(b) if fmt != "domains" else b) in exp, "%s is not a replayed message" % path
+            if fmt != "domains":  # a message of this run, not the built-in sample
+                assert b'"seen":1700000000.0' not in b, "%s still serves the built-in sample" % path
         st, h, b = s.http("/latest.json")
         msgs = split_latest(b)
         assert 1 <= len(msgs) <= 25, len(msgs)
