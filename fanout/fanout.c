@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "common/clock.h"
+#include "common/jsonw.h"
 #include "common/log.h"
 #include "fanout/ws_handshake.h"
 
@@ -601,17 +602,6 @@ static void on_wake(evutil_socket_t fd, short what, void *arg)
 
 /* ---- keep-alive timers --------------------------------------------------- */
 
-/* Seconds as the shortest float with millisecond precision ("1700000000.5"). */
-static size_t format_seconds(char *out, size_t cap, uint64_t ms)
-{
-    int n;
-    if (ms % 1000 == 0) n = snprintf(out, cap, "%" PRIu64 ".0", ms / 1000);
-    else if (ms % 100 == 0) n = snprintf(out, cap, "%" PRIu64 ".%01u", ms / 1000, (unsigned)(ms % 1000 / 100));
-    else if (ms % 10 == 0) n = snprintf(out, cap, "%" PRIu64 ".%02u", ms / 1000, (unsigned)(ms % 1000 / 10));
-    else n = snprintf(out, cap, "%" PRIu64 ".%03u", ms / 1000, (unsigned)(ms % 1000));
-    return n < 0 ? 0 : (size_t)n;
-}
-
 static void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
 {
     for (int f = 0; f < RING_NFORMATS; f++) {
@@ -624,20 +614,29 @@ static void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t 
     worker_publish_counters(w);
 }
 
+/* Every heartbeat_secs, not per message: the frame is built in a jbuf with
+ * the same float format as the certificate messages' timestamps. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    char num[32], json[96];
-    format_seconds(num, sizeof num, (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
-    int jn = snprintf(json, sizeof json, "{\"message_type\":\"heartbeat\",\"timestamp\":%s}", num);
-    if (jn < 0 || (size_t)jn >= sizeof json) return;
-    uint8_t frame[128];
-    size_t h = ws_frame_header(frame, WS_OP_TEXT, (uint64_t)jn);
-    memcpy(frame + h, json, (size_t)jn);
-    broadcast_ws_control(arg, frame, h + (size_t)jn);
+    struct jbuf b;
+    jb_init(&b);
+    uint8_t hdr[10];
+    jb_put(&b, hdr, 2); /* room for the 2-byte header of a short text frame */
+    static const char head[] = "{\"message_type\":\"heartbeat\",\"timestamp\":";
+    jb_put(&b, head, sizeof head - 1);
+    jb_ms_seconds(&b, (int64_t)wall_ms());
+    jb_putc(&b, '}');
+    if (!b.oom) {
+        size_t jn = b.len - 2;
+        size_t h = ws_frame_header(hdr, WS_OP_TEXT, jn);
+        if (h == 2) {
+            memcpy(b.p, hdr, 2);
+            broadcast_ws_control(arg, (const uint8_t *)b.p, b.len);
+        }
+    }
+    jb_free(&b);
 }
 
 static void on_ping(evutil_socket_t fd, short what, void *arg)
