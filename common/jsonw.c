@@ -3,6 +3,8 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 void jb_init(struct jbuf *b)
@@ -16,6 +18,20 @@ void jb_free(struct jbuf *b)
 {
     free(b->p);
     jb_init(b);
+}
+
+void jb_printf(struct jbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0 || !jb_reserve(b, (size_t)n + 1)) /* + 1: vsnprintf's NUL */
+        return;
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->len += (size_t)n;
 }
 
 bool jb_grow(struct jbuf *b, size_t need)

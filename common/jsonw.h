@@ -49,6 +49,9 @@ static inline void jb_putc(struct jbuf *b, char c)
     b->p[b->len++] = c;
 }
 
+/* printf-style append (headers, metrics lines; not for JSON strings). */
+void jb_printf(struct jbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Appends a string literal without strlen. */
 #define jb_lit(b, s) jb_put((b), (s), sizeof(s) - 1)
 

@@ -39,7 +39,6 @@
 #include <unistd.h>
 
 #include "common/clock.h"
-#include "common/jsonw.h"
 #include "common/log.h"
 #include "fanout/ws_handshake.h"
 
@@ -695,16 +694,17 @@ static const char *reason_phrase(int status)
 static void respond(struct conn *c, int status, const char *ctype, const char *extra,
                     const char *body, size_t blen, bool head_only)
 {
-    struct sbuf b = { 0 };
+    struct jbuf b;
+    jb_init(&b);
     bool keep = (c->flags & CF_KEEPALIVE) && (status == 200 || status == 404 || status == 503);
     if (!keep) c->flags &= (uint8_t)~CF_KEEPALIVE;
-    sb_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+    jb_printf(&b, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                   "Cache-Control: no-cache\r\nConnection: %s\r\n%s\r\n",
               status, reason_phrase(status), ctype, blen, keep ? "keep-alive" : "close",
               extra ? extra : "");
-    if (!head_only) sb_add(&b, body, blen);
+    if (!head_only) jb_put(&b, body, blen);
     if (b.oom) {
-        free(b.p);
+        jb_free(&b);
         conn_free(c);
         return;
     }
@@ -733,15 +733,15 @@ static void respond_not_found(struct conn *c, bool head)
     respond(c, 404, "application/json", NULL, body, sizeof body - 1, head);
 }
 
-static void respond_sbuf(struct conn *c, int status, const char *ctype, struct sbuf *b, bool head)
+static void respond_jbuf(struct conn *c, int status, const char *ctype, struct jbuf *b, bool head)
 {
     if (b->oom) {
-        free(b->p);
+        jb_free(b);
         conn_free(c);
         return;
     }
     respond(c, status, ctype, NULL, b->p ? b->p : "", b->len, head);
-    free(b->p);
+    jb_free(b);
 }
 
 static bool token_equal(struct http_str a, const char *tok)
@@ -1008,10 +1008,11 @@ static void handle_request(struct conn *c, const struct http_request *req, const
             respond_not_found(c, head);
             return;
         }
-        struct sbuf b = { 0 };
+        struct jbuf b;
+        jb_init(&b);
         int status = 200;
         route_health_deep(w, &b, &status);
-        respond_sbuf(c, status, "application/json", &b, head);
+        respond_jbuf(c, status, "application/json", &b, head);
         return;
     }
     if (http_str_eq(path, "/metrics")) {
@@ -1019,9 +1020,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
             respond_not_found(c, head);
             return;
         }
-        struct sbuf b = { 0 };
+        struct jbuf b;
+        jb_init(&b);
         route_metrics(w, &b);
-        respond_sbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
         return;
     }
     static const struct { const char *path; enum ring_format f; } examples[] = {
@@ -1035,9 +1037,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
             respond_not_found(c, head);
             return;
         }
-        struct sbuf b = { 0 };
+        struct jbuf b;
+        jb_init(&b);
         route_example(w, examples[i].f, &b);
-        respond_sbuf(c, 200, "application/json", &b, head);
+        respond_jbuf(c, 200, "application/json", &b, head);
         return;
     }
     if (http_str_eq(path, "/latest.json")) {
@@ -1046,9 +1049,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
             respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", head);
             return;
         }
-        struct sbuf b = { 0 };
+        struct jbuf b;
+        jb_init(&b);
         route_latest(w, &b);
-        respond_sbuf(c, 200, "application/json", &b, head);
+        respond_jbuf(c, 200, "application/json", &b, head);
         return;
     }
     respond_not_found(c, head);

@@ -14,6 +14,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "common/jsonw.h"
 #include "conf/config.h"
 #include "fanout/fanout.h"
 #include "fanout/http_parser.h"
@@ -26,15 +27,6 @@
 #endif
 
 /* A growable byte buffer for one-shot responses (metrics, JSON). */
-struct sbuf {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-void sb_add(struct sbuf *b, const void *data, size_t len);
-void sb_str(struct sbuf *b, const char *s);
-void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void sb_json_string(struct sbuf *b, const char *s, size_t maxlen);  /* quoted, escaped */
 
 enum conn_state {
     CS_REQUEST = 0,   /* reading the request head */
@@ -145,12 +137,12 @@ struct worker {
 };
 
 /* endpoints (http_routes.c) */
-void route_health_deep(struct worker *w, struct sbuf *b, int *status);
-void route_metrics(struct worker *w, struct sbuf *b);
+void route_health_deep(struct worker *w, struct jbuf *b, int *status);
+void route_metrics(struct worker *w, struct jbuf *b);
 /* the newest message of format f, copied and checked against lapping;
  * falls back to the built-in sample */
-void route_example(struct worker *w, enum ring_format f, struct sbuf *b);
-void route_latest(struct worker *w, struct sbuf *b);
+void route_example(struct worker *w, enum ring_format f, struct jbuf *b);
+void route_latest(struct worker *w, struct jbuf *b);
 
 /* fanout.c */
 void worker_scan(struct worker *w);

@@ -1,6 +1,6 @@
 /* http_routes.c - bodies of the small HTTP endpoints: /health/deep,
  * /metrics, /example.json, /latest.json. Each builds one response in an
- * sbuf; they read the shared counters and the ring, never write them. */
+ * jbuf; they read the shared counters and the ring, never write them. */
 #include "fanout/fanout_internal.h"
 
 #include <inttypes.h>
@@ -10,76 +10,15 @@
 #include <string.h>
 #include <time.h>
 
-/* ---- sbuf ----------------------------------------------------------------- */
-
-static bool sb_reserve(struct sbuf *b, size_t n)
-{
-    if (b->oom) return false;
-    if (b->len + n + 1 <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 1024;
-    while (cap < b->len + n + 1) cap *= 2;
-    char *p = realloc(b->p, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->p = p;
-    b->cap = cap;
-    return true;
-}
-
-void sb_add(struct sbuf *b, const void *data, size_t len)
-{
-    if (!sb_reserve(b, len)) return;
-    if (len) memcpy(b->p + b->len, data, len);
-    b->len += len;
-    b->p[b->len] = '\0';
-}
-
-void sb_str(struct sbuf *b, const char *s) { sb_add(b, s, strlen(s)); }
-
-void sb_printf(struct sbuf *b, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (n < 0 || !sb_reserve(b, (size_t)n)) return;
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
-}
-
-/* JSON string of at most maxlen bytes of s (shared memory may be mid-update,
- * so never trust a terminator). Control bytes are escaped; other bytes pass. */
-void sb_json_string(struct sbuf *b, const char *s, size_t maxlen)
-{
-    size_t n = strnlen(s, maxlen);
-    sb_add(b, "\"", 1);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = { '\\', (char)c };
-            sb_add(b, e, 2);
-        } else if (c < 0x20) {
-            sb_printf(b, "\\u%04x", c);
-        } else {
-            sb_add(b, &s[i], 1);
-        }
-    }
-    sb_add(b, "\"", 1);
-}
-
 /* Prometheus label value: backslash, quote and newline escaped. */
-static void sb_label_value(struct sbuf *b, const char *s, size_t maxlen)
+static void label_value(struct jbuf *b, const char *s, size_t maxlen)
 {
     size_t n = strnlen(s, maxlen);
     for (size_t i = 0; i < n; i++) {
-        if (s[i] == '\\') sb_add(b, "\\\\", 2);
-        else if (s[i] == '"') sb_add(b, "\\\"", 2);
-        else if (s[i] == '\n') sb_add(b, "\\n", 2);
-        else sb_add(b, &s[i], 1);
+        if (s[i] == '\\') jb_put(b, "\\\\", 2);
+        else if (s[i] == '"') jb_put(b, "\\\"", 2);
+        else if (s[i] == '\n') jb_put(b, "\\n", 2);
+        else jb_put(b, &s[i], 1);
     }
 }
 
@@ -120,7 +59,7 @@ static unsigned log_count(const struct stats *s)
  * "degraded" when any log is degraded, unhealthy or not yet polled, or when
  * no log is known yet (the server is up but has nothing to follow: 200, so
  * a load balancer does not pull a freshly started box); else "healthy". */
-void route_health_deep(struct worker *w, struct sbuf *b, int *status)
+void route_health_deep(struct worker *w, struct jbuf *b, int *status)
 {
     struct stats *s = w->stats;
     unsigned n = log_count(s), healthy = 0, degraded = 0, unhealthy = 0;
@@ -141,7 +80,7 @@ void route_health_deep(struct worker *w, struct sbuf *b, int *status)
     unsigned fanout = 0, ingest = 0;
     stats_get_workers(s, &fanout, &ingest);
     worker_scan(w);
-    sb_printf(b, "{\"status\":\"%s\",\"logs_healthy\":%u,\"logs_degraded\":%u,\"logs_unhealthy\":%u,"
+    jb_printf(b, "{\"status\":\"%s\",\"logs_healthy\":%u,\"logs_degraded\":%u,\"logs_unhealthy\":%u,"
                  "\"logs_total\":%u,\"active_connections\":%" PRIu64 ",\"uptime_secs\":%" PRIu64 ","
                  "\"workers\":{\"fanout\":%u,\"ingest\":%u},"
                  "\"ring\":{\"head_sequence\":%" PRIu64 ",\"tail\":%" PRIu64 ",\"size\":%zu},\"logs\":[",
@@ -150,16 +89,16 @@ void route_health_deep(struct worker *w, struct sbuf *b, int *status)
     for (unsigned i = 0; i < n; i++) {
         const struct stats_log *l = stats_log(s, i);
         uint64_t tree = l->tree_size, next = l->next_index;
-        if (i) sb_add(b, ",", 1);
-        sb_str(b, "{\"name\":");
-        sb_json_string(b, l->name, sizeof l->name);
-        sb_str(b, ",\"url\":");
-        sb_json_string(b, l->url, sizeof l->url);
-        sb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
+        if (i) jb_put(b, ",", 1);
+        jb_lit(b, "{\"name\":");
+        jb_str(b, l->name, strnlen(l->name, sizeof l->name));
+        jb_lit(b, ",\"url\":");
+        jb_str(b, l->url, strnlen(l->url, sizeof l->url));
+        jb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
                      ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
                   health_name(l->health), tree, next, tree > next ? tree - next : 0, l->entries);
     }
-    sb_str(b, "]}");
+    jb_lit(b, "]}");
 }
 
 /* ---- /metrics ------------------------------------------------------------------ */
@@ -203,12 +142,12 @@ static const struct metric plain_metrics[] = {
 
 static const char *const fmt_names[RING_NFORMATS] = { "full", "lite", "domains" };
 
-static void family(struct sbuf *b, const char *name, const char *type, const char *help)
+static void family(struct jbuf *b, const char *name, const char *type, const char *help)
 {
-    sb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    jb_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-void route_metrics(struct worker *w, struct sbuf *b)
+void route_metrics(struct worker *w, struct jbuf *b)
 {
     struct stats *s = w->stats;
     uint64_t total = 0, v[RING_NFORMATS];
@@ -216,37 +155,37 @@ void route_metrics(struct worker *w, struct sbuf *b)
     for (int f = 0; f < RING_NFORMATS; f++) total += v[f] = stats_sum(s, (enum stat_id)(ST_MSG_SENT_FULL + f));
     family(b, "certstream_messages_sent", "counter",
            "Messages delivered to clients (unlabelled: all streams).");
-    sb_printf(b, "certstream_messages_sent %" PRIu64 "\n", total);
+    jb_printf(b, "certstream_messages_sent %" PRIu64 "\n", total);
     for (int f = 0; f < RING_NFORMATS; f++)
-        sb_printf(b, "certstream_messages_sent{stream=\"%s\"} %" PRIu64 "\n", fmt_names[f], v[f]);
+        jb_printf(b, "certstream_messages_sent{stream=\"%s\"} %" PRIu64 "\n", fmt_names[f], v[f]);
 
     family(b, "certstream_connections", "gauge", "Open streaming clients by protocol and stream.");
     for (int f = 0; f < RING_NFORMATS; f++)
-        sb_printf(b, "certstream_connections{protocol=\"websocket\",stream=\"%s\"} %" PRId64 "\n",
+        jb_printf(b, "certstream_connections{protocol=\"websocket\",stream=\"%s\"} %" PRId64 "\n",
                   fmt_names[f], (int64_t)stats_sum(s, (enum stat_id)(ST_CONN_WS_FULL + f)));
     for (int f = 0; f < RING_NFORMATS; f++)
-        sb_printf(b, "certstream_connections{protocol=\"sse\",stream=\"%s\"} %" PRId64 "\n",
+        jb_printf(b, "certstream_connections{protocol=\"sse\",stream=\"%s\"} %" PRId64 "\n",
                   fmt_names[f], (int64_t)stats_sum(s, (enum stat_id)(ST_CONN_SSE_FULL + f)));
     family(b, "certstream_active_connections", "gauge", "Open WebSocket and SSE clients, all workers.");
-    sb_printf(b, "certstream_active_connections %" PRIu64 "\n", active_connections(s));
+    jb_printf(b, "certstream_active_connections %" PRIu64 "\n", active_connections(s));
 
     for (size_t i = 0; i < sizeof plain_metrics / sizeof plain_metrics[0]; i++) {
         const struct metric *m = &plain_metrics[i];
         family(b, m->name, m->type, m->help);
-        sb_printf(b, "%s %" PRIu64 "\n", m->name, stats_sum(s, m->id));
+        jb_printf(b, "%s %" PRIu64 "\n", m->name, stats_sum(s, m->id));
     }
 
     worker_scan(w);
     family(b, "certstream_ring_head_sequence", "gauge", "Sequence number of the newest record in the ring.");
-    sb_printf(b, "certstream_ring_head_sequence %" PRIu64 "\n", w->last_seq);
+    jb_printf(b, "certstream_ring_head_sequence %" PRIu64 "\n", w->last_seq);
     family(b, "certstream_ring_size_bytes", "gauge", "Size of the shared ring.");
-    sb_printf(b, "certstream_ring_size_bytes %zu\n", ring_size(w->ring));
+    jb_printf(b, "certstream_ring_size_bytes %zu\n", ring_size(w->ring));
     family(b, "certstream_uptime_seconds", "gauge", "Seconds since the server started.");
-    sb_printf(b, "certstream_uptime_seconds %" PRIu64 "\n", uptime_secs(s));
+    jb_printf(b, "certstream_uptime_seconds %" PRIu64 "\n", uptime_secs(s));
     unsigned fanout = 0, ingest = 0;
     stats_get_workers(s, &fanout, &ingest);
     family(b, "certstream_workers", "gauge", "Running child processes by kind.");
-    sb_printf(b, "certstream_workers{kind=\"fanout\"} %u\ncertstream_workers{kind=\"ingest\"} %u\n",
+    jb_printf(b, "certstream_workers{kind=\"fanout\"} %u\ncertstream_workers{kind=\"ingest\"} %u\n",
               fanout, ingest);
 
     unsigned n = log_count(s);
@@ -254,7 +193,7 @@ void route_metrics(struct worker *w, struct sbuf *b)
     for (unsigned i = 0; i < n; i++) by_health[stats_log(s, i)->health & 3]++;
     family(b, "certstream_logs", "gauge", "CT logs followed, by health.");
     for (unsigned h = 0; h < 4; h++)
-        sb_printf(b, "certstream_logs{health=\"%s\"} %u\n", health_name(h), by_health[h]);
+        jb_printf(b, "certstream_logs{health=\"%s\"} %u\n", health_name(h), by_health[h]);
 
     static const char *const per_log[][3] = {
         { "certstream_log_tree_size", "gauge", "Tree size from the log's latest STH or checkpoint." },
@@ -275,9 +214,9 @@ void route_metrics(struct worker *w, struct sbuf *b)
             case 3: val = l->entries; break;
             default: val = l->health == LOG_HEALTHY; break;
             }
-            sb_printf(b, "%s{log=\"", per_log[k][0]);
-            sb_label_value(b, l->name, sizeof l->name);
-            sb_printf(b, "\"} %" PRIu64 "\n", val);
+            jb_printf(b, "%s{log=\"", per_log[k][0]);
+            label_value(b, l->name, sizeof l->name);
+            jb_printf(b, "\"} %" PRIu64 "\n", val);
         }
     }
 }
@@ -286,18 +225,18 @@ void route_metrics(struct worker *w, struct sbuf *b)
 
 /* Copies json[f] of the record at pos; false if it is not a sane record. The
  * caller validates the copy with ring_lapped_since afterwards. */
-static bool copy_json(struct worker *w, uint64_t pos, enum ring_format f, struct sbuf *b)
+static bool copy_json(struct worker *w, uint64_t pos, enum ring_format f, struct jbuf *b)
 {
     const struct ring_record *rec;
     if (ring_peek(w->ring, pos, &rec) != RING_OK || rec->kind != RING_KIND_MESSAGE) return false;
     struct ring_span sp = rec->json[f];
     uint32_t total = rec->total_len;
     if (sp.len == 0 || sp.off > total || sp.len > total - sp.off) return false;
-    sb_add(b, ring_record_bytes(rec) + sp.off, sp.len);
+    jb_put(b, ring_record_bytes(rec) + sp.off, sp.len);
     return true;
 }
 
-void route_example(struct worker *w, enum ring_format f, struct sbuf *b)
+void route_example(struct worker *w, enum ring_format f, struct jbuf *b)
 {
     static const char *const sample[RING_NFORMATS] = { example_sample_full, example_sample_lite,
                                                        example_sample_domains };
@@ -306,21 +245,21 @@ void route_example(struct worker *w, enum ring_format f, struct sbuf *b)
     if (worker_recent_at(w, 0, &pos) && copy_json(w, pos, f, b) && !ring_lapped_since(w->ring, pos))
         return;
     b->len = 0;
-    sb_add(b, sample[f], example_sample_len[f]);
+    jb_put(b, sample[f], example_sample_len[f]);
 }
 
 #define LATEST_COUNT 25
 
-void route_latest(struct worker *w, struct sbuf *b)
+void route_latest(struct worker *w, struct jbuf *b)
 {
     uint64_t pos[LATEST_COUNT];
     size_t mark[LATEST_COUNT];
     unsigned k = 0;
     worker_scan(w);
-    sb_str(b, "{\"messages\":[");
+    jb_lit(b, "{\"messages\":[");
     for (uint64_t back = 0; k < LATEST_COUNT && worker_recent_at(w, back, &pos[k]); back++) {
         mark[k] = b->len;
-        if (k) sb_add(b, ",", 1);
+        if (k) jb_put(b, ",", 1);
         if (!copy_json(w, pos[k], RING_LITE, b)) {
             b->len = mark[k];
             break;
@@ -334,5 +273,5 @@ void route_latest(struct worker *w, struct sbuf *b)
             break;
         }
     }
-    sb_str(b, "]}");
+    jb_lit(b, "]}");
 }

@@ -43,6 +43,10 @@ int main(void)
     jb_ms_seconds(&b, 1700000001000LL); is("synthetic", "1700000001.0");
     jb_ms_seconds(&b, 1); is("1 ms", "0.001");
     jb_ms_seconds(&b, 0); is("zero", "0.0");
+    jb_printf(&b, "%s %d %zu", "metric", -3, (size_t)4096); is("printf", "metric -3 4096");
+    for (int i = 0; i < 200; i++) jb_printf(&b, "%03d,", i % 1000); /* grows past the first buffer */
+    t_check(b.len == 800 && memcmp(b.p + 796, "199,", 4) == 0, "printf across growth");
+    jb_reset(&b);
     jb_ms_seconds(&b, INT64_MAX); is("huge", "9223372036854776.0");
 
     jb_double(&b, 0.1); is("0.1", "0.1");
