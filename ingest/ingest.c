@@ -422,14 +422,7 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         count(in, ST_DEDUP_DROPPED, 1);
         return;
     }
-    memset(&m, 0, sizeof m);
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        m.json[f] = o->json[f];
-        m.json_len[f] = o->len[f];
-        m.bench_stamp_off[f] = -1;
-    }
-    m.cert_index = index;
-    m.log_id = l->cfg->log_id;
+    pipeline_message(o, index, l->cfg->log_id, false, &m);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);

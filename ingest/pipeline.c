@@ -262,3 +262,16 @@ int pipeline_render_tile_entry(struct pipeline *p, const uint8_t *entry, size_t 
     };
     return pipeline_render_cert(p, &in, out, err, errlen);
 }
+
+void pipeline_message(const struct pipeline_out *o, uint64_t index, uint32_t log_id, bool bench_stamp,
+                      struct ring_message *m)
+{
+    memset(m, 0, sizeof *m);
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        m->json[f] = o->json[f];
+        m->json_len[f] = o->len[f];
+        m->bench_stamp_off[f] = bench_stamp ? o->seen_off[f] : -1;
+    }
+    m->cert_index = index;
+    m->log_id = log_id;
+}

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "ingest/ctentry.h"
+#include "shm/ring.h"
 
 struct pipeline;
 
@@ -74,6 +75,12 @@ struct pipeline_cert {
 };
 int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, struct pipeline_out *out,
                          char *err, size_t errlen);
+
+/* What a producer hands to ring_publish for a rendered entry: the three
+ * messages, the entry's index and log, and (bench_stamp) where the ring
+ * stamps the commit time into `seen` (pipeline_set_fixed_seen must be on). */
+void pipeline_message(const struct pipeline_out *o, uint64_t index, uint32_t log_id, bool bench_stamp,
+                      struct ring_message *m);
 
 /* Chain cache counters (for metrics and the benchmark). */
 void pipeline_cache_stats(const struct pipeline *p, uint64_t *hits, uint64_t *misses);

@@ -221,12 +221,8 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
         return false;
     }
-    struct ring_message m = {.cert_index = e->index, .log_id = e->log};
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        m.json[f] = out.json[f];
-        m.json_len[f] = out.len[f];
-        m.bench_stamp_off[f] = p->bench_stamp ? out.seen_off[f] : -1;
-    }
+    struct ring_message m;
+    pipeline_message(&out, e->index, e->log, p->bench_stamp, &m);
     if (ring_publish(p->ring, p->producer_id, &m) == 0) {
         log_warn("replay: entry %llu too large for the ring (counted, skipped)", (unsigned long long)e->index);
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
