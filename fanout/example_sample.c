@@ -1,6 +1,6 @@
 /* example_sample.c - the message /example.json serves until the first
  * certificate arrives: one real entry (google_argon2026h2_000, index 1111014090) in each
- * format, byte for byte from shared/testdata/golden/live_ct.json. */
+ * format, byte for byte from test/data/golden/live_ct.json. */
 #include "fanout/fanout_internal.h"
 
 const char example_sample_full[] =

@@ -5,7 +5,7 @@
  *   RFC 6962:        get-sth and get-entries JSON responses.
  *   static-ct-api:   the checkpoint (a signed note).
  * (Tile paths and TileLeaf decoding are in ctentry.h.)
- * Wire formats: shared/testdata/PROTOCOLS.md sections 3-5. */
+ * Wire formats: test/data/PROTOCOLS.md sections 3-5. */
 #ifndef CS_CTAPI_H
 #define CS_CTAPI_H
 

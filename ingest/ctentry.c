@@ -1,5 +1,5 @@
 /* ctentry.c - RFC 6962 and static-ct-api entry decoding (see ctentry.h and
- * shared/testdata/PROTOCOLS.md for the byte layouts). */
+ * test/data/PROTOCOLS.md for the byte layouts). */
 #include "ingest/ctentry.h"
 
 #include <inttypes.h>

@@ -322,7 +322,7 @@ def main():
     ap.add_argument("--quick", action="store_true",
                     help="clients 1000,10000; lite; workers 1,2; 1 repeat; 5 s windows")
     ap.add_argument("--json", default=None, help="also write every raw result here")
-    ap.add_argument("--corpus", default=os.path.join(root, "..", "shared", "testdata", "golden", "live_ct.json"))
+    ap.add_argument("--corpus", default=os.path.join(root, "test", "data", "golden", "live_ct.json"))
     args = ap.parse_args()
     if args.quick:
         args.clients, args.streams, args.repeats, args.duration = "1000,10000", "lite", 1, 5

@@ -1,7 +1,7 @@
 """Starts and stops a real certstream-server for end-to-end tests.
 
 Everything runs on loopback, on a free port, with a temporary config file and
-the replay source publishing the golden corpus from ../shared/testdata. The
+the replay source publishing the golden corpus from test/data. The
 expected bytes come from the corpus's expected_* fields (with `seen`, the
 wall-clock time of publication, masked on both sides)."""
 import json

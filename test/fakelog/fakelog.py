@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """fakelog.py - a fake CT log server for tests (python3 stdlib only).
 
-Serves real fixtures from shared/testdata over loopback:
+Serves real fixtures from test/data over loopback:
 
   RFC 6962 logs at /<name>/ct/v1/get-sth and /<name>/ct/v1/get-entries
     --golden NAME=LOG_URL   the golden/live_ct.json records of LOG_URL, at

@@ -1,6 +1,6 @@
 /* test_fanout_run.c - the fanout worker end to end over loopback: a forked
  * fanout_run() reads a real ring that this test publishes into (the golden
- * messages of shared/testdata/golden/live_ct.json), and raw-socket clients
+ * messages of test/data/golden/live_ct.json), and raw-socket clients
  * check what they receive byte for byte: WebSocket frames, SSE events with
  * id lines and Last-Event-ID resume, the HTTP endpoints and errors, auth,
  * connection limits, slow clients, protocol errors and the SIGTERM close. */

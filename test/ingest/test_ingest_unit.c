@@ -1,5 +1,5 @@
 /* test_ingest_unit.c - unit tests of ingest's log list, state file, response
- * parsers and tile paths, against the real fixtures in shared/testdata.
+ * parsers and tile paths, against the real fixtures in test/data.
  * Usage: test_ingest_unit <testdata dir> <scratch dir> */
 #include <cjson/cJSON.h>
 #include <mbedtls/base64.h>
