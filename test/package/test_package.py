@@ -455,7 +455,86 @@ def install_run_purge(args, d):
     return 0
 
 
-CASES = {"build": case_build, "contents": case_contents, "lintian": case_lintian,
+# ---------------------------------------------------------------- nspawn
+
+def case_nspawn(args):
+    """A real systemd: a Debian 12 tree (mmdebstrap from Debian's mirror) with
+    the package's dependencies, booted with systemd-nspawn --boot; inside, a
+    oneshot unit (nspawn_inside.py) installs the .deb files and drives
+    certstream-server.service with systemctl. Slow (about a minute plus the
+    download): only with CERTSTREAM_TEST_NSPAWN=1."""
+    if os.environ.get("CERTSTREAM_TEST_NSPAWN") != "1":
+        print("skipped: set CERTSTREAM_TEST_NSPAWN=1 to boot a Debian 12 tree with systemd-nspawn")
+        return SKIP
+    if os.geteuid() != 0:
+        print("skipped: systemd-nspawn needs root")
+        return SKIP
+    for tool in ("mmdebstrap", "systemd-nspawn"):
+        assert shutil.which(tool), tool + " missing: sh packaging/install-deps.sh test with CERTSTREAM_TEST_NSPAWN=1"
+    d = debs(args)
+    deps = set()
+    for deb in d.values():
+        for dep in run(["dpkg-deb", "-f", deb, "Depends"]).stdout.split(","):
+            name = dep.split("|")[0].split("(")[0].strip()
+            if name and not name.startswith("certstream"):
+                deps.add(name)
+    deps |= {"systemd", "systemd-sysv", "dbus", "procps", "python3", "python3-websocket", "ca-certificates"}
+    top = tempfile.mkdtemp(prefix="cs-nspawn-", dir="/var/tmp")
+    root = os.path.join(top, "root")
+    fake = None
+    try:
+        mirror = os.environ.get("CERTSTREAM_DEBIAN_MIRROR", "http://deb.debian.org/debian")
+        p = run(["mmdebstrap", "--variant=minbase", "--include=" + ",".join(sorted(deps)), "bookworm", root, mirror],
+                check=False)
+        assert p.returncode == 0, "mmdebstrap:\n" + p.stderr[-4000:]
+        os.makedirs(os.path.join(root, "root/debs"))
+        inside = []
+        for deb in d.values():
+            shutil.copy(deb, os.path.join(root, "root/debs"))
+            inside.append("/root/debs/" + os.path.basename(deb))
+        fake, fport = start_fakelog(args, top)
+        port = free_port()
+        with open(os.path.join(args.testdata, "golden", "live_ct.json")) as f:
+            golden = [r for r in json.load(f) if r["log_url"] == ARGON_URL and ARGON0 + 5 <= r["cert_index"] < ARGON0 + 20]
+        with open(os.path.join(root, "root/cstest.json"), "w") as f:
+            json.dump({"port": port, "fakelog_port": fport, "debs": inside, "start": ARGON0 + 5,
+                       "want": [r["expected_domains_only"] for r in sorted(golden, key=lambda r: r["cert_index"])]}, f)
+        shutil.copy(os.path.join(args.source, "test/package/nspawn_inside.py"), os.path.join(root, "root/"))
+        # The test's overrides, as an operator's drop-in would set them: the
+        # fake CT log (the container shares the host's loopback) and a free port.
+        dropin = os.path.join(root, "etc/systemd/system/certstream-server.service.d")
+        os.makedirs(dropin)
+        with open(os.path.join(dropin, "test.conf"), "w") as f:
+            f.write("[Service]\nEnvironment=CERTSTREAM_CT_LOGS_URL=http://127.0.0.1:%d/loglist.json\n"
+                    "Environment=CERTSTREAM_HOST=127.0.0.1 CERTSTREAM_PORT=%d\n" % (fport, port))
+        with open(os.path.join(root, "etc/systemd/system/cstest.service"), "w") as f:
+            f.write("[Unit]\nDescription=certstream package test\nAfter=multi-user.target\n"
+                    "[Service]\nType=oneshot\nExecStart=/usr/bin/python3 /root/nspawn_inside.py\n"
+                    "StandardOutput=journal+console\n[Install]\nWantedBy=default.target\n")
+        os.symlink("/etc/systemd/system/cstest.service",
+                   os.path.join(root, "etc/systemd/system/multi-user.target.wants/cstest.service"))
+        boot_log = os.path.join(top, "boot.log")
+        with open(boot_log, "wb") as bl:
+            p = subprocess.run(["timeout", "600", "systemd-nspawn", "-D", root, "--boot", "--register=no",
+                                "--keep-unit", "-M", "cstest%d" % os.getpid()], stdout=bl, stderr=bl,
+                               stdin=subprocess.DEVNULL)
+        result_path = os.path.join(root, "root/cstest-result.json")
+        log = open(boot_log, errors="replace").read()
+        assert os.path.exists(result_path), "no result from inside (nspawn exit %d):\n%s" % (p.returncode, log[-6000:])
+        with open(result_path) as f:
+            result = json.load(f)
+        for s in result["steps"]:
+            print("%s %s" % ("ok  " if s["ok"] else "FAIL", s["step"]))
+        assert result["ok"], json.dumps(result, indent=1) + "\n" + log[-4000:]
+    finally:
+        if fake and fake.poll() is None:
+            fake.kill()
+            fake.wait()
+        shutil.rmtree(top, ignore_errors=True)
+    return 0
+
+
+CASES = {"nspawn": case_nspawn, "build": case_build, "contents": case_contents, "lintian": case_lintian,
          "config": case_config, "install": case_install}
 
 
