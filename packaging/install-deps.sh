@@ -12,19 +12,22 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
  libsystemd-dev"
-# Packaging (make deb) and the package tests: dpkg-buildpackage, debhelper,
-# lintian, systemd-analyze (systemd), setpriv (util-linux), the adduser the
-# package depends on; mmdebstrap and systemd-container only for the optional
-# systemd-nspawn boot test (CERTSTREAM_TEST_NSPAWN=1).
-deb_pkgs="dpkg-dev debhelper fakeroot lintian systemd util-linux adduser
+# Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage,
+# debhelper, and what the package build's own test run needs.
+deb_pkgs="dpkg-dev debhelper fakeroot
  python3 python3-websocket python3-websockets curl procps iproute2"
+# The package tests: lintian, systemd-analyze (systemd), setpriv
+# (util-linux), the adduser the package depends on, man-db for `man -w`;
+# mmdebstrap and systemd-container only for the optional boot test
+# (CERTSTREAM_TEST_NSPAWN=1).
+pkgtest_pkgs="lintian systemd util-linux adduser man-db"
 nspawn_pkgs="mmdebstrap systemd-container"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2"
 
 pkgs=$build_pkgs
 [ "$mode" = deb ] && pkgs="$build_pkgs $deb_pkgs"
-[ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs $deb_pkgs"
+[ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs $deb_pkgs $pkgtest_pkgs"
 [ "${CERTSTREAM_TEST_NSPAWN:-0}" = 1 ] && pkgs="$pkgs $nspawn_pkgs"
 
 missing=""

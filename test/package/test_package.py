@@ -534,7 +534,33 @@ def case_nspawn(args):
     return 0
 
 
-CASES = {"nspawn": case_nspawn, "build": case_build, "contents": case_contents, "lintian": case_lintian,
+def case_dockerfile(args):
+    """The Dockerfile's steps in scratch Debian trees (dockerfile_steps.py):
+    no container engine can run here. Needs Debian's mirror: only with
+    CERTSTREAM_TEST_NSPAWN=1."""
+    if os.environ.get("CERTSTREAM_TEST_NSPAWN") != "1":
+        print("skipped: set CERTSTREAM_TEST_NSPAWN=1 to run the Dockerfile's steps in scratch roots")
+        return SKIP
+    if os.geteuid() != 0:
+        print("skipped: needs root")
+        return SKIP
+    top = tempfile.mkdtemp(prefix="cs-docker-", dir="/var/tmp")
+    fake = None
+    try:
+        fake, fport = start_fakelog(args, top)
+        p = subprocess.run(["/usr/bin/python3", os.path.join(args.source, "test/package/dockerfile_steps.py"),
+                            args.source, top, str(fport)], capture_output=True, text=True)
+        print(p.stdout)
+        assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-5000:]
+    finally:
+        if fake and fake.poll() is None:
+            fake.kill()
+            fake.wait()
+        shutil.rmtree(top, ignore_errors=True)
+    return 0
+
+
+CASES = {"dockerfile": case_dockerfile, "nspawn": case_nspawn, "build": case_build, "contents": case_contents, "lintian": case_lintian,
          "config": case_config, "install": case_install}
 
 
