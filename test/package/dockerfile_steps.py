@@ -40,7 +40,10 @@ def instructions(path):
 
 
 def nspawn(root, argv, chdir="/", user=None, env=None, check=True):
-    cmd = ["systemd-nspawn", "-q", "--pipe", "--register=no", "--keep-unit", "-D", root, "--chdir=" + chdir]
+    # nspawn mounts a fresh tmpfs on /tmp; an image's /tmp is a plain
+    # directory whose contents (COPY ... /tmp/x) RUN steps must see.
+    cmd = ["systemd-nspawn", "-q", "--pipe", "--register=no", "--keep-unit", "-D", root, "--chdir=" + chdir,
+           "--bind=%s/tmp:/tmp" % root]
     if user:
         cmd.append("--user=" + user)
     for k, v in (env or {}).items():
