@@ -25,20 +25,14 @@ test-build: test-deps
 deb: deb-deps
 	sh packaging/build-deb.sh $(CURDIR)/dist
 
-deb-deps:
-	sh packaging/install-deps.sh deb
-
 deps:
 	sh packaging/install-deps.sh build
 
-test-deb: deb-deps
-	sh packaging/build-deb.sh $(CURDIR)/dist
+test-deps:
+	sh packaging/install-deps.sh test
 
 deb-deps:
 	sh packaging/install-deps.sh deb
-
-deps:
-	sh packaging/install-deps.sh test
 
 clean:
 	rm -rf $(BUILD) $(TEST_BUILD) build-deb dist

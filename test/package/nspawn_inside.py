@@ -82,6 +82,29 @@ def main():
     step("reload", show("MainPID") == pid and "SIGHUP: configuration /etc/certstream/config.yaml is valid" in log,
          log[-1500:])
 
+    # Upgrade over the running service: the old server keeps running while
+    # dpkg unpacks, then it is restarted; a client gets close 1001 and can
+    # reconnect; the new server resumes from the state file.
+    import struct
+    ws = websocket.create_connection("ws://127.0.0.1:%d/domains-only" % port, timeout=30)
+    old_pid = show("MainPID")
+    cursor = [l for l in sh("journalctl", "-u", "certstream-server", "-n", "0", "--show-cursor").splitlines()
+              if l.startswith("-- cursor: ")][0][len("-- cursor: "):]
+    sh("dpkg", "-i", cfg["upgrade_deb"])
+    code = None
+    while code is None:
+        op, frame = ws.recv_data_frame(True)
+        if op == websocket.ABNF.OPCODE_CLOSE:
+            code = struct.unpack("!H", frame.data[:2])[0] if len(frame.data) >= 2 else 1005
+    step("upgrade: client closed with 1001", code == 1001, code)
+    version = sh("dpkg-query", "-W", "-f=${Version}", "certstream-server")
+    step("upgrade: new version running", version == cfg["upgrade_version"] and show("ActiveState") == "active"
+         and show("MainPID") not in ("0", old_pid), "%s %s pid %s" % (version, show("ActiveState"), show("MainPID")))
+    ws = websocket.create_connection("ws://127.0.0.1:%d/domains-only" % port, timeout=30)
+    ws.close()
+    log = sh("journalctl", "-u", "certstream-server", "--after-cursor", cursor, "--no-pager", "-o", "cat")
+    step("upgrade: positions carried", "resuming at index %d" % (cfg["start"] + 15) in log, log[-2000:])
+
     sec = sh("systemd-analyze", "security", "certstream-server", check=False)
     line = [l for l in sec.splitlines() if "Overall exposure level" in l]
     step("security (online)", line and float(line[0].split(":")[1].split()[0]) <= 2.0, line)

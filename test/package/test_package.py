@@ -492,12 +492,25 @@ def case_nspawn(args):
         for deb in d.values():
             shutil.copy(deb, os.path.join(root, "root/debs"))
             inside.append("/root/debs/" + os.path.basename(deb))
+        # The "new version" for the upgrade step: the same package with a
+        # higher version (dpkg runs the whole upgrade path on it).
+        unpacked = os.path.join(top, "upgrade")
+        run(["dpkg-deb", "-R", d["certstream-server"], unpacked])
+        ctl = os.path.join(unpacked, "DEBIAN/control")
+        text = open(ctl).read()
+        old_version = re.search(r"(?m)^Version: (\S+)$", text).group(1)
+        new_version = old_version + "+upgradetest1"
+        with open(ctl, "w") as f:
+            f.write(text.replace("Version: " + old_version, "Version: " + new_version))
+        upgrade_deb = "certstream-server_%s_amd64.deb" % new_version
+        run(["dpkg-deb", "--root-owner-group", "-b", unpacked, os.path.join(root, "root/debs/..", upgrade_deb)])
         fake, fport = start_fakelog(args, top)
         port = free_port()
         with open(os.path.join(args.testdata, "golden", "live_ct.json")) as f:
             golden = [r for r in json.load(f) if r["log_url"] == ARGON_URL and ARGON0 + 5 <= r["cert_index"] < ARGON0 + 20]
         with open(os.path.join(root, "root/cstest.json"), "w") as f:
             json.dump({"port": port, "fakelog_port": fport, "debs": inside, "start": ARGON0 + 5,
+                       "upgrade_deb": "/root/" + upgrade_deb, "upgrade_version": new_version,
                        "want": [r["expected_domains_only"] for r in sorted(golden, key=lambda r: r["cert_index"])]}, f)
         shutil.copy(os.path.join(args.source, "test/package/nspawn_inside.py"), os.path.join(root, "root/"))
         # The test's overrides, as an operator's drop-in would set them: the
