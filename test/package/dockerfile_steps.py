@@ -40,10 +40,13 @@ def instructions(path):
 
 
 def nspawn(root, argv, chdir="/", user=None, env=None, check=True):
-    # nspawn mounts a fresh tmpfs on /tmp; an image's /tmp is a plain
-    # directory whose contents (COPY ... /tmp/x) RUN steps must see.
+    # nspawn mounts a fresh tmpfs on /tmp (also over a bind of the tree's own
+    # /tmp); an image's /tmp is a plain directory whose contents (COPY ...
+    # /tmp/x) RUN steps must see: it lives beside the tree (host_path).
+    os.makedirs(root + ".tmp", exist_ok=True)
+    os.chmod(root + ".tmp", 0o1777)
     cmd = ["systemd-nspawn", "-q", "--pipe", "--register=no", "--keep-unit", "-D", root, "--chdir=" + chdir,
-           "--bind=%s/tmp:/tmp" % root]
+           "--bind=%s.tmp:/tmp" % root]
     if user:
         cmd.append("--user=" + user)
     for k, v in (env or {}).items():
@@ -52,6 +55,13 @@ def nspawn(root, argv, chdir="/", user=None, env=None, check=True):
     if check and p.returncode != 0:
         raise SystemExit("FAIL %s: exit %d\n%s\n%s" % (argv, p.returncode, p.stdout[-3000:], p.stderr[-3000:]))
     return p
+
+
+def host_path(root, path):
+    """Where an image path lives on the host (/tmp: beside the tree, see nspawn)."""
+    if path == "/tmp" or path.startswith("/tmp/"):
+        return root + ".tmp" + path[4:]
+    return root + path
 
 
 def ignored(rel, patterns):
@@ -93,20 +103,20 @@ def main():
             print("ok   FROM %s (mmdebstrap minbase)" % image, flush=True)
         elif op == "WORKDIR":
             workdir = arg
-            os.makedirs(root + arg, exist_ok=True)
+            os.makedirs(host_path(root, arg), exist_ok=True)
         elif op == "COPY":
             words = arg.split()
             if words[0].startswith("--from="):
                 from_root = stages[words[0].split("=", 1)[1]]
-                srcs = glob.glob(from_root + words[1])
+                srcs = glob.glob(host_path(from_root, words[1]))
                 assert srcs, "COPY %s: nothing matches" % arg
-                dest = root + words[2]
+                dest = host_path(root, words[2])
                 os.makedirs(dest, exist_ok=True)
                 for s in srcs:
                     shutil.copy2(s, dest)
             else:
                 assert words[0] == ".", arg
-                copy_context(src, root + words[1], patterns)
+                copy_context(src, host_path(root, words[1]), patterns)
             print("ok   COPY %s" % arg, flush=True)
         elif op == "RUN":
             nspawn(root, ["/bin/sh", "-c", arg], chdir=workdir, env={"DEBIAN_FRONTEND": "noninteractive"})
