@@ -296,6 +296,22 @@ class Server:
     def state_file(self):
         return os.path.join(self.dir, "state.json")
 
+    def role_pids(self, role):
+        """{index: pid} of the supervisor's children of one role ("fanout",
+        "ingest", "replay"), from its "started ROLE[i] pid=N" log lines (the
+        latest start of each index)."""
+        out = {}
+        for m in re.finditer(r"started %s\[(\d+)\] pid=(\d+)" % re.escape(role), self.logtext_full()):
+            out[int(m.group(1))] = int(m.group(2))
+        return out
+
+    def logtext_full(self):
+        if self._logtext is not None:
+            return self._logtext
+        self.log.flush()
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            return f.read().decode(errors="replace")
+
     def children(self):
         """pids of the supervisor's children (fanout workers and producers)."""
         path = "/proc/%d/task/%d/children" % (self.proc.pid, self.proc.pid)
