@@ -449,6 +449,13 @@ def install_run_purge(args, d):
                 p.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
+    # remove keeps the configuration, the state and the user; purge removes them.
+    apt("remove", "certstream-server", "certstream-loadgen")
+    assert not os.path.exists("/usr/bin/certstream-server") and not os.path.exists("/usr/bin/certstream-loadgen")
+    assert os.path.exists("/etc/certstream/config.yaml") and os.path.exists("/var/lib/certstream/state.json")
+    pwd.getpwnam("certstream")
+    status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "certstream-server"]).stdout.strip()
+    assert status == "rc", status
     apt("purge", "certstream-server", "certstream-loadgen")
     left = leftovers()
     assert not left, "left after purge: %r" % left
