@@ -380,7 +380,9 @@ def install_run_purge(args, d):
     print("systemd-analyze security: %s %s" % (m.group(1), m.group(2)))
     assert float(m.group(1)) <= 2.0 and m.group(2) == "OK", p.stdout
 
-    scratch = tempfile.mkdtemp(prefix="cs-pkg-")
+    # The service user must reach the notify socket: a directory under /run
+    # (0755), not under $TMPDIR, whose parents may be private (mktemp -d).
+    scratch = tempfile.mkdtemp(prefix="cs-pkg-", dir="/run")
     os.chmod(scratch, 0o755)
     fake = srv = None
     try:
