@@ -949,7 +949,7 @@ def case_tile_partial_gone():
             c = WSRaw(s.port, "/")
             fl.control("checkpoint", log="navigli", size=778)
             fl.control("size", log="navigli", size=1024)
-            wait_positions(s, {u: 778})
+            wait_positions(s, {u: 778}, timeout=10)
             assert fl.stats().get("navigli tile", 0) >= 2, fl.stats()
             fl.control("checkpoint", log="navigli", size="live")
             wait_positions(s, {u: 1024})
