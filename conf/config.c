@@ -65,6 +65,7 @@ struct key {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
+static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
 #define OFF(m) offsetof(struct config, m)
 #define NUM(n, e, t, m, lo, hi) {n, e, t, OFF(m), 0, lo, hi, NULL, NULL}
@@ -121,6 +122,7 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -128,6 +130,7 @@ static const struct key keys[] = {
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
     "streams", "ingest", "keepalive", "dedup", "limits",
+    "message_format",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -482,6 +485,12 @@ static void free_logs(struct config_log *logs, size_t *n)
     *n = 0;
 }
 
+bool config_absent_names_null(const struct config *cfg)
+{
+    return !cfg || !cfg->message_format.absent_name_fields ||
+           strcmp(cfg->message_format.absent_name_fields, "omit") != 0;
+}
+
 /* --------------------------------------------------- defaults and free */
 
 void config_defaults(struct config *cfg)
@@ -529,6 +538,7 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
+    cfg->message_format.absent_name_fields = strdup("null");
     cfg->source_path = NULL;
 }
 
@@ -694,12 +704,24 @@ static const char *suggest(const char *path)
     return best;
 }
 
+/* A choice spelled "null" (message_format.absent_name_fields: null) is the
+ * word, not YAML's null: `key: null` must mean what it says. */
+static bool enum_word_null(const struct key *k, const yaml_event_t *ev)
+{
+    if (k->type != K_ENUM || ev->data.scalar.length != 4 ||
+        memcmp(ev->data.scalar.value, "null", 4) != 0)
+        return false;
+    for (const char *const *c = k->choices; *c; c++)
+        if (strcmp(*c, "null") == 0) return true;
+    return false;
+}
+
 static int vp_scalar_value(struct vpass *v, const struct key *k, const char *path, uint64_t *num)
 {
     char why[WHY];
     if (v->ev.type != YAML_SCALAR_EVENT)
         return vp_fail(v, ev_line(v), path, "expected a single value, got %s", ev_kind(&v->ev));
-    if (ev_is_null(&v->ev))
+    if (ev_is_null(&v->ev) && !enum_word_null(k, &v->ev))
         return vp_fail(v, ev_line(v), path, "has no value (write \"\" for an empty string)");
     if (check_scalar(k, (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length,
                      num, why, sizeof why) < 0)
@@ -986,6 +1008,9 @@ static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
     CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_message_format[] = {
+    CY_SS(message_format, absent_name_fields), CYAML_FIELD_END,
+};
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
       .count_size = (uint8_t)MSIZE(n), \
@@ -1015,6 +1040,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("keepalive", keepalive, cy_keepalive),
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
+    CY_SECTION("message_format", message_format, cy_message_format),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {

@@ -101,6 +101,10 @@ struct config {
         uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
     } limits;
 
+    struct {
+        char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
+    } message_format;
+
     /* where it came from: NULL when built-in defaults only */
     char *source_path;
 };
@@ -120,6 +124,10 @@ struct config_flags {
     const char *log_level;            /* --log-level */
     const char *ring_size;            /* --ring-size */
 };
+
+/* message_format.absent_name_fields is "null" (the default; also when cfg
+ * or the value is missing). */
+bool config_absent_names_null(const struct config *cfg);
 
 /* Fills *cfg with built-in defaults (allocates strings). */
 void config_defaults(struct config *cfg);

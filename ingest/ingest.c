@@ -975,7 +975,7 @@ int ingest_run(const struct ingest_params *p)
     ec = NULL;
     if (!in.base) goto err;
     in.pipe = pipeline_new();
-    if (!in.pipe) goto err;
+    if (!in.pipe || pipeline_set_absent_names(in.pipe, config_absent_names_null(p->cfg)) != 0) goto err;
     pipeline_set_issuer_lookup(in.pipe, issuer_lookup, &in);
     in.multi = curl_multi_init();
     in.curl_timer = evtimer_new(in.base, curl_timer_cb, &in);

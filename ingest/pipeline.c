@@ -26,6 +26,7 @@
 
 struct pipeline {
     bool fixed_seen;
+    bool absent_null;                 /* pipeline_set_absent_names */
     struct x509_cert *leaf, *other;   /* large: allocated once */
     struct jbuf parts, doms, elem, link;
     struct jbuf out[3];
@@ -72,6 +73,18 @@ void pipeline_free(struct pipeline *p)
 
 void pipeline_set_fixed_seen(struct pipeline *p, bool on) { p->fixed_seen = on; }
 
+int pipeline_set_absent_names(struct pipeline *p, bool null_form)
+{
+    if (p->absent_null == null_form) return 0;
+    /* cached chain elements were rendered the other way: start a new cache */
+    struct chaincache *cc = chaincache_new();
+    if (!cc) return -1;
+    chaincache_free(p->cache);
+    p->cache = cc;
+    p->absent_null = null_form;
+    return 0;
+}
+
 void pipeline_set_issuer_lookup(struct pipeline *p, pipeline_issuer_fn lookup, void *ctx)
 {
     p->lookup = lookup;
@@ -106,7 +119,7 @@ static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der
             uint8_t sha1[20], sha256[32];
             mbedtls_sha1_ret(der, len, sha1);
             mbedtls_sha256_ret(der, len, sha256, 0);
-            certjson_chain_element(&p->elem, p->other, sha1, sha256);
+            certjson_chain_element(&p->elem, p->other, sha1, sha256, p->absent_null);
             if (p->elem.oom) return;
         }
         chaincache_put(p->cache, der, len, p->elem.p, p->elem.len, bad);
@@ -147,7 +160,7 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
     if (in->precert) jb_lit(b, "PrecertLogEntry");
     else jb_lit(b, "X509LogEntry");
     jb_lit(b, "\",\"leaf_cert\":");
-    certjson_head(b, c, sha1, out->leaf_sha256);
+    certjson_head(b, c, sha1, out->leaf_sha256, p->absent_null);
     jb_lit(b, ",\"all_domains\":");
     jb_put(b, p->doms.p, p->doms.len);
     size_t b0 = b->len;

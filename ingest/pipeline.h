@@ -36,6 +36,13 @@ void pipeline_free(struct pipeline *p);
  * in place. Off by default: seen is printed like every other float. */
 void pipeline_set_fixed_seen(struct pipeline *p, bool on);
 
+/* Absent subject/issuer name attributes (message_format.absent_name_fields):
+ * true writes every key with null for absent ones (certstream-server-go and
+ * the original server), false leaves them out (the Rust server's bytes, the
+ * golden corpus). A new pipeline leaves them out. Set it before rendering.
+ * 0, or -1 when out of memory (the setting is unchanged). */
+int pipeline_set_absent_names(struct pipeline *p, bool null_form);
+
 /* An RFC 6962 get-entries item (decoded from base64). log_url is printed as
  * source.url as given; cert_link is log_url without its trailing slash +
  * "/ct/v1/get-entries?start=<index>&end=<index>". 0 ok, -1 error. */

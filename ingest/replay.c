@@ -250,6 +250,11 @@ int replay_run(const struct replay_params *p)
         return 1;
     }
     pipeline_set_fixed_seen(pl, p->bench_stamp);
+    if (pipeline_set_absent_names(pl, config_absent_names_null(p->cfg)) != 0) {
+        log_error("replay: out of memory");
+        pipeline_free(pl);
+        return 1;
+    }
 
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);

@@ -207,7 +207,9 @@ static const char every_key_yaml[] =
     "  request_timeout_secs: 5\n"
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
-    "  send_buffer_bytes: 65536\n";
+    "  send_buffer_bytes: 65536\n"
+    "message_format:\n"
+    "  absent_name_fields: omit\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -269,6 +271,7 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    CHECK_STR(c->message_format.absent_name_fields, "omit");
 }
 
 static void test_every_key_from_yaml(void)
@@ -343,6 +346,7 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
         "UNRELATED=1",
         NULL,
     };

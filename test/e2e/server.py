@@ -68,7 +68,7 @@ class Golden:
 
 class Server:
     def __init__(self, binary, testdata, workers=1, rate=50.0, loop=True, extra_yaml="",
-                 replay=None, env=None, ring_size=None):
+                 replay=None, env=None, ring_size=None, absent_name_fields="omit"):
         self.binary = binary
         self.testdata = testdata
         self.port = free_port()
@@ -84,6 +84,10 @@ class Server:
         ]
         if ring_size:
             lines.append("ring_size: %d" % ring_size)
+        # The golden corpus holds the Rust server's bytes (absent name keys
+        # left out); None leaves the server's default (null).
+        if absent_name_fields:
+            lines += ["message_format:", "  absent_name_fields: %s" % absent_name_fields]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_yaml)
         self.replay = replay if replay else os.path.join(testdata, "golden", "live_ct.json")
