@@ -58,8 +58,7 @@ static void handle_request(struct conn *c, const struct http_request *req, const
     }
     if (http_str_eq(path, "/sse") || http_str_eq(path, "/sse/")) {
         if (!cfg->protocols.sse) respond_not_found(c, head);
-        else if (head) respond_text(c, 405, "Allow: GET\r\n", "Method Not Allowed.\n", false);
-        else start_sse(c, req);
+        else start_sse(c, req, head);
         return;
     }
     if (http_str_eq(path, "/health")) {

@@ -160,23 +160,34 @@ static bool parse_sse_stream(struct http_str q, enum ring_format *f)
     return true;
 }
 
-void start_sse(struct conn *c, const struct http_request *req)
+void start_sse(struct conn *c, const struct http_request *req, bool head_only)
 {
     struct worker *w = c->w;
     enum ring_format f;
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
     if (!parse_sse_stream(req->query, &f)) {
-        respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", false);
+        respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", head_only);
         return;
     }
     if (!stream_enabled(w->cfg, f)) {
-        respond_not_found(c, false);
+        respond_not_found(c, head_only);
+        return;
+    }
+    if (head_only) {
+        /* HEAD: the GET answer's head (auth checked, nothing streamed, so no
+         * place under the connection limits is taken) */
+        if (!auth_ok(w, req)) {
+            stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
+            respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", true);
+            return;
+        }
+        respond_head(c, head, sizeof head - 1);
         return;
     }
     if (!admit_stream(w, c, req))
         return;
-    static const char head[] =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
     uint64_t cursor = sse_start(w, req);
     if (!ctl_append(c, head, sizeof head - 1, true)) {
         conn_free(c);

@@ -158,6 +158,51 @@ def case_names_omit():
             classic_cli_line(m)
 
 
+SSE_HEAD = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+            b"Connection: close\r\nX-Accel-Buffering: no\r\n\r\n")
+
+
+def metric(s, name):
+    """The value of one unlabelled or labelled sample from /metrics."""
+    st, _, body = s.http("/metrics")
+    assert st == 200
+    for line in body.decode().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError("metric %s missing" % name)
+
+
+def case_head_sse():
+    """HEAD /sse answers exactly GET's head and no body, then closes; the
+    query is checked as for GET; auth applies; no stream is held."""
+    with server(rate=50, extra_yaml="auth:\n  enabled: true\n  tokens: [t0k]\n") as s:
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+        sock.sendall(b"GET /sse HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n\r\n")
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            buf += sock.recv(4096)
+        sock.close()
+        get = buf.split(b"\r\n\r\n", 1)[0] + b"\r\n\r\n"
+        assert get == SSE_HEAD, get
+        for q in ("", "?stream=full", "?stream=domains-only"):
+            got = http_raw(s.port, ("HEAD /sse%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n\r\n"
+                                    % q).encode())
+            assert got == SSE_HEAD, "HEAD /sse%s: %r" % (q, got)
+        got = http_raw(s.port, b"HEAD /sse?stream=bogus HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer t0k\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 400 Bad Request\r\n") and got.endswith(b"\r\n\r\n"), got
+        assert b"Content-Length: 50\r\n" in got, got   # the GET body's length, not sent
+        got = http_raw(s.port, b"HEAD /sse HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 401 Unauthorized\r\n") and got.endswith(b"\r\n\r\n"), got
+        # curl -I, a real client
+        p = subprocess.run(["curl", "-sI", "--max-time", "5", "-H", "Authorization: t0k",
+                            "http://127.0.0.1:%d/sse" % s.port], capture_output=True)
+        assert p.returncode == 0 and p.stdout == SSE_HEAD, (p.returncode, p.stdout)
+        assert metric(s, "certstream_active_connections") == 0
+    with server(rate=50, extra_yaml="protocols:\n  sse: false\n") as s:
+        got = http_raw(s.port, b"HEAD /sse HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 404 Not Found\r\n") and got.endswith(b"\r\n\r\n"), got
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
