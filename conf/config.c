@@ -40,6 +40,7 @@
 #define MAX_STRING 4096   /* any string value, in bytes */
 #define MAX_TOKEN 1024
 #define MAX_NAME 256      /* log names, header name, host */
+#define MAX_PATH 200      /* endpoint paths (streams.*_path) */
 #define WHY 256           /* room for the problem part of a message */
 
 /* ---------------------------------------------------------------- keys */
@@ -48,7 +49,9 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM, K_HEADER,
+    K_URL, K_URL_OR_FILE, K_ENUM,
+    K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
+    K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
 };
 
@@ -108,6 +111,10 @@ static const struct key keys[] = {
     BOOL("streams.full", "CERTSTREAM_STREAMS_FULL", streams.full),
     BOOL("streams.lite", "CERTSTREAM_STREAMS_LITE", streams.lite),
     BOOL("streams.domains_only", "CERTSTREAM_STREAMS_DOMAINS_ONLY", streams.domains_only),
+    TEXT("streams.lite_path", "CERTSTREAM_STREAMS_LITE_PATH", K_HTTP_PATH, streams.lite_path, MAX_PATH),
+    TEXT("streams.full_path", "CERTSTREAM_STREAMS_FULL_PATH", K_HTTP_PATH, streams.full_path, MAX_PATH),
+    TEXT("streams.domains_path", "CERTSTREAM_STREAMS_DOMAINS_PATH", K_HTTP_PATH, streams.domains_path, MAX_PATH),
+    TEXT("streams.sse_path", "CERTSTREAM_STREAMS_SSE_PATH", K_HTTP_PATH, streams.sse_path, MAX_PATH),
     {"ingest.group_by", "CERTSTREAM_INGEST_GROUP_BY", K_ENUM, OFF(ingest.group_by), 0, 0, 0, group_bys, NULL},
     NUM("ingest.max_processes", "CERTSTREAM_INGEST_MAX_PROCESSES", K_U32, ingest.max_processes, 0, 1024),
     NUM("keepalive.websocket_heartbeat_secs", "CERTSTREAM_KEEPALIVE_WEBSOCKET_HEARTBEAT_SECS", K_U32, keepalive.websocket_heartbeat_secs, 1, 3600),
@@ -354,6 +361,39 @@ static int check_token(const char *s, size_t len, char *why, size_t whyn)
     return 0;
 }
 
+/* An endpoint path as a request line carries it: "/" or "/seg/seg", no
+ * trailing "/", no query or fragment, no "." or ".." segment, only RFC 3986
+ * path characters without percent-escapes (the server compares paths as
+ * bytes). */
+static int check_http_path(const char *s, size_t len, size_t max, char *why, size_t whyn)
+{
+    char q[64];
+    if (len == 0 || s[0] != '/')
+        return snprintf(why, whyn, "expected a path starting with /, got %s", quoted(q, sizeof q, s, len)), -1;
+    if (len > max) return snprintf(why, whyn, "is longer than %zu bytes", max), -1;
+    if (len > 1 && s[len - 1] == '/')
+        return snprintf(why, whyn, "must not end with / (the path with a trailing / is served too), got %s",
+                        quoted(q, sizeof q, s, len)), -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c && strchr("/-._~!$&'()*+,;=:@", c));
+        if (!ok) {
+            char ch[8];
+            if (c > 0x20 && c < 0x7f) snprintf(ch, sizeof ch, "'%c'", c);
+            else snprintf(ch, sizeof ch, "0x%02x", c);
+            return snprintf(why, whyn, "character %s is not allowed in a path (letters, digits and "
+                            "-._~!$&'()*+,;=:@ only), got %s", ch, quoted(q, sizeof q, s, len)), -1;
+        }
+        if (c == '/' && i + 1 < len && (s[i + 1] == '/' ||
+            (s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/' ||
+                                 (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))))
+            return snprintf(why, whyn, "empty, . or .. segments are not allowed, got %s",
+                            quoted(q, sizeof q, s, len)), -1;
+    }
+    return 0;
+}
+
 /* Checks the scalar s[0..len) for key k. Numbers and booleans are returned
  * in *num. why receives the problem ("expected ..., got ..."). */
 static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t *num,
@@ -424,6 +464,8 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
             return snprintf(why, whyn, "expected one of %s; got %s", list,
                             quoted(q, sizeof q, s, len)), -1;
         }
+    case K_HTTP_PATH:
+        return check_http_path(s, len, k->max, why, whyn);
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -524,6 +566,10 @@ void config_defaults(struct config *cfg)
     cfg->workers = 0;
     cfg->ring_size = 64 * MIB;
     cfg->streams.full = cfg->streams.lite = cfg->streams.domains_only = true;
+    cfg->streams.lite_path = strdup("/");
+    cfg->streams.full_path = strdup("/full-stream");
+    cfg->streams.domains_path = strdup("/domains-only");
+    cfg->streams.sse_path = strdup("/sse");
     cfg->ingest.group_by = strdup("operator");
     cfg->ingest.max_processes = 0;
     cfg->keepalive.websocket_heartbeat_secs = 10;
@@ -991,7 +1037,9 @@ static const cyaml_schema_value_t cy_log = {
     .mapping = { .fields = cy_log_fields },
 };
 static const cyaml_schema_field_t cy_streams[] = {
-    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only), CYAML_FIELD_END,
+    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only),
+    CY_SS(streams, lite_path), CY_SS(streams, full_path), CY_SS(streams, domains_path),
+    CY_SS(streams, sse_path), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ingest[] = {
     CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CYAML_FIELD_END,
@@ -1371,6 +1419,35 @@ static int check_log_names(const struct load *ld, const struct key *k, int list)
     return 0;
 }
 
+/* The stream paths, their "/example.json" companions and the fixed
+ * endpoints must all differ: a request path names one thing. */
+static int check_stream_paths(const struct load *ld)
+{
+    static const char *const names[] = {"streams.lite_path", "streams.full_path",
+                                        "streams.domains_path", "streams.sse_path"};
+    static const char *const fixed[] = {"/health", "/health/deep", "/metrics", "/latest.json"};
+    const struct config *c = ld->cfg;
+    const char *p[4] = {c->streams.lite_path, c->streams.full_path, c->streams.domains_path,
+                        c->streams.sse_path};
+    char ex[3][MAX_PATH + 16];
+    for (int i = 0; i < 3; i++)
+        snprintf(ex[i], sizeof ex[i], "%s/example.json", strcmp(p[i], "/") == 0 ? "" : p[i]);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(p[i], p[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s and %s are both \"%s\"", names[j],
+                                  names[i], p[i]);
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+            if (strcmp(p[i], fixed[k]) == 0)
+                return cross_fail(ld, names[i], NULL, "%s \"%s\" is a fixed endpoint", names[i], p[i]);
+        for (int j = 0; j < 3; j++)
+            if (strcmp(p[i], ex[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s \"%s\" is the example of %s", names[i],
+                                  p[i], names[j]);
+    }
+    return 0;
+}
+
 static int cross_check(const struct load *ld)
 {
     const struct config *c = ld->cfg;
@@ -1404,6 +1481,7 @@ static int cross_check(const struct load *ld)
         return cross_fail(ld, "hot_reload.enabled", NULL,
                           "hot_reload.enabled is true but there is no configuration file to "
                           "watch; set hot_reload.watch_path");
+    if (check_stream_paths(ld) < 0) return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

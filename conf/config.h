@@ -73,6 +73,11 @@ struct config {
 
     struct {
         bool full, lite, domains_only; /* all true */
+        /* WebSocket paths (and "<path>/example.json") and the SSE path */
+        char *lite_path;              /* "/" */
+        char *full_path;              /* "/full-stream" */
+        char *domains_path;           /* "/domains-only" */
+        char *sse_path;               /* "/sse" */
     } streams;
 
     struct {

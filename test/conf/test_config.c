@@ -190,6 +190,10 @@ static const char every_key_yaml[] =
     "  full: false\n"
     "  lite: FALSE\n"
     "  domains_only: no\n"
+    "  lite_path: /lite\n"
+    "  full_path: /v1/full\n"
+    "  domains_path: /v1/domains\n"
+    "  sse_path: /events\n"
     "ingest:\n"
     "  group_by: single\n"
     "  max_processes: 2\n"
@@ -272,6 +276,10 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
     CHECK_STR(c->message_format.absent_name_fields, "omit");
+    CHECK_STR(c->streams.lite_path, "/lite");
+    CHECK_STR(c->streams.full_path, "/v1/full");
+    CHECK_STR(c->streams.domains_path, "/v1/domains");
+    CHECK_STR(c->streams.sse_path, "/events");
 }
 
 static void test_every_key_from_yaml(void)
@@ -347,6 +355,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
         "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
+        "CERTSTREAM_STREAMS_LITE_PATH=/lite", "CERTSTREAM_STREAMS_FULL_PATH=/v1/full",
+        "CERTSTREAM_STREAMS_DOMAINS_PATH=/v1/domains", "CERTSTREAM_STREAMS_SSE_PATH=/events",
         "UNRELATED=1",
         NULL,
     };

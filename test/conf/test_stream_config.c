@@ -1,5 +1,5 @@
 /* test_stream_config.c - the stream-feature keys: message_format,
- * and their errors (file:line:key), spellings and environment variables. */
+ * streams.*_path, and their errors (file:line:key), spellings and environment variables. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -100,9 +100,54 @@ static void test_absent_name_fields(void)
     free(text);
 }
 
+static void test_stream_paths(void)
+{
+    struct config c;
+    char msg[600];
+    config_defaults(&c);
+    CHECK(!strcmp(c.streams.lite_path, "/") && !strcmp(c.streams.full_path, "/full-stream") &&
+          !strcmp(c.streams.domains_path, "/domains-only") && !strcmp(c.streams.sse_path, "/sse"));
+    config_free(&c);
+    CHECK(load("streams:\n  full_path: /v1/full-stream\n  lite_path: /lite\n  sse_path: /api/events\n",
+               &c, msg, sizeof msg) == 0);
+    CHECK(!strcmp(c.streams.full_path, "/v1/full-stream") && !strcmp(c.streams.lite_path, "/lite") &&
+          !strcmp(c.streams.sse_path, "/api/events") && !strcmp(c.streams.domains_path, "/domains-only"));
+    config_free(&c);
+
+    expect_error("streams:\n  full_path: full\n",
+                 "config.yaml:2: key 'streams.full_path': expected a path starting with /, got \"full\"");
+    expect_error("streams:\n  full_path: /full/\n",
+                 "config.yaml:2: key 'streams.full_path': must not end with / (the path with a trailing / "
+                 "is served too), got \"/full/\"");
+    expect_error("streams:\n  sse_path: /sse?x=1\n",
+                 "config.yaml:2: key 'streams.sse_path': character '?' is not allowed in a path (letters, "
+                 "digits and -._~!$&'()*+,;=:@ only), got \"/sse?x=1\"");
+    expect_error("streams:\n  sse_path: \"/a b\"\n",
+                 "config.yaml:2: key 'streams.sse_path': character 0x20 is not allowed in a path (letters, "
+                 "digits and -._~!$&'()*+,;=:@ only), got \"/a b\"");
+    expect_error("streams:\n  lite_path: /a/../b\n",
+                 "config.yaml:2: key 'streams.lite_path': empty, . or .. segments are not allowed, got "
+                 "\"/a/../b\"");
+    expect_error("streams:\n  lite_path: //a\n",
+                 "config.yaml:2: key 'streams.lite_path': empty, . or .. segments are not allowed, got "
+                 "\"//a\"");
+    expect_error("port: 1\nstreams:\n  lite_path: /x\n  full_path: /x\n",
+                 "config.yaml:4: key 'streams.full_path': streams.lite_path and streams.full_path are both "
+                 "\"/x\"");
+    expect_error("streams:\n  sse_path: /metrics\n",
+                 "config.yaml:2: key 'streams.sse_path': streams.sse_path \"/metrics\" is a fixed endpoint");
+    expect_error("streams:\n  sse_path: /full-stream/example.json\n",
+                 "config.yaml:2: key 'streams.sse_path': streams.sse_path \"/full-stream/example.json\" is "
+                 "the example of streams.full_path");
+    expect_env_error("CERTSTREAM_STREAMS_LITE_PATH=lite",
+                     "environment variable CERTSTREAM_STREAMS_LITE_PATH: expected a path starting with /, "
+                     "got \"lite\"");
+}
+
 int main(void)
 {
     test_absent_name_fields();
+    test_stream_paths();
     printf("%d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

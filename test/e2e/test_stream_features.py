@@ -203,6 +203,46 @@ def case_head_sse():
         assert got.startswith(b"HTTP/1.1 404 Not Found\r\n") and got.endswith(b"\r\n\r\n"), got
 
 
+def case_custom_paths():
+    """streams.*_path: every stream at its configured path (and with a
+    trailing /), examples following, the default paths gone."""
+    yaml = ("streams:\n  lite_path: /v1/lite\n  full_path: /v1/full\n  domains_path: /dom\n"
+            "  sse_path: /v1/events\n")
+    with server(rate=100, extra_yaml=yaml) as s:
+        GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/v1/lite"), 8))
+        GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/v1/lite/"), 3))
+        GOLDEN.check_sequence("full", collect_websocket_client(s.url("/v1/full"), 8))
+        GOLDEN.check_sequence("domains", collect_websocket_client(s.url("/dom/"), 8))
+        lines = node("ws_client.js", s.url("/v1/full"), "5")
+        GOLDEN.check_sequence("full", lines)
+        p = subprocess.run(["curl", "-sN", "--max-time", "1.5", "http://127.0.0.1:%d/v1/events?stream=full" % s.port],
+                           capture_output=True)
+        events = [l[6:] for l in p.stdout.split(b"\n") if l.startswith(b"data: ")]
+        assert len(events) >= 20, "SSE at the configured path: %d events" % len(events)
+        GOLDEN.check_sequence("full", events)
+        for path, fmt in (("/v1/lite/example.json", "lite"), ("/v1/full/example.json", "full"),
+                          ("/dom/example.json", "domains")):
+            st, _, body = s.http(path)
+            assert st == 200, (path, st)
+            exp = GOLDEN.expected[fmt]
+            assert (mask_seen(body) if fmt != "domains" else body) in exp, (path, body[:200])
+        # the defaults are gone (404), except what is fixed
+        for path in ("/full-stream", "/domains-only", "/sse", "/full-stream/example.json", "/example.json"):
+            st, _, body = s.http(path)
+            assert st == 404 and body == b'{"error":"Not Found"}', (path, st, body)
+        st, _, body = s.http("/v1/full")
+        assert st == 426 and b"/v1/full (full stream) is a WebSocket endpoint" in body, (st, body)
+        assert s.http("/health")[0] == 200 and s.http("/latest.json")[0] == 200
+
+
+def node(script, *args, timeout=30):
+    env = dict(os.environ, NODE_PATH=os.path.join(ARGS.node_dir, "node_modules"))
+    p = subprocess.run(["node", os.path.join(HERE, script)] + list(args), capture_output=True,
+                       timeout=timeout, env=env)
+    assert p.returncode == 0, "node %s failed (%d): %s" % (script, p.returncode, p.stderr.decode()[-2000:])
+    return [l for l in p.stdout.split(b"\n") if l]
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
