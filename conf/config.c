@@ -129,6 +129,11 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    BOOL("filters.enabled", "CERTSTREAM_FILTERS_ENABLED", filters.enabled),
+    NUM("filters.max_per_worker", "CERTSTREAM_FILTERS_MAX_PER_WORKER", K_U32, filters.max_per_worker, 1, 1000000),
+    NUM("filters.max_patterns", "CERTSTREAM_FILTERS_MAX_PATTERNS", K_U32, filters.max_patterns, 1, 1024),
+    NUM("filters.max_pattern_bytes", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES", K_U32, filters.max_pattern_bytes, 8, 4096),
+    NUM("filters.regex_match_limit", "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT", K_U32, filters.regex_match_limit, 100, 100000000),
     {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -137,7 +142,7 @@ static const struct key keys[] = {
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
     "streams", "ingest", "keepalive", "dedup", "limits",
-    "message_format",
+    "message_format", "filters",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -585,6 +590,11 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
     cfg->message_format.absent_name_fields = strdup("null");
+    cfg->filters.enabled = true;
+    cfg->filters.max_per_worker = 4096;
+    cfg->filters.max_patterns = 64;
+    cfg->filters.max_pattern_bytes = 256;
+    cfg->filters.regex_match_limit = 100000;
     cfg->source_path = NULL;
 }
 
@@ -1059,6 +1069,10 @@ static const cyaml_schema_field_t cy_limits[] = {
 static const cyaml_schema_field_t cy_message_format[] = {
     CY_SS(message_format, absent_name_fields), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_filters[] = {
+    CY_SB(filters, enabled), CY_SU(filters, max_per_worker), CY_SU(filters, max_patterns),
+    CY_SU(filters, max_pattern_bytes), CY_SU(filters, regex_match_limit), CYAML_FIELD_END,
+};
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
       .count_size = (uint8_t)MSIZE(n), \
@@ -1089,6 +1103,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
     CY_SECTION("message_format", message_format, cy_message_format),
+    CY_SECTION("filters", filters, cy_filters),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {

@@ -107,6 +107,14 @@ struct config {
     } limits;
 
     struct {
+        bool enabled;                 /* true: streams take filter query parameters */
+        uint32_t max_per_worker;      /* 4096 distinct filters per worker (429 beyond) */
+        uint32_t max_patterns;        /* 64 filter values per client (400 beyond) */
+        uint32_t max_pattern_bytes;   /* 256 bytes per value (400 beyond) */
+        uint32_t regex_match_limit;   /* 100000: PCRE2 match and depth limit */
+    } filters;
+
+    struct {
         char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
     } message_format;
 

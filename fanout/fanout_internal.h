@@ -56,6 +56,8 @@ enum conn_proto { PROTO_NONE = 0, PROTO_WS = 1, PROTO_SSE = 2 };
 #define WS_CLOSE_RESERVE (2 + WS_MAX_CONTROL)
 
 struct worker;
+struct filter;
+struct filter_set;
 
 struct conn {
     struct conn *next, *prev;          /* streaming list of its protocol and format */
@@ -81,6 +83,7 @@ struct conn {
         struct sockaddr_in6 in6;
     } peer;
     struct ws_reader rd;               /* WebSocket only */
+    struct filter *filter;             /* server-side filter (filter.h), NULL: unfiltered */
     uint8_t ctl[CONN_CTL_CAP];
 };
 
@@ -122,8 +125,11 @@ struct worker {
      * the next one at the same cursor in the same list (the common case: all
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
+    struct filter_set *filters;        /* interned filters (filter.h) */
+
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
+    const struct filter *memo_filter;
     int memo_niov, memo_nrec;
     size_t memo_total;
     uint64_t memo_from, memo_end;

@@ -15,6 +15,7 @@
 #include "fanout/auth.h"
 #include "fanout/respond.h"
 #include "fanout/session.h"
+#include "fanout/stream_metrics.h"
 #include "fanout/ws_handshake.h"
 
 /* The configured path p (streams.*_path), or p with a trailing "/". */
@@ -105,6 +106,7 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         struct jbuf b;
         jb_init(&b);
         route_metrics(w, &b);
+        route_metrics_stream(w, &b);
         respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
         return;
     }

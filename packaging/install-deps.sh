@@ -8,7 +8,8 @@ mode=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
- libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates"
+ libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
+ libpcre2-dev libidn2-dev zlib1g-dev"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2"
 

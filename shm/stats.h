@@ -33,6 +33,9 @@ enum stat_id {
     ST_CT_REQUESTS, ST_CT_REQUEST_FAILURES,
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
+    /* fanout stream features: gauges, then counters */
+    ST_FILTERS_DISTINCT, ST_CLIENTS_FILTERED, ST_CLIENTS_DEFLATE,        /* gauges */
+    ST_FILTER_EVALUATIONS, ST_FILTER_MATCHES, ST_FILTER_REJECTED, ST_FILTER_REGEX_LIMIT,
     ST_COUNT
 };
 

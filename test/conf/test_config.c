@@ -213,7 +213,13 @@ static const char every_key_yaml[] =
     "  max_message_bytes: 2048\n"
     "  send_buffer_bytes: 65536\n"
     "message_format:\n"
-    "  absent_name_fields: omit\n";
+    "  absent_name_fields: omit\n"
+    "filters:\n"
+    "  enabled: false\n"
+    "  max_per_worker: 50\n"
+    "  max_patterns: 8\n"
+    "  max_pattern_bytes: 100\n"
+    "  regex_match_limit: 5000\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -280,6 +286,8 @@ static void check_every_key(const struct config *c)
     CHECK_STR(c->streams.full_path, "/v1/full");
     CHECK_STR(c->streams.domains_path, "/v1/domains");
     CHECK_STR(c->streams.sse_path, "/events");
+    CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
+          c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
 }
 
 static void test_every_key_from_yaml(void)
@@ -357,6 +365,9 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
         "CERTSTREAM_STREAMS_LITE_PATH=/lite", "CERTSTREAM_STREAMS_FULL_PATH=/v1/full",
         "CERTSTREAM_STREAMS_DOMAINS_PATH=/v1/domains", "CERTSTREAM_STREAMS_SSE_PATH=/events",
+        "CERTSTREAM_FILTERS_ENABLED=false", "CERTSTREAM_FILTERS_MAX_PER_WORKER=50",
+        "CERTSTREAM_FILTERS_MAX_PATTERNS=8", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES=100",
+        "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
         "UNRELATED=1",
         NULL,
     };

@@ -243,6 +243,202 @@ def node(script, *args, timeout=30):
     return [l for l in p.stdout.split(b"\n") if l]
 
 
+# ---- filters: the expected messages come from the corpus's own fields,
+# selected in Python (fnmatch, re), independently of the server's code.
+
+def record_fields(rec):
+    d = json.loads(rec["expected_lite"])["data"]
+    url = d["source"]["url"].lower()
+    for pre in ("https://", "http://"):
+        if url.startswith(pre):
+            url = url[len(pre):]
+    return {"domains": d["leaf_cert"]["all_domains"], "issuer": d["leaf_cert"]["issuer"]["aggregated"].lower(),
+            "precert": d["update_type"] == "PrecertLogEntry", "ca": d["leaf_cert"]["is_ca"],
+            "name": d["source"]["name"].lower(), "url": url.rstrip("/")}
+
+
+def filtered(pred):
+    """A Golden whose expected lists hold only the records pred selects."""
+    import fnmatch  # noqa: F401
+    g = Golden(ARGS.testdata)
+    keep = [pred(record_fields(r)) for r in g.records]
+    for fmt in ("full", "lite", "domains"):
+        g.expected[fmt] = [m for m, k in zip(g.expected[fmt], keep) if k]
+    assert g.expected["lite"], "the filter selects nothing from the corpus"
+    return g
+
+
+def glob(pattern):
+    import fnmatch
+    return lambda f: any(fnmatch.fnmatchcase(d.lower(), pattern) for d in f["domains"])
+
+
+FILTERS = [
+    # (query, predicate over a record's fields)
+    ("domain=*.workdaysuv.com", glob("*.workdaysuv.com")),
+    ("domain=RuralUs.com.", glob("ruralus.com")),
+    ("domain=*workday*", glob("*workday*")),
+    ("domain=ruralus.com,salings.com&domain=casa-laguna.de",
+     lambda f: any(d in ("ruralus.com", "salings.com", "casa-laguna.de") for d in f["domains"])),
+    ("regex=%5E%5Ba-z%5D%2B%5C.com%24", lambda f: any(re.search(r"^[a-z]+\.com$", d, re.I) for d in f["domains"])),
+    ("issuer=let%27s+encrypt&precert=false", lambda f: "let's encrypt" in f["issuer"] and not f["precert"]),
+    ("precert=true", lambda f: f["precert"]),
+    ("log=Cloudflare+%27Nimbus2026%27", lambda f: f["name"] == "cloudflare 'nimbus2026'"),
+    ("log=https://ct.googleapis.com/logs/us1/argon2026h2/&ca=false",
+     lambda f: f["url"] == "ct.googleapis.com/logs/us1/argon2026h2" and not f["ca"]),
+    ("domain=*.workdaysuv.com&regex=%5Emaya", lambda f: glob("*.workdaysuv.com")(f) and
+     any(d.startswith("maya") for d in f["domains"])),
+]
+
+
+def case_filter_clients():
+    """Every filter through websocket-client, each expected run of corpus
+    messages exactly; a few through python websockets, npm ws, the
+    libwebsockets client and curl (SSE, lite/full/domains)."""
+    with server(rate=200) as s:
+        for q, pred in FILTERS:
+            g = filtered(pred)
+            n = min(len(g.expected["lite"]) + 2, 12)
+            g.check_sequence("lite", collect_websocket_client(s.url("/?" + q), n))
+        q, pred = FILTERS[0]
+        g = filtered(pred)
+        msgs, _ = collect_websockets(s.url("/full-stream?" + q), 6, compression=None)
+        g.check_sequence("full", msgs)
+        g.check_sequence("domains", node("ws_client.js", s.url("/domains-only?" + q), "6"))
+        q, pred = FILTERS[5]
+        g = filtered(pred)
+        p = subprocess.run([ARGS.lws_client, s.url("/?" + q), "10"], capture_output=True, timeout=30)
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
+        g.check_sequence("lite", [l for l in p.stdout.split(b"\n") if l])
+        q, pred = FILTERS[7]
+        g = filtered(pred)
+        p = subprocess.run(["curl", "-sN", "--max-time", "2", "http://127.0.0.1:%d/sse?stream=full&%s" % (s.port, q)],
+                           capture_output=True)
+        events = [l[6:] for l in p.stdout.split(b"\n") if l.startswith(b"data: ")]
+        assert len(events) >= 10, len(events)
+        g.check_sequence("full", events)
+
+
+def sse_events(port, query, seconds, last_id=None):
+    cmd = ["curl", "-sN", "--max-time", str(seconds)]
+    if last_id is not None:
+        cmd += ["-H", "Last-Event-ID: %d" % last_id]
+    p = subprocess.run(cmd + ["http://127.0.0.1:%d/sse?%s" % (port, query)], capture_output=True)
+    out, cur = [], None
+    for line in p.stdout.split(b"\n"):
+        if line.startswith(b"id: "):
+            cur = int(line[4:])
+        elif line.startswith(b"data: "):
+            out.append((cur, line[6:]))
+    return out
+
+
+def case_filter_sse_resume():
+    """Last-Event-ID with a filter: the resumed stream is exactly the
+    matching events after that id, none of the others."""
+    q, pred = FILTERS[6]   # precert=true: 10 of 28
+    g = filtered(pred)
+    with server(rate=100) as s:
+        ev = sse_events(s.port, "stream=lite&" + q, 1.5)
+        assert len(ev) >= 8, len(ev)
+        g.check_sequence("lite", [d for _, d in ev])
+        mid = ev[2][0]
+        time.sleep(0.3)
+        ev2 = sse_events(s.port, "stream=lite&" + q, 1.0, last_id=mid)
+        want = [d for i, d in ev if i > mid]
+        got = [d for _, d in ev2][:len(want)]
+        assert got == want, "filtered resume after %d: got %d, want %d events" % (mid, len(got), len(want))
+        assert all(i > mid for i, _ in ev2)
+        g.check_sequence("lite", [d for _, d in ev2])
+
+
+def case_filter_errors():
+    """Bad filters are a 400 before the upgrade, with the reason; one
+    distinct filter over filters.max_per_worker is a 429."""
+    yaml = "filters:\n  max_per_worker: 2\n  max_patterns: 4\n  max_pattern_bytes: 64\n"
+    cases = [
+        ("regex=(", 400, b"Bad filter: regex \"(\": missing closing parenthesis at offset 1.\n"),
+        ("regex=%28a%2B%29%2B%24", 400, b"Bad filter: regex \"(a+)+$\" is too costly: match limit exceeded on a test domain.\n"),
+        ("domain=a..b", 400, b"Bad filter: empty label in domain pattern \"a..b\".\n"),
+        ("domain=a%20b.com", 400, b"Bad filter: domain pattern \"a b.com\" has a character that is not in domain "
+                                  b"names (letters, digits, -, _, . and * only).\n"),
+        ("precert=maybe", 400, b"Bad filter: precert must be true or false.\n"),
+        ("ca=true&ca=false", 400, b"Bad filter: ca is given as both true and false.\n"),
+        ("domain=a,b,c,d,e", 400, b"Bad filter: more than 4 filter values (filters.max_patterns).\n"),
+        ("issuer=" + "x" * 65, 400, b"Bad filter: a filter value is longer than 64 bytes (filters.max_pattern_bytes).\n"),
+        ("domain=%ZZ", 400, b"Bad filter: bad percent-escape in the domain value.\n"),
+        ("domain=*b%C3%BCcher.de", 400, b"Bad filter: a label with * must be ASCII in domain pattern \"*b\xc3\xbccher.de\".\n"),
+    ]
+    with server(rate=50, extra_yaml=yaml) as s:
+        for q, status, body in cases:
+            for path in ("/?" + q, "/sse?" + q):
+                c = WSRaw(s.port, path) if path.startswith("/?") else None
+                if c:
+                    resp = c.head.encode() + b"\r\n\r\n" + c.buf
+                    c.sock.settimeout(3)
+                    try:
+                        while True:
+                            d = c.sock.recv(4096)
+                            if not d:
+                                break
+                            resp += d
+                    except OSError:
+                        pass
+                    c.sock.close()
+                else:
+                    resp = http_raw(s.port, ("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+                assert resp.startswith(b"HTTP/1.1 %d " % status), (path, resp[:200])
+                assert resp.endswith(b"\r\n\r\n" + body), (path, resp[-300:], body)
+        # the same filter written differently is one filter; a third distinct one is 429
+        a = WSRaw(s.port, "/?domain=a.com,b.com")
+        b = WSRaw(s.port, "/?domain=B.com.&domain=a.com&domain=a.com")
+        c = WSRaw(s.port, "/full-stream?domain=xn--bcher-kva.de")
+        d = WSRaw(s.port, "/?domain=b%C3%BCcher.de")          # IDNA: the same as c's
+        assert a.status == b.status == c.status == d.status == 101
+        assert metric(s, "certstream_filters_distinct") == 2
+        assert metric(s, "certstream_clients_filtered") == 4
+        resp = http_raw(s.port, b"GET /sse?issuer=x HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert resp.startswith(b"HTTP/1.1 429 Too Many Requests\r\n"), resp[:100]
+        assert b"Retry-After: 5\r\n" in resp and resp.endswith(
+            b"Too many filters: too many distinct filters on this worker (filters.max_per_worker = 2); "
+            b"try again later or use a filter other clients use.\n"), resp
+        for x in (a, b, c, d):
+            x.close()
+        deadline = time.time() + 10
+        while metric(s, "certstream_filters_distinct") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert metric(s, "certstream_filters_distinct") == 0 and metric(s, "certstream_clients_filtered") == 0
+        assert metric(s, "certstream_filter_rejected") == 2 * len(cases) + 1
+    with server(rate=50, extra_yaml="filters:\n  enabled: false\n") as s:
+        resp = http_raw(s.port, b"GET /sse?domain=a.com HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert resp.startswith(b"HTTP/1.1 400 ") and resp.endswith(
+            b"Bad filter: filters are disabled on this server (filters.enabled).\n"), resp
+
+
+def case_filter_shared_cost():
+    """40 clients on 2 distinct filters: the worker evaluates each filter at
+    most once per message (evaluations <= 2 x messages published), and every
+    client still gets exactly its messages."""
+    qa, pa = FILTERS[0]
+    qb, pb = FILTERS[6]
+    ga, gb = filtered(pa), filtered(pb)
+    with server(rate=200) as s:
+        before_pub = metric(s, "certstream_entries_published")
+        clients = [WSRaw(s.port, "/?" + (qa if i % 2 else qb)) for i in range(40)]
+        plain = WSRaw(s.port, "/")
+        for i, c in enumerate(clients):
+            (ga if i % 2 else gb).check_sequence("lite", [c.recv_message() for _ in range(6)])
+        GOLDEN.check_sequence("lite", [plain.recv_message() for _ in range(30)])
+        evals = metric(s, "certstream_filter_evaluations")
+        pub = metric(s, "certstream_entries_published") - before_pub
+        assert metric(s, "certstream_filters_distinct") == 2 and metric(s, "certstream_clients_filtered") == 40
+        assert 0 < evals <= 2 * (pub + 1), "evaluations %d for %d messages and 2 filters" % (evals, pub)
+        matches = metric(s, "certstream_filter_matches")
+        assert 0 < matches < evals
+        for c in clients + [plain]:
+            c.close()
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
