@@ -134,6 +134,9 @@ static const struct key keys[] = {
     NUM("filters.max_patterns", "CERTSTREAM_FILTERS_MAX_PATTERNS", K_U32, filters.max_patterns, 1, 1024),
     NUM("filters.max_pattern_bytes", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES", K_U32, filters.max_pattern_bytes, 8, 4096),
     NUM("filters.regex_match_limit", "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT", K_U32, filters.regex_match_limit, 100, 100000000),
+    BOOL("compression.enabled", "CERTSTREAM_COMPRESSION_ENABLED", compression.enabled),
+    NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
+    NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
     {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -142,7 +145,7 @@ static const struct key keys[] = {
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
     "streams", "ingest", "keepalive", "dedup", "limits",
-    "message_format", "filters",
+    "message_format", "filters", "compression",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -590,6 +593,9 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
     cfg->message_format.absent_name_fields = strdup("null");
+    cfg->compression.enabled = true;
+    cfg->compression.min_size = 128;
+    cfg->compression.level = 6;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;
     cfg->filters.max_patterns = 64;
@@ -1073,6 +1079,9 @@ static const cyaml_schema_field_t cy_filters[] = {
     CY_SB(filters, enabled), CY_SU(filters, max_per_worker), CY_SU(filters, max_patterns),
     CY_SU(filters, max_pattern_bytes), CY_SU(filters, regex_match_limit), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_compression[] = {
+    CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
+};
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
       .count_size = (uint8_t)MSIZE(n), \
@@ -1104,6 +1113,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("limits", limits, cy_limits),
     CY_SECTION("message_format", message_format, cy_message_format),
     CY_SECTION("filters", filters, cy_filters),
+    CY_SECTION("compression", compression, cy_compression),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {

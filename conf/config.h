@@ -107,6 +107,12 @@ struct config {
     } limits;
 
     struct {
+        bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
+        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t level;               /* 6: zlib level, 1..9 */
+    } compression;
+
+    struct {
         bool enabled;                 /* true: streams take filter query parameters */
         uint32_t max_per_worker;      /* 4096 distinct filters per worker (429 beyond) */
         uint32_t max_patterns;        /* 64 filter values per client (400 beyond) */

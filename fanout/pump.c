@@ -75,7 +75,8 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
     const uint8_t *base = ring_record_bytes(rec);
     uint32_t total = rec->total_len;
     if (c->proto == PROTO_WS) {
-        struct ring_span s = rec->ws[c->fmt];
+        /* permessage-deflate: the frame compressed at publish, when there is one */
+        struct ring_span s = c->deflate && rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
         if (s.len == 0 || s.off > total || s.len > total - s.off || skip >= s.len) return 0;
         iov[(*niov)++] = (struct iovec){ (void *)(base + s.off + skip), s.len - skip };
         return s.len - skip;
@@ -145,7 +146,7 @@ int conn_flush(struct conn *c)
         if ((c->flags & CF_BLOCKED) && too_slow(w, c)) return slow_close(c);
         bool memo = w->memo_on && niov == 0;
         if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
-            w->memo_fmt == c->fmt && w->memo_filter == c->filter) {
+            w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate) {
             iov = w->memo_iov;
             recs = w->memo_recs;
             niov = w->memo_niov;
@@ -203,6 +204,7 @@ int conn_flush(struct conn *c)
             w->memo_proto = c->proto;
             w->memo_fmt = c->fmt;
             w->memo_filter = c->filter;
+            w->memo_deflate = c->deflate;
             w->memo_niov = niov;
             w->memo_nrec = nrec;
             w->memo_total = total;
@@ -289,6 +291,7 @@ write:
     }
     if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
     w->pend_msgs[c->fmt] += msgs;
+    if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
     if ((size_t)wr < total) {
@@ -340,6 +343,10 @@ void worker_publish_all(struct worker *w)
 {
     worker_publish_counters(w);
     if (w->filters) filter_publish_counters(w->filters, w->stats, w->slot);
+    if (w->pend_deflate_msgs) {
+        stats_add(w->stats, w->slot, ST_DEFLATE_MESSAGES, (int64_t)w->pend_deflate_msgs);
+        w->pend_deflate_msgs = 0;
+    }
 }
 
 /* New records: bring every streaming client up to the head: the unfiltered

@@ -106,6 +106,7 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     }
     if (!admit_stream(w, c, req))
         return;
+    hs.deflate = w->cfg->compression.enabled && ws_deflate_offer_ok(req);
     char resp[CONN_CTL_CAP];
     size_t n = ws_handshake_response(resp, sizeof resp, &hs);
     if (n == 0 || !ctl_append(c, resp, n, true)) {
@@ -113,6 +114,12 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
         return;
     }
     ws_reader_init(&c->rd, w->cfg->limits.max_frame_bytes, w->cfg->limits.max_message_bytes);
+    if (hs.deflate) {
+        c->deflate = true;
+        c->rd.rsv1_ok = 1;
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, 1);
+        stats_add(w->stats, w->slot, ST_DEFLATE_NEGOTIATED, 1);
+    }
     /* early bytes may live in c->rbuf, which start_stream frees: keep a copy */
     uint8_t early_copy[REQUEST_SLACK + READ_CHUNK];
     if (early_len > sizeof early_copy) early_len = sizeof early_copy;

@@ -5,6 +5,7 @@
 #include <inttypes.h>
 
 #include "fanout/filter.h"
+#include "fanout/pump.h"
 
 static void sample(struct jbuf *b, const char *name, const char *type, const char *help, uint64_t v)
 {
@@ -14,7 +15,7 @@ static void sample(struct jbuf *b, const char *name, const char *type, const cha
 void route_metrics_stream(struct worker *w, struct jbuf *b)
 {
     struct stats *s = w->stats;
-    filter_publish_counters(w->filters, s, w->slot);
+    worker_publish_all(w);
     sample(b, "certstream_filters_distinct", "gauge",
            "Distinct server-side filters in use, summed over workers (each worker interns its own).",
            stats_sum(s, ST_FILTERS_DISTINCT));
@@ -31,4 +32,11 @@ void route_metrics_stream(struct worker *w, struct jbuf *b)
     sample(b, "certstream_filter_regex_limit_hits", "counter",
            "Regex matches stopped by a PCRE2 limit (counted as no match).",
            stats_sum(s, ST_FILTER_REGEX_LIMIT));
+    sample(b, "certstream_clients_deflate", "gauge",
+           "WebSocket clients that negotiated permessage-deflate.", stats_sum(s, ST_CLIENTS_DEFLATE));
+    sample(b, "certstream_deflate_negotiated", "counter",
+           "WebSocket handshakes that negotiated permessage-deflate.", stats_sum(s, ST_DEFLATE_NEGOTIATED));
+    sample(b, "certstream_deflate_messages_sent", "counter",
+           "Messages delivered to permessage-deflate clients (compressed once at publish; messages "
+           "under compression.min_size go uncompressed).", stats_sum(s, ST_DEFLATE_MESSAGES));
 }

@@ -219,7 +219,11 @@ static const char every_key_yaml[] =
     "  max_per_worker: 50\n"
     "  max_patterns: 8\n"
     "  max_pattern_bytes: 100\n"
-    "  regex_match_limit: 5000\n";
+    "  regex_match_limit: 5000\n"
+    "compression:\n"
+    "  enabled: no\n"
+    "  min_size: 1000\n"
+    "  level: 1\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -288,6 +292,7 @@ static void check_every_key(const struct config *c)
     CHECK_STR(c->streams.sse_path, "/events");
     CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
           c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
+    CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
 }
 
 static void test_every_key_from_yaml(void)
@@ -368,6 +373,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_FILTERS_ENABLED=false", "CERTSTREAM_FILTERS_MAX_PER_WORKER=50",
         "CERTSTREAM_FILTERS_MAX_PATTERNS=8", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES=100",
         "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
+        "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
+        "CERTSTREAM_COMPRESSION_LEVEL=1",
         "UNRELATED=1",
         NULL,
     };

@@ -439,6 +439,126 @@ def case_filter_shared_cost():
             c.close()
 
 
+# ---- permessage-deflate
+
+DEFLATE_EXT = "permessage-deflate; server_no_context_takeover"
+
+
+def raw_frames(port, path, n, offer=None):
+    """n data frames (FIN, opcode, RSV1, payload) of a raw client; offer is
+    the Sec-WebSocket-Extensions header, or None for no offer."""
+    c = WSRaw(port, path, headers={"Sec-WebSocket-Extensions": offer} if offer else None)
+    assert c.status == 101, c.head
+    ext = None
+    for line in c.head.split("\r\n"):
+        if line.lower().startswith("sec-websocket-extensions:"):
+            ext = line.split(":", 1)[1].strip()
+    out = []
+    while len(out) < n:
+        c._need(2)
+        rsv1 = bool(c.buf[0] & 0x40)
+        fin, op, payload = c.recv_frame()
+        if op == 1:
+            out.append((fin, op, rsv1, payload))
+    c.close()
+    return ext, out
+
+
+def inflate(payload):
+    """RFC 7692 7.2.2, by Python's zlib: append 00 00 ff ff, raw inflate."""
+    import zlib
+    d = zlib.decompressobj(-15)
+    return d.decompress(payload + b"\x00\x00\xff\xff") + d.flush()
+
+
+def case_deflate_clients():
+    """Real clients with and without permessage-deflate get exactly the
+    corpus's messages; the negotiation shows in the answer and the counters."""
+    with server(rate=200) as s:
+        for fmt, path in (("lite", "/"), ("full", "/full-stream"), ("domains", "/domains-only")):
+            msgs, ext = collect_websockets(s.url(path), 30)                     # offers deflate
+            assert ext == DEFLATE_EXT, ext
+            GOLDEN.check_sequence(fmt, msgs)
+            msgs, ext = collect_websockets(s.url(path), 10, compression=None)   # no offer
+            assert ext is None, ext
+            GOLDEN.check_sequence(fmt, msgs)
+        assert metric(s, "certstream_deflate_negotiated") == 3
+        lines = node("ws_deflate_client.js", s.url("/"), "30")
+        assert json.loads(lines[0]) == "permessage-deflate", lines[0]
+        GOLDEN.check_sequence("lite", lines[1:])
+        lines = node("ws_deflate_client.js", s.url("/full-stream"), "10", "off")
+        assert json.loads(lines[0]) == "", lines[0]
+        GOLDEN.check_sequence("full", lines[1:])
+        assert metric(s, "certstream_deflate_negotiated") == 4
+        p = subprocess.run([ARGS.lws_client, "--deflate", s.url("/full-stream"), "30"], capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
+        GOLDEN.check_sequence("full", [l for l in p.stdout.split(b"\n") if l])
+        assert metric(s, "certstream_deflate_negotiated") == 5
+        p = subprocess.run([ARGS.lws_client, s.url("/"), "10"], capture_output=True, timeout=60)
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
+        GOLDEN.check_sequence("lite", [l for l in p.stdout.split(b"\n") if l])
+        # websocket-client (what certstream-python uses) offers nothing: plain frames
+        GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/"), 10))
+        assert metric(s, "certstream_deflate_negotiated") == 5
+        assert metric(s, "certstream_deflate_messages_sent") >= 30 * 4 + 30
+
+
+def case_deflate_frames():
+    """The frames themselves: RSV1 set and raw DEFLATE that Python's zlib
+    inflates to the corpus bytes; heartbeats and messages under
+    compression.min_size uncompressed; refused parameter sets fall back to
+    plain frames; compression.enabled: false never negotiates."""
+    with server(rate=200, extra_yaml="keepalive:\n  websocket_heartbeat_secs: 1\n") as s:
+        ext, frames = raw_frames(s.port, "/", 30, "permessage-deflate; client_max_window_bits")
+        assert ext == DEFLATE_EXT, ext
+        assert all(f[0] and f[2] for f in frames), "every lite message compressed (RSV1)"
+        GOLDEN.check_sequence("lite", [inflate(f[3]) for f in frames])
+        comp = sum(len(f[3]) for f in frames)
+        plain = sum(len(inflate(f[3])) for f in frames)
+        # per message, without context: about 1.9x for lite (docs/benchmarks.md)
+        assert comp * 1.6 < plain, "lite compressed %d -> %d bytes" % (plain, comp)
+        # domains-only: short messages (< 128 bytes) stay plain, longer ones are compressed
+        ext, frames = raw_frames(s.port, "/domains-only", 60, "permessage-deflate")
+        msgs = [inflate(p) if rsv1 else p for _, _, rsv1, p in frames]
+        GOLDEN.check_sequence("domains", msgs)
+        assert all(rsv1 == (len(m) >= 128) for (_, _, rsv1, _), m in zip(frames, msgs)), \
+            [(rsv1, len(m)) for (_, _, rsv1, _), m in zip(frames, msgs)]
+        # offers the server cannot honour are declined: plain frames
+        for offer in ("permessage-deflate; server_max_window_bits=10",
+                      "permessage-deflate; x-unknown",
+                      "permessage-deflate; server_no_context_takeover; server_no_context_takeover",
+                      "permessage-deflate; client_max_window_bits=7",
+                      "x-webkit-deflate-frame"):
+            ext, frames = raw_frames(s.port, "/", 5, offer)
+            assert ext is None, (offer, ext)
+            assert not any(f[2] for f in frames)
+            GOLDEN.check_sequence("lite", [f[3] for f in frames])
+        # the first acceptable offer of a list wins
+        ext, frames = raw_frames(s.port, "/", 5, "permessage-deflate; server_max_window_bits=9, "
+                                                 "permessage-deflate; server_max_window_bits=15")
+        assert ext == DEFLATE_EXT and all(f[2] for f in frames)
+        # heartbeats are plain frames even with deflate
+        c = WSRaw(s.port, "/", headers={"Sec-WebSocket-Extensions": "permessage-deflate"})
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            c._need(2)
+            rsv1 = bool(c.buf[0] & 0x40)
+            _, op, payload = c.recv_frame()
+            if payload.startswith(HEARTBEAT):
+                assert not rsv1
+                break
+        else:
+            raise AssertionError("no heartbeat in 15 s")
+        # a compressed client message is accepted (and ignored), the stream goes on
+        c.sock.sendall(bytes([0xC1, 0x80 | 5]) + b"\0\0\0\0" + b"\xf2\x48\xcd\xc9\xc9")
+        c._need(2)
+        c.close()
+    with server(rate=200, extra_yaml="compression:\n  enabled: false\n") as s:
+        ext, frames = raw_frames(s.port, "/", 5, "permessage-deflate")
+        assert ext is None and not any(f[2] for f in frames)
+        GOLDEN.check_sequence("lite", [f[3] for f in frames])
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
