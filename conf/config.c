@@ -86,6 +86,7 @@ static const struct key keys[] = {
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
     BOOL("protocols.health", "CERTSTREAM_HEALTH_ENABLED", protocols.health),
     BOOL("protocols.example_json", "CERTSTREAM_EXAMPLE_JSON_ENABLED", protocols.example_json),
+    BOOL("protocols.web_page", "CERTSTREAM_WEB_PAGE_ENABLED", protocols.web_page),
     TEXT("ct_log.state_file", "CERTSTREAM_CT_LOG_STATE_FILE", K_STR, ct_log.state_file, MAX_STRING),
     NUM("ct_log.batch_size", "CERTSTREAM_CT_LOG_BATCH_SIZE", K_U32, ct_log.batch_size, 1, 10000),
     NUM("ct_log.poll_interval_ms", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS", K_U32, ct_log.poll_interval_ms, 1, 86400000),
@@ -102,6 +103,7 @@ static const struct key keys[] = {
     BOOL("auth.enabled", "CERTSTREAM_AUTH_ENABLED", auth.enabled),
     {"auth.tokens", "CERTSTREAM_AUTH_TOKENS", K_TOKENS, OFF(auth.tokens), OFF(auth.n_tokens), 0, MAX_TOKEN, NULL, NULL},
     TEXT("auth.header_name", "CERTSTREAM_AUTH_HEADER_NAME", K_HEADER, auth.header_name, MAX_NAME),
+    BOOL("auth.allow_query_token", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN", auth.allow_query_token),
     BOOL("hot_reload.enabled", "CERTSTREAM_HOT_RELOAD_ENABLED", hot_reload.enabled),
     TEXT("hot_reload.watch_path", "CERTSTREAM_HOT_RELOAD_WATCH_PATH", K_PATH_OPT, hot_reload.watch_path, MAX_STRING),
     {"custom_logs", "CERTSTREAM_CUSTOM_LOGS", K_LOGS, OFF(custom_logs), OFF(n_custom_logs), 0, MAX_STRING, NULL, NULL},
@@ -554,6 +556,7 @@ void config_defaults(struct config *cfg)
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
+    cfg->protocols.web_page = true;
     cfg->ct_log.state_file = strdup("certstream_state.json");
     cfg->ct_log.batch_size = 256;
     cfg->ct_log.poll_interval_ms = 1000;
@@ -1015,7 +1018,7 @@ static int validate_yaml(struct load *ld, const char *buf, size_t len)
 
 static const cyaml_schema_field_t cy_protocols[] = {
     CY_SB(protocols, websocket), CY_SB(protocols, sse), CY_SB(protocols, metrics),
-    CY_SB(protocols, health), CY_SB(protocols, example_json), CYAML_FIELD_END,
+    CY_SB(protocols, health), CY_SB(protocols, example_json), CY_SB(protocols, web_page), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SS(ct_log, state_file), CY_SU(ct_log, batch_size), CY_SU(ct_log, poll_interval_ms),
@@ -1038,7 +1041,7 @@ static const cyaml_schema_field_t cy_auth[] = {
       .count_offset = (uint32_t)IN(auth, n_tokens), .count_size = (uint8_t)MSIZE(auth.n_tokens),
       .value = { .type = CYAML_SEQUENCE, .flags = CYAML_FLAG_OPTIONAL, .data_size = sizeof(char *),
                  .sequence = { .entry = &cy_token, .min = 0, .max = CONFIG_MAX_TOKENS } } },
-    CY_SS(auth, header_name), CYAML_FIELD_END,
+    CY_SS(auth, header_name), CY_SB(auth, allow_query_token), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_hot_reload[] = {
     CY_SB(hot_reload, enabled), CY_SS(hot_reload, watch_path), CYAML_FIELD_END,

@@ -28,6 +28,7 @@ struct config {
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
+        bool web_page;                /* true: the live page at / */
     } protocols;
 
     struct {
@@ -55,6 +56,7 @@ struct config {
         char *tokens[CONFIG_MAX_TOKENS];
         size_t n_tokens;
         char *header_name;            /* "Authorization" */
+        bool allow_query_token;       /* false: ?token= also accepted (for browsers) */
     } auth;
 
     struct {

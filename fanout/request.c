@@ -16,6 +16,7 @@
 #include "fanout/respond.h"
 #include "fanout/session.h"
 #include "fanout/stream_metrics.h"
+#include "fanout/web_page.h"
 #include "fanout/ws_handshake.h"
 
 /* The configured path p (streams.*_path), or p with a trailing "/". */
@@ -55,6 +56,25 @@ static void handle_request(struct conn *c, const struct http_request *req, const
     stats_add(w->stats, w->slot, ST_HTTP_REQUESTS, 1);
     if (!head && !http_str_eq(req->method, "GET")) {
         respond_text(c, 405, "Allow: GET, HEAD\r\n", "Method Not Allowed.\n", false);
+        return;
+    }
+    /* the live page: a plain GET (or HEAD) of "/"; an upgrade of "/" is
+     * the lite stream */
+    if (http_str_eq(path, "/") && cfg->protocols.web_page && (head || !ws_is_upgrade(req))) {
+        struct jbuf b;
+        jb_init(&b);
+        route_web_page(w, &b);
+        if (b.oom) {
+            jb_free(&b);
+            conn_free(c);
+            return;
+        }
+        respond(c, 200, "text/html; charset=utf-8",
+                "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+                "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self' ws: wss:\r\n",
+                b.p, b.len, head);
+        jb_free(&b);
         return;
     }
     struct ws_route ws_routes[3];

@@ -153,6 +153,7 @@ static const char every_key_yaml[] =
     "  metrics: off\n"
     "  health: 0\n"
     "  example_json: False\n"
+    "  web_page: false\n"
     "ct_log:\n"
     "  state_file: /var/lib/certstream/state.json\n"
     "  batch_size: 1024\n"
@@ -174,6 +175,7 @@ static const char every_key_yaml[] =
     "    - secret-one\n"
     "    - \"secret-two\"\n"
     "  header_name: X-Api-Key\n"
+    "  allow_query_token: yes\n"
     "hot_reload:\n"
     "  enabled: true\n"
     "  watch_path: /etc/certstream/extra.yaml\n"
@@ -293,6 +295,7 @@ static void check_every_key(const struct config *c)
     CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
           c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
     CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
+    CHECK(!c->protocols.web_page && c->auth.allow_query_token);
 }
 
 static void test_every_key_from_yaml(void)
@@ -375,6 +378,7 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
         "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
         "CERTSTREAM_COMPRESSION_LEVEL=1",
+        "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
         "UNRELATED=1",
         NULL,
     };

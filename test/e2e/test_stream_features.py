@@ -559,6 +559,182 @@ def case_deflate_frames():
         GOLDEN.check_sequence("lite", [f[3] for f in frames])
 
 
+# ---- the live page, in a real headless Chromium driven over the DevTools
+# protocol (its WebSocket, through python3-websocket)
+
+class Chrome:
+    def __init__(self):
+        import tempfile
+        import urllib.request
+        import websocket
+        self.dir = tempfile.mkdtemp(prefix="cs-chromium-")
+        self.log = open(os.path.join(self.dir, "chromium.log"), "wb")
+        self.proc = subprocess.Popen(
+            ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0",
+             "about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
+        portfile = os.path.join(self.dir, "profile", "DevToolsActivePort")
+        deadline = time.time() + 60
+        while not (os.path.exists(portfile) and open(portfile).read().strip()):
+            assert self.proc.poll() is None and time.time() < deadline, "chromium did not start"
+            time.sleep(0.1)
+        port = int(open(portfile).read().split()[0])
+        while True:
+            targets = json.load(urllib.request.urlopen("http://127.0.0.1:%d/json/list" % port, timeout=10))
+            pages = [t for t in targets if t["type"] == "page"]
+            if pages:
+                break
+            assert time.time() < deadline, "no page target"
+            time.sleep(0.1)
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30, suppress_origin=True)
+        self.n = 0
+
+    def call(self, method, **params):
+        self.n += 1
+        self.ws.send(json.dumps({"id": self.n, "method": method, "params": params}))
+        while True:
+            r = json.loads(self.ws.recv())
+            if r.get("id") == self.n:
+                assert "error" not in r, r
+                return r["result"]
+
+    def eval(self, expr):
+        r = self.call("Runtime.evaluate", expression=expr, returnByValue=True)
+        assert "exceptionDetails" not in r, r
+        return r["result"].get("value")
+
+    def wait(self, expr, timeout=30, what=None):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = self.eval(expr)
+            if v:
+                return v
+            time.sleep(0.1)
+        raise AssertionError("timed out waiting for %s" % (what or expr))
+
+    def navigate(self, url):
+        self.call("Page.navigate", url=url)
+        self.wait("document.readyState === 'complete' && !!document.getElementById('rows')", what="page load")
+
+    def close(self):
+        import shutil
+        try:
+            self.ws.close()
+        finally:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.log.close()
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ROWS = "Array.from(document.querySelectorAll('#rows tr')).map(r => Array.from(r.cells).map(c => c.textContent))"
+
+
+def corpus_rows():
+    """domains cell text -> (issuer cell, log cell) as the page renders them."""
+    out = {}
+    for r in GOLDEN.records:
+        d = json.loads(r["expected_lite"])["data"]
+        lc = d["leaf_cert"]
+        iss = lc["issuer"].get("O") or lc["issuer"].get("CN") or lc["issuer"]["aggregated"]
+        out[" ".join(lc["all_domains"])] = (iss, d["source"]["name"])
+    return out
+
+
+def case_web_page_chromium():
+    """The live page in headless Chromium: messages appear in the DOM (each
+    row a corpus certificate), the domain filter narrows them (a server-side
+    filter), pause holds the table, the stream switch works, and the
+    connection negotiated permessage-deflate (the server's counters)."""
+    rows_of = corpus_rows()
+    with server(rate=50) as s:
+        st, hdr, body = s.http("/")
+        assert st == 200 and hdr["Content-Type"] == "text/html; charset=utf-8", (st, hdr)
+        assert "connect-src 'self' ws: wss:" in hdr["Content-Security-Policy"] and hdr["X-Content-Type-Options"] == "nosniff"
+        assert b'const CFG = {"lite":"/","full":"/full-stream","domains":"/domains-only","auth":false,"query_token":false};' in body
+        assert b"http://" not in body and b"https://" not in body, "the page must load nothing from elsewhere"
+        chrome = Chrome()
+        try:
+            chrome.navigate("http://127.0.0.1:%d/" % s.port)
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 10", what="10 rows")
+            assert chrome.eval("document.getElementById('state').textContent") == "open"
+            rows = chrome.eval(ROWS)
+            for t, doms, iss, log in rows:
+                assert doms in rows_of and rows_of[doms] == (iss, log), (doms, iss, log)
+            assert metric(s, "certstream_deflate_negotiated") >= 1
+            assert metric(s, "certstream_clients_deflate") == 1, "Chromium's WebSocket did not negotiate deflate"
+            chrome.wait("parseFloat(document.getElementById('rate').textContent) > 0", what="a rate")
+
+            # the filter narrows the table to matching certificates
+            chrome.eval("document.getElementById('filter').value = '*.workdaysuv.com';"
+                        "document.getElementById('apply').click(); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 3", what="3 filtered rows")
+            rows = chrome.eval(ROWS)
+            assert all(re.search(r"\.workdaysuv\.com( |$)", r[1]) for r in rows), rows
+            assert metric(s, "certstream_clients_filtered") == 1
+            assert metric(s, "certstream_clients_deflate") == 1
+
+            # pause: the table holds still while messages go on arriving
+            chrome.eval("document.getElementById('filter').value = ''; document.getElementById('apply').click(); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 5", what="rows after clearing the filter")
+            chrome.eval("document.getElementById('pause').click(); true")
+            held = chrome.eval("document.getElementById('count').textContent")
+            time.sleep(1.5)
+            assert chrome.eval("document.getElementById('count').textContent") == held
+            chrome.eval("document.getElementById('pause').click(); true")
+            chrome.wait("document.getElementById('count').textContent !== %s" % json.dumps(held), what="resume")
+
+            # stream switch: domains only
+            chrome.eval("const s = document.getElementById('stream'); s.value = 'domains';"
+                        "s.dispatchEvent(new Event('change')); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 5", what="domains rows")
+            rows = chrome.eval(ROWS)
+            assert all(r[1] in rows_of and r[2] == "" and r[3] == "" for r in rows), rows
+            chrome.wait("document.getElementById('state').textContent === 'open'")
+        finally:
+            chrome.close()
+        got = http_raw(s.port, b"HEAD / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n") and got.endswith(b"\r\n\r\n"), got[:200]
+    with server(rate=50, extra_yaml="protocols:\n  web_page: false\n") as s:
+        st, _, body = s.http("/")
+        assert st == 426 and b"/ (lite stream) is a WebSocket endpoint" in body, (st, body)
+
+
+def case_web_page_token():
+    """With auth, the page's token field works only when
+    auth.allow_query_token is on; the page follows configured paths."""
+    yaml = ("auth:\n  enabled: true\n  tokens: [s3cret]\n  allow_query_token: true\n"
+            "streams:\n  lite_path: /v1/lite\n")
+    with server(rate=50, extra_yaml=yaml) as s:
+        _, _, body = s.http("/")
+        assert b'"lite":"/v1/lite"' in body and b'"auth":true,"query_token":true' in body
+        chrome = Chrome()
+        try:
+            chrome.navigate("http://127.0.0.1:%d/" % s.port)
+            assert chrome.eval("!document.getElementById('tokenbox').hidden")
+            chrome.wait("document.getElementById('state').textContent.startsWith('closed') || "
+                        "document.getElementById('state').textContent === 'error'", what="refused without token")
+            assert chrome.eval("document.querySelectorAll('#rows tr').length") == 0
+            chrome.eval("document.getElementById('token').value = 's3cret'; document.getElementById('apply').click(); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 3", what="rows with the token")
+        finally:
+            chrome.close()
+        # the token in the query works for any client, and only the right one
+        assert WSRaw(s.port, "/v1/lite?token=s3cret").status == 101
+        assert WSRaw(s.port, "/v1/lite?token=wrong").status == 401
+    yaml = "auth:\n  enabled: true\n  tokens: [s3cret]\n"
+    with server(rate=50, extra_yaml=yaml) as s:
+        _, _, body = s.http("/")
+        assert b'"auth":true,"query_token":false' in body
+        assert WSRaw(s.port, "/?token=s3cret").status == 401   # off by default
+        assert WSRaw(s.port, "/", headers={"Authorization": "Bearer s3cret"}).status == 101
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
