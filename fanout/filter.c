@@ -160,7 +160,7 @@ static struct filter *filter_build(struct filter_set *fs, char *key, size_t keyl
     f->key = key;
     f->keylen = keylen;
     f->precert = f->ca = -1;
-    f->eval_pos = UINT64_MAX;
+    for (int i = 0; i < 8; i++) f->eval_pos[i] = UINT64_MAX;
     uint32_t n = 0;
     for (size_t i = 0; i < keylen; i++) n += key[i] == '\n';
     f->dom = calloc(n, sizeof *f->dom);
@@ -422,15 +422,17 @@ static bool eval(struct filter_set *fs, const struct filter *f, const struct met
 
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos)
 {
-    if (f->eval_pos == pos) return f->eval_result;
+    unsigned slot = (unsigned)((pos * 0x9e3779b97f4a7c15ull) >> 61);   /* 8 slots, hashed position */
+    if (f->eval_pos[slot] == pos) return (f->eval_result >> slot) & 1;
     struct meta *m = &fs->meta;
     if (m->pos != pos) {
         m->pos = pos;
         m->ok = meta_extract(m, rec);
     }
-    f->eval_pos = pos;
-    f->eval_result = eval(fs, f, m);
+    bool r = eval(fs, f, m);
+    f->eval_pos[slot] = pos;
+    f->eval_result = (uint8_t)((f->eval_result & ~(1u << slot)) | ((unsigned)r << slot));
     fs->pend_evals++;
-    fs->pend_matches += f->eval_result;
-    return f->eval_result;
+    fs->pend_matches += r;
+    return r;
 }

@@ -26,8 +26,10 @@ struct filter {
     uint64_t hash;
     uint32_t refs;                           /* clients using it */
     struct conn *streams[3][RING_NFORMATS];  /* [proto][format], like worker.streams */
-    uint64_t eval_pos;                       /* record the cached result is for; UINT64_MAX none */
-    bool eval_result;
+    /* results for recent records, 8 slots by hashed position: clients of
+     * one filter a few records apart still share one evaluation */
+    uint64_t eval_pos[8];                    /* UINT64_MAX: empty */
+    uint8_t eval_result;                     /* bit per slot */
     char *key;                               /* canonical key (owned), compared when interning */
     size_t keylen;
     char *vals;                              /* the key split into NUL-terminated values (owned) */
