@@ -32,7 +32,7 @@ if [ -d "$here/test/clients/node_modules" ]; then
     tar -C "$here" -cf - test/clients/node_modules | tar -C "$src" -xf -
 fi
 
-(cd "$src" && dpkg-buildpackage -b -us -uc)
+(cd "$src" && dpkg-buildpackage -b -us -uc -J"$(nproc)")
 
 rm -f "$out"/certstream-server_*.deb "$out"/certstream-loadgen_*.deb \
       "$out"/certstream-server_*.buildinfo "$out"/certstream-server_*.changes
