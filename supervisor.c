@@ -17,7 +17,9 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -30,8 +32,11 @@
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
 #include "ingest/state.h"
+#include "instance.h"
 #include "shm/dedup.h"
+#include "shm/proctable.h"
 #include "shm/ring.h"
+#include "shm/ring_test.h"
 #include "shm/stats.h"
 
 #define SUP_STOP_GRACE_MS 5000
@@ -43,6 +48,8 @@
 #define SUP_LOGLIST_RETRY_MAX_MS 300000
 #define SUP_LOGLIST_REFRESH_MS (6 * 3600 * 1000ull)
 #define SUP_LOGLIST_MAX_BYTES (16u << 20)
+#define SUP_TICK_MS 100          /* the loop's period: watchdogs, restarts, the watch */
+#define SUP_FD_RESERVE 64        /* descriptors a worker needs besides its clients */
 
 enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
 
@@ -57,6 +64,9 @@ struct child {
     uint32_t backoff_ms;
     unsigned restarts;
     bool active;                 /* false: do not (re)start; slot free once reaped */
+    bool killed;                 /* SIGKILLed by a watchdog: said why, wait for the reap */
+    uint64_t claim_pos;          /* producers: the open ring claim last seen ... */
+    uint64_t claim_seen_ms;      /* ... and since when (0 = none open) */
 };
 
 struct supervisor {
@@ -72,7 +82,10 @@ struct supervisor {
     unsigned workers;
     unsigned max_producers;
     bool stopping;
+    bool ready;                  /* every fanout worker has accepted once (on_ready ran) */
     sigset_t old_mask;
+    struct proctable *procs;     /* heartbeats (shm/proctable.h) */
+    struct instance inst;        /* the one-instance-per-address lock */
 
     /* following CT logs (no --replay) */
     struct loglist loglist;
@@ -129,10 +142,63 @@ static int fetch_loglist_child(struct supervisor *s)
     return ftruncate(s->loglist_fd, (off_t)len) == 0 ? 0 : 1;
 }
 
+static enum proc_role proc_role_of(enum child_role r)
+{
+    switch (r) {
+    case ROLE_FANOUT: return PROC_FANOUT;
+    case ROLE_REPLAY: return PROC_REPLAY;
+    case ROLE_LOGLIST: return PROC_LOGLIST;
+    default: return PROC_INGEST;
+    }
+}
+
+/* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
+ * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
+ * record, as a debugger or a hung process would, so the tests can measure how
+ * long one stuck producer holds up the others. Unset in production. */
+static unsigned long g_stop_in_claim, g_claims;
+
+static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
+{
+    (void)pos;
+    (void)arg;
+    if (phase == RING_TEST_OPENED && ++g_claims == g_stop_in_claim) {
+        log_warn("test hook CERTSTREAM_TEST_STOP_IN_CLAIM: stopping inside ring claim %lu", g_claims);
+        raise(SIGSTOP);
+    }
+}
+
+static void arm_test_hooks(void)
+{
+    const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
+    if (v && (g_stop_in_claim = strtoul(v, NULL, 10)) > 0)
+        ring_test_set_hook(stop_in_claim_hook, NULL);
+}
+
+/* Each fanout worker says how many descriptors it may hold (one per client). */
+static void log_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    unsigned long long need = (unsigned long long)cfg->connection_limit.max_connections + SUP_FD_RESERVE;
+    if (rl.rlim_cur < need)
+        log_warn("file descriptors: this worker may hold %llu, less than "
+                 "connection_limit.max_connections (%u) + %u; clients past that are refused "
+                 "(raise LimitNOFILE or ulimit -Hn)", (unsigned long long)rl.rlim_cur,
+                 cfg->connection_limit.max_connections, SUP_FD_RESERVE);
+    else
+        log_info("file descriptors: this worker may hold %llu", (unsigned long long)rl.rlim_cur);
+}
+
 /* In the child: take the role and never return. */
 static void child_main(struct supervisor *s, const struct child *c)
 {
     log_set_role(role_name(c->role), (int)c->index);
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_self(c->stats_slot);
     /* Die with the supervisor: a child without its master would serve stale config forever. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
         log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
@@ -140,16 +206,25 @@ static void child_main(struct supervisor *s, const struct child *c)
         _exit(0);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         if (sigaction(sigs[i], &dfl, NULL) != 0)
             log_warn("sigaction(%d): %s", sigs[i], strerror(errno));
+    /* SIGHUP and SIGUSR1 are the supervisor's (reload, log reopen); `systemctl
+     * kill -s HUP` reaches every process of the unit and must not stop one. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGHUP, &ign, NULL) != 0 || sigaction(SIGUSR1, &ign, NULL) != 0)
+        log_warn("sigaction(SIGHUP/SIGUSR1): %s", strerror(errno));
     if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) != 0)
         log_warn("sigprocmask: %s", strerror(errno));
 
     int rc = 1;
+    if (c->role == ROLE_REPLAY || c->role == ROLE_INGEST)
+        arm_test_hooks();
     switch (c->role) {
     case ROLE_FANOUT: {
+        log_fd_limit(s->cfg);
         struct fanout_params fp = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .index = c->index,
             .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->index),
@@ -196,6 +271,10 @@ static int child_start(struct supervisor *s, struct child *c)
     c->pid = pid;
     c->started_ms = mono_ms();
     c->restart_at_ms = 0;
+    c->killed = false;
+    c->claim_seen_ms = 0;
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, pid);
     log_info("started %s[%u] pid=%ld", role_name(c->role), c->index, (long)pid);
     return 0;
 }
@@ -233,10 +312,14 @@ static void reap(struct supervisor *s)
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (c->role == ROLE_LOGLIST) {
             c->active = false;
+            /* A download error was logged by the fetcher itself; a signal was not. */
+            if (WIFSIGNALED(status))
+                log_warn("log list download (loglist pid=%ld) %s", (long)pid, why);
             if (!s->stopping)
                 loglist_result(s, clean);
             continue;
         }
+        proctable_clear(s->procs, c->stats_slot);
         /* Its claim in the ring (if a producer died mid-record) must not stall readers,
          * and its connection gauges must stop counting. */
         if (c->role != ROLE_FANOUT)
@@ -260,8 +343,9 @@ static void reap(struct supervisor *s)
             stats_add(s->stats, 0, ST_WORKER_PANICS, 1);
         if (c->role != ROLE_FANOUT)
             stats_add(s->stats, 0, ST_INGEST_RESTARTS, 1);
-        log_warn("%s[%u] pid=%ld %s; restarting in %u ms (restart #%u)", role_name(c->role),
-                 c->index, (long)pid, why, c->backoff_ms, c->restarts);
+        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", role_name(c->role),
+                 c->index, (long)pid, why, c->killed ? " by the watchdog" : "", c->backoff_ms,
+                 c->restarts);
     }
 }
 
@@ -386,7 +470,7 @@ static void save_state(struct supervisor *s)
         return;
     if (state_update(&s->state, s->stats) != 0 ||
         state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0)
-        log_warn("state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+        log_every(LOG_WARN, 60, "state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
     s->state_saved_ms = mono_ms();
 }
 
@@ -410,7 +494,11 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len)
     struct loglist fresh;
     char err[512];
     if (loglist_build(s->cfg, json, len, &fresh, err, sizeof err) != 0) {
-        log_warn("log list: %s", err);
+        if (!json)
+            log_warn("the log list could not be had and no custom_logs or static_logs are "
+                     "configured: following nothing until the list downloads");
+        else
+            log_warn("log list: %s", err);
         if (!s->have_loglist)
             show_loglist_unavailable(s);
         return;
@@ -497,66 +585,351 @@ static void maybe_fetch_loglist(struct supervisor *s)
     }
 }
 
-static void on_reload(struct supervisor *s, const char *why)
+/* ------------------------------------------------------------- watchdogs */
+
+static void watchdog_kill(struct supervisor *s, struct child *c, const char *why)
 {
-    /* Hook: re-validate the configuration so an operator learns about a bad edit
-     * at once. Applying it (rolling worker restarts) is the operations work. */
-    struct config fresh;
-    struct config_error err;
-    struct config_flags flags = {.config_path = s->cfg->source_path};
-    extern char **environ;
-    if (config_load(&fresh, &flags, environ, &err) != 0) {
-        log_error("%s: configuration refused, keeping the running one: %s", why, err.message);
+    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", role_name(c->role), c->index,
+              (long)c->pid, why);
+    if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH) {
+        log_error("kill %ld: %s", (long)c->pid, strerror(errno));
         return;
     }
-    log_info("%s: configuration %s is valid; changes apply at the next restart", why,
-             fresh.source_path ? fresh.source_path : "(built-in defaults)");
-    config_free(&fresh);
+    c->killed = true;
+    proctable_count_watchdog_kill(s->procs, proc_role_of(c->role));
 }
 
-/* hot_reload: the watched file is polled (stat once a second) rather than
- * watched with inotify, so editors that replace the file, and files that
- * appear later, are seen the same way. A change runs the SIGHUP hook. */
-struct watch_state {
+/* A child whose event loop has not beaten for watchdog_secs (stopped,
+ * spinning, deadlocked) is killed; reap() restarts it. The kernel keeps
+ * routing connections to a stopped worker's listener, so waiting is worse. */
+static void check_heartbeats(struct supervisor *s, uint64_t now)
+{
+    uint32_t wd = s->cfg->watchdog_secs * 1000u;
+    for (unsigned i = 0; wd && i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->pid <= 0 || c->killed || c->role == ROLE_LOGLIST ||
+            !proctable_row(s->procs, c->stats_slot, &row) || proctable_fresh(&row, now, wd))
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "missed its heartbeat for %llu ms (watchdog_secs: %u)",
+                 (unsigned long long)(now - (row.beat_ms ? row.beat_ms : row.started_ms)),
+                 s->cfg->watchdog_secs);
+        watchdog_kill(s, c, why);
+    }
+}
+
+/* A producer stopped between its ring claim and the commit holds up every
+ * reader at that record, so every log. A claim open longer than
+ * ring_claim_timeout_ms gets the producer killed; reap() pads the claim
+ * (ring_repair) and readers move on. */
+static void check_claims(struct supervisor *s, uint64_t now)
+{
+    uint32_t limit = s->cfg->ring_claim_timeout_ms;
+    for (unsigned i = 0; limit && i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        uint64_t pos;
+        if (c->pid <= 0 || c->killed || (c->role != ROLE_INGEST && c->role != ROLE_REPLAY))
+            continue;
+        if (!ring_claim_open(s->ring, c->producer_id, &pos)) {
+            c->claim_seen_ms = 0;
+            continue;
+        }
+        if (c->claim_seen_ms == 0 || c->claim_pos != pos) {
+            c->claim_pos = pos;
+            c->claim_seen_ms = now;
+            continue;
+        }
+        if (now - c->claim_seen_ms >= limit) {
+            char why[128];
+            snprintf(why, sizeof why, "held ring claim %llu uncommitted for %llu ms "
+                     "(ring_claim_timeout_ms: %u)", (unsigned long long)pos,
+                     (unsigned long long)(now - c->claim_seen_ms), limit);
+            watchdog_kill(s, c, why);
+        }
+    }
+}
+
+bool supervisor_children_fresh(void)
+{
+    const struct proctable *t = proctable_get();
+    uint64_t now = mono_ms();
+    uint32_t wd = proctable_watchdog_ms(t);
+    struct proc_row row;
+    for (unsigned i = 0; t && i < PROCTABLE_SLOTS; i++)
+        if (proctable_row(t, i, &row) && !proctable_fresh(&row, now, wd))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------ service manager points
+ * Where the service manager hears about the server (sd_notify): each is
+ * called exactly once at its moment. */
+
+/* Listeners are bound and every fanout worker accepts (READY=1). */
+static void on_ready(struct supervisor *s)
+{
+    log_info("ready: %u fanout workers accept on %s:%u", s->workers,
+             s->cfg->host && *s->cfg->host ? s->cfg->host : "0.0.0.0", (unsigned)s->cfg->port);
+}
+
+/* A reload starts (RELOADING=1) / has ended, applied or refused (READY=1). */
+static void on_reload_begin(struct supervisor *s, const char *why) { (void)s; (void)why; }
+static void on_reload_end(struct supervisor *s, bool applied) { (void)s; (void)applied; }
+
+/* Once per loop turn (WATCHDOG=1 when supervisor_children_fresh()). */
+static void on_tick(struct supervisor *s) { (void)s; }
+
+/* Stopping (STOPPING=1). */
+static void on_stopping(struct supervisor *s) { (void)s; }
+
+static void check_ready(struct supervisor *s)
+{
+    if (s->ready)
+        return;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        struct proc_row row;
+        const struct child *c = &s->children[i];
+        if (c->role == ROLE_FANOUT && c->active &&
+            (!proctable_row(s->procs, c->stats_slot, &row) || row.state != PROC_RUNNING))
+            return;
+    }
+    s->ready = true;
+    on_ready(s);
+}
+
+/* Soft RLIMIT_NOFILE up to the hard limit: each client is a descriptor, and
+ * distributions start services with a soft limit of 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("file descriptors: cannot raise the soft limit %llu to the hard limit %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            return;
+        }
+        log_info("file descriptors: soft limit raised from %llu to %llu (the hard limit)",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+    } else {
+        log_info("file descriptors: limit %llu (soft = hard)", (unsigned long long)rl.rlim_cur);
+    }
+}
+
+static uint32_t log_file_generation(void)
+{
+    return proctable_generation(proctable_get(), PROC_GEN_LOG_FILE);
+}
+
+static void on_reopen_logs(struct supervisor *s)
+{
+    const char *path = s->cfg->log_file;
+    if (!path || !*path) {
+        log_info("SIGUSR1: no log_file is set (logging to stderr); nothing to reopen");
+        return;
+    }
+    if (log_reopen() != 0) {
+        log_error("SIGUSR1: log_file %s: %s; still writing to the old file", path, strerror(errno));
+        return;
+    }
+    proctable_bump(s->procs, PROC_GEN_LOG_FILE); /* children reopen at their next line */
+    log_info("SIGUSR1: reopened log_file %s", path);
+}
+
+/* The file a reload reads: hot_reload.watch_path when set, else the file the
+ * server started from (NULL: the search order again, docs/configuration.md). */
+static const char *reload_path(const struct supervisor *s)
+{
+    if (s->cfg->hot_reload.watch_path && *s->cfg->hot_reload.watch_path)
+        return s->cfg->hot_reload.watch_path;
+    return s->cfg->source_path;
+}
+
+static void on_reload(struct supervisor *s, const char *why)
+{
+    on_reload_begin(s, why);
+    struct config fresh;
+    struct config_error err;
+    struct config_flags flags = s->opts->flags ? *s->opts->flags : (struct config_flags){0};
+    flags.config_path = reload_path(s);
+    extern char **environ;
+    if (config_load(&fresh, &flags, environ, &err) != 0) {
+        log_error("%s: configuration refused, nothing changed: %s", why, err.message);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    const char *names[64];
+    size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
+    if (n == 0)
+        log_info("%s: configuration %s is valid and unchanged", why,
+                 fresh.source_path ? fresh.source_path : "(built-in defaults)");
+    for (size_t i = 0; i < n && i < sizeof names / sizeof names[0]; i++)
+        log_info("%s: %s changed; applies at the next restart", why, names[i]);
+    proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    config_free(&fresh);
+    on_reload_end(s, true);
+}
+
+/* hot_reload: inotify on the watched file and on its directory (an editor
+ * that writes a new file and renames it over the old one replaces the inode;
+ * a file that appears later is seen too). An event only says "look": the
+ * file's identity (device, inode, size, mtime) decides whether it changed,
+ * 100 ms after the last event, since editors write in several steps. Without
+ * inotify (the limit of watches reached) the file is stat()ed every second. */
+struct watch {
+    int fd;                      /* inotify; -1 = polling */
+    int wd_dir, wd_file;
+    char path[4096], dir[4096];
+    const char *base;
+    bool pending;
+    uint64_t due_ms;
     bool known;
     dev_t dev;
     ino_t ino;
+    mode_t mode;
     off_t size;
     struct timespec mtime;
-    uint64_t next_ms;
 };
 
-static void poll_watch(struct supervisor *s, struct watch_state *w)
+#define WATCH_FILE_EVENTS (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
+#define WATCH_DIR_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
+
+/* true when the file differs from the last look (or appeared/vanished) */
+static bool watch_snapshot(struct watch *w)
 {
-    const char *path = s->cfg->hot_reload.watch_path && *s->cfg->hot_reload.watch_path
-                           ? s->cfg->hot_reload.watch_path : s->cfg->source_path;
-    uint64_t now = mono_ms();
-    if (!s->cfg->hot_reload.enabled || !path || now < w->next_ms)
-        return;
-    w->next_ms = now + 1000;
     struct stat st;
-    if (stat(path, &st) != 0) {
-        if (w->known)
-            log_warn("hot_reload: %s: %s", path, strerror(errno));
+    if (stat(w->path, &st) != 0) {
+        bool was = w->known;
+        if (was)
+            log_warn("hot_reload: %s: %s", w->path, strerror(errno));
         w->known = false;
+        return false;
+    }
+    bool changed = !w->known || st.st_dev != w->dev || st.st_ino != w->ino || st.st_mode != w->mode ||
+                   st.st_size != w->size || st.st_mtim.tv_sec != w->mtime.tv_sec ||
+                   st.st_mtim.tv_nsec != w->mtime.tv_nsec;
+    w->known = true;
+    w->dev = st.st_dev;
+    w->ino = st.st_ino;
+    w->mode = st.st_mode;
+    w->size = st.st_size;
+    w->mtime = st.st_mtim;
+    return changed;
+}
+
+static void watch_close(struct watch *w)
+{
+    if (w->fd >= 0 && close(w->fd) != 0)
+        log_warn("close inotify: %s", strerror(errno));
+    w->fd = -1;
+    w->path[0] = '\0';
+}
+
+static void watch_open(struct supervisor *s, struct watch *w)
+{
+    watch_close(w);
+    const char *path = reload_path(s);
+    if (!s->cfg->hot_reload.enabled || !path || !*path)
+        return;
+    snprintf(w->path, sizeof w->path, "%s", path);
+    snprintf(w->dir, sizeof w->dir, "%s", path);
+    char *slash = strrchr(w->dir, '/');
+    if (slash == w->dir)
+        slash[1] = '\0';
+    else if (slash)
+        *slash = '\0';
+    else
+        snprintf(w->dir, sizeof w->dir, ".");
+    w->base = strrchr(w->path, '/') ? strrchr(w->path, '/') + 1 : w->path;
+    w->known = false;
+    w->pending = false;
+    watch_snapshot(w);
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (w->fd < 0 || (w->wd_dir = inotify_add_watch(w->fd, w->dir, WATCH_DIR_EVENTS)) < 0) {
+        log_warn("hot_reload: inotify on %s: %s; checking the file every second instead", w->dir,
+                 strerror(errno));
+        if (w->fd >= 0 && close(w->fd) != 0)
+            log_warn("close inotify: %s", strerror(errno));
+        w->fd = -1;
+    } else {
+        w->wd_file = inotify_add_watch(w->fd, w->path, WATCH_FILE_EVENTS); /* -1 until it exists */
+    }
+    log_info("hot_reload: watching %s", w->path);
+}
+
+static void watch_poll(struct supervisor *s, struct watch *w, uint64_t now)
+{
+    if (!w->path[0])
+        return;
+    if (w->fd < 0) {
+        if (now >= w->due_ms) {
+            w->due_ms = now + 1000;
+            if (watch_snapshot(w))
+                on_reload(s, "hot_reload");
+        }
         return;
     }
-    bool changed = w->known && (st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||
-                                st.st_mtim.tv_sec != w->mtime.tv_sec || st.st_mtim.tv_nsec != w->mtime.tv_nsec);
-    *w = (struct watch_state){.known = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                              .mtime = st.st_mtim, .next_ms = w->next_ms};
-    if (changed)
+    _Alignas(struct inotify_event) char buf[4096];
+    for (;;) {
+        ssize_t n = read(w->fd, buf, sizeof buf);
+        if (n <= 0) {
+            if (n < 0 && errno != EAGAIN && errno != EINTR)
+                log_warn("hot_reload: inotify read: %s", strerror(errno));
+            break;
+        }
+        for (char *p = buf; p < buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            if (ev->wd == w->wd_file || (ev->wd == w->wd_dir && ev->len && strcmp(ev->name, w->base) == 0)) {
+                w->pending = true;
+                w->due_ms = now + 100;
+            }
+            if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
+                w->wd_file = -1;
+            p += sizeof *ev + ev->len;
+        }
+    }
+    if (!w->pending || now < w->due_ms)
+        return;
+    w->pending = false;
+    /* the file may be a new inode now: watch that one */
+    int wd = inotify_add_watch(w->fd, w->path, WATCH_FILE_EVENTS);
+    if (wd >= 0)
+        w->wd_file = wd;
+    if (watch_snapshot(w))
         on_reload(s, "hot_reload");
 }
 
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
-    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
+    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1, .inst = {.lock_fd = -1}};
+    struct watch watch = {.fd = -1};
     int rc = 1;
     char err[512];
 
+    /* The process table first: the log file's reopen generation lives there. */
+    s.procs = proctable_create();
+    if (!s.procs) {
+        log_error("proctable_create: %s", strerror(errno));
+        return 1;
+    }
+    proctable_set_watchdog_ms(s.procs, cfg->watchdog_secs * 1000u);
+    if (log_set_file(cfg->log_file, log_file_generation) != 0) {
+        log_error("log_file %s: %s", cfg->log_file, strerror(errno));
+        proctable_destroy(s.procs);
+        return 2;
+    }
+    raise_fd_limit();
+
     if (opts->replay_file && !(s.replay = replay_open(opts->replay_file, err, sizeof err))) {
         log_error("--replay: %s", err);
+        proctable_destroy(s.procs);
         return 2;
     }
     /* A state file that exists but cannot be read is refused: overwriting it
@@ -564,7 +937,17 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     if (!opts->replay_file && cfg->ct_log.state_file && *cfg->ct_log.state_file &&
         state_load(cfg->ct_log.state_file, &s.state, err, sizeof err) != 0) {
         log_error("state file: %s", err);
+        state_free(&s.state);
+        proctable_destroy(s.procs);
         return 2;
+    }
+    /* Fail fast: an address that does not resolve, a port that another
+     * program or another server holds, a privileged port: one line, exit 2,
+     * before anything is forked (instance.h). */
+    if (instance_claim(&s.inst, cfg->host, cfg->port, err, sizeof err) != 0) {
+        log_error("%s", err);
+        rc = 2;
+        goto out;
     }
     /* Signals are handled synchronously in the loop below (sigtimedwait), so
      * they are blocked here and the children restore the old mask. */
@@ -574,6 +957,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &mask, &s.old_mask) != 0) {
         log_error("sigprocmask: %s", strerror(errno));
         goto out;
@@ -628,11 +1012,10 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     /* Setup parsed files (replay corpus, configuration) and freed their
      * parse trees: give that heap back before the children are forked. */
     malloc_trim(0);
-    struct watch_state watch = {0};
-    poll_watch(&s, &watch); /* the starting point */
+    watch_open(&s, &watch);
     start_due(&s);
     for (;;) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = SUP_TICK_MS * 1000000L};
         int sig = sigtimedwait(&mask, NULL, &ts);
         if (sig < 0 && errno != EAGAIN && errno != EINTR) {
             log_error("sigtimedwait: %s", strerror(errno));
@@ -644,18 +1027,27 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         }
         if (sig == SIGHUP)
             on_reload(&s, "SIGHUP");
-        poll_watch(&s, &watch);
+        if (sig == SIGUSR1)
+            on_reopen_logs(&s);
+        uint64_t now = mono_ms();
+        watch_poll(&s, &watch, now);
         reap(&s);
+        check_heartbeats(&s, now);
+        check_claims(&s, now);
+        check_ready(&s);
+        on_tick(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);
         if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
             save_state(&s);
     }
+    on_stopping(&s);
     stop_all(&s);
     save_state(&s);
     log_info("stopped");
     rc = 0;
 out:
+    watch_close(&watch);
     if (!s.stopping && s.children)
         stop_all(&s);
     free(s.children);
@@ -671,5 +1063,7 @@ out:
         stats_destroy(s.stats);
     if (s.ring)
         ring_destroy(s.ring);
+    instance_release(&s.inst);
+    proctable_destroy(s.procs);
     return rc;
 }

@@ -41,6 +41,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fanout/ws_handshake.h"
+#include "shm/proctable.h"
 
 #define READ_CHUNK 16384
 #define REQUEST_SLACK 2048          /* early WebSocket bytes read along with the request */
@@ -1411,8 +1412,19 @@ static struct event *timer(struct worker *w, uint32_t secs, event_callback_fn cb
     return ev;
 }
 
+/* The heartbeat the supervisor's watchdog reads (shm/proctable.h): it beats
+ * only while this event loop turns. */
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    proctable_beat();
+}
+
 int fanout_run(const struct fanout_params *p)
 {
+    struct event *beat_ev = NULL;
     struct worker *w = calloc(1, sizeof *w);
     struct event_config *ecfg = NULL;
     int status = 1;
@@ -1462,10 +1474,16 @@ int fanout_run(const struct fanout_params *p)
     w->tick_ev = timer(w, 1, on_tick);
     if (!w->tick_ev) goto err;
 
+    struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
+    beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, NULL);
+    if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
+    proctable_beat();
+    proctable_set_state(PROC_RUNNING); /* listening and accepting */
     log_info("listening on %s:%u", p->cfg->host ? p->cfg->host : "0.0.0.0", (unsigned)p->cfg->port);
     if (event_base_dispatch(w->base) < 0) goto err;
     status = 0;
 err:
+    if (beat_ev) event_free(beat_ev);
     if (status != 0) log_error("fanout worker %u failed to run", p->index);
     while (w->all) {
         w->stopping = false;

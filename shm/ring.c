@@ -627,6 +627,17 @@ void ring_repair(struct ring *r, unsigned producer_id)
     atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
 }
 
+bool ring_claim_open(const struct ring *r, unsigned producer_id, uint64_t *pos)
+{
+    if (r == NULL || producer_id >= RING_MAX_PRODUCERS)
+        return false;
+    uint64_t w = atomic_load_explicit(&r->ctl->slots[producer_id].word, memory_order_acquire);
+    if ((w & SLOT_STATE_MASK) == SLOT_IDLE)
+        return false;
+    *pos = w & ~SLOT_STATE_MASK;
+    return true;
+}
+
 /* --- wakeups --- */
 
 int ring_add_waiter(struct ring *r, int eventfd)

@@ -126,6 +126,12 @@ enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);
 
+/* Supervisor, watching for a stuck producer: true and the position when
+ * producer_id holds a claim it has not committed yet (a claim is held for
+ * microseconds normally; one held for long means the producer is stopped or
+ * spinning, and it is killed and repaired). */
+bool ring_claim_open(const struct ring *r, unsigned producer_id, uint64_t *pos);
+
 /* Wakeups: one eventfd per fanout worker, created by the supervisor. */
 int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork; 0 or -1 */
 /* Producer: signal every waiter (call once per published batch). */
