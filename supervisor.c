@@ -155,7 +155,8 @@ static enum proc_role proc_role_of(enum child_role r)
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
  * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
  * record, as a debugger or a hung process would, so the tests can measure how
- * long one stuck producer holds up the others. Unset in production. */
+ * long one stuck producer holds up the others. Only a producer's first run
+ * arms it. Unset in production. */
 static unsigned long g_stop_in_claim, g_claims;
 
 static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
@@ -220,8 +221,8 @@ static void child_main(struct supervisor *s, const struct child *c)
         log_warn("sigprocmask: %s", strerror(errno));
 
     int rc = 1;
-    if (c->role == ROLE_REPLAY || c->role == ROLE_INGEST)
-        arm_test_hooks();
+    if ((c->role == ROLE_REPLAY || c->role == ROLE_INGEST) && c->restarts == 0)
+        arm_test_hooks(); /* first run only: its replacement runs normally */
     switch (c->role) {
     case ROLE_FANOUT: {
         log_fd_limit(s->cfg);
@@ -261,6 +262,10 @@ static void child_main(struct supervisor *s, const struct child *c)
 
 static int child_start(struct supervisor *s, struct child *c)
 {
+    /* The row is reset before fork: the child may beat and say RUNNING before
+     * the parent runs again. */
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, 0);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork %s[%u]: %s", role_name(c->role), c->index, strerror(errno));
@@ -274,7 +279,7 @@ static int child_start(struct supervisor *s, struct child *c)
     c->killed = false;
     c->claim_seen_ms = 0;
     if (c->role != ROLE_LOGLIST)
-        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, pid);
+        proctable_set_pid(s->procs, c->stats_slot, pid);
     log_info("started %s[%u] pid=%ld", role_name(c->role), c->index, (long)pid);
     return 0;
 }

@@ -67,6 +67,12 @@ void proctable_set_child(struct proctable *t, unsigned slot, enum proc_role role
     ST(s->role, (uint32_t)role);
 }
 
+void proctable_set_pid(struct proctable *t, unsigned slot, pid_t pid)
+{
+    if (t && slot < PROCTABLE_SLOTS)
+        ST(t->slots[slot].pid, (int32_t)pid);
+}
+
 void proctable_clear(struct proctable *t, unsigned slot)
 {
     if (!t || slot >= PROCTABLE_SLOTS)

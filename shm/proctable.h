@@ -45,9 +45,11 @@ struct proctable *proctable_create(void);
 void proctable_destroy(struct proctable *t);
 struct proctable *proctable_get(void);
 
-/* Supervisor: a child was forked into `slot` / has been reaped. */
+/* Supervisor: a child is about to be forked into `slot` (pid 0), its pid
+ * once forked, and it has been reaped. */
 void proctable_set_child(struct proctable *t, unsigned slot, enum proc_role role, unsigned index,
                          pid_t pid);
+void proctable_set_pid(struct proctable *t, unsigned slot, pid_t pid);
 void proctable_clear(struct proctable *t, unsigned slot);
 
 /* In a child, once after fork: the row it beats. */
