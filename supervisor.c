@@ -56,6 +56,9 @@ enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
 struct child {
     enum child_role role;
     unsigned index;              /* worker index / producer index */
+    unsigned fslot;              /* fanout: its worker slot (ring waiter fslot, stats slot 1 + fslot) */
+    unsigned gen;                /* fanout: the generation it belongs to (a reload that
+                                  * replaces workers starts a new one) */
     unsigned stats_slot;
     unsigned producer_id;
     pid_t pid;                   /* 0 = not running */
@@ -79,8 +82,17 @@ struct supervisor {
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
     unsigned cap_children;
-    unsigned workers;
+    unsigned workers;            /* fanout workers of the current generation */
+    unsigned fanout_slots;       /* worker slots: current workers plus room for a replacement */
     unsigned max_producers;
+    unsigned gen;                /* current fanout generation */
+    /* a replacement in progress: the new generation starts, the old one is
+     * told to drain once every new worker accepts */
+    bool replacing;
+    uint64_t replace_deadline_ms;
+    struct config *prev_cfg;     /* the configuration before it (restored on failure) */
+    struct instance prev_inst;   /* the old address's lock, released when done */
+    struct watch *watch;         /* hot_reload */
     bool stopping;
     bool ready;                  /* every fanout worker has accepted once (on_ready ran) */
     sigset_t old_mask;
@@ -228,7 +240,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         log_fd_limit(s->cfg);
         struct fanout_params fp = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .index = c->index,
-            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->index),
+            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->fslot),
         };
         rc = fanout_run(&fp);
         break;
@@ -330,6 +342,8 @@ static void reap(struct supervisor *s)
         if (c->role != ROLE_FANOUT)
             ring_repair(s->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
+        if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
+            ring_waiter_set_active(s->ring, c->fslot, false);
         if (s->stopping || !c->active) {
             log_info("%s[%u] %s", role_name(c->role), c->index, why);
             continue;
@@ -424,7 +438,7 @@ static unsigned cpu_count(void)
 /* A free child slot (reaped and inactive), or a new one. */
 static struct child *child_slot(struct supervisor *s)
 {
-    for (unsigned i = s->workers; i < s->n_children; i++)
+    for (unsigned i = 0; i < s->n_children; i++)
         if (!s->children[i].active && s->children[i].pid == 0)
             return &s->children[i];
     if (s->n_children >= s->cap_children)
@@ -438,29 +452,80 @@ static int add_producer(struct supervisor *s, enum child_role role, unsigned ind
     if (!c || index >= s->max_producers)
         return -1;
     *c = (struct child){.role = role, .index = index, .producer_id = index,
-                        .stats_slot = 1 + s->workers + index, .active = true};
+                        .stats_slot = 1 + s->fanout_slots + index, .active = true};
     return 0;
 }
 
-/* Fanout workers take stats slots 1..W; producers the slots after them. */
+static bool fslot_used(const struct supervisor *s, unsigned k)
+{
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        if (c->role == ROLE_FANOUT && c->fslot == k && (c->active || c->pid))
+            return true;
+    }
+    return false;
+}
+
+static unsigned fslots_free(const struct supervisor *s)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < s->fanout_slots; k++)
+        n += !fslot_used(s, k);
+    return n;
+}
+
+/* Worker `index` of the current generation, in a free worker slot. */
+static int add_worker(struct supervisor *s, unsigned index)
+{
+    unsigned k = 0;
+    while (k < s->fanout_slots && fslot_used(s, k))
+        k++;
+    struct child *c = k < s->fanout_slots ? child_slot(s) : NULL;
+    if (!c)
+        return -1;
+    *c = (struct child){.role = ROLE_FANOUT, .index = index, .fslot = k, .stats_slot = 1 + k,
+                        .gen = s->gen, .active = true};
+    ring_waiter_set_active(s->ring, k, true);
+    return 0;
+}
+
+static unsigned configured_workers(const struct config *cfg)
+{
+    return cfg->workers ? cfg->workers : cpu_count();
+}
+
+/* Worker slots come first in the stats slots (1..F), producers after them.
+ * F leaves room for a replacement generation beside the current one (a
+ * reload that changes workers, host, port or any client setting), while at
+ * least 32 producer slots remain. */
+#define SUP_MIN_PRODUCER_SLOTS 32
 static int plan_children(struct supervisor *s)
 {
-    s->workers = s->cfg->workers ? s->cfg->workers : cpu_count();
+    s->workers = configured_workers(s->cfg);
     if (1 + s->workers + 1 > STATS_MAX_SLOTS) {
         log_error("workers: at most %d fanout workers (process slots)", STATS_MAX_SLOTS - 2);
         return -1;
     }
-    s->max_producers = STATS_MAX_SLOTS - 1 - s->workers;
+    unsigned room = s->workers * 2 > s->workers + 4 ? s->workers * 2 : s->workers + 4;
+    unsigned cap = STATS_MAX_SLOTS - 1 - SUP_MIN_PRODUCER_SLOTS;
+    s->fanout_slots = room < cap ? room : cap;
+    if (s->fanout_slots < s->workers)
+        s->fanout_slots = s->workers;
+    s->max_producers = STATS_MAX_SLOTS - 1 - s->fanout_slots;
     if (s->max_producers > RING_MAX_PRODUCERS)
         s->max_producers = RING_MAX_PRODUCERS;
-    s->cap_children = s->workers + s->max_producers + 1; /* + the log list fetcher */
+    s->cap_children = s->fanout_slots + s->max_producers + 1; /* + the log list fetcher */
     s->children = calloc(s->cap_children, sizeof *s->children);
     if (!s->children)
         return -1;
+    return 0;
+}
+
+static int start_workers_plan(struct supervisor *s)
+{
     for (unsigned i = 0; i < s->workers; i++)
-        s->children[i] = (struct child){.role = ROLE_FANOUT, .index = i, .stats_slot = 1 + i,
-                                         .active = true};
-    s->n_children = s->workers;
+        if (add_worker(s, i) != 0)
+            return -1;
     if (s->opts->replay_file)
         return add_producer(s, ROLE_REPLAY, 0);
     return 0;
@@ -756,9 +821,184 @@ static const char *reload_path(const struct supervisor *s)
     return s->cfg->source_path;
 }
 
+/* How a changed key is applied (docs/operations.md, "Reload"). */
+enum apply_how {
+    APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
+    APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
+    APPLY_INGEST,        /* ingest processes restart from their positions */
+    APPLY_RESTART,       /* needs a restart of the server */
+};
+
+static enum apply_how how_applied(const char *key)
+{
+    static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
+                                           "hot_reload.", "ct_log.state_file"};
+    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest."};
+    static const char *const restart[] = {"ring_size", "dedup.", "log_format", "log_file"};
+    for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
+        if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
+            return APPLY_IN_PLACE;
+    for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
+        if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
+            return APPLY_INGEST;
+    for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
+        if (strncmp(key, restart[i], strlen(restart[i])) == 0)
+            return APPLY_RESTART;
+    return APPLY_WORKERS; /* host, port, workers, auth, limits, keepalive, streams, ... */
+}
+
+static const char *how_name(enum apply_how h)
+{
+    switch (h) {
+    case APPLY_IN_PLACE: return "applied in place";
+    case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
+                               "connected clients stay on the old workers until they leave)";
+    case APPLY_INGEST: return "applied by restarting the ingest processes from their positions";
+    default: return "NOT applied: takes effect at the next restart of the server";
+    }
+}
+
+static void watch_open(struct supervisor *s, struct watch *w);
+
+/* Starts a new generation of fanout workers with the running configuration.
+ * The old generation keeps accepting until every new worker accepts
+ * (check_replacement), then drains. */
+static bool replace_workers(struct supervisor *s)
+{
+    unsigned want = configured_workers(s->cfg), free_slots = fslots_free(s);
+    s->gen++; /* end_replacement(false) takes it back */
+    if (want > free_slots) {
+        log_error("reload: %u new fanout workers needed but only %u of %u worker slots are free "
+                  "(replaced workers still draining, or workers grew past the room planned at start)",
+                  want, free_slots, s->fanout_slots);
+        return false;
+    }
+    for (unsigned i = 0; i < want; i++)
+        if (add_worker(s, i) != 0) {
+            log_error("reload: no slot for new fanout worker %u", i);
+            return false;
+        }
+    s->workers = want;
+    s->replacing = true;
+    s->replace_deadline_ms = mono_ms() + 30000;
+    log_info("reload: starting %u new fanout workers on %s:%u", want,
+             s->cfg->host && *s->cfg->host ? s->cfg->host : "0.0.0.0", (unsigned)s->cfg->port);
+    return true;
+}
+
+static void end_replacement(struct supervisor *s, bool ok)
+{
+    s->replacing = false;
+    unsigned old = 0;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        if (c->role != ROLE_FANOUT || (ok ? c->gen == s->gen : c->gen != s->gen))
+            continue;
+        /* ok: the old generation drains; failed: the new one stops */
+        c->active = false;
+        if (c->pid > 0) {
+            old++;
+            if (kill(c->pid, ok ? SIGUSR2 : SIGTERM) != 0 && errno != ESRCH)
+                log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
+        } else {
+            ring_waiter_set_active(s->ring, c->fslot, false);
+        }
+    }
+    if (ok) {
+        log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
+                 "(at most %u s, then close 1001)", s->workers, old, s->cfg->shutdown.drain_timeout_secs);
+        instance_release(&s->prev_inst);
+    } else {
+        /* back to the configuration the old workers run */
+        log_error("reload: the new fanout workers did not start (see above); the old workers keep "
+                  "serving with the previous configuration");
+        if (s->prev_inst.lock_fd >= 0) { /* the address had changed */
+            instance_release(&s->inst);
+            s->inst = s->prev_inst;
+        }
+        config_free(s->cfg);
+        *s->cfg = *s->prev_cfg;
+        s->gen--;
+        s->workers = 0;
+        for (unsigned i = 0; i < s->n_children; i++)
+            s->workers += s->children[i].role == ROLE_FANOUT && s->children[i].active;
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        free(s->prev_cfg);
+        s->prev_cfg = NULL;
+        s->prev_inst.lock_fd = -1;
+        return;
+    }
+    s->prev_inst.lock_fd = -1;
+    if (s->prev_cfg) {
+        config_free(s->prev_cfg);
+        free(s->prev_cfg);
+        s->prev_cfg = NULL;
+    }
+    stats_set_workers(s->stats, s->workers, s->opts->replay_file ? 1 : (unsigned)s->loglist.n_groups);
+}
+
+/* Once per loop turn while a replacement runs. */
+static void check_replacement(struct supervisor *s, uint64_t now)
+{
+    if (!s->replacing)
+        return;
+    bool all_running = true, failed = false;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->role != ROLE_FANOUT || c->gen != s->gen || !c->active)
+            continue;
+        if (c->restarts > 0)
+            failed = true; /* died before every new worker accepted: bind failed, crash */
+        if (c->pid <= 0 || !proctable_row(s->procs, c->stats_slot, &row) || row.state != PROC_RUNNING)
+            all_running = false;
+    }
+    if (failed || (!all_running && now >= s->replace_deadline_ms))
+        end_replacement(s, false);
+    else if (all_running)
+        end_replacement(s, true);
+}
+
+/* Log keys changed: a new list from the last download (or the configured
+ * logs only), ingest processes restarted from their positions. */
+static void reload_logs(struct supervisor *s, bool url_changed)
+{
+    if (s->opts->replay_file) {
+        log_warn("reload: log settings have no effect with --replay");
+        return;
+    }
+    if (url_changed || !s->list_from_url) {
+        /* download the new list now; the configured logs change at once */
+        s->loglist_next_ms = 0;
+        s->list_from_url = false;
+    }
+    struct stat st;
+    char *json = NULL;
+    size_t len = 0;
+    if (!url_changed && s->list_from_url && s->loglist_fd >= 0 && fstat(s->loglist_fd, &st) == 0 &&
+        st.st_size > 0 && (size_t)st.st_size <= SUP_LOGLIST_MAX_BYTES &&
+        (json = malloc((size_t)st.st_size + 1)) != NULL) {
+        if (pread(s->loglist_fd, json, (size_t)st.st_size, 0) == st.st_size) {
+            json[st.st_size] = '\0';
+            len = (size_t)st.st_size;
+        } else {
+            free(json);
+            json = NULL;
+        }
+    }
+    apply_loglist(s, json, len);
+    free(json);
+}
+
 static void on_reload(struct supervisor *s, const char *why)
 {
     on_reload_begin(s, why);
+    if (s->replacing) {
+        log_warn("%s: a replacement of the fanout workers is still starting; try again in a moment", why);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
     struct config fresh;
     struct config_error err;
     struct config_flags flags = s->opts->flags ? *s->opts->flags : (struct config_flags){0};
@@ -770,15 +1010,82 @@ static void on_reload(struct supervisor *s, const char *why)
         on_reload_end(s, false);
         return;
     }
-    const char *names[64];
+    const char *names[128];
     size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
+    if (n > sizeof names / sizeof names[0])
+        n = sizeof names / sizeof names[0];
+    bool workers = false, ingest = false, url = false, watch = false, address = false;
+    for (size_t i = 0; i < n; i++) {
+        enum apply_how h = how_applied(names[i]);
+        workers |= h == APPLY_WORKERS;
+        ingest |= h == APPLY_INGEST;
+        url |= strcmp(names[i], "ct_logs_url") == 0;
+        watch |= strncmp(names[i], "hot_reload.", 11) == 0;
+        address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
+    }
+    /* a new address is claimed (lock + probe) before anything changes */
+    struct instance inst = {.lock_fd = -1};
+    char ierr[512];
+    if (address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
+        log_error("%s: configuration refused, nothing changed: %s", why, ierr);
+        config_free(&fresh);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
     if (n == 0)
         log_info("%s: configuration %s is valid and unchanged", why,
                  fresh.source_path ? fresh.source_path : "(built-in defaults)");
-    for (size_t i = 0; i < n && i < sizeof names / sizeof names[0]; i++)
-        log_info("%s: %s changed; applies at the next restart", why, names[i]);
+    for (size_t i = 0; i < n; i++)
+        log_info("%s: %s changed: %s", why, names[i], how_name(how_applied(names[i])));
+
+    struct config *prev = malloc(sizeof *prev);
+    if (!prev) {
+        log_error("%s: out of memory; nothing changed", why);
+        instance_release(&inst);
+        config_free(&fresh);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    /* keys that need a restart keep their running values */
+    fresh.ring_size = s->cfg->ring_size;
+    fresh.dedup = s->cfg->dedup;
+    char *keep_format = fresh.log_format, *keep_file = fresh.log_file;
+    fresh.log_format = s->cfg->log_format;
+    fresh.log_file = s->cfg->log_file;
+    s->cfg->log_format = keep_format;
+    s->cfg->log_file = keep_file;
+    *prev = *s->cfg;
+    *s->cfg = fresh;
+
+    int level = log_level_parse(s->cfg->log_level);
+    if (level >= 0) {
+        log_set_level((enum log_level)level);
+        proctable_set_log_level(s->procs, (enum log_level)level);
+    }
+    proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
+    if (watch && s->watch)
+        watch_open(s, s->watch);
+    if (ingest)
+        reload_logs(s, url);
+    if (workers) {
+        s->prev_cfg = prev;
+        s->prev_inst.lock_fd = -1;
+        if (address) {
+            s->prev_inst = s->inst;
+            s->inst = inst;
+        }
+        if (!replace_workers(s)) {
+            end_replacement(s, false);
+            on_reload_end(s, false);
+            return;
+        }
+    } else {
+        config_free(prev);
+        free(prev);
+    }
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
-    config_free(&fresh);
     on_reload_end(s, true);
 }
 
@@ -913,7 +1220,8 @@ static void watch_poll(struct supervisor *s, struct watch *w, uint64_t now)
 
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
-    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1, .inst = {.lock_fd = -1}};
+    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1, .inst = {.lock_fd = -1},
+                           .prev_inst = {.lock_fd = -1}};
     struct watch watch = {.fd = -1};
     int rc = 1;
     char err[512];
@@ -984,16 +1292,23 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
+    proctable_set_loaded(s.procs, (uint64_t)time(NULL));
+    proctable_set_log_level(s.procs, log_get_level());
     if (plan_children(&s) != 0)
         goto out;
-    for (unsigned i = 0; i < s.workers; i++) {
-        int efd = eventfd(0, EFD_NONBLOCK);
+    /* One eventfd per worker slot, all created before any producer forks, so
+     * a worker started by a reload is woken too; idle slots are skipped. */
+    for (unsigned i = 0; i < s.fanout_slots; i++) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (efd < 0 || ring_add_waiter(s.ring, efd) != 0) {
-            log_error("eventfd for worker %u: %s", i, strerror(errno));
+            log_error("eventfd for worker slot %u: %s", i, strerror(errno));
             goto out;
         }
+        ring_waiter_set_active(s.ring, i, false);
     }
-    stats_set_workers(s.stats, s.workers, s.n_children - s.workers);
+    if (start_workers_plan(&s) != 0)
+        goto out;
+    stats_set_workers(s.stats, s.workers, s.opts->replay_file ? 1 : 0);
     if (s.replay)
         replay_register_logs(s.replay, s.stats);
     if (!opts->replay_file) {
@@ -1017,6 +1332,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     /* Setup parsed files (replay corpus, configuration) and freed their
      * parse trees: give that heap back before the children are forked. */
     malloc_trim(0);
+    s.watch = &watch;
     watch_open(&s, &watch);
     start_due(&s);
     for (;;) {
@@ -1039,6 +1355,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         reap(&s);
         check_heartbeats(&s, now);
         check_claims(&s, now);
+        check_replacement(&s, now);
         check_ready(&s);
         on_tick(&s);
         maybe_fetch_loglist(&s);
@@ -1069,6 +1386,11 @@ out:
     if (s.ring)
         ring_destroy(s.ring);
     instance_release(&s.inst);
+    instance_release(&s.prev_inst);
+    if (s.prev_cfg) {
+        config_free(s.prev_cfg);
+        free(s.prev_cfg);
+    }
     proctable_destroy(s.procs);
     return rc;
 }

@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "common/clock.h"
+#include "common/log.h"
 
 struct proc_slot {
     _Alignas(64) _Atomic uint64_t beat_ms;
@@ -24,6 +25,7 @@ struct proctable {
     _Atomic uint64_t watchdog_kills[PROC_ROLES];
     _Atomic uint64_t reloads_ok, reloads_error, last_reload_success;
     _Atomic uint32_t watchdog_ms;
+    _Atomic uint32_t log_level;       /* enum log_level + 1; 0 = not set */
     _Atomic uint32_t generation[PROC_GENS];
 };
 
@@ -88,8 +90,25 @@ void proctable_set_self(unsigned slot) { g_self = slot < PROCTABLE_SLOTS ? (int)
 
 void proctable_beat(void)
 {
-    if (g_table && g_self >= 0)
-        ST(g_table->slots[g_self].beat_ms, mono_ms());
+    if (!g_table || g_self < 0)
+        return;
+    ST(g_table->slots[g_self].beat_ms, mono_ms());
+    /* a reloaded log_level reaches every process within one beat */
+    uint32_t lv = LD(g_table->log_level);
+    if (lv && lv - 1 != (uint32_t)log_get_level())
+        log_set_level((enum log_level)(lv - 1));
+}
+
+void proctable_set_log_level(struct proctable *t, enum log_level level)
+{
+    if (t)
+        ST(t->log_level, (uint32_t)level + 1);
+}
+
+void proctable_set_loaded(struct proctable *t, uint64_t unix_secs)
+{
+    if (t)
+        ST(t->last_reload_success, unix_secs);
 }
 
 void proctable_set_state(enum proc_state st)

@@ -16,6 +16,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "common/log.h"
+
 #define PROCTABLE_SLOTS 128          /* == STATS_MAX_SLOTS: row i is stats slot i */
 #define PROCTABLE_BEAT_MS 250        /* how often a child beats */
 #define PROCTABLE_START_GRACE_MS 15000 /* a child that has not beaten yet is fresh this long */
@@ -73,6 +75,11 @@ uint64_t proctable_watchdog_kills(const struct proctable *t, enum proc_role role
 void proctable_count_reload(struct proctable *t, bool ok, uint64_t unix_secs);
 void proctable_reloads(const struct proctable *t, uint64_t *ok, uint64_t *error,
                        uint64_t *last_success_unix);
+
+/* Supervisor: the log level every process follows (applied at its next beat). */
+void proctable_set_log_level(struct proctable *t, enum log_level level);
+/* Supervisor at start: the running configuration was loaded now. */
+void proctable_set_loaded(struct proctable *t, uint64_t unix_secs);
 
 /* Generation counters: the supervisor bumps one, children notice it. */
 enum proc_generation { PROC_GEN_LOG_FILE = 0, PROC_GEN_CONFIG = 1, PROC_GENS };

@@ -117,6 +117,8 @@ struct ring_ctl {
     _Atomic uint32_t checksums;   /* 1: producers fill ring_record.checksum */
     _Alignas(64) _Atomic uint64_t claim;
     _Alignas(64) struct ring_slot slots[RING_MAX_PRODUCERS];
+    /* bit i set: waiter i has no worker now (ring_notify skips it) */
+    _Alignas(64) _Atomic uint64_t waiter_idle[RING_MAX_WAITERS / 64];
 };
 
 /* Process-local. The waiters live here, not in shared memory: an eventfd
@@ -650,10 +652,23 @@ int ring_add_waiter(struct ring *r, int eventfd)
     return 0;
 }
 
+void ring_waiter_set_active(struct ring *r, unsigned i, bool active)
+{
+    if (r == NULL || i >= RING_MAX_WAITERS)
+        return;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (active)
+        atomic_fetch_and_explicit(&r->ctl->waiter_idle[i / 64], ~bit, memory_order_release);
+    else
+        atomic_fetch_or_explicit(&r->ctl->waiter_idle[i / 64], bit, memory_order_release);
+}
+
 void ring_notify(struct ring *r)
 {
     const uint64_t one = 1;
     for (unsigned i = 0; i < r->n_waiters; i++) {
+        if (atomic_load_explicit(&r->ctl->waiter_idle[i / 64], memory_order_acquire) & ((uint64_t)1 << (i % 64)))
+            continue;
         ssize_t n = write(r->waiters[i], &one, sizeof one);
         if (n == (ssize_t)sizeof one || (n < 0 && errno == EAGAIN))
             continue;

@@ -137,5 +137,10 @@ int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork; 
 /* Producer: signal every waiter (call once per published batch). */
 void ring_notify(struct ring *r);
 int ring_waiter_fd(const struct ring *r, unsigned worker_index);
+/* Supervisor: waiter i has a worker (true) or not (false). The supervisor
+ * creates a pool of waiters before the producers fork, so workers started
+ * later by a reload are woken too; ring_notify writes only to active ones.
+ * Every waiter is active after ring_add_waiter. */
+void ring_waiter_set_active(struct ring *r, unsigned i, bool active);
 
 #endif
