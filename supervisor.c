@@ -495,9 +495,9 @@ static unsigned configured_workers(const struct config *cfg)
 }
 
 /* Worker slots come first in the stats slots (1..F), producers after them.
- * F leaves room for a replacement generation beside the current one (a
- * reload that changes workers, host, port or any client setting), while at
- * least 32 producer slots remain. */
+ * F = max(4 W, W + 8) leaves room for new generations beside the current one
+ * and older ones still draining their clients (a reload that changes workers,
+ * host, port or any client setting), while at least 32 producer slots remain. */
 #define SUP_MIN_PRODUCER_SLOTS 32
 static int plan_children(struct supervisor *s)
 {
@@ -506,7 +506,7 @@ static int plan_children(struct supervisor *s)
         log_error("workers: at most %d fanout workers (process slots)", STATS_MAX_SLOTS - 2);
         return -1;
     }
-    unsigned room = s->workers * 2 > s->workers + 4 ? s->workers * 2 : s->workers + 4;
+    unsigned room = s->workers * 4 > s->workers + 8 ? s->workers * 4 : s->workers + 8;
     unsigned cap = STATS_MAX_SLOTS - 1 - SUP_MIN_PRODUCER_SLOTS;
     s->fanout_slots = room < cap ? room : cap;
     if (s->fanout_slots < s->workers)
@@ -926,6 +926,7 @@ static void end_replacement(struct supervisor *s, bool ok)
         free(s->prev_cfg);
         s->prev_cfg = NULL;
         s->prev_inst.lock_fd = -1;
+        on_reload_end(s, false);
         return;
     }
     s->prev_inst.lock_fd = -1;
@@ -935,6 +936,8 @@ static void end_replacement(struct supervisor *s, bool ok)
         s->prev_cfg = NULL;
     }
     stats_set_workers(s->stats, s->workers, s->opts->replay_file ? 1 : (unsigned)s->loglist.n_groups);
+    proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    on_reload_end(s, true);
 }
 
 /* Once per loop turn while a replacement runs. */
@@ -1076,11 +1079,9 @@ static void on_reload(struct supervisor *s, const char *why)
             s->prev_inst = s->inst;
             s->inst = inst;
         }
-        if (!replace_workers(s)) {
+        if (!replace_workers(s))
             end_replacement(s, false);
-            on_reload_end(s, false);
-            return;
-        }
+        return; /* counted and ended by end_replacement() */
     } else {
         config_free(prev);
         free(prev);

@@ -18,7 +18,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import Golden, Server, free_port  # noqa: E402
+from server import FakeLog, Golden, Server, free_port  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -323,6 +323,354 @@ def case_log_formats():
         for fn in os.listdir(d):
             os.unlink(os.path.join(d, fn))
         os.rmdir(d)
+
+
+# ------------------------------------------------------------ reload under load
+
+ARGON_URL = "https://ct.googleapis.com/logs/us1/argon2026h2/"
+NIMBUS_URL = "https://ct.cloudflare.com/logs/nimbus2026/"
+
+
+class Clients:
+    """Many streaming clients (raw WebSocket and SSE over plain sockets) read
+    by one selector thread; each keeps the (log url, cert_index) of every
+    certificate message it got, in order, and whether it was closed."""
+
+    def __init__(self):
+        import selectors
+        import threading
+        self.sel = selectors.DefaultSelector()
+        self.clients = []
+        self.lock = threading.Lock()
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def add(self, port, proto, token):
+        import base64
+        sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+        if proto == "ws":
+            key = base64.b64encode(os.urandom(16)).decode()
+            req = ("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer %s\r\n\r\n"
+                   % (key, token))
+        else:
+            req = ("GET /sse HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+                   "Authorization: Bearer %s\r\n\r\n" % token)
+        sk.sendall(req.encode())
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            d = sk.recv(4096)
+            if not d:
+                raise ConnectionError("closed during the request: %r" % buf)
+            buf += d
+        head, rest = buf.split(b"\r\n\r\n", 1)
+        status = int(head.split(b" ")[1])
+        if status not in (101, 200):
+            sk.close()
+            return status
+        sk.setblocking(False)
+        c = {"sock": sk, "proto": proto, "buf": rest, "got": [], "closed": None}
+        with self.lock:
+            self.clients.append(c)
+            self.sel.register(sk, 1, c)
+        return status
+
+    def _run(self):
+        while not self.stop:
+            with self.lock:
+                ready = self.sel.select(timeout=0.05) if self.clients else []
+            if not ready:
+                time.sleep(0.02)
+            for key, _ in ready:
+                c = key.data
+                try:
+                    d = c["sock"].recv(262144)
+                except BlockingIOError:
+                    continue
+                except OSError as e:
+                    d, c["closed"] = b"", repr(e)
+                if not d:
+                    c["closed"] = c["closed"] or "EOF"
+                    with self.lock:
+                        self.sel.unregister(c["sock"])
+                    continue
+                c["buf"] += d
+                (self._ws if c["proto"] == "ws" else self._sse)(c)
+
+    def _msg(self, c, payload):
+        if not payload.startswith(b'{"message_type":"certificate_update"'):
+            return
+        m = json.loads(payload)["data"]
+        c["got"].append((m["source"]["url"], m["cert_index"]))
+
+    def _ws(self, c):
+        import struct
+        b = c["buf"]
+        while len(b) >= 2:
+            op, ln = b[0] & 0x0F, b[1] & 0x7F
+            off = 2
+            if ln == 126:
+                if len(b) < 4:
+                    break
+                ln, off = struct.unpack("!H", b[2:4])[0], 4
+            elif ln == 127:
+                if len(b) < 10:
+                    break
+                ln, off = struct.unpack("!Q", b[2:10])[0], 10
+            if len(b) < off + ln:
+                break
+            payload, b = b[off:off + ln], b[off + ln:]
+            if op == 1:
+                self._msg(c, payload)
+            elif op == 9:  # Ping: Pong with the same payload, masked
+                mask = os.urandom(4)
+                c["sock"].sendall(bytes([0x8A, 0x80 | len(payload)]) + mask +
+                                  bytes(x ^ mask[i % 4] for i, x in enumerate(payload)))
+            elif op == 8:
+                c["closed"] = "close frame %r" % payload[:2]
+        c["buf"] = b
+
+    def _sse(self, c):
+        b = c["buf"]
+        while b"\n\n" in b:
+            ev, b = b.split(b"\n\n", 1)
+            for line in ev.split(b"\n"):
+                if line.startswith(b"data: "):
+                    self._msg(c, line[6:])
+        c["buf"] = b
+
+    def close(self):
+        self.stop = True
+        self.thread.join(5)
+        for c in self.clients:
+            c["sock"].close()
+
+
+def ops_config(s, port, workers, tokens, per_ip, extra="", level="info"):
+    with open(s.config, "w") as f:
+        f.write("host: 127.0.0.1\nport: %d\nworkers: %d\nlog_level: %s\n"
+                "ct_log:\n  state_file: %s\n  poll_interval_ms: 100\n  retry_initial_delay_ms: 50\n"
+                "  retry_max_delay_ms: 400\n  operator_rate_limit_ms: 0\n  batch_size: 8\n"
+                "auth:\n  enabled: true\n  tokens: [%s]\n"
+                "connection_limit:\n  enabled: true\n  max_connections: 5000\n  per_ip_limit: %d\n"
+                "hot_reload:\n  enabled: false\n%s"
+                % (port, workers, level, os.path.join(s.dir, "state.json"), ", ".join(tokens), per_ip, extra))
+
+
+def reload(s, what, n_ok):
+    s.proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: metric_ok(s) >= n_ok, 20, "reload %d (%s) to be applied" % (n_ok, what))
+
+
+def metric_ok(s):
+    try:
+        st, _, body = s.http("/metrics", headers={"Authorization": "Bearer " + s.token})
+    except OSError:
+        return 0
+    m = re.search(r'^certstream_config_reloads_total\{result="ok"\} (\d+)$', body.decode(), re.M)
+    return int(m.group(1)) if m else 0
+
+
+def processes(s):
+    st, _, body = s.http("/health/deep", headers={"Authorization": "Bearer " + s.token})
+    return json.loads(body)["processes"]
+
+
+def running_fanout(s):
+    return sorted(p["pid"] for p in processes(s) if p["role"] == "fanout" and p["state"] == "running")
+
+
+def case_reload_under_load():
+    """Hundreds of WebSocket and SSE clients across 2 workers; reloads change the
+    tokens, a limit, the log level, add a custom log, change workers 2 -> 3 -> 1
+    and the port. No client is dropped, every client gets every certificate of
+    every log exactly once and in order; new connections see the new settings."""
+    n_clients = int(os.environ.get("OPS_CLIENTS", "500"))
+    golden = {}
+    for r in GOLDEN.records:
+        golden.setdefault(r["log_url"], []).append(int(r["cert_index"]))
+    argon, nimbus = sorted(golden[ARGON_URL]), sorted(golden[NIMBUS_URL])
+    fa = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
+    fc = FakeLog(ARGS.testdata, ["--golden", "c=" + NIMBUS_URL, "--size", "c=0"])
+    ua, uc = fa.url("/a/"), fc.url("/c/")
+    s = server(replay=False, workers=2, env={"CERTSTREAM_CT_LOGS_URL": fa.url("/loglist.json")})
+    s.token = "old-token"
+    ops_config(s, s.port, 2, ["old-token"], 2000)
+    clients = Clients()
+    try:
+        s.start()
+        wait_for(lambda: any(l["url"] == ua for l in json.loads(
+            s.http("/health/deep", headers={"Authorization": "Bearer old-token"})[2])["logs"]), 20, "log a followed")
+        assert len(running_fanout(s)) == 2
+        t0 = time.time()
+        for i in range(n_clients):
+            assert clients.add(s.port, "ws" if i % 2 == 0 else "sse", "old-token") in (101, 200)
+        owners = set(s.socket_owners().values())
+        assert len(owners) == 2, "clients are on %d workers, want 2" % len(owners)
+        print("%d clients connected in %.1f s" % (n_clients, time.time() - t0))
+
+        published = {ua: [], uc: []}
+
+        def grow(fl, name, url, idx, upto):
+            fl.control("size", log=name, size=idx[upto - 1] - idx[0] + 1)
+            published[url] = idx[:upto]
+
+        def all_caught_up(what):
+            want = {u: v for u, v in published.items()}
+
+            def ok():
+                for c in clients.clients:
+                    assert c["closed"] is None, "a client was closed (%s) %s" % (c["closed"], what)
+                    per = {ua: [], uc: []}
+                    for u, i in c["got"]:
+                        per[u].append(i)
+                    if per != want:
+                        return False
+                return True
+            try:
+                wait_for(ok, 30, "every client to get every certificate %s" % what, step=0.2)
+            except AssertionError:
+                c = clients.clients[0]
+                print("first client got %r, want %r" % (c["got"], want))
+                raise
+
+        grow(fa, "a", ua, argon, 3)
+        all_caught_up("before any reload")
+
+        # 1: tokens, a limit, the log level -> new workers; old ones keep their clients
+        ops_config(s, s.port, 2, ["new-token"], 1500, level="warn")
+        s.token = "new-token"  # /metrics of the new workers needs it
+        reload(s, "tokens", 1)
+        wait_for(lambda: len(running_fanout(s)) == 2, 20, "2 new workers")
+        c = WSRaw(s.port, "/", headers={"Authorization": "Bearer new-token"})
+        assert c.status == 101, c.status
+        c.close()
+        c = WSRaw(s.port, "/", headers={"Authorization": "Bearer old-token"})
+        assert c.status == 401, c.status
+        c.close()
+        grow(fa, "a", ua, argon, 6)
+        all_caught_up("after the token reload")
+
+        # 2: a custom log: ingest restarts from its positions; the new log is followed
+        ops_config(s, s.port, 2, ["new-token"], 1500,
+                   "custom_logs:\n  - name: C\n    url: %s\n" % uc, level="warn")
+        reload(s, "custom log", 2)
+        wait_for(lambda: any(l["url"] == uc for l in json.loads(
+            s.http("/health/deep", headers={"Authorization": "Bearer new-token"})[2])["logs"]), 20, "log c followed")
+        grow(fa, "a", ua, argon, 9)
+        grow(fc, "c", uc, nimbus, 5)
+        all_caught_up("after adding a custom log")
+
+        # 3: workers 2 -> 3 -> 1
+        extra = "custom_logs:\n  - name: C\n    url: %s\n" % uc
+        wait_for(lambda: len([p for p in processes(s) if p["role"] == "fanout"]) <= 4, 20,
+                 "replaced workers without clients to exit")
+        ops_config(s, s.port, 3, ["new-token"], 1500, extra, level="warn")
+        reload(s, "workers 3", 3)
+        wait_for(lambda: len(running_fanout(s)) == 3, 20, "3 running workers")
+        wait_for(lambda: len([p for p in processes(s) if p["role"] == "fanout"]) <= 5, 20,
+                 "replaced workers without clients to exit")
+        ops_config(s, s.port, 1, ["new-token"], 1500, extra, level="warn")
+        reload(s, "workers 1", 4)
+        wait_for(lambda: len(running_fanout(s)) == 1, 20, "1 running worker")
+        grow(fa, "a", ua, argon, 11)
+        grow(fc, "c", uc, nimbus, 10)
+        all_caught_up("after workers 2 -> 3 -> 1")
+
+        # 4: a new port: new connections there, none on the old one
+        old_port, new_port = s.port, free_port()
+        ops_config(s, new_port, 1, ["new-token"], 1500, extra, level="warn")
+        s.proc.send_signal(signal.SIGHUP)
+        s.port = new_port
+        wait_for(lambda: metric_ok(s) >= 5, 20, "the port reload")
+        c = WSRaw(new_port, "/", headers={"Authorization": "Bearer new-token"})
+        assert c.status == 101
+        c.close()
+        def refused():
+            try:
+                socket.create_connection(("127.0.0.1", old_port), timeout=2).close()
+                return False
+            except ConnectionRefusedError:
+                return True
+        wait_for(refused, 5, "the old port to refuse connections")
+        grow(fa, "a", ua, argon, len(argon))
+        grow(fc, "c", uc, nimbus, len(nimbus))
+        all_caught_up("after the port change")
+        # process counts: 1 running worker; draining, only the first two (they hold the
+        # clients); the replaced generations without clients have exited
+        wait_for(lambda: len([p for p in processes(s) if p["role"] == "fanout"]) == 3, 10,
+                 "replaced workers without clients to exit")
+        fan = [p for p in processes(s) if p["role"] == "fanout"]
+        assert len([p for p in fan if p["state"] == "running"]) == 1, fan
+        assert sorted(p["pid"] for p in fan if p["state"] == "draining") == sorted(owners), fan
+        assert len([p for p in processes(s) if p["role"] == "ingest"]) == 2, processes(s)
+        log = s.logtext()
+        # the first reload's lines (later ones are info lines under log_level: warn)
+        for key, how in (("auth.tokens", "by replacing the fanout workers"),
+                         ("connection_limit.per_ip_limit", "by replacing the fanout workers"),
+                         ("log_level", "in place")):
+            assert "SIGHUP: %s changed: applied %s" % (key, how) in log, (key, log)
+        assert "SIGHUP: custom_logs changed" not in log, "an info line logged under log_level: warn"
+        assert metric_ok(s) == 5
+        print("reload under load: %d clients, 5 reloads, %d s" % (n_clients, time.time() - t0))
+    except BaseException:
+        print(s.logtext())
+        raise
+    finally:
+        clients.close()
+        s.stop(timeout=30)
+        fa.stop()
+        fc.stop()
+
+
+def case_bad_reload():
+    """A bad file on reload (syntax error, unknown key, FIFO, a 5 MB file)
+    changes nothing and is logged with file:line:key; the reload counters say so."""
+    with server(rate=50, workers=1, extra_yaml="auth:\n  enabled: true\n  tokens: [t1]\n") as s:
+        good = open(s.config).read()
+        hdr = {"Authorization": "Bearer t1"}
+
+        def errors():
+            body = s.http("/metrics", headers=hdr)[2].decode()
+            return int(re.search(r'^certstream_config_reloads_total\{result="error"\} (\d+)$', body, re.M).group(1))
+
+        def attempt(n, write, expect):
+            write()
+            s.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: errors() == n, 10, "reload error %d" % n)
+            assert re.search(expect, s.logtext()), (expect, s.logtext())
+            os.replace(s.config + ".good", s.config) if os.path.exists(s.config + ".good") else None
+
+        def put(text):
+            def w():
+                with open(s.config, "w") as f:
+                    f.write(text)
+            return w
+        pids = sorted(s.children())
+        attempt(1, put(good + "port: [\n"), r"SIGHUP: configuration refused, nothing changed: .*config\.yaml:\d+")
+        attempt(2, put(good + "workerz: 3\n"), r"config\.yaml:\d+: .*'workerz'")
+        attempt(3, put(good + "workers: lots\n"), r"config\.yaml:\d+: key 'workers'")
+
+        def fifo():
+            os.unlink(s.config)
+            os.mkfifo(s.config)
+        attempt(4, fifo, r"config\.yaml: is a FIFO; refused")
+        os.unlink(s.config)
+
+        def big():
+            with open(s.config, "w") as f:
+                f.write(good + "#" * (5 << 20) + "\n")
+        attempt(5, big, r"config\.yaml: file is \d+ bytes, more than the 1048576-byte limit")
+        # nothing changed: same processes, the old token still works, a new one does not
+        assert sorted(s.children()) == pids
+        assert s.http("/latest.json", headers=hdr)[0] == 200
+        assert s.http("/latest.json")[0] == 401
+        with open(s.config, "w") as f:
+            f.write(good)
+        body = s.http("/health/deep", headers=hdr)[2]
+        r = json.loads(body)["config_reloads"]
+        assert r["error"] == 5 and r["ok"] == 0, r
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
