@@ -68,6 +68,7 @@ struct child {
     unsigned restarts;
     bool active;                 /* false: do not (re)start; slot free once reaped */
     bool killed;                 /* SIGKILLed by a watchdog: said why, wait for the reap */
+    bool retiring;               /* ingest: its group changed; stop_children(STOP_RETIRING) */
     uint64_t claim_pos;          /* producers: the open ring claim last seen ... */
     uint64_t claim_seen_ms;      /* ... and since when (0 = none open) */
 };
@@ -378,11 +379,20 @@ static void start_due(struct supervisor *s)
     }
 }
 
-static unsigned running(const struct supervisor *s, int role /* -1 = any */)
+#define STOP_RETIRING (-2)      /* stop_children(): the children marked retiring */
+
+static bool stop_match(const struct child *c, int role /* -1 = any */)
+{
+    if (role == STOP_RETIRING)
+        return c->retiring;
+    return role < 0 || (int)c->role == role;
+}
+
+static unsigned running(const struct supervisor *s, int role)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < s->n_children; i++)
-        n += s->children[i].pid != 0 && (role < 0 || (int)s->children[i].role == role);
+        n += s->children[i].pid != 0 && stop_match(&s->children[i], role);
     return n;
 }
 
@@ -392,7 +402,7 @@ static void stop_children(struct supervisor *s, int role)
 {
     for (unsigned i = 0; i < s->n_children; i++) {
         struct child *c = &s->children[i];
-        if (role >= 0 && (int)c->role != role)
+        if (!stop_match(c, role))
             continue;
         c->active = false;
         if (c->pid > 0 && kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
@@ -407,7 +417,7 @@ static void stop_children(struct supervisor *s, int role)
         if (now >= deadline) {
             for (unsigned i = 0; i < s->n_children; i++) {
                 struct child *c = &s->children[i];
-                if (c->pid > 0 && (role < 0 || (int)c->role == role)) {
+                if (c->pid > 0 && stop_match(c, role)) {
                     log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
                              SUP_STOP_GRACE_MS);
                     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH)
@@ -421,6 +431,9 @@ static void stop_children(struct supervisor *s, int role)
             log_warn("sigtimedwait: %s", strerror(errno));
         reap(s);
     }
+    for (unsigned i = 0; i < s->n_children; i++)
+        if (role == STOP_RETIRING)
+            s->children[i].retiring = false;
 }
 
 static void stop_all(struct supervisor *s)
@@ -446,13 +459,29 @@ static struct child *child_slot(struct supervisor *s)
     return &s->children[s->n_children++];
 }
 
+/* Producer ids (ring claim slot; stats slot 1 + F + id) are handed out from a
+ * pool, not by group index, so a group that keeps running across a log list
+ * change keeps its id while the others come and go. */
+static bool producer_id_used(const struct supervisor *s, unsigned id)
+{
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && c->producer_id == id && (c->active || c->pid))
+            return true;
+    }
+    return false;
+}
+
 static int add_producer(struct supervisor *s, enum child_role role, unsigned index)
 {
-    struct child *c = child_slot(s);
-    if (!c || index >= s->max_producers)
+    unsigned id = 0;
+    while (id < s->max_producers && producer_id_used(s, id))
+        id++;
+    struct child *c = id < s->max_producers ? child_slot(s) : NULL;
+    if (!c)
         return -1;
-    *c = (struct child){.role = role, .index = index, .producer_id = index,
-                        .stats_slot = 1 + s->fanout_slots + index, .active = true};
+    *c = (struct child){.role = role, .index = index, .producer_id = id,
+                        .stats_slot = 1 + s->fanout_slots + id, .active = true};
     return 0;
 }
 
@@ -556,10 +585,34 @@ static void show_loglist_unavailable(struct supervisor *s)
     l->health = LOG_UNHEALTHY;
 }
 
-/* Replaces the followed log set: stops the current ingest processes (their
- * positions are in shared memory), carries positions over through the state,
- * and forks one ingest process per group of the new list. */
-static void apply_loglist(struct supervisor *s, const char *json, size_t len)
+/* A group of the running list that the new list has unchanged: same logs,
+ * in the same order, with the same ids (stats rows). Its process keeps
+ * running; returns the group's index in fresh, or -1. */
+static long kept_group(const struct loglist_group *old, const struct loglist *fresh)
+{
+    for (size_t j = 0; j < fresh->n_groups; j++) {
+        const struct loglist_group *g = &fresh->groups[j];
+        if (!g->name || !old->name || strcmp(g->name, old->name) != 0 || g->n_logs != old->n_logs)
+            continue;
+        bool same = true;
+        for (size_t k = 0; same && k < g->n_logs; k++) {
+            const struct loglist_log *a = old->logs[k], *b = g->logs[k];
+            same = a->log_id == b->log_id && a->kind == b->kind && strcmp(a->url, b->url) == 0 &&
+                   strcmp(a->name, b->name) == 0 &&
+                   ((!a->fetch_url && !b->fetch_url) ||
+                    (a->fetch_url && b->fetch_url && strcmp(a->fetch_url, b->fetch_url) == 0));
+        }
+        if (same)
+            return (long)j;
+    }
+    return -1;
+}
+
+/* Replaces the followed log set. Groups that are unchanged keep their ingest
+ * process (unless restart_all: ct_log.* or ingest.* changed); the others
+ * stop (their positions are in shared memory), positions are carried over
+ * through the state, and one ingest process starts per new or changed group. */
+static void apply_loglist(struct supervisor *s, const char *json, size_t len, bool restart_all)
 {
     struct loglist fresh;
     char err[512];
@@ -573,28 +626,69 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len)
             show_loglist_unavailable(s);
         return;
     }
+    bool *kept_log = calloc(fresh.n_logs ? fresh.n_logs : 1, sizeof *kept_log);
+    bool *kept_group_j = calloc(fresh.n_groups ? fresh.n_groups : 1, sizeof *kept_group_j);
+    if (!kept_log || !kept_group_j)
+        restart_all = true; /* out of memory: the simple way */
+    unsigned kept = 0, restarted = 0;
     if (s->have_loglist) {
-        stop_children(s, ROLE_INGEST);
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if (c->role != ROLE_INGEST || (!c->active && !c->pid))
+                continue;
+            long j = restart_all || c->index >= s->loglist.n_groups
+                         ? -1 : kept_group(&s->loglist.groups[c->index], &fresh);
+            if (j >= 0 && !kept_group_j[j]) {
+                kept_group_j[j] = true;
+                c->index = (unsigned)j; /* a restart takes the new list's group */
+                for (size_t k = 0; k < fresh.groups[j].n_logs; k++)
+                    kept_log[fresh.groups[j].logs[k]->log_id] = true;
+                kept++;
+            } else {
+                c->retiring = true;
+                restarted++;
+            }
+        }
+        stop_children(s, STOP_RETIRING);
         if (state_update(&s->state, s->stats) != 0)
             log_warn("state: out of memory; positions of the previous list may be lost");
         loglist_free(&s->loglist);
     }
     s->loglist = fresh;
     s->have_loglist = true;
-    state_apply(&s->state, &s->loglist, s->stats);
-    size_t groups = s->loglist.n_groups;
+    if (kept == 0) {
+        state_apply(&s->state, &s->loglist, s->stats);
+    } else {
+        /* the rows of running groups are theirs: only the others are (re)seeded */
+        size_t n = s->loglist.n_logs < STATS_MAX_LOGS ? s->loglist.n_logs : STATS_MAX_LOGS;
+        stats_set_log_count(s->stats, (unsigned)n);
+        for (size_t i = 0; i < n; i++)
+            if (!kept_log[s->loglist.logs[i].log_id])
+                state_apply_log(&s->state, &s->loglist.logs[i], s->stats);
+    }
+    size_t groups = s->loglist.n_groups, started = 0;
     if (groups > s->max_producers) {
         log_error("%zu ingest groups but only %u producer slots: set ingest.max_processes",
                   groups, s->max_producers);
         groups = s->max_producers;
     }
-    for (unsigned g = 0; g < groups; g++)
+    for (unsigned g = 0; g < groups; g++) {
+        if (kept_group_j && kept_group_j[g])
+            continue;
         if (add_producer(s, ROLE_INGEST, g) != 0)
             log_error("no process slot for ingest group %s", s->loglist.groups[g].name);
+        else
+            started++;
+    }
+    free(kept_log);
+    free(kept_group_j);
     stats_set_workers(s->stats, s->workers, (unsigned)groups);
     malloc_trim(0); /* the parsed list is freed; children are forked next */
     log_info("following %zu logs in %zu ingest processes%s", s->loglist.n_logs, groups,
              json ? "" : " (configured logs only: the log list is unavailable)");
+    if (kept || restarted)
+        log_info("log list change: %u ingest processes kept running, %u stopped, %zu started",
+                 kept, restarted, started);
 }
 
 static void loglist_result(struct supervisor *s, bool ok)
@@ -611,7 +705,7 @@ static void loglist_result(struct supervisor *s, bool ok)
             for (off_t i = 0; i < st.st_size; i++)
                 h = (h ^ (uint8_t)json[i]) * 1099511628211ull;
             if (!s->list_from_url || h != s->loglist_hash)
-                apply_loglist(s, json, (size_t)st.st_size);
+                apply_loglist(s, json, (size_t)st.st_size, false);
             else
                 log_info("log list unchanged");
             s->loglist_hash = h;
@@ -629,7 +723,7 @@ static void loglist_result(struct supervisor *s, bool ok)
         s->loglist_backoff_ms = SUP_LOGLIST_RETRY_MAX_MS;
     s->loglist_next_ms = now + s->loglist_backoff_ms;
     if (!s->have_loglist)
-        apply_loglist(s, NULL, 0); /* the configured logs, if any, go ahead */
+        apply_loglist(s, NULL, 0, false); /* the configured logs, if any, go ahead */
     log_warn("log list unavailable; next attempt in %u s", s->loglist_backoff_ms / 1000);
 }
 
@@ -964,7 +1058,7 @@ static void check_replacement(struct supervisor *s, uint64_t now)
 
 /* Log keys changed: a new list from the last download (or the configured
  * logs only), ingest processes restarted from their positions. */
-static void reload_logs(struct supervisor *s, bool url_changed)
+static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed)
 {
     if (s->opts->replay_file) {
         log_warn("reload: log settings have no effect with --replay");
@@ -989,7 +1083,7 @@ static void reload_logs(struct supervisor *s, bool url_changed)
             json = NULL;
         }
     }
-    apply_loglist(s, json, len);
+    apply_loglist(s, json, len, settings_changed);
     free(json);
 }
 
@@ -1017,12 +1111,15 @@ static void on_reload(struct supervisor *s, const char *why)
     size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
     if (n > sizeof names / sizeof names[0])
         n = sizeof names / sizeof names[0];
-    bool workers = false, ingest = false, url = false, watch = false, address = false;
+    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false;
     for (size_t i = 0; i < n; i++) {
         enum apply_how h = how_applied(names[i]);
         workers |= h == APPLY_WORKERS;
         ingest |= h == APPLY_INGEST;
         url |= strcmp(names[i], "ct_logs_url") == 0;
+        /* what every ingest process runs with (not which logs): all restart */
+        settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
+                    strncmp(names[i], "ingest.", 7) == 0;
         watch |= strncmp(names[i], "hot_reload.", 11) == 0;
         address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
     }
@@ -1071,7 +1168,7 @@ static void on_reload(struct supervisor *s, const char *why)
     if (watch && s->watch)
         watch_open(s, s->watch);
     if (ingest)
-        reload_logs(s, url);
+        reload_logs(s, url, settings);
     if (workers) {
         s->prev_cfg = prev;
         s->prev_inst.lock_fd = -1;

@@ -552,12 +552,17 @@ def case_reload_under_load():
         grow(fa, "a", ua, argon, 6)
         all_caught_up("after the token reload")
 
-        # 2: a custom log: ingest restarts from its positions; the new log is followed
+        # 2: a custom log: only its ingest process starts; log a's keeps running
+        ingest_before = [p["pid"] for p in processes(s) if p["role"] == "ingest"]
+        assert len(ingest_before) == 1, processes(s)
         ops_config(s, s.port, 2, ["new-token"], 1500,
                    "custom_logs:\n  - name: C\n    url: %s\n" % uc, level="warn")
         reload(s, "custom log", 2)
         wait_for(lambda: any(l["url"] == uc for l in json.loads(
             s.http("/health/deep", headers={"Authorization": "Bearer new-token"})[2])["logs"]), 20, "log c followed")
+        ingest_after = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(
+            [p["pid"] for p in processes(s) if p["role"] == "ingest"]), 10, "2 ingest processes")
+        assert ingest_before[0] in ingest_after, (ingest_before, ingest_after)
         grow(fa, "a", ua, argon, 9)
         grow(fc, "c", uc, nimbus, 5)
         all_caught_up("after adding a custom log")
