@@ -188,7 +188,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* out of descriptors: pause accepting instead of spinning */
-                log_warn("accept: %s; pausing for 100 ms", strerror(errno));
+                log_every(LOG_WARN, 10, "accept: %s; pausing for 100 ms", strerror(errno));
                 struct timeval tv = { 0, 100000 };
                 /* if the retry timer cannot be armed, keep accepting rather
                  * than stop listening for good */

@@ -16,11 +16,22 @@ static const char *state_name(enum proc_state s)
     }
 }
 
+/* /health/deep calls a process unhealthy once it missed 8 beats (2 s), or
+ * watchdog_secs if that is shorter: before the watchdog kills it (default
+ * 10 s), and also with the watchdog off. */
+#define OPS_UNHEALTHY_MS 2000
+
+static uint32_t unhealthy_ms(const struct proctable *t)
+{
+    uint32_t wd = proctable_watchdog_ms(t);
+    return wd && wd < OPS_UNHEALTHY_MS ? wd : OPS_UNHEALTHY_MS;
+}
+
 unsigned ops_stale_processes(void)
 {
     const struct proctable *t = proctable_get();
     uint64_t now = mono_ms();
-    uint32_t wd = proctable_watchdog_ms(t);
+    uint32_t wd = unhealthy_ms(t);
     unsigned n = 0;
     struct proc_row row;
     for (unsigned i = 0; t && i < PROCTABLE_SLOTS; i++)
@@ -32,7 +43,7 @@ void ops_health_deep(struct jbuf *b)
 {
     const struct proctable *t = proctable_get();
     uint64_t now = mono_ms();
-    uint32_t wd = proctable_watchdog_ms(t);
+    uint32_t wd = unhealthy_ms(t);
     struct proc_row row;
     jb_printf(b, ",\"processes\":[");
     bool first = true;
@@ -52,7 +63,7 @@ void ops_health_deep(struct jbuf *b)
     jb_printf(b, "],\"watchdog\":{\"watchdog_secs\":%u,\"kills\":{\"fanout\":%" PRIu64 ",\"ingest\":%" PRIu64
                  ",\"replay\":%" PRIu64 "}},\"config_reloads\":{\"ok\":%" PRIu64 ",\"error\":%" PRIu64
                  ",\"last_success_timestamp_seconds\":%" PRIu64 "}",
-              wd / 1000, proctable_watchdog_kills(t, PROC_FANOUT), proctable_watchdog_kills(t, PROC_INGEST),
+              proctable_watchdog_ms(t) / 1000, proctable_watchdog_kills(t, PROC_FANOUT), proctable_watchdog_kills(t, PROC_INGEST),
               proctable_watchdog_kills(t, PROC_REPLAY), ok, err, last_ok);
 }
 

@@ -202,12 +202,27 @@ def _try_ws(port):
 def case_watchdog_worker():
     """A stopped fanout worker (SIGSTOP) is killed and replaced within
     watchdog_secs + 1 s; afterwards every new connection is served."""
-    wd = 2
+    wd = 4
     with server(rate=50, workers=3, extra_yaml="watchdog_secs: %d\n" % wd) as s:
         pids = wait_children(s, "fanout", 3)
         victim = pids[1]
         os.kill(victim, signal.SIGSTOP)
         t0 = time.time()
+        # after 2 s without a beat /health/deep calls it unhealthy (before the kill at 4 s);
+        # the stopped worker's own listener does not answer, so ask until another does
+        time.sleep(2.2)
+
+        def deep():
+            try:
+                st, _, body = s.http("/health/deep", timeout=0.3)
+                return json.loads(body)
+            except OSError:
+                return None
+        h = wait_for(deep, wd - 2.5, "/health/deep from a running worker")
+        row = [p for p in h["processes"] if p["pid"] == victim]
+        assert row and row[0]["healthy"] is False and row[0]["heartbeat_age_ms"] >= 2000, h["processes"]
+        assert h["status"] == "degraded", h["status"]
+        assert all(p["healthy"] for p in h["processes"] if p["pid"] != victim), h["processes"]
         try:
             wait_for(lambda: victim not in s.children(), wd + 5, "the stopped worker to be killed")
         except AssertionError:
@@ -218,7 +233,8 @@ def case_watchdog_worker():
         assert victim not in new
         assert took <= wd + 1.0, "replaced after %.2f s (watchdog_secs %d)" % (took, wd)
         log = s.logtext()
-        assert re.search(r"fanout\[\d\] pid=%d missed its heartbeat for \d+ ms \(watchdog_secs: 2\)" % victim, log), log
+        assert re.search(r"fanout\[\d\] pid=%d missed its heartbeat for \d+ ms \(watchdog_secs: %d\)" % (victim, wd), log), log
+        assert 'certstream_watchdog_kills_total{role="fanout"} 1' in s.http("/metrics")[2].decode()
         # every new connection is served (none lands on a stopped listener)
         for _ in range(30):
             c = WSRaw(s.port, "/", timeout=3)
@@ -667,6 +683,18 @@ def case_bad_reload():
             with open(s.config, "w") as f:
                 f.write(good + "#" * (5 << 20) + "\n")
         attempt(5, big, r"config\.yaml: file is \d+ bytes, more than the 1048576-byte limit")
+        # a port held by another program: refused, the workers keep serving
+        with open(s.config, "w") as f:
+            f.write(good)
+        holder = socket.socket()
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(4)
+        try:
+            attempt(6, put(good.replace("port: %d" % s.port, "port: %d" % holder.getsockname()[1])),
+                    r"SIGHUP: configuration refused, nothing changed: listen on 127\.0\.0\.1:%d: "
+                    r"address already in use" % holder.getsockname()[1])
+        finally:
+            holder.close()
         # nothing changed: same processes, the old token still works, a new one does not
         assert sorted(s.children()) == pids
         assert s.http("/latest.json", headers=hdr)[0] == 200
@@ -675,7 +703,55 @@ def case_bad_reload():
             f.write(good)
         body = s.http("/health/deep", headers=hdr)[2]
         r = json.loads(body)["config_reloads"]
-        assert r["error"] == 5 and r["ok"] == 0, r
+        assert r["error"] == 6 and r["ok"] == 0, r
+
+
+def case_emfile():
+    """Out of descriptors, accept fails with EMFILE again and again: one log
+    line per 10 s, the next one with the count of the lines left out."""
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (48, 48))
+    s = server(rate=50, workers=1)
+    s.proc = subprocess.Popen(s.args, stdout=s.log, stderr=s.log, env=s.env, start_new_session=True,
+                              preexec_fn=lower)
+    held = []
+    try:
+        wait_for(lambda: _health(s), 20, "the server")
+        t0 = time.time()
+        for _ in range(60):
+            held.append(socket.create_connection(("127.0.0.1", s.port), timeout=5))
+        pat = r"fanout\[0\] pid=\d+: accept: Too many open files; pausing for 100 ms"
+        wait_for(lambda: re.search(pat, s.logtext()), 10, "the EMFILE line")
+        time.sleep(2)
+        assert len(re.findall(pat, s.logtext())) == 1, s.logtext()
+        wait_for(lambda: len(re.findall(pat, s.logtext())) == 2, 15, "the next EMFILE line")
+        took = time.time() - t0
+        assert re.search(pat + r" \(and \d+ more like it in the last 10 s\)", s.logtext()), s.logtext()
+        assert took >= 9, took
+    finally:
+        for k in held:
+            k.close()
+        s.stop()
+
+
+def case_loglist_signal():
+    """The log list download killed by a signal is logged as that, not as a
+    list without logs."""
+    hang = socket.socket()
+    hang.bind(("127.0.0.1", 0))
+    hang.listen(4)  # accepts (in the kernel) and never answers
+    try:
+        with server(replay=False, env={"CERTSTREAM_CT_LOGS_URL": "http://127.0.0.1:%d/list.json"
+                                       % hang.getsockname()[1]}) as s:
+            m = wait_for(lambda: re.search(r"started loglist\[0\] pid=(\d+)", s.logtext()), 10, "the fetcher")
+            pid = int(m.group(1))
+            os.kill(pid, signal.SIGKILL)
+            wait_for(lambda: "log list download (loglist pid=%d) killed by signal 9 (Killed)" % pid in s.logtext(),
+                     10, "the fetcher's death in the log")
+            wait_for(lambda: "log list unavailable; next attempt in 10 s" in s.logtext(), 10, "the retry")
+            assert "no usable log" not in s.logtext(), s.logtext()
+    finally:
+        hang.close()
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
