@@ -71,6 +71,7 @@ struct child {
     bool retiring;               /* ingest: its group changed; stop_children(STOP_RETIRING) */
     uint64_t claim_pos;          /* producers: the open ring claim last seen ... */
     uint64_t claim_seen_ms;      /* ... and since when (0 = none open) */
+    struct ring *ring;           /* the ring it runs on (a ring_size reload makes a new one) */
 };
 
 struct supervisor {
@@ -94,6 +95,8 @@ struct supervisor {
     struct config *prev_cfg;     /* the configuration before it (restored on failure) */
     struct instance prev_inst;   /* the old address's lock, released when done */
     struct watch *watch;         /* hot_reload */
+    struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
+                                  * workers accept and the producers move to s->ring */
     bool stopping;
     bool ready;                  /* every fanout worker has accepted once (on_ready ran) */
     sigset_t old_mask;
@@ -240,15 +243,15 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_FANOUT: {
         log_fd_limit(s->cfg);
         struct fanout_params fp = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .index = c->index,
-            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->fslot),
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .index = c->index,
+            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(c->ring, c->fslot),
         };
         rc = fanout_run(&fp);
         break;
     }
     case ROLE_REPLAY: {
         struct replay_params rp = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .src = s->replay, .rate = s->opts->replay_rate,
             .loop = s->opts->replay_loop, .bench_stamp = s->opts->bench_stamp,
         };
@@ -258,7 +261,7 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_INGEST: {
         const struct loglist_group *g = &s->loglist.groups[c->index];
         struct ingest_params ip = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
             .n_logs = g->n_logs, .dedup = s->dedup,
         };
@@ -341,10 +344,10 @@ static void reap(struct supervisor *s)
         /* Its claim in the ring (if a producer died mid-record) must not stall readers,
          * and its connection gauges must stop counting. */
         if (c->role != ROLE_FANOUT)
-            ring_repair(s->ring, c->producer_id);
+            ring_repair(c->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
         if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
-            ring_waiter_set_active(s->ring, c->fslot, false);
+            ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
             log_info("%s[%u] %s", role_name(c->role), c->index, why);
             continue;
@@ -481,7 +484,7 @@ static int add_producer(struct supervisor *s, enum child_role role, unsigned ind
     if (!c)
         return -1;
     *c = (struct child){.role = role, .index = index, .producer_id = id,
-                        .stats_slot = 1 + s->fanout_slots + id, .active = true};
+                        .stats_slot = 1 + s->fanout_slots + id, .active = true, .ring = s->ring};
     return 0;
 }
 
@@ -513,7 +516,7 @@ static int add_worker(struct supervisor *s, unsigned index)
     if (!c)
         return -1;
     *c = (struct child){.role = ROLE_FANOUT, .index = index, .fslot = k, .stats_slot = 1 + k,
-                        .gen = s->gen, .active = true};
+                        .gen = s->gen, .active = true, .ring = s->ring};
     ring_waiter_set_active(s->ring, k, true);
     return 0;
 }
@@ -795,7 +798,7 @@ static void check_claims(struct supervisor *s, uint64_t now)
         uint64_t pos;
         if (c->pid <= 0 || c->killed || (c->role != ROLE_INGEST && c->role != ROLE_REPLAY))
             continue;
-        if (!ring_claim_open(s->ring, c->producer_id, &pos)) {
+        if (!ring_claim_open(c->ring, c->producer_id, &pos)) {
             c->claim_seen_ms = 0;
             continue;
         }
@@ -928,7 +931,7 @@ static enum apply_how how_applied(const char *key)
     static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
                                            "hot_reload.", "ct_log.state_file"};
     static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest."};
-    static const char *const restart[] = {"ring_size", "dedup.", "log_format", "log_file"};
+    static const char *const restart[] = {"dedup.", "log_format", "log_file"};
     for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
         if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
             return APPLY_IN_PLACE;
@@ -995,8 +998,38 @@ static void end_replacement(struct supervisor *s, bool ok)
             if (kill(c->pid, ok ? SIGUSR2 : SIGTERM) != 0 && errno != ESRCH)
                 log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
         } else {
-            ring_waiter_set_active(s->ring, c->fslot, false);
+            ring_waiter_set_active(c->ring, c->fslot, false);
         }
+    }
+    if (ok && s->prev_ring) {
+        /* the old ring gets nothing new from now on: its workers close their
+         * clients (1001) at once instead of draining; they reconnect to the new
+         * workers. The producers continue from their positions on the new ring. */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if (c->role == ROLE_FANOUT && c->ring == s->prev_ring && c->pid > 0 &&
+                kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
+                log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
+            if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && c->active && c->ring == s->prev_ring)
+                c->retiring = true;
+        }
+        stop_children(s, STOP_RETIRING); /* reaps and repairs on the old ring */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && !c->active && c->ring == s->prev_ring &&
+                c->pid == 0) {
+                c->ring = s->ring;
+                c->active = true;
+                c->restart_at_ms = 0;
+            }
+        }
+        log_info("reload: ring_size: the new ring (%zu bytes) is in use; the old workers close "
+                 "their clients (1001), producers continue from their positions", ring_size(s->ring));
+        for (unsigned i = 0; i < s->n_children; i++) /* nothing may point at the old mapping */
+            if (s->children[i].ring == s->prev_ring)
+                s->children[i].ring = s->ring;
+        ring_destroy(s->prev_ring);
+        s->prev_ring = NULL;
     }
     if (ok) {
         log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
@@ -1009,6 +1042,14 @@ static void end_replacement(struct supervisor *s, bool ok)
         if (s->prev_inst.lock_fd >= 0) { /* the address had changed */
             instance_release(&s->inst);
             s->inst = s->prev_inst;
+        }
+        if (s->prev_ring) { /* the new ring was only the new workers' */
+            for (unsigned i = 0; i < s->n_children; i++)
+                if (s->children[i].ring == s->ring)
+                    s->children[i].ring = s->prev_ring;
+            ring_destroy(s->ring);
+            s->ring = s->prev_ring;
+            s->prev_ring = NULL;
         }
         config_free(s->cfg);
         *s->cfg = *s->prev_cfg;
@@ -1148,8 +1189,33 @@ static void on_reload(struct supervisor *s, const char *why)
         on_reload_end(s, false);
         return;
     }
+    /* a new ring for the new workers, with the eventfds of every worker slot */
+    struct ring *new_ring = NULL;
+    if (fresh.ring_size != s->cfg->ring_size) {
+        new_ring = ring_create((size_t)fresh.ring_size);
+        if (new_ring && ring_set_start(new_ring, ring_tail(s->ring) + 1) != 0) {
+            ring_destroy(new_ring);
+            new_ring = NULL;
+        }
+        for (unsigned k = 0; new_ring && k < s->fanout_slots; k++) {
+            if (ring_add_waiter(new_ring, ring_waiter_fd(s->ring, k)) != 0) {
+                ring_destroy(new_ring);
+                new_ring = NULL;
+                break;
+            }
+            ring_waiter_set_active(new_ring, k, false);
+        }
+        if (!new_ring) {
+            log_error("%s: ring_size %llu: %s; nothing changed", why, (unsigned long long)fresh.ring_size,
+                      strerror(errno));
+            instance_release(&inst);
+            config_free(&fresh);
+            proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+            on_reload_end(s, false);
+            return;
+        }
+    }
     /* keys that need a restart keep their running values */
-    fresh.ring_size = s->cfg->ring_size;
     fresh.dedup = s->cfg->dedup;
     char *keep_format = fresh.log_format, *keep_file = fresh.log_file;
     fresh.log_format = s->cfg->log_format;
@@ -1169,6 +1235,10 @@ static void on_reload(struct supervisor *s, const char *why)
         watch_open(s, s->watch);
     if (ingest)
         reload_logs(s, url, settings);
+    if (new_ring) {
+        s->prev_ring = s->ring;
+        s->ring = new_ring;
+    }
     if (workers) {
         s->prev_cfg = prev;
         s->prev_inst.lock_fd = -1;
@@ -1483,6 +1553,8 @@ out:
         stats_destroy(s.stats);
     if (s.ring)
         ring_destroy(s.ring);
+    if (s.prev_ring)
+        ring_destroy(s.prev_ring);
     instance_release(&s.inst);
     instance_release(&s.prev_inst);
     if (s.prev_cfg) {

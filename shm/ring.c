@@ -263,6 +263,19 @@ void ring_set_checksums(struct ring *r, bool on)
     atomic_store_explicit(&r->ctl->checksums, on ? 1u : 0u, memory_order_relaxed);
 }
 
+int ring_set_start(struct ring *r, uint64_t after)
+{
+    if (r == NULL || load_claim(r) != r->ctl->start) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t start = after > r->size ? after : r->size;
+    start = (start + r->size - 1) & ~(uint64_t)(r->size - 1); /* a multiple of size, as size is */
+    r->ctl->start = start;
+    atomic_store_explicit(&r->ctl->claim, start, memory_order_release);
+    return 0;
+}
+
 uint64_t ring_tail(const struct ring *r) { return load_claim(r); }
 
 uint64_t ring_start_position(const struct ring *r) { return load_claim(r); }

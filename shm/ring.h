@@ -88,6 +88,11 @@ struct ring *ring_create(size_t size);
 void ring_destroy(struct ring *r);
 
 size_t ring_size(const struct ring *r);
+/* Before anything is published: positions start at `after` or later (a
+ * multiple of the size) instead of at size. A ring that replaces another
+ * (ring_size reload) starts after the old one's tail, so an SSE id of the old
+ * ring is never mistaken for a record of the new one. 0, or -1 (EINVAL). */
+int ring_set_start(struct ring *r, uint64_t after);
 /* Checksums are off after ring_create (ring_record.checksum is 0): the ring's
  * tests turn them on to verify every record; nothing in the server reads
  * them, and on, a publish of 7 KB of JSON costs ~8 us instead of ~0.4 us

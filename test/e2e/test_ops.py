@@ -706,6 +706,49 @@ def case_bad_reload():
         assert r["error"] == 6 and r["ok"] == 0, r
 
 
+def case_reload_ring_size():
+    """ring_size changed by a reload: new workers on a new ring; the old
+    workers close their clients with 1001 (their ring gets nothing new), the
+    clients reconnect and receive the stream again from the new ring; an SSE
+    id of the old ring is never taken for a record of the new one."""
+    mib = 1 << 20
+    with server(rate=50, workers=2, ring_size=mib) as s:
+        old = [WSRaw(s.port, "/", timeout=10) for _ in range(6)]
+        for c in old:
+            GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(2)])
+        h = json.loads(s.http("/health/deep")[2])
+        assert h["ring"]["size"] == mib, h["ring"]
+        old_tail = h["ring"]["tail"]
+        with open(s.config) as f:
+            text = f.read()
+        assert "ring_size: %d\n" % mib in text
+        with open(s.config, "w") as f:
+            f.write(text.replace("ring_size: %d\n" % mib, "ring_size: %d\n" % (2 * mib)))
+        s.proc.send_signal(signal.SIGHUP)
+        for c in old:
+            assert c.expect_close(15) == 1001, c.close_reason
+        wait_for(lambda: metric(s, 'certstream_config_reloads_total{result="ok"}') == 1, 10, "the reload")
+        h = json.loads(s.http("/health/deep")[2])
+        assert h["ring"]["size"] == 2 * mib, h["ring"]
+        assert h["ring"]["tail"] > old_tail, (h["ring"], old_tail)
+        c = WSRaw(s.port, "/", timeout=10)
+        GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(5)])
+        # an SSE id from the old ring: the new ring's positions start after the old tail
+        sk = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        sk.sendall(("GET /sse HTTP/1.1\r\nHost: x\r\nLast-Event-ID: %d\r\n\r\n" % (old_tail - 64)).encode())
+        buf = b""
+        while buf.count(b"\n\nid: ") < 2 and b"id: " not in buf.split(b"\r\n\r\n", 1)[-1]:
+            d = sk.recv(65536)
+            assert d, buf
+            buf += d
+        ids = [int(x) for x in re.findall(rb"^id: (\d+)$", buf, re.M)]
+        sk.close()
+        assert ids and min(ids) >= old_tail, (ids, old_tail)
+        log = s.logtext()
+        assert "SIGHUP: ring_size changed: applied by replacing the fanout workers" in log, log
+        assert "the new ring (2097152 bytes) is in use" in log, log
+
+
 def case_emfile():
     """Out of descriptors, accept fails with EMFILE again and again: one log
     line per 10 s, the next one with the count of the lines left out."""
