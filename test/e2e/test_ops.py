@@ -749,6 +749,32 @@ def case_reload_ring_size():
         assert "the new ring (2097152 bytes) is in use" in log, log
 
 
+def case_hot_reload_watch_path():
+    """hot_reload.watch_path names the file a reload reads; an editor that
+    writes a new file and renames it over the old one is seen (inotify on the
+    directory), and the new settings apply."""
+    with server(rate=50, workers=1) as s:
+        other = os.path.join(s.dir, "live.yaml")
+        base = open(s.config).read()
+        watch = "hot_reload:\n  enabled: true\n  watch_path: %s\n" % other
+        with open(other, "w") as f:
+            f.write(base + watch)
+        with open(s.config, "w") as f:
+            f.write(base + watch)
+        s.proc.send_signal(signal.SIGHUP)  # turns the watch on (hot_reload.* applies in place)
+        wait_for(lambda: "hot_reload: watching %s" % other in s.logtext(), 10, "the watch")
+        assert metric(s, 'certstream_config_reloads_total{result="ok"}') == 1
+        tmp = other + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(base + watch + "auth:\n  enabled: true\n  tokens: [edited]\n")
+        os.rename(tmp, other)
+        wait_for(lambda: "hot_reload: auth.tokens changed" in s.logtext(), 10, "the reload of the renamed file")
+        wait_for(lambda: s.http("/latest.json")[0] == 401, 10, "new workers with auth")
+        assert s.http("/latest.json", headers={"Authorization": "Bearer edited"})[0] == 200
+        # the file the server started from was not read by the reload
+        assert "tokens" not in open(s.config).read()
+
+
 def case_emfile():
     """Out of descriptors, accept fails with EMFILE again and again: one log
     line per 10 s, the next one with the count of the lines left out."""
