@@ -775,6 +775,32 @@ def case_hot_reload_watch_path():
         assert "tokens" not in open(s.config).read()
 
 
+def case_reload_limit_below_live():
+    """connection_limit.max_connections lowered below the live count by a
+    reload: no connected client is kicked, new ones get 429 until enough
+    have left."""
+    lim = "connection_limit:\n  enabled: true\n  max_connections: %d\n  per_ip_limit: %d\n"
+    with server(rate=50, workers=2, extra_yaml=lim % (100, 100)) as s:
+        base = open(s.config).read()
+        live = [WSRaw(s.port, "/", timeout=10) for _ in range(10)]
+        assert all(c.status == 101 for c in live)
+        with open(s.config, "w") as f:
+            f.write(base.replace(lim % (100, 100), lim % (5, 5)))
+        s.proc.send_signal(signal.SIGHUP)
+        wait_for(lambda: metric(s, 'certstream_config_reloads_total{result="ok"}') == 1, 15, "the reload")
+        c = WSRaw(s.port, "/")
+        assert c.status == 429, c.status
+        c.close()
+        for c in live:  # every connected client still streams
+            GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(2)])
+        for c in live[:6]:
+            c.close()
+        wait_for(lambda: metric(s, "certstream_active_connections") == 4, 10, "4 clients left")
+        c = WSRaw(s.port, "/")
+        assert c.status == 101, c.status
+        GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(2)])
+
+
 def case_emfile():
     """Out of descriptors, accept fails with EMFILE again and again: one log
     line per 10 s, the next one with the count of the lines left out."""
