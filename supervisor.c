@@ -905,6 +905,23 @@ static uint32_t log_file_generation(void)
     return proctable_generation(proctable_get(), PROC_GEN_LOG_FILE);
 }
 
+/* log_file / log_format changed by a reload: this process at once, every
+ * child at its next line (through the process table's generation). */
+static void apply_log_output(struct supervisor *s, const char *why)
+{
+    bool json = strcmp(s->cfg->log_format, "json") == 0;
+    if (proctable_set_log_output(s->procs, s->cfg->log_file, json) != 0) {
+        log_error("%s: log_file %s: path too long; logging stays where it was", why, s->cfg->log_file);
+        return;
+    }
+    log_set_json(json);
+    if (log_set_path(s->cfg->log_file) != 0 || log_reopen() != 0)
+        log_error("%s: log_file %s: %s", why, s->cfg->log_file, strerror(errno));
+    proctable_bump(s->procs, PROC_GEN_LOG_FILE);
+    log_info("%s: logging to %s as %s", why, *s->cfg->log_file ? s->cfg->log_file : "stderr",
+             s->cfg->log_format);
+}
+
 static void on_reopen_logs(struct supervisor *s)
 {
     const char *path = s->cfg->log_file;
@@ -934,24 +951,20 @@ enum apply_how {
     APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
     APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
     APPLY_INGEST,        /* ingest processes restart from their positions */
-    APPLY_RESTART,       /* needs a restart of the server */
 };
 
 static enum apply_how how_applied(const char *key)
 {
     static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
-                                           "hot_reload.", "ct_log.state_file"};
-    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest."};
-    static const char *const restart[] = {"dedup.", "log_format", "log_file"};
+                                           "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
+    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
+                                         "dedup."};
     for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
         if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
             return APPLY_IN_PLACE;
     for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
         if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
             return APPLY_INGEST;
-    for (size_t i = 0; i < sizeof restart / sizeof restart[0]; i++)
-        if (strncmp(key, restart[i], strlen(restart[i])) == 0)
-            return APPLY_RESTART;
     return APPLY_WORKERS; /* host, port, workers, auth, limits, keepalive, streams, ... */
 }
 
@@ -961,8 +974,7 @@ static const char *how_name(enum apply_how h)
     case APPLY_IN_PLACE: return "applied in place";
     case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
                                "connected clients stay on the old workers until they leave)";
-    case APPLY_INGEST: return "applied by restarting the ingest processes from their positions";
-    default: return "NOT applied: takes effect at the next restart of the server";
+    default: return "applied by rebuilding the log list; changed ingest groups restart from their positions";
     }
 }
 
@@ -1171,7 +1183,7 @@ static void on_reload(struct supervisor *s, const char *why)
         url |= strcmp(names[i], "ct_logs_url") == 0;
         /* what every ingest process runs with (not which logs): all restart */
         settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
-                    strncmp(names[i], "ingest.", 7) == 0;
+                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0;
         watch |= strncmp(names[i], "hot_reload.", 11) == 0;
         address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
     }
@@ -1226,13 +1238,20 @@ static void on_reload(struct supervisor *s, const char *why)
             return;
         }
     }
-    /* keys that need a restart keep their running values */
-    fresh.dedup = s->cfg->dedup;
-    char *keep_format = fresh.log_format, *keep_file = fresh.log_file;
-    fresh.log_format = s->cfg->log_format;
-    fresh.log_file = s->cfg->log_file;
-    s->cfg->log_format = keep_format;
-    s->cfg->log_file = keep_file;
+    /* a new dedup table for the ingest processes that restart below (they
+     * get it at fork; the running ones keep their own mapping of the old) */
+    struct dedup *old_dedup = NULL;
+    if (s->dedup && (fresh.dedup.capacity != s->cfg->dedup.capacity || fresh.dedup.ttl_secs != s->cfg->dedup.ttl_secs)) {
+        struct dedup *d = dedup_create(fresh.dedup.capacity, fresh.dedup.ttl_secs);
+        if (d) {
+            old_dedup = s->dedup;
+            s->dedup = d;
+        } else {
+            log_error("%s: dedup table (%u entries): %s; keeping the running table", why,
+                      fresh.dedup.capacity, strerror(errno));
+            fresh.dedup = s->cfg->dedup;
+        }
+    }
     *prev = *s->cfg;
     *s->cfg = fresh;
 
@@ -1242,10 +1261,13 @@ static void on_reload(struct supervisor *s, const char *why)
         proctable_set_log_level(s->procs, (enum log_level)level);
     }
     proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
+    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
+        apply_log_output(s, why);
     if (watch && s->watch)
         watch_open(s, s->watch);
     if (ingest)
         reload_logs(s, url, settings);
+    dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
     if (new_ring) {
         s->prev_ring = s->ring;
         s->ring = new_ring;
@@ -1528,6 +1550,12 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         proctable_destroy(s.procs);
         return 2;
     }
+    if (proctable_set_log_output(s.procs, cfg->log_file, strcmp(cfg->log_format, "json") == 0) != 0) {
+        log_error("log_file %s: path too long", cfg->log_file);
+        proctable_destroy(s.procs);
+        return 2;
+    }
+    log_set_refresh(proctable_log_refresh);
     raise_fd_limit();
 
     if (opts->replay_file && !(s.replay = replay_open(opts->replay_file, err, sizeof err))) {

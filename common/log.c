@@ -29,8 +29,10 @@ static int g_index = -1;
 static bool g_journal;
 static bool g_json;
 static char *g_file;                       /* log_file, or NULL for stderr as inherited */
-static uint32_t (*g_generation)(void);     /* reopen when this moves (SIGUSR1) */
+static uint32_t (*g_generation)(void);     /* reopen when this moves (SIGUSR1, reload) */
+static void (*g_refresh)(void);            /* ... after fetching the settings again */
 static uint32_t g_seen_generation;
+static int g_stderr = -1;                  /* the original stderr, to go back to */
 
 void log_set_level(enum log_level level) { g_level = level; }
 enum log_level log_get_level(void) { return g_level; }
@@ -102,11 +104,33 @@ int log_set_file(const char *path, uint32_t (*generation)(void))
     g_file = NULL;
     g_generation = generation;
     g_seen_generation = generation ? generation() : 0;
+    if (g_stderr < 0)
+        g_stderr = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3); /* -1 if stderr is closed */
     if (!path || !*path)
         return 0;
     if (!(g_file = strdup(path)) || open_file(path) != 0)
         return -1;
     g_journal = false; /* the file is not the journal even if stderr was */
+    return 0;
+}
+
+void log_set_refresh(void (*refresh)(void)) { g_refresh = refresh; }
+
+int log_set_path(const char *path)
+{
+    char *p = path && *path ? strdup(path) : NULL;
+    if (path && *path && !p)
+        return -1;
+    bool was_file = g_file != NULL;
+    free(g_file);
+    g_file = p;
+    if (!g_file && was_file && g_stderr >= 0) { /* back to the original stderr */
+        if (dup2(g_stderr, STDERR_FILENO) < 0)
+            return -1;
+        log_detect_journal();
+    }
+    if (g_file)
+        g_journal = false;
     return 0;
 }
 
@@ -119,11 +143,13 @@ int log_reopen(void)
 
 static void reopen_if_moved(void)
 {
-    if (!g_file || !g_generation || g_generation() == g_seen_generation)
+    if (!g_generation || g_generation() == g_seen_generation)
         return;
     g_seen_generation = g_generation();
     int saved = errno;
-    if (open_file(g_file) != 0) {
+    if (g_refresh)
+        g_refresh(); /* log_format and log_file as reloaded */
+    if (g_file && open_file(g_file) != 0) {
         char line[512];
         int n = snprintf(line, sizeof line, "log_file %s: cannot reopen: %s\n", g_file, strerror(errno));
         ssize_t w = write(STDERR_FILENO, line, n > 0 && (size_t)n < sizeof line ? (size_t)n : 0);

@@ -32,6 +32,13 @@ void log_set_json(bool json);
 int log_set_file(const char *path, uint32_t (*generation)(void));
 /* Reopen now (the supervisor, on SIGUSR1). 0 or -1 + errno. */
 int log_reopen(void);
+/* A reload: the file to use from now on (NULL/"" = back to the original
+ * stderr); takes effect at log_reopen() or, in a child, when generation()
+ * moves. 0 or -1 + errno. */
+int log_set_path(const char *path);
+/* Called (in every process) when generation() moves, before reopening: it
+ * fetches log_format and log_file again (log_set_json, log_set_path). */
+void log_set_refresh(void (*refresh)(void));
 
 void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_vmsg(enum log_level level, const char *fmt, va_list ap);

@@ -27,6 +27,8 @@ struct proctable {
     _Atomic uint32_t watchdog_ms;
     _Atomic uint32_t log_level;       /* enum log_level + 1; 0 = not set */
     _Atomic uint32_t generation[PROC_GENS];
+    _Atomic uint32_t log_json;
+    char log_file[1024];              /* written before PROC_GEN_LOG_FILE moves */
 };
 
 static struct proctable *g_table;
@@ -183,6 +185,28 @@ void proctable_reloads(const struct proctable *t, uint64_t *ok, uint64_t *error,
     *ok = t ? LD(t->reloads_ok) : 0;
     *error = t ? LD(t->reloads_error) : 0;
     *last_success_unix = t ? LD(t->last_reload_success) : 0;
+}
+
+int proctable_set_log_output(struct proctable *t, const char *path, bool json)
+{
+    if (!t || !path || strlen(path) >= sizeof t->log_file)
+        return -1;
+    memcpy(t->log_file, path, strlen(path) + 1);
+    ST(t->log_json, json ? 1u : 0u);
+    return 0;
+}
+
+void proctable_log_refresh(void)
+{
+    if (!g_table)
+        return;
+    char path[sizeof g_table->log_file];
+    memcpy(path, g_table->log_file, sizeof path);
+    path[sizeof path - 1] = '\0';
+    log_set_json(LD(g_table->log_json) != 0);
+    if (log_set_path(path) != 0) {
+        /* keep writing where we were; nothing else to do from a log call */
+    }
 }
 
 void proctable_bump(struct proctable *t, enum proc_generation g)

@@ -81,6 +81,12 @@ void proctable_set_log_level(struct proctable *t, enum log_level level);
 /* Supervisor at start: the running configuration was loaded now. */
 void proctable_set_loaded(struct proctable *t, uint64_t unix_secs);
 
+/* Supervisor: where and how every process logs (log_file, log_format);
+ * bump PROC_GEN_LOG_FILE afterwards. -1 when the path is too long. */
+int proctable_set_log_output(struct proctable *t, const char *path, bool json);
+/* In every process (log_set_refresh): apply what the supervisor set. */
+void proctable_log_refresh(void);
+
 /* Generation counters: the supervisor bumps one, children notice it. */
 enum proc_generation { PROC_GEN_LOG_FILE = 0, PROC_GEN_CONFIG = 1, PROC_GENS };
 void proctable_bump(struct proctable *t, enum proc_generation g);

@@ -335,6 +335,24 @@ def case_log_formats():
             wait_for(lambda: re.search(r"fanout\[0\] pid=\d+: listening", open(path).read()), 10,
                      "the new worker's line in the new file")
             assert "SIGUSR1" not in open(path + ".1").read()
+            # a reload moves the log to another file, as JSON, in every process
+            other = os.path.join(d, "other.log")
+            with open(s.config) as f:
+                text = f.read()
+            with open(s.config, "w") as f:
+                f.write(text.replace("log_file: %s\n" % path, "log_file: %s\nlog_format: json\n" % other))
+            s.proc.send_signal(signal.SIGHUP)
+            wait_for(lambda: os.path.exists(other) and "SIGHUP: logging to %s as json" % other in open(other).read(),
+                     10, "the supervisor's line in the new file")
+            w = [p for p, r in roles(s, open(path).read()).items() if r == "fanout"][0]
+            os.kill(w, signal.SIGKILL)
+
+            def worker_json():
+                for ln in open(other).read().splitlines():
+                    o = json.loads(ln)
+                    if o.get("role") == "fanout" and o["msg"].startswith("listening on"):
+                        return o
+            wait_for(worker_json, 10, "the new worker's JSON line in the new file")
     finally:
         for fn in os.listdir(d):
             os.unlink(os.path.join(d, fn))
@@ -585,13 +603,20 @@ def case_reload_under_load():
 
         # 3: workers 2 -> 3 -> 1
         extra = "custom_logs:\n  - name: C\n    url: %s\n" % uc
+        grow(fa, "a", ua, argon, 10)
+        all_caught_up("before the dedup change")
         wait_for(lambda: len([p for p in processes(s) if p["role"] == "fanout"]) <= 4, 20,
                  "replaced workers without clients to exit")
-        ops_config(s, s.port, 3, ["new-token"], 1500, extra, level="warn")
+        # with a new dedup table: every ingest process restarts from its position
+        ingest_before = sorted(p["pid"] for p in processes(s) if p["role"] == "ingest")
+        ops_config(s, s.port, 3, ["new-token"], 1500, extra + "dedup:\n  ttl_secs: 600\n", level="warn")
         reload(s, "workers 3", 3)
+        wait_for(lambda: (lambda x: len(x) == 2 and not set(x) & set(ingest_before))(
+            [p["pid"] for p in processes(s) if p["role"] == "ingest"]), 10, "2 new ingest processes")
         wait_for(lambda: len(running_fanout(s)) == 3, 20, "3 running workers")
         wait_for(lambda: len([p for p in processes(s) if p["role"] == "fanout"]) <= 5, 20,
                  "replaced workers without clients to exit")
+        extra += "dedup:\n  ttl_secs: 600\n"
         ops_config(s, s.port, 1, ["new-token"], 1500, extra, level="warn")
         reload(s, "workers 1", 4)
         wait_for(lambda: len(running_fanout(s)) == 1, 20, "1 running worker")
