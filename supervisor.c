@@ -17,7 +17,6 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/inotify.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -34,6 +33,7 @@
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
 #include "ingest/state.h"
+#include "config_watch.h"
 #include "instance.h"
 #include "shm/dedup.h"
 #include "shm/proctable.h"
@@ -96,7 +96,7 @@ struct supervisor {
     uint64_t replace_deadline_ms;
     struct config *prev_cfg;     /* the configuration before it (restored on failure) */
     struct instance prev_inst;   /* the old address's lock, released when done */
-    struct watch *watch;         /* hot_reload */
+    struct config_watch *watch;  /* hot_reload */
     struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
                                   * workers accept and the producers move to s->ring */
     bool stopping;
@@ -978,7 +978,7 @@ static const char *how_name(enum apply_how h)
     }
 }
 
-static void watch_open(struct supervisor *s, struct watch *w);
+static void watch_open(struct supervisor *s, struct config_watch *w);
 
 /* Starts a new generation of fanout workers with the running configuration.
  * The old generation keeps accepting until every new worker accepts
@@ -1290,134 +1290,6 @@ static void on_reload(struct supervisor *s, const char *why)
     on_reload_end(s, true);
 }
 
-/* hot_reload: inotify on the watched file and on its directory (an editor
- * that writes a new file and renames it over the old one replaces the inode;
- * a file that appears later is seen too). An event only says "look": the
- * file's identity (device, inode, size, mtime) decides whether it changed,
- * 100 ms after the last event, since editors write in several steps. Without
- * inotify (the limit of watches reached) the file is stat()ed every second. */
-struct watch {
-    int fd;                      /* inotify; -1 = polling */
-    int wd_dir, wd_file;
-    char path[4096], dir[4096];
-    const char *base;
-    bool pending;
-    uint64_t due_ms;
-    bool known;
-    dev_t dev;
-    ino_t ino;
-    mode_t mode;
-    off_t size;
-    struct timespec mtime;
-};
-
-#define WATCH_FILE_EVENTS (IN_CLOSE_WRITE | IN_MODIFY | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF)
-#define WATCH_DIR_EVENTS (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB)
-
-/* true when the file differs from the last look (or appeared/vanished) */
-static bool watch_snapshot(struct watch *w)
-{
-    struct stat st;
-    if (stat(w->path, &st) != 0) {
-        bool was = w->known;
-        if (was)
-            log_warn("hot_reload: %s: %s", w->path, strerror(errno));
-        w->known = false;
-        return false;
-    }
-    bool changed = !w->known || st.st_dev != w->dev || st.st_ino != w->ino || st.st_mode != w->mode ||
-                   st.st_size != w->size || st.st_mtim.tv_sec != w->mtime.tv_sec ||
-                   st.st_mtim.tv_nsec != w->mtime.tv_nsec;
-    w->known = true;
-    w->dev = st.st_dev;
-    w->ino = st.st_ino;
-    w->mode = st.st_mode;
-    w->size = st.st_size;
-    w->mtime = st.st_mtim;
-    return changed;
-}
-
-static void watch_close(struct watch *w)
-{
-    if (w->fd >= 0 && close(w->fd) != 0)
-        log_warn("close inotify: %s", strerror(errno));
-    w->fd = -1;
-    w->path[0] = '\0';
-}
-
-static void watch_open(struct supervisor *s, struct watch *w)
-{
-    watch_close(w);
-    const char *path = reload_path(s);
-    if (!s->cfg->hot_reload.enabled || !path || !*path)
-        return;
-    snprintf(w->path, sizeof w->path, "%s", path);
-    snprintf(w->dir, sizeof w->dir, "%s", path);
-    char *slash = strrchr(w->dir, '/');
-    if (slash == w->dir)
-        slash[1] = '\0';
-    else if (slash)
-        *slash = '\0';
-    else
-        snprintf(w->dir, sizeof w->dir, ".");
-    w->base = strrchr(w->path, '/') ? strrchr(w->path, '/') + 1 : w->path;
-    w->known = false;
-    w->pending = false;
-    watch_snapshot(w);
-    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-    if (w->fd < 0 || (w->wd_dir = inotify_add_watch(w->fd, w->dir, WATCH_DIR_EVENTS)) < 0) {
-        log_warn("hot_reload: inotify on %s: %s; checking the file every second instead", w->dir,
-                 strerror(errno));
-        if (w->fd >= 0 && close(w->fd) != 0)
-            log_warn("close inotify: %s", strerror(errno));
-        w->fd = -1;
-    } else {
-        w->wd_file = inotify_add_watch(w->fd, w->path, WATCH_FILE_EVENTS); /* -1 until it exists */
-    }
-    log_info("hot_reload: watching %s", w->path);
-}
-
-static void watch_poll(struct supervisor *s, struct watch *w, uint64_t now)
-{
-    if (!w->path[0])
-        return;
-    if (w->fd < 0) {
-        if (now >= w->due_ms) {
-            w->due_ms = now + 1000;
-            if (watch_snapshot(w))
-                on_reload(s, "hot_reload");
-        }
-        return;
-    }
-    _Alignas(struct inotify_event) char buf[4096];
-    for (;;) {
-        ssize_t n = read(w->fd, buf, sizeof buf);
-        if (n <= 0) {
-            if (n < 0 && errno != EAGAIN && errno != EINTR)
-                log_warn("hot_reload: inotify read: %s", strerror(errno));
-            break;
-        }
-        for (char *p = buf; p < buf + n;) {
-            const struct inotify_event *ev = (const struct inotify_event *)p;
-            if (ev->wd == w->wd_file || (ev->wd == w->wd_dir && ev->len && strcmp(ev->name, w->base) == 0)) {
-                w->pending = true;
-                w->due_ms = now + 100;
-            }
-            if (ev->wd == w->wd_file && (ev->mask & IN_IGNORED))
-                w->wd_file = -1;
-            p += sizeof *ev + ev->len;
-        }
-    }
-    if (!w->pending || now < w->due_ms)
-        return;
-    w->pending = false;
-    /* the file may be a new inode now: watch that one */
-    int wd = inotify_add_watch(w->fd, w->path, WATCH_FILE_EVENTS);
-    if (wd >= 0)
-        w->wd_file = wd;
-    if (watch_snapshot(w))
-        on_reload(s, "hot_reload");
-}
 
 /* ---------------------------------------------------------- systemd (sd_notify)
  * Only with $NOTIFY_SOCKET set (Type=notify): READY=1 once every fanout
@@ -1530,11 +1402,18 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
     }
 }
 
+/* hot_reload: the watch (config_watch.c) says when the file changed. */
+static void watch_open(struct supervisor *s, struct config_watch *w)
+{
+    const char *path = reload_path(s);
+    config_watch_open(w, s->cfg->hot_reload.enabled && path && *path ? path : NULL);
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
     struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1, .inst = {.lock_fd = -1},
                            .prev_inst = {.lock_fd = -1}};
-    struct watch watch = {.fd = -1};
+    struct config_watch watch = {.fd = -1};
     int rc = 1;
     char err[512];
 
@@ -1674,7 +1553,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         if (sig == SIGUSR1)
             on_reopen_logs(&s);
         uint64_t now = mono_ms();
-        watch_poll(&s, &watch, now);
+        if (config_watch_poll(&watch, now))
+            on_reload(&s, "hot_reload");
         reap(&s);
         check_heartbeats(&s, now);
         check_claims(&s, now);
@@ -1691,7 +1571,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     log_info("stopped");
     rc = 0;
 out:
-    watch_close(&watch);
+    config_watch_close(&watch);
     if (!s.stopping && s.children)
         stop_all(&s);
     free(s.children);
