@@ -826,6 +826,38 @@ def case_reload_limit_below_live():
         GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(2)])
 
 
+def case_reload_repeated():
+    """Seven reloads in a row that each replace the workers (a token change):
+    each one applies (old token refused, new one accepted), the replaced
+    workers without clients exit, so worker slots never run out. Prints the
+    time from SIGHUP until the new workers accept (docs/benchmarks.md)."""
+    import statistics
+    with server(rate=50, workers=2, extra_yaml="auth:\n  enabled: true\n  tokens: [t0]\n") as s:
+        base = open(s.config).read()
+        times = []
+        for i in range(1, 8):
+            tok = "t%d" % i
+            with open(s.config, "w") as f:
+                f.write(base.replace("tokens: [t0]", "tokens: [%s]" % tok))
+            t0 = time.time()
+            s.proc.send_signal(signal.SIGHUP)
+            hdr = {"Authorization": "Bearer " + tok}
+            wait_for(lambda: re.search(r'^certstream_config_reloads_total\{result="ok"\} %d$' % i,
+                                       s.http("/metrics", headers=hdr)[2].decode(), re.M), 10,
+                     "reload %d" % i, step=0.005)
+            times.append(time.time() - t0)
+            assert s.http("/latest.json", headers={"Authorization": "Bearer t%d" % (i - 1)})[0] == 401
+            wait_for(lambda: len([p for p in processes_tok(s, tok) if p["role"] == "fanout"]) == 2, 10,
+                     "the replaced workers to exit")
+        print("reload with worker replacement, SIGHUP -> new workers accept: median %.0f ms (%s)" % (
+            statistics.median(times) * 1000, ", ".join("%.0f" % (t * 1000) for t in times)))
+
+
+def processes_tok(s, tok):
+    st, _, body = s.http("/health/deep", headers={"Authorization": "Bearer " + tok})
+    return json.loads(body)["processes"]
+
+
 def case_emfile():
     """Out of descriptors, accept fails with EMFILE again and again: one log
     line per 10 s, the next one with the count of the lines left out."""
