@@ -97,6 +97,11 @@ struct supervisor {
     struct config *prev_cfg;     /* the configuration before it (restored on failure) */
     struct instance prev_inst;   /* the old address's lock, released when done */
     struct config_watch *watch;  /* hot_reload */
+    struct reload_plan {         /* what a reload applies besides the workers; with a worker
+                                  * replacement, once the new workers accept */
+        bool ingest, url, settings, watch;
+        struct dedup *new_dedup;
+    } plan;
     struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
                                   * workers accept and the producers move to s->ring */
     bool stopping;
@@ -979,6 +984,34 @@ static const char *how_name(enum apply_how h)
 }
 
 static void watch_open(struct supervisor *s, struct config_watch *w);
+static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed);
+
+/* Everything a reload changes except the workers: in place (log level,
+ * watchdogs, log output, the watch), then the log list and ingest processes
+ * (with a new dedup table if it changed). prev: the configuration before. */
+static void apply_plan(struct supervisor *s, const struct config *prev, const char *why)
+{
+    struct reload_plan *p = &s->plan;
+    int level = log_level_parse(s->cfg->log_level);
+    if (level >= 0) {
+        log_set_level((enum log_level)level);
+        proctable_set_log_level(s->procs, (enum log_level)level);
+    }
+    proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
+    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
+        apply_log_output(s, why);
+    if (p->watch && s->watch)
+        watch_open(s, s->watch);
+    struct dedup *old_dedup = NULL;
+    if (p->new_dedup) { /* restarted ingest processes get it at fork */
+        old_dedup = s->dedup;
+        s->dedup = p->new_dedup;
+    }
+    if (p->ingest)
+        reload_logs(s, p->url, p->settings);
+    dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
+    *p = (struct reload_plan){0};
+}
 
 /* Starts a new generation of fanout workers with the running configuration.
  * The old generation keeps accepting until every new worker accepts
@@ -1058,7 +1091,10 @@ static void end_replacement(struct supervisor *s, bool ok)
         log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
                  "(at most %u s, then close 1001)", s->workers, old, s->cfg->shutdown.drain_timeout_secs);
         instance_release(&s->prev_inst);
+        apply_plan(s, s->prev_cfg, "reload");
     } else {
+        dedup_destroy(s->plan.new_dedup);
+        s->plan = (struct reload_plan){0};
         /* back to the configuration the old workers run */
         log_error("reload: the new fanout workers did not start (see above); the old workers keep "
                   "serving with the previous configuration");
@@ -1238,14 +1274,12 @@ static void on_reload(struct supervisor *s, const char *why)
             return;
         }
     }
-    /* a new dedup table for the ingest processes that restart below (they
-     * get it at fork; the running ones keep their own mapping of the old) */
-    struct dedup *old_dedup = NULL;
+    /* a new dedup table for the ingest processes that restart (apply_plan) */
+    s->plan = (struct reload_plan){.ingest = ingest, .url = url, .settings = settings, .watch = watch};
     if (s->dedup && (fresh.dedup.capacity != s->cfg->dedup.capacity || fresh.dedup.ttl_secs != s->cfg->dedup.ttl_secs)) {
         struct dedup *d = dedup_create(fresh.dedup.capacity, fresh.dedup.ttl_secs);
         if (d) {
-            old_dedup = s->dedup;
-            s->dedup = d;
+            s->plan.new_dedup = d;
         } else {
             log_error("%s: dedup table (%u entries): %s; keeping the running table", why,
                       fresh.dedup.capacity, strerror(errno));
@@ -1254,20 +1288,6 @@ static void on_reload(struct supervisor *s, const char *why)
     }
     *prev = *s->cfg;
     *s->cfg = fresh;
-
-    int level = log_level_parse(s->cfg->log_level);
-    if (level >= 0) {
-        log_set_level((enum log_level)level);
-        proctable_set_log_level(s->procs, (enum log_level)level);
-    }
-    proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
-    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
-        apply_log_output(s, why);
-    if (watch && s->watch)
-        watch_open(s, s->watch);
-    if (ingest)
-        reload_logs(s, url, settings);
-    dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
     if (new_ring) {
         s->prev_ring = s->ring;
         s->ring = new_ring;
@@ -1281,11 +1301,11 @@ static void on_reload(struct supervisor *s, const char *why)
         }
         if (!replace_workers(s))
             end_replacement(s, false);
-        return; /* counted and ended by end_replacement() */
-    } else {
-        config_free(prev);
-        free(prev);
+        return; /* applied, counted and ended by end_replacement() */
     }
+    apply_plan(s, prev, why);
+    config_free(prev);
+    free(prev);
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
     on_reload_end(s, true);
 }
