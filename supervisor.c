@@ -956,6 +956,7 @@ enum apply_how {
     APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
     APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
     APPLY_INGEST,        /* ingest processes restart from their positions */
+    APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
 };
 
 static enum apply_how how_applied(const char *key)
@@ -963,7 +964,9 @@ static enum apply_how how_applied(const char *key)
     static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
                                            "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
     static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
-                                         "dedup."};
+                                         "dedup.", "message_format."};
+    if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
+        return APPLY_BOTH;
     for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
         if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
             return APPLY_IN_PLACE;
@@ -977,6 +980,8 @@ static const char *how_name(enum apply_how h)
 {
     switch (h) {
     case APPLY_IN_PLACE: return "applied in place";
+    case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
+                            "from their positions";
     case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
                                "connected clients stay on the old workers until they leave)";
     default: return "applied by rebuilding the log list; changed ingest groups restart from their positions";
@@ -1161,7 +1166,22 @@ static void check_replacement(struct supervisor *s, uint64_t now)
 static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed)
 {
     if (s->opts->replay_file) {
-        log_warn("reload: log settings have no effect with --replay");
+        if (!settings_changed) {
+            log_warn("reload: log settings have no effect with --replay");
+            return;
+        }
+        /* what the producer renders or compresses changed: restart it */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            c->retiring = c->role == ROLE_REPLAY && (c->active || c->pid);
+        }
+        stop_children(s, STOP_RETIRING);
+        for (unsigned i = 0; i < s->n_children; i++)
+            if (s->children[i].role == ROLE_REPLAY && s->children[i].pid == 0 && !s->children[i].active) {
+                s->children[i].active = true;
+                s->children[i].restart_at_ms = 0;
+                break;
+            }
         return;
     }
     if (url_changed || !s->list_from_url) {
@@ -1214,12 +1234,13 @@ static void on_reload(struct supervisor *s, const char *why)
     bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false;
     for (size_t i = 0; i < n; i++) {
         enum apply_how h = how_applied(names[i]);
-        workers |= h == APPLY_WORKERS;
-        ingest |= h == APPLY_INGEST;
+        workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
+        ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
         url |= strcmp(names[i], "ct_logs_url") == 0;
         /* what every ingest process runs with (not which logs): all restart */
         settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
-                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0;
+                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0 ||
+                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0;
         watch |= strncmp(names[i], "hot_reload.", 11) == 0;
         address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
     }
