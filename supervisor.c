@@ -1334,8 +1334,8 @@ static void on_reload(struct supervisor *s, const char *why)
 
 /* ---------------------------------------------------------- systemd (sd_notify)
  * Only with $NOTIFY_SOCKET set (Type=notify): READY=1 once every fanout
- * worker runs and one answered an HTTP request on the listen port (so the
- * port is bound and workers accept); WATCHDOG=1 every half $WATCHDOG_USEC,
+ * worker has accepted (check_ready, the heartbeat table) and one answered an
+ * HTTP request on the listen port (so the port is bound and workers accept); WATCHDOG=1 every half $WATCHDOG_USEC,
  * but only while the children are fresh and the port still answers;
  * STATUS= with clients, logs and lag. docs/operations.md. */
 #define SUP_PROBE_TIMEOUT_MS 1000
@@ -1416,7 +1416,7 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
     uint64_t now = mono_ms();
     if (!n->ready && now >= n->next_probe_ms) {
         n->next_probe_ms = now + 100;
-        if (running(s, ROLE_FANOUT) >= s->workers &&
+        if (s->ready && running(s, ROLE_FANOUT) >= s->workers &&
             probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
             n->ready = s->sd_ready = true;
             n->next_watchdog_ms = 0;
