@@ -11,7 +11,8 @@ build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
  libpcre2-dev libidn2-dev zlib1g-dev"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
- curl nodejs npm procps iproute2"
+ curl nodejs npm procps iproute2
+ chromium haproxy openssl"
 
 pkgs=$build_pkgs
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"
