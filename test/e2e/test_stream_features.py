@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
 from absent_names import null_form  # noqa: E402
-from server import Golden, Server, mask_seen  # noqa: E402
+from server import Golden, Server, free_port, mask_seen  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
