@@ -2,6 +2,7 @@
  * /metrics, /example.json, /latest.json. Each builds one response in an
  * jbuf; they read the shared counters and the ring, never write them. */
 #include "fanout/fanout_internal.h"
+#include "fanout/http_ops.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -74,7 +75,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     if (n > 0 && unhealthy * 2 > n) {
         st = "unhealthy";
         *status = 503;
-    } else if (n == 0 || degraded || unhealthy) {
+    } else if (n == 0 || degraded || unhealthy || ops_stale_processes()) {
         st = "degraded";
     }
     unsigned fanout = 0, ingest = 0;
@@ -98,7 +99,9 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
                      ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
                   health_name(l->health), tree, next, tree > next ? tree - next : 0, l->entries);
     }
-    jb_lit(b, "]}");
+    jb_lit(b, "]");
+    ops_health_deep(b);
+    jb_lit(b, "}");
 }
 
 /* ---- /metrics ------------------------------------------------------------------ */
@@ -219,6 +222,7 @@ void route_metrics(struct worker *w, struct jbuf *b)
             jb_printf(b, "\"} %" PRIu64 "\n", val);
         }
     }
+    ops_metrics(b);
 }
 
 /* ---- /example.json and /latest.json ---------------------------------------------- */
