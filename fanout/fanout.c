@@ -1022,8 +1022,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         }
         struct jbuf b;
         jb_init(&b);
-        route_metrics(w, &b);
-        respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        bool om = metrics_wants_openmetrics(req);
+        route_metrics(w, &b, om);
+        respond_jbuf(c, 200, om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                : "text/plain; version=0.0.4; charset=utf-8", &b, head);
         return;
     }
     static const struct { const char *path; enum ring_format f; } examples[] = {

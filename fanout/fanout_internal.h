@@ -136,9 +136,22 @@ struct worker {
     struct http_request req;
 };
 
-/* endpoints (http_routes.c) */
+/* /metrics and /health/deep (metrics.c) */
+#define STATE_FAILING_DEGRADED_SECS 60   /* state file unwritable this long: degraded */
+struct health_summary {
+    const char *status;                  /* healthy, degraded, unhealthy */
+    int http_status;                     /* 200 or 503 */
+    unsigned logs_total, healthy, degraded, unhealthy;
+    bool loglist_ok, state_ok;
+    uint64_t state_failing_secs;
+};
+void health_evaluate(struct stats *s, struct health_summary *h);
 void route_health_deep(struct worker *w, struct jbuf *b, int *status);
-void route_metrics(struct worker *w, struct jbuf *b);
+/* Prometheus text format, or OpenMetrics 1.0 when openmetrics */
+void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics);
+bool metrics_wants_openmetrics(const struct http_request *req);
+
+/* endpoints (http_routes.c) */
 /* the newest message of format f, copied and checked against lapping;
  * falls back to the built-in sample */
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b);
