@@ -11,6 +11,9 @@ build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2"
+# promtool checks live /metrics output and packaging/alerts.yml; Debian ships
+# it only in the prometheus package (no separate promtool package in Debian 12).
+test_pkgs="$test_pkgs prometheus"
 
 pkgs=$build_pkgs
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"

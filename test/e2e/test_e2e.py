@@ -227,8 +227,9 @@ def case_kill_worker():
             GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(5)])
             c.close()
         st, _, body = s.http("/metrics")
-        m = re.search(rb"^certstream_child_restarts(?:\{[^}]*\})? (\d+)", body, re.M)
-        assert m and int(m.group(1)) >= 1, "restart not counted in /metrics"
+        n = sum(int(v) for v in re.findall(
+            rb'^certstream_process_restarts_total\{role="fanout",cause="[a-z_]+"\} (\d+)', body, re.M))
+        assert n >= 1, "restart not counted in /metrics"
         assert b"certstream_worker_panics" in body
 
 
@@ -247,7 +248,7 @@ def case_slow_client():
         deadline = time.time() + 10
         while time.time() < deadline:
             _, _, body = s.http("/metrics")
-            m = re.search(rb"^certstream_slow_client_disconnects(?:\{[^}]*\})? (\d+)", body, re.M)
+            m = re.search(rb'^certstream_slow_client_drops_total\{worker="0"\} (\d+)', body, re.M)
             if m and int(m.group(1)) >= 1:
                 break
             time.sleep(0.2)
@@ -399,11 +400,12 @@ def case_endpoints():
             if line and not line.startswith("#"):
                 key, _, val = line.rpartition(" ")
                 metrics[key] = float(val)
-        for name in ("certstream_worker_panics", "certstream_slow_client_disconnects",
-                     "certstream_child_restarts"):
+        for name in ("certstream_worker_panics", 'certstream_slow_client_drops_total{worker="0"}',
+                     'certstream_process_restarts_total{role="fanout",cause="signal"}'):
             assert metrics.get(name) == 0, "%s: %r" % (name, metrics.get(name))
-        assert metrics.get("certstream_messages_sent", 0) >= 1, "no message counted as sent"
-        assert metrics.get('certstream_connections{protocol="websocket",stream="lite"}', 0) >= 1, \
+        assert sum(v for k, v in metrics.items() if k.startswith("certstream_client_messages_sent_total{")) >= 1, \
+            "no message counted as sent"
+        assert metrics.get('certstream_clients{worker="0",protocol="websocket",stream="lite"}', 0) >= 1, \
             "the open lite WebSocket client is not counted"
         assert metrics.get("certstream_ring_head_sequence", 0) > 0
         for path, fmt in (("/example.json", "lite"), ("/full-stream/example.json", "full"),
