@@ -621,6 +621,25 @@ static void sample_dedup(struct supervisor *s)
     stats_log_store(&sv->dedup_capacity, dedup_capacity(s->dedup));
 }
 
+/* Once a second: the totals /api/stats turns into rates over the last minute. */
+static void sample_rates(struct supervisor *s)
+{
+    static uint64_t last_sec;
+    uint64_t now = wall_ms(), sec = now / 1000u;
+    if (sec == last_sec)
+        return;
+    last_sec = sec;
+    struct stats_rate_sample *r = &stats_server(s->stats)->rate[sec % STATS_RATE_SAMPLES];
+    stats_log_store(&r->ms, 0);   /* readers skip it while it changes */
+    uint64_t sent = 0;
+    for (int f = 0; f < 3; f++)
+        sent += stats_sum(s->stats, (enum stat_id)(ST_MSG_SENT_FULL + f));
+    stats_log_store(&r->published, stats_sum(s->stats, ST_ENTRIES_PUBLISHED));
+    stats_log_store(&r->sent, sent);
+    stats_log_store(&r->bytes, stats_sum(s->stats, ST_BYTES_SENT));
+    __atomic_store_n(&r->ms, now, __ATOMIC_RELEASE);
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
     struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
@@ -724,6 +743,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
             save_state(&s);
         sample_dedup(&s);
+        sample_rates(&s);
     }
     stop_all(&s);
     save_state(&s);

@@ -90,7 +90,10 @@ struct flush_rec {
     uint32_t len;
 };
 
+struct certindex;
+
 struct worker {
+    struct certindex *certindex;       /* /api/cert lookups; NULL until the first */
     const struct config *cfg;
     struct ring *ring;
     struct stats *stats;
@@ -151,18 +154,30 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status);
 void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics);
 bool metrics_wants_openmetrics(const struct http_request *req);
 
+/* /api (api.c) */
+void route_api_stats(struct worker *w, struct jbuf *b);
+void route_api_logs(struct worker *w, struct jbuf *b);
+/* 200 (the full-stream message), 400 (not a hash) or 404; b holds the body */
+int route_api_cert(struct worker *w, struct http_str hash, struct jbuf *b);
+/* CORS response headers for this request (cors.allowed_origins), or "" */
+const char *api_cors_headers(const struct config *cfg, const struct http_request *req, char *buf, size_t n);
+
 /* endpoints (http_routes.c) */
 /* the newest message of format f, copied and checked against lapping;
  * falls back to the built-in sample */
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b);
 void route_latest(struct worker *w, struct jbuf *b);
 
-/* fanout.c */
+/* ring_walk.c */
 void worker_scan(struct worker *w);
 /* moves this worker's pending message/byte counts into the shared stats */
 void worker_publish_counters(struct worker *w);
 /* positions of message records, newest first: recent_at(w, 0) is the newest */
 bool worker_recent_at(const struct worker *w, uint64_t back, uint64_t *pos);
+/* how many positions recent[] holds */
+uint64_t worker_recent_n(const struct worker *w);
+/* message records from cursor (inclusive) to the head */
+uint64_t worker_records_behind(const struct worker *w, uint64_t cursor);
 
 /* example_sample.c */
 extern const char example_sample_full[], example_sample_lite[], example_sample_domains[];

@@ -241,7 +241,7 @@ static void render_product(struct mw *m, struct stats *s)
             jb_printf(m->b, " %" PRIu64 "\n", stats_log_load((const uint64_t *)((const char *)l + per_log[k].off)));
         }
     }
-    family(m, "certstream_worker_panics", M_PRODUCT_COUNTER, "Child processes that died abnormally (restarted).");
+    family(m, "certstream_worker_panics", M_PRODUCT_COUNTER, "Fanout workers that died abnormally (and were restarted).");
     sample_u(m, "certstream_worker_panics", stats_sum(s, ST_WORKER_PANICS));
     family(m, "certstream_ct_logs_count", M_GAUGE, "RFC 6962 CT logs followed.");
     sample_u(m, "certstream_ct_logs_count", rfc);

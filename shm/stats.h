@@ -107,6 +107,8 @@ static inline uint64_t stats_log_load(const uint64_t *field)
     return __atomic_load_n(field, __ATOMIC_RELAXED);
 }
 
+#define STATS_RATE_SAMPLES 64
+
 /* Server-wide values written by the supervisor (log list, state file,
  * dedup table) and read by /metrics and /health/deep. Times are Unix ms,
  * 0 = never. */
@@ -125,6 +127,11 @@ struct stats_server {
     uint64_t starts[STATS_NROLES];
     uint64_t restarts[STATS_NROLES][STATS_NCAUSES];
     uint64_t retired_cpu_us[STATS_NROLES]; /* CPU time of processes already reaped */
+    /* Once a second, totals for the rates of /api/stats (slot = second % N). */
+    struct stats_rate_sample {
+        uint64_t ms;                     /* wall clock of the sample; 0 = none */
+        uint64_t published, sent, bytes; /* entries published, messages and bytes to clients */
+    } rate[STATS_RATE_SAMPLES];
 };
 struct stats_server *stats_server(struct stats *s);
 

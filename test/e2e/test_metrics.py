@@ -385,6 +385,104 @@ def case_alert_rules():
     assert len(dash["panels"]) >= 7 and used <= documented, sorted(used - documented)
 
 
+def colon_hex(h):
+    return ":".join(h[i:i + 2] for i in range(0, len(h), 2)).upper()
+
+
+def case_api():
+    """/api/stats, /api/logs and /api/cert/{hash} against a server following
+    the fake log; CORS headers for an allowed origin only."""
+    fake = FakeLog("--golden", "argon=" + ARGON_URL, "--tiled", "navigli=static-ct/navigli2025h2",
+                   "--size", "navigli=20", "--fault", "argon:429:entries:1:1")
+    yaml = "cors:\n  allowed_origins: https://dash.example.org, http://localhost:3000\n"
+    s = follow(fake, workers=2, extra_yaml=yaml)
+    try:
+        s.start()
+        # records of the golden corpus (argon's) and navigli's first 20 entries
+        with open(os.path.join(ARGS.testdata, "golden", "live_ct.json"), "rb") as f:
+            golden = [r for r in json.load(f) if r["expected_full"] and json.loads(r["expected_full"])
+                      ["data"]["source"]["url"] == ARGON_URL]
+        assert len(golden) == 13, len(golden)
+        def read():
+            ls = json.loads(s.http("/api/logs")[2])["logs"]
+            return len(ls) == 2 and all(l["next_index"] == l["tree_size"] > 0 and l["lag_entries"] == 0
+                                        for l in ls)
+        wait_for("argon and navigli read", read)
+        st, h, body = s.http("/api/logs", headers={"Origin": "https://dash.example.org"})
+        assert st == 200 and h.get("Content-Type") == "application/json", (st, h)
+        assert h.get("Access-Control-Allow-Origin") == "https://dash.example.org" and h.get("Vary") == "Origin", h
+        logs = {l["name"]: l for l in json.loads(body)["logs"]}
+        assert sorted(logs) == ["Fake log argon", "Fake log navigli"], sorted(logs)
+        a, n = logs["Fake log argon"], logs["Fake log navigli"]
+        assert a["kind"] == "rfc6962" and n["kind"] == "static" and a["operator"] == "Operator argon", a
+        assert a["url"] == fake.url("/argon/") and a["health"] == "healthy", a
+        assert a["entries_published"] == 13 and a["parse_failures"] == 7 and a["lag_entries"] == 0, a
+        assert a["failures"] == {"timeout": 0, "network": 0, "http_status": 0, "rate_limited": 1,
+                                 "malformed": 0, "too_large": 0}, a["failures"]
+        assert a["retries"] >= 1 and a["requests"] >= 3 and a["last_success"] > time.time() - 60, a
+        assert n["tree_size"] == 20 and n["next_index"] == 20 and n["entries_published"] == 20, n
+
+        st, h, body = s.http("/api/stats", headers={"Origin": "https://evil.example.com"})
+        assert st == 200 and "Access-Control-Allow-Origin" not in h and h.get("Vary") == "Origin", h
+        j = json.loads(body)
+        assert j["totals"]["entries_published"] == 33 and j["totals"]["parse_failures"] == 7, j
+        assert j["logs"] == {"total": 2, "healthy": 2, "degraded": 0, "unhealthy": 0}, j
+        assert j["workers"] == {"fanout": 2, "ingest": 2} and j["uptime_secs"] >= 0, j
+        # the state file fails, but for less than a minute yet
+        assert j["clients"]["total"] == 0 and j["status"] == "healthy", j
+        # rates over the last minute: published 33 since start, within the window
+        j = wait_for("a rate window", lambda: json.loads(s.http("/api/stats")[2])["rates"] and
+                     json.loads(s.http("/api/stats")[2]))
+        r = j["rates"]
+        assert 0 < r["window_secs"] <= 61.5, r
+        # all 33 entries were published since the start: no window holds more
+        assert 0 <= r["entries_published_per_sec"] * r["window_secs"] <= 33.5, r
+
+        # every argon certificate that was streamed is found by each of its hashes
+        for rec in golden:
+            full = json.loads(rec["expected_full"])
+            leaf = full["data"]["leaf_cert"]
+            for key, form in (("sha256", leaf["sha256"]), ("sha256", leaf["sha256"].replace(":", "").lower()),
+                              ("sha1", leaf["sha1"]), ("fingerprint", leaf["fingerprint"].replace(":", ""))):
+                st, h, body = s.http("/api/cert/" + form)
+                assert st == 200, (key, form, st, body[:200])
+                got = json.loads(body)
+                assert got["data"]["leaf_cert"]["sha256"] == leaf["sha256"], form
+                assert got["data"]["cert_index"] == full["data"]["cert_index"], form
+                # the fixture's message, but named after the fake log that served it
+                assert got["data"]["leaf_cert"] == leaf and got["data"]["chain"] == full["data"]["chain"], form
+                assert got["data"]["source"] == {"name": "Fake log argon", "url": fake.url("/argon/")}, \
+                    got["data"]["source"]
+        # a certificate never streamed; bad hashes
+        st, _, body = s.http("/api/cert/" + "ab" * 32)
+        assert st == 404 and json.loads(body)["error"], (st, body)
+        st, _, body = s.http("/api/cert/" + "ab" * 20)
+        assert st == 404, st
+        for bad in ("xyz", "ab" * 31, "ab" * 33, "AB:CD", "g" * 64, "ab" * 32 + ":"):
+            st, _, body = s.http("/api/cert/" + bad)
+            assert st == 400 and "error" in json.loads(body), (bad, st, body)
+        st, _, _ = s.http("/api/nothing")
+        assert st == 404
+    finally:
+        s.stop()
+        cleanup(s)
+        fake.close()
+
+
+def case_api_off():
+    """protocols.api: false turns every /api route off (404)."""
+    s = Server(ARGS.server, ARGS.testdata, env={"CERTSTREAM_API_ENABLED": "false"})
+    try:
+        s.start()
+        for path in ("/api/stats", "/api/logs", "/api/cert/" + "ab" * 32):
+            st, h, _ = s.http(path)
+            assert st == 404, (path, st)
+        assert s.http("/metrics")[0] == 200
+    finally:
+        s.stop()
+        cleanup(s)
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
