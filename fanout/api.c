@@ -6,6 +6,7 @@
 #include "fanout/fanout_internal.h"
 
 #include "common/clock.h"
+#include "fanout/certhash.h"
 #include "fanout/certindex.h"
 
 #include <inttypes.h>
@@ -140,7 +141,7 @@ void route_api_logs(struct worker *w, struct jbuf *b)
 int route_api_cert(struct worker *w, struct http_str hash, struct jbuf *b)
 {
     uint8_t h[32];
-    size_t hl = certindex_parse_hash(hash.p, hash.len, h);
+    size_t hl = certhash_parse(hash.p, hash.len, h);
     if (hl == 0) {
         jb_lit(b, "{\"error\":\"not a SHA-256 (64 hex digits) or SHA-1 (40 hex digits) hash\"}");
         return 400;

@@ -13,6 +13,7 @@
  * stale entry is harmless: a lookup re-reads the record, compares the whole
  * hash, and checks after copying that the record was not overwritten. */
 #include "fanout/certindex.h"
+#include "fanout/certhash.h"
 
 #include "fanout/fanout_internal.h"
 
@@ -29,54 +30,11 @@ struct certindex {
     bool started;
 };
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-size_t certindex_parse_hash(const char *s, size_t len, uint8_t out[32])
-{
-    size_t n = 0, i = 0;
-    while (i < len) {
-        if (n == 32 || i + 1 >= len) return 0;
-        int hi = hexval(s[i]), lo = hexval(s[i + 1]);
-        if (hi < 0 || lo < 0) return 0;
-        out[n++] = (uint8_t)(hi << 4 | lo);
-        i += 2;
-        if (i < len && s[i] == ':') {
-            if (i + 1 == len) return 0;
-            i++;
-        }
-    }
-    return n == 32 || n == 20 ? n : 0;
-}
-
 static uint64_t key_of(const uint8_t *h, size_t hlen)
 {
     uint64_t k = 0;
     memcpy(&k, h, 8);
     return k ^ (uint64_t)hlen;   /* a SHA-1 and a SHA-256 never share a key */
-}
-
-/* The leaf's hash named `field` ("sha1" or "sha256") in a full-stream
- * message: colon-separated uppercase hex right after the leaf_cert's
- * subject and issuer. A raw '"' cannot occur inside a JSON string, so the
- * first `"sha256":"` after `"leaf_cert":` is the leaf's own key. */
-static size_t leaf_hash(const char *json, size_t len, const char *field, uint8_t out[32])
-{
-    const char *end = json + len;
-    const char *lc = memmem(json, len, "\"leaf_cert\":", 12);
-    if (!lc) return 0;
-    char pat[16];
-    size_t pl = (size_t)snprintf(pat, sizeof pat, "\"%s\":\"", field);
-    const char *p = memmem(lc, (size_t)(end - lc), pat, pl);
-    if (!p) return 0;
-    p += pl;
-    const char *q = memchr(p, '"', (size_t)(end - p));
-    return q ? certindex_parse_hash(p, (size_t)(q - p), out) : 0;
 }
 
 /* The full JSON of a message record, or NULL. */
@@ -111,8 +69,8 @@ static void index_record(struct certindex *ci, const struct ring_record *rec, ui
     uint8_t h[32];
     const char *json = record_json(rec, &len);
     if (!json) return;
-    if (leaf_hash(json, len, "sha256", h) == 32) put(ci, key_of(h, 32), pos);
-    if (leaf_hash(json, len, "sha1", h) == 20) put(ci, key_of(h, 20), pos);
+    if (certhash_leaf(json, len, "sha256", h) == 32) put(ci, key_of(h, 32), pos);
+    if (certhash_leaf(json, len, "sha1", h) == 20) put(ci, key_of(h, 20), pos);
 }
 
 /* Indexes the records between ci->next and the worker's head. */
@@ -164,7 +122,7 @@ bool certindex_lookup(struct worker *w, const uint8_t *hash, size_t hlen, struct
         uint8_t h[32];
         if (ring_peek(w->ring, pos, &rec) != RING_OK) return false;
         const char *json = record_json(rec, &len);
-        if (!json || leaf_hash(json, len, hlen == 32 ? "sha256" : "sha1", h) != hlen || memcmp(h, hash, hlen) != 0)
+        if (!json || certhash_leaf(json, len, hlen == 32 ? "sha256" : "sha1", h) != hlen || memcmp(h, hash, hlen) != 0)
             return false;
         jb_put(b, json, len);
         if (ring_lapped_since(w->ring, pos)) {

@@ -11,11 +11,6 @@ struct worker;
 struct jbuf;
 struct certindex;
 
-/* Parses a SHA-256 (64 hex digits) or SHA-1 (40: the "sha1" and
- * "fingerprint" fields) hash, with or without ':' between bytes, any case.
- * Returns the byte length (32 or 20), or 0 if it is neither. */
-size_t certindex_parse_hash(const char *s, size_t len, uint8_t out[32]);
-
 /* Once a second (the worker's tick): indexes the records published since
  * the last call. Does nothing until the first lookup asked for the index. */
 void certindex_tick(struct worker *w);
