@@ -463,6 +463,13 @@ def case_api():
             assert st == 400 and "error" in json.loads(body), (bad, st, body)
         st, _, _ = s.http("/api/nothing")
         assert st == 404
+        # CORS on /example.json too; no header for an origin not listed
+        st, h, _ = s.http("/example.json", headers={"Origin": "http://localhost:3000"})
+        assert st == 200 and h.get("Access-Control-Allow-Origin") == "http://localhost:3000", h
+        st, h, _ = s.http("/example.json", headers={"Origin": "http://localhost:3001"})
+        assert st == 200 and "Access-Control-Allow-Origin" not in h, h
+        st, h, _ = s.http("/example.json")
+        assert st == 200 and "Access-Control-Allow-Origin" not in h, h
     finally:
         s.stop()
         cleanup(s)
