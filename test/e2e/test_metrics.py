@@ -490,6 +490,73 @@ def case_api_off():
         cleanup(s)
 
 
+def case_prometheus_scrape():
+    """A real Prometheus scrapes the server (it asks for OpenMetrics first):
+    the scrape succeeds, the product's names arrive as written, and the
+    shipped rules load."""
+    fake = fake_run()
+    s = follow(fake, workers=2)
+    pdir = tempfile.mkdtemp(prefix="cs-prom-")
+    prom = None
+    try:
+        s.start()
+        pport = free_port()
+        cfg = os.path.join(pdir, "prometheus.yml")
+        with open(cfg, "w") as f:
+            f.write("global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+                    "rule_files:\n  - %s\n"
+                    "scrape_configs:\n  - job_name: certstream\n    static_configs:\n"
+                    "      - targets: ['127.0.0.1:%d']\n" % (os.path.join(ARGS.packaging, "alerts.yml"), s.port))
+        plog = open(os.path.join(pdir, "prometheus.log"), "wb")
+        prom = subprocess.Popen(["prometheus", "--config.file=" + cfg, "--storage.tsdb.path=" + os.path.join(pdir, "data"),
+                                 "--web.listen-address=127.0.0.1:%d" % pport], stdout=plog, stderr=plog)
+
+        def api(path):
+            with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/%s" % (pport, path), timeout=5) as r:
+                return json.loads(r.read())["data"]
+
+        def scraped():
+            t = api("targets")["activeTargets"]
+            return t and t[0]["health"] == "up" and t[0]["lastError"] == "" and t[0]
+        wait_for("Prometheus scraping the server", scraped, timeout=60, every=0.5)
+
+        def query(q):
+            return api("query?query=" + urllib.request.quote(q))["result"]
+        wait_for("argon's and twin's messages", lambda: sum(
+            float(r["value"][1]) for r in query('certstream_messages_sent{log=~"Fake log (argon|twin)"}')) == 13)
+        got = {r["metric"]["__name__"] for r in query('{__name__=~"certstream_.*",job="certstream"}')}
+        assert PRODUCT <= got, sorted(PRODUCT - got)
+        assert "certstream_process_cpu_seconds_total" in got and "certstream_log_lag_seconds" in got, sorted(got)
+        assert not any(n.endswith("_total_total") or n in ("certstream_messages_sent_total",) for n in got), sorted(got)
+        # it negotiated OpenMetrics: there the product's counters are "unknown"
+        # and a counter family is named without _total
+        meta = wait_for("metadata", lambda: api("metadata?metric=certstream_messages_sent").get(
+            "certstream_messages_sent"))
+        assert meta[0]["type"] == "unknown", meta
+        meta = api("metadata?metric=certstream_process_cpu_seconds")["certstream_process_cpu_seconds"]
+        assert meta[0]["type"] == "counter", meta
+        groups = api("rules")["groups"]
+        assert len(groups) == 1 and len(groups[0]["rules"]) >= 10, groups
+        assert all(r["health"] == "ok" for r in groups[0]["rules"]), groups[0]["rules"]
+    finally:
+        if prom:
+            prom.terminate()
+            prom.wait(20)
+        subprocess.run(["rm", "-rf", pdir], check=True)
+        s.stop()
+        cleanup(s)
+        fake.close()
+
+
+def free_port():
+    import socket
+    so = socket.socket()
+    so.bind(("127.0.0.1", 0))
+    port = so.getsockname()[1]
+    so.close()
+    return port
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
