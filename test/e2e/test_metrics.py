@@ -3,7 +3,7 @@
 (test/fakelog/fakelog.py) over loopback, its /metrics checked against
 docs/monitoring.md and promtool, its /health/deep and /api answers.
 
-usage: test_metrics.py CASE --server BIN --testdata DIR --fakelog PY --docs DIR --packaging DIR
+usage: test_metrics.py CASE --server BIN --testdata DIR --docs DIR --packaging DIR
 Each CASE is one CTest test."""
 import argparse
 import json
@@ -17,7 +17,8 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import Server  # noqa: E402
+import server  # noqa: E402
+from server import Server, free_port  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -33,40 +34,21 @@ PRODUCT = {
 }
 
 
-class FakeLog:
-    def __init__(self, *args):
-        self.dir = tempfile.mkdtemp(prefix="cs-fake-")
-        pf = os.path.join(self.dir, "port")
-        self.proc = subprocess.Popen([sys.executable, ARGS.fakelog, "--testdata", ARGS.testdata,
-                                      "--port-file", pf] + list(args),
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.time() + 20
-        while time.time() < deadline:
-            if os.path.exists(pf) and os.path.getsize(pf) > 0:
-                with open(pf) as f:
-                    self.port = int(f.read().split()[-1])
-                return
-            time.sleep(0.05)
-        self.close()
-        raise AssertionError("fakelog did not start")
+class FakeLog(server.FakeLog):
+    """The shared fake CT log helper, with the calls these tests make."""
 
-    def url(self, path):
-        return "http://127.0.0.1:%d%s" % (self.port, path)
+    def __init__(self, *args):
+        super().__init__(ARGS.testdata, list(args))
 
     def get(self, path):
         with urllib.request.urlopen(self.url(path), timeout=5) as r:
             return r.read()
 
     def count(self, key):
-        return json.loads(self.get("/control/stats")).get(key, 0)
+        return self.stats().get(key, 0)
 
     def close(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(10)
-        for fn in os.listdir(self.dir):
-            os.unlink(os.path.join(self.dir, fn))
-        os.rmdir(self.dir)
+        self.stop()
 
 
 def cleanup(s):
@@ -548,15 +530,6 @@ def case_prometheus_scrape():
         fake.close()
 
 
-def free_port():
-    import socket
-    so = socket.socket()
-    so.bind(("127.0.0.1", 0))
-    port = so.getsockname()[1]
-    so.close()
-    return port
-
-
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
@@ -566,7 +539,6 @@ def main():
     ap.add_argument("case", choices=sorted(CASES))
     ap.add_argument("--server", required=True)
     ap.add_argument("--testdata", required=True)
-    ap.add_argument("--fakelog", required=True)
     ap.add_argument("--docs", required=True)
     ap.add_argument("--packaging", required=True)
     ARGS = ap.parse_args()
