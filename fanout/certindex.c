@@ -5,7 +5,9 @@
  * records committed since the previous pass, so each record is read once per
  * worker and a lookup never walks the ring. The walk starts at the oldest
  * message the worker remembers (recent[]) and follows record boundaries to
- * the worker's head; a walk that was lapped starts over there.
+ * the worker's head; a walk that was lapped, or more than half a table of
+ * certificates behind, starts over there (so a pass is bounded by the
+ * table, whatever the stream's rate).
  *
  * The table is a bounded cache: CI_SLOTS slots of (key, position) in 4-way
  * buckets, two keys per certificate (SHA-256 and SHA-1 of the leaf, read from
@@ -27,6 +29,7 @@ struct certindex {
     uint64_t key[CI_SLOTS];
     uint64_t pos[CI_SLOTS];    /* ring position + 1; 0 = empty */
     uint64_t next;             /* next record to index */
+    uint64_t seen_count;       /* the worker's recent_count when next was reached */
     bool started;
 };
 
@@ -79,7 +82,11 @@ static void catch_up(struct worker *w)
     struct certindex *ci = w->certindex;
     worker_scan(w);
     uint64_t oldest;
-    if (!ci->started || ring_lapped_since(w->ring, ci->next)) {
+    /* More new certificates than the table holds (a replay at full speed):
+     * indexing them all would only evict each other; start at the newest
+     * the worker remembers instead. */
+    bool flood = w->recent_count - ci->seen_count > CI_SLOTS / 2;
+    if (!ci->started || flood || ring_lapped_since(w->ring, ci->next)) {
         uint64_t n = worker_recent_n(w);
         if (n == 0 || !worker_recent_at(w, n - 1, &oldest)) return;
         ci->next = oldest;
@@ -97,6 +104,7 @@ static void catch_up(struct worker *w)
         }
         ci->next = next;
     }
+    ci->seen_count = w->recent_count;
 }
 
 void certindex_tick(struct worker *w)
