@@ -4,6 +4,7 @@ Everything runs on loopback, on a free port, with a temporary config file and
 the replay source publishing the golden corpus from test/data. The
 expected bytes come from the corpus's expected_* fields (with `seen`, the
 wall-clock time of publication, masked on both sides)."""
+import atexit
 import json
 import os
 import re
@@ -15,6 +16,21 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+
+# Every Server and FakeLog not cleaned up by its test is stopped and its
+# folder removed when the interpreter exits (also after a failed assertion or
+# a SIGTERM from ctest's timeout, which test_e2e.py turns into SystemExit).
+_LIVE = []
+
+
+@atexit.register
+def _cleanup_all():
+    for obj in reversed(_LIVE):
+        try:
+            obj.cleanup()
+        except Exception:  # keep cleaning the others
+            pass
+
 
 FAKELOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakelog", "fakelog.py")
 
@@ -82,6 +98,7 @@ class FakeLog:
 
     def __init__(self, testdata, args):
         self.dir = tempfile.mkdtemp(prefix="cs-fakelog-")
+        _LIVE.append(self)
         portfile = os.path.join(self.dir, "port")
         self.proc = subprocess.Popen([sys.executable, FAKELOG, "--testdata", testdata,
                                       "--port-file", portfile] + list(args),
@@ -97,6 +114,9 @@ class FakeLog:
         return self
 
     def __exit__(self, *exc):
+        self.stop()
+
+    def cleanup(self):
         self.stop()
 
     def stop(self):
@@ -183,6 +203,7 @@ class Server:
         self.testdata = testdata
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cs-e2e-")
+        _LIVE.append(self)
         self.config = os.path.join(self.dir, "config.yaml")
         lines = [
             "host: 127.0.0.1",
