@@ -2,6 +2,7 @@
  * /latest.json (/metrics and /health/deep are in metrics.c). Each builds one
  * response in a jbuf; they read the ring, never write it. */
 #include "fanout/fanout_internal.h"
+#include "fanout/http_ops.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

@@ -17,6 +17,8 @@
 
 #include "common/clock.h"
 #include "common/procinfo.h"
+#include "fanout/http_ops.h"
+#include "fanout/stream_metrics.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -95,7 +97,7 @@ void health_evaluate(struct stats *s, struct health_summary *h)
     if (n > 0 && h->unhealthy * 2 > n) {
         h->status = "unhealthy";
         h->http_status = 503;
-    } else if (n == 0 || h->degraded || h->unhealthy || !h->loglist_ok ||
+    } else if (n == 0 || h->degraded || h->unhealthy || !h->loglist_ok || ops_stale_processes() ||
                (since && h->state_failing_secs >= STATE_FAILING_DEGRADED_SECS)) {
         h->status = "degraded";
     }
@@ -107,8 +109,9 @@ void health_evaluate(struct stats *s, struct health_summary *h)
  * "degraded" when any log is degraded, unhealthy or not yet polled, when no
  * log is known yet (the server is up but has nothing to follow: 200, so a
  * load balancer does not pull a freshly started box), when the log list
- * cannot be fetched (only configured logs are followed), or when the state
- * file could not be written for a minute; else "healthy". */
+ * cannot be fetched (only configured logs are followed), when a child's
+ * heartbeat is stale (http_ops.c), or when the state file could not be
+ * written for a minute; else "healthy". */
 void route_health_deep(struct worker *w, struct jbuf *b, int *status)
 {
     struct stats *s = w->stats;
@@ -138,7 +141,9 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
                   health_name(l->health), stats_log_load(&l->tree_size), stats_log_load(&l->next_index),
                   lag_entries(l), stats_log_load(&l->entries));
     }
-    jb_lit(b, "]}");
+    jb_lit(b, "]");
+    ops_health_deep(b);
+    jb_lit(b, "}");
 }
 
 /* ---- /metrics: the writer ------------------------------------------------------ */
@@ -485,12 +490,13 @@ static void render_ring(struct mw *m, struct worker *w)
     sample_u(m, "certstream_ring_size_bytes", ring_size(w->ring));
 }
 
-/* Families of the operations layer (configuration reloads, watchdog) are
- * added here, one function per concern. */
-static void render_operations(struct mw *m, struct stats *s)
+/* Families of the operations layer (configuration reloads, watchdog:
+ * http_ops.c) and of the stream features (filters, permessage-deflate:
+ * stream_metrics.c). */
+static void render_operations(struct mw *m, struct worker *w)
 {
-    (void)m;
-    (void)s;
+    ops_metrics(m->b, m->om);
+    route_metrics_stream(w, m->b, m->om);
 }
 
 void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
@@ -504,7 +510,7 @@ void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
     render_workers(&m, s);
     render_processes(&m, s);
     render_ring(&m, w);
-    render_operations(&m, s);
+    render_operations(&m, w);
     if (m.om) jb_lit(b, "# EOF\n");
 }
 

@@ -36,6 +36,10 @@ enum stat_id {
     ST_ISSUER_CACHE_SIZE,                                     /* gauge */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
+    /* fanout stream features: gauges, then counters */
+    ST_FILTERS_DISTINCT, ST_CLIENTS_FILTERED, ST_CLIENTS_DEFLATE,        /* gauges */
+    ST_FILTER_EVALUATIONS, ST_FILTER_MATCHES, ST_FILTER_REJECTED, ST_FILTER_REGEX_LIMIT,
+    ST_DEFLATE_NEGOTIATED, ST_DEFLATE_MESSAGES,
     ST_COUNT
 };
 
