@@ -180,7 +180,7 @@ static enum proc_role proc_role_of(enum child_role r)
 
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
  * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
- * record, as a debugger or a hung process would, so the tests can measure how
+ * record ("N@G": only the ingest process of group index G), as a debugger or a hung process would, so the tests can measure how
  * long one stuck producer holds up the others. Only a producer's first run
  * arms it. Unset in production. */
 static unsigned long g_stop_in_claim, g_claims;
@@ -195,11 +195,16 @@ static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *a
     }
 }
 
-static void arm_test_hooks(void)
+static void arm_test_hooks(unsigned producer_index)
 {
     const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
-    if (v && (g_stop_in_claim = strtoul(v, NULL, 10)) > 0)
-        ring_test_set_hook(stop_in_claim_hook, NULL);
+    char *end;
+    if (!v || (g_stop_in_claim = strtoul(v, &end, 10)) == 0)
+        return;
+    /* "N@G": only the producer of ingest group index G */
+    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
+        return;
+    ring_test_set_hook(stop_in_claim_hook, NULL);
 }
 
 /* Each fanout worker says how many descriptors it may hold (one per client). */
@@ -248,7 +253,7 @@ static void child_main(struct supervisor *s, const struct child *c)
 
     int rc = 1;
     if ((c->role == ROLE_REPLAY || c->role == ROLE_INGEST) && c->restarts == 0)
-        arm_test_hooks(); /* first run only: its replacement runs normally */
+        arm_test_hooks(c->index); /* first run only: its replacement runs normally */
     switch (c->role) {
     case ROLE_FANOUT: {
         log_fd_limit(s->cfg);
