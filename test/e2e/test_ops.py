@@ -296,7 +296,10 @@ def case_stuck_ingest_two_logs():
                extra_yaml="ring_claim_timeout_ms: 1000\n")
     try:
         s.start()
-        wait_for(lambda: len(json.loads(s.http("/health/deep")[2])["logs"]) == 2, 20, "both logs followed")
+        # both ingest processes have the logs' first tree heads (a growth before that
+        # would be their starting point, not new entries)
+        wait_for(lambda: {l["url"]: l["next_index"] for l in json.loads(s.http("/health/deep")[2])["logs"]}
+                 == {ua: argon[0], ub: nimbus[0]}, 20, "both logs followed from their first index")
         c = WSRaw(s.port, "/", timeout=15)
         fl.control("size", log="a", size=argon[2] - argon[0] + 1)  # 3 entries of a: the 1st one sticks
         wait_for(lambda: "stopping inside ring claim 1" in s.logtext(), 10, "the stuck producer")
@@ -593,8 +596,9 @@ def case_reload_under_load():
     clients = Clients()
     try:
         s.start()
-        wait_for(lambda: any(l["url"] == ua for l in json.loads(
-            s.http("/health/deep", headers={"Authorization": "Bearer old-token"})[2])["logs"]), 20, "log a followed")
+        wait_for(lambda: any(l["url"] == ua and l["next_index"] == argon[0] for l in json.loads(
+            s.http("/health/deep", headers={"Authorization": "Bearer old-token"})[2])["logs"]), 20,
+            "log a followed from its first index")
         assert len(running_fanout(s)) == 2
         t0 = time.time()
         for i in range(n_clients):
@@ -652,8 +656,9 @@ def case_reload_under_load():
         ops_config(s, s.port, 2, ["new-token"], 1500,
                    "custom_logs:\n  - name: C\n    url: %s\n" % uc, level="warn")
         reload(s, "custom log", 2)
-        wait_for(lambda: any(l["url"] == uc for l in json.loads(
-            s.http("/health/deep", headers={"Authorization": "Bearer new-token"})[2])["logs"]), 20, "log c followed")
+        wait_for(lambda: any(l["url"] == uc and l["next_index"] == nimbus[0] for l in json.loads(
+            s.http("/health/deep", headers={"Authorization": "Bearer new-token"})[2])["logs"]), 20,
+            "log c followed from its first index")
         ingest_after = wait_for(lambda: (lambda x: x if len(x) == 2 else None)(
             [p["pid"] for p in processes(s) if p["role"] == "ingest"]), 10, "2 ingest processes")
         assert ingest_before[0] in ingest_after, (ingest_before, ingest_after)
