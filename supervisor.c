@@ -1557,8 +1557,8 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
             probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
             n->ready = s->sd_ready = true;
             n->next_watchdog_ms = 0;
+            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port); /* logged before it is said */
             notify_ready();
-            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port);
         }
     }
     if (n->ready && n->watchdog_ms && now >= n->next_watchdog_ms) {
