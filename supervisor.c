@@ -97,6 +97,8 @@ struct supervisor {
     struct config *prev_cfg;     /* the configuration before it (restored on failure) */
     struct instance prev_inst;   /* the old address's lock, released when done */
     struct config_watch *watch;  /* hot_reload */
+    uint32_t inplace_owed;       /* reloads applied in place, counted once every worker loaded them */
+    bool reload_deferred;        /* a reload arrived during a replacement: run it after */
     struct reload_plan {         /* what a reload applies besides the workers; with a worker
                                   * replacement, once the new workers accept */
         bool ingest, url, settings, watch;
@@ -188,7 +190,7 @@ static enum proc_role proc_role_of(enum child_role r)
 
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
  * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
- * record, as a debugger or a hung process would, so the tests can measure how
+ * record ("N@G": only the ingest process of group index G), as a debugger or a hung process would, so the tests can measure how
  * long one stuck producer holds up the others. Only a producer's first run
  * arms it. Unset in production. */
 static unsigned long g_stop_in_claim, g_claims;
@@ -203,11 +205,16 @@ static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *a
     }
 }
 
-static void arm_test_hooks(void)
+static void arm_test_hooks(unsigned producer_index)
 {
     const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
-    if (v && (g_stop_in_claim = strtoul(v, NULL, 10)) > 0)
-        ring_test_set_hook(stop_in_claim_hook, NULL);
+    char *end;
+    if (!v || (g_stop_in_claim = strtoul(v, &end, 10)) == 0)
+        return;
+    /* "N@G": only the producer of ingest group index G */
+    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
+        return;
+    ring_test_set_hook(stop_in_claim_hook, NULL);
 }
 
 /* Each fanout worker says how many descriptors it may hold (one per client). */
@@ -256,13 +263,14 @@ static void child_main(struct supervisor *s, const struct child *c)
 
     int rc = 1;
     if ((c->role == ROLE_REPLAY || c->role == ROLE_INGEST) && c->restarts == 0)
-        arm_test_hooks(); /* first run only: its replacement runs normally */
+        arm_test_hooks(c->index); /* first run only: its replacement runs normally */
     switch (c->role) {
     case ROLE_FANOUT: {
         log_fd_limit(s->cfg);
         struct fanout_params fp = {
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .index = c->index,
             .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(c->ring, c->fslot),
+            .flags = s->opts->flags,
         };
         rc = fanout_run(&fp);
         break;
@@ -998,6 +1006,7 @@ static const char *reload_path(const struct supervisor *s)
 /* How a changed key is applied (docs/operations.md, "Reload"). */
 enum apply_how {
     APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
+    APPLY_FANOUT,        /* every fanout worker loads it at its next heartbeat (in place) */
     APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
     APPLY_INGEST,        /* ingest processes restart from their positions */
     APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
@@ -1009,21 +1018,29 @@ static enum apply_how how_applied(const char *key)
                                            "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
     static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
                                          "dedup.", "message_format."};
+    /* what a running worker reads per connection or per request */
+    static const char *const fanout[] = {"auth.", "connection_limit.", "limits.", "keepalive.",
+                                         "protocols.", "streams.", "shutdown."};
     if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
         return APPLY_BOTH;
+    for (size_t i = 0; i < sizeof fanout / sizeof fanout[0]; i++)
+        if (strncmp(key, fanout[i], strlen(fanout[i])) == 0)
+            return APPLY_FANOUT;
     for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
         if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
             return APPLY_IN_PLACE;
     for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
         if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
             return APPLY_INGEST;
-    return APPLY_WORKERS; /* host, port, workers, auth, limits, keepalive, streams, ... */
+    return APPLY_WORKERS; /* host, port, workers, ring_size, buffer_size, filters */
 }
 
 static const char *how_name(enum apply_how h)
 {
     switch (h) {
     case APPLY_IN_PLACE: return "applied in place";
+    case APPLY_FANOUT: return "applied in place by every fanout worker (new connections use it; "
+                              "connected clients keep what they were admitted with)";
     case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
                             "from their positions";
     case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
@@ -1301,8 +1318,8 @@ static void on_reload(struct supervisor *s, const char *why)
 {
     on_reload_begin(s, why);
     if (s->replacing) {
-        log_warn("%s: a replacement of the fanout workers is still starting; try again in a moment", why);
-        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        log_info("%s: a replacement of the fanout workers is still starting; this reload runs after it", why);
+        s->reload_deferred = true;
         on_reload_end(s, false);
         return;
     }
@@ -1321,10 +1338,12 @@ static void on_reload(struct supervisor *s, const char *why)
     size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
     if (n > sizeof names / sizeof names[0])
         n = sizeof names / sizeof names[0];
-    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false;
+    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false,
+         fanout = false;
     for (size_t i = 0; i < n; i++) {
         enum apply_how h = how_applied(names[i]);
         workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
+        fanout |= h == APPLY_FANOUT;
         ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
         url |= strcmp(names[i], "ct_logs_url") == 0;
         /* what every ingest process runs with (not which logs): all restart */
@@ -1415,9 +1434,37 @@ static void on_reload(struct supervisor *s, const char *why)
         return; /* applied, counted and ended by end_replacement() */
     }
     apply_plan(s, prev, why);
+    /* the running workers load the same file at their next heartbeat */
     config_free(prev);
     free(prev);
+    if (fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
+        proctable_bump(s->procs, PROC_GEN_CONFIG);
+        s->inplace_owed++; /* counted and ended in check_inplace() */
+        return;
+    }
+    if (fanout)
+        log_error("%s: the configuration path is too long for the workers", why);
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    on_reload_end(s, true);
+}
+
+/* A reload in place is counted (and READY=1 sent) once every running worker
+ * of the current generation has loaded it (each does at its next heartbeat). */
+static void check_inplace(struct supervisor *s)
+{
+    if (!s->inplace_owed)
+        return;
+    uint32_t gen = proctable_generation(s->procs, PROC_GEN_CONFIG);
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->role == ROLE_FANOUT && c->active && c->gen == s->gen && c->pid > 0 &&
+            proctable_row(s->procs, c->stats_slot, &row) && row.state == PROC_RUNNING && row.config_gen != gen)
+            return;
+    }
+    for (; s->inplace_owed; s->inplace_owed--)
+        proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    log_info("reload: every fanout worker runs the new configuration");
     on_reload_end(s, true);
 }
 
@@ -1510,8 +1557,8 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
             probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
             n->ready = s->sd_ready = true;
             n->next_watchdog_ms = 0;
+            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port); /* logged before it is said */
             notify_ready();
-            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port);
         }
     }
     if (n->ready && n->watchdog_ms && now >= n->next_watchdog_ms) {
@@ -1691,6 +1738,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         check_heartbeats(&s, now);
         check_claims(&s, now);
         check_replacement(&s, now);
+        check_inplace(&s);
+        if (!s.replacing && s.reload_deferred) {
+            s.reload_deferred = false;
+            on_reload(&s, "reload (deferred)");
+        }
         check_ready(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);

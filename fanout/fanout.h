@@ -16,6 +16,7 @@ struct fanout_params {
     unsigned index;        /* 0..workers-1 */
     unsigned stats_slot;   /* this process's counter slot */
     int wake_fd;           /* this worker's eventfd (ring_waiter_fd(ring, index)) */
+    const struct config_flags *flags; /* the command line's overrides, for a reload in place */
 };
 
 /* Runs the worker until SIGTERM/SIGINT (WebSocket clients get close 1001, SSE
