@@ -584,7 +584,8 @@ class Chrome:
             ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0"]
-            + list(flags) + ["about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
+            + list(flags) + ["about:blank"], stdout=self.log, stderr=self.log, start_new_session=True,
+            env=dict(os.environ, TMPDIR=self.dir))   # its scratch files go where we clean up
         portfile = os.path.join(self.dir, "profile", "DevToolsActivePort")
         deadline = time.time() + 60
         while not (os.path.exists(portfile) and open(portfile).read().strip()):
@@ -630,17 +631,30 @@ class Chrome:
 
     def close(self):
         import shutil
+        import signal
         try:
             self.ws.close()
         finally:
-            self.proc.terminate()
+            # the browser's own process group (its renderers and helpers too)
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                pass
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait()
             self.log.close()
-            shutil.rmtree(self.dir, ignore_errors=True)
+            for _ in range(50):   # a helper may still be closing files
+                shutil.rmtree(self.dir, ignore_errors=True)
+                if not os.path.exists(self.dir):
+                    break
+                time.sleep(0.1)
 
 
 ROWS = "Array.from(document.querySelectorAll('#rows tr')).map(r => Array.from(r.cells).map(c => c.textContent))"
