@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/wsdeflate.h"
 #include "fanout/conn.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
@@ -89,6 +90,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- keep-alive timers --------------------------------------------------- */
 
+/* Sends the heartbeat frame; permessage-deflate clients get it compressed
+ * (once per heartbeat), so that they only ever see compressed messages. */
+static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
+{
+    const uint8_t *z;
+    uint8_t zf[2 + 125];
+    size_t zn = w->zd ? wsdeflate_message_always(w->zd, frame + 2, n - 2, &z) : 0;
+    if (zn == 0 || zn > 125) {
+        broadcast_ws_control(w, frame, n);
+        return;
+    }
+    zf[0] = 0x80 | 0x40 | WS_OP_TEXT;   /* FIN, RSV1 (compressed), Text */
+    zf[1] = (uint8_t)zn;
+    memcpy(zf + 2, z, zn);
+    broadcast_ws_message(w, frame, n, zf, zn + 2);
+}
+
 /* Every heartbeat_secs, not per message: the frame is built in a jbuf with
  * the same float format as the certificate messages' timestamps. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -108,7 +126,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         size_t h = ws_frame_header(hdr, WS_OP_TEXT, jn);
         if (h == 2) {
             memcpy(b.p, hdr, 2);
-            broadcast_ws_control(arg, (const uint8_t *)b.p, b.len);
+            heartbeat_send(arg, (const uint8_t *)b.p, b.len);
         }
     }
     jb_free(&b);
@@ -421,6 +439,7 @@ int fanout_run(const struct fanout_params *p)
     if (!w->recent) goto err;
     w->filters = filter_set_new(p->cfg);
     if (!w->filters) goto err;
+    if (p->cfg->compression.enabled && !(w->zd = wsdeflate_new((int)p->cfg->compression.level))) goto err;
     w->head = first_record(w->ring);
     worker_scan(w);
 
@@ -482,6 +501,7 @@ err:
     if (ecfg) event_config_free(ecfg);
     free(w->recent);
     filter_set_free(w->filters);
+    wsdeflate_free(w->zd);
     free(w);
     return status;
 }

@@ -128,6 +128,7 @@ struct worker {
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
     struct filter_set *filters;        /* interned filters (filter.h) */
+    struct wsdeflate *zd;              /* heartbeats for permessage-deflate clients; NULL: off */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
