@@ -96,7 +96,9 @@ static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
 {
     const uint8_t *z;
     uint8_t zf[2 + 125];
-    size_t zn = w->zd ? wsdeflate_message_always(w->zd, frame + 2, n - 2, &z) : 0;
+    /* the compressor (~256 KiB of zlib state) only once a client needs it */
+    if (w->deflate_clients && !w->zd) w->zd = wsdeflate_new((int)w->cfg->compression.level);
+    size_t zn = w->deflate_clients && w->zd ? wsdeflate_message_always(w->zd, frame + 2, n - 2, &z) : 0;
     if (zn == 0 || zn > 125) {
         broadcast_ws_control(w, frame, n);
         return;
@@ -439,7 +441,6 @@ int fanout_run(const struct fanout_params *p)
     if (!w->recent) goto err;
     w->filters = filter_set_new(p->cfg);
     if (!w->filters) goto err;
-    if (p->cfg->compression.enabled && !(w->zd = wsdeflate_new((int)p->cfg->compression.level))) goto err;
     w->head = first_record(w->ring);
     worker_scan(w);
 
