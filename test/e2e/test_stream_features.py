@@ -408,7 +408,7 @@ def case_filter_errors():
         while metric(s, "certstream_filters_distinct") != 0 and time.time() < deadline:
             time.sleep(0.05)
         assert metric(s, "certstream_filters_distinct") == 0 and metric(s, "certstream_clients_filtered") == 0
-        assert metric(s, "certstream_filter_rejected") == 2 * len(cases) + 1
+        assert metric(s, "certstream_filter_rejected_total") == 2 * len(cases) + 1
     with server(rate=50, extra_yaml="filters:\n  enabled: false\n") as s:
         resp = http_raw(s.port, b"GET /sse?domain=a.com HTTP/1.1\r\nHost: x\r\n\r\n")
         assert resp.startswith(b"HTTP/1.1 400 ") and resp.endswith(
@@ -423,7 +423,7 @@ def case_filter_shared_cost():
     qb, pb = FILTERS[6]
     ga, gb = filtered(pa), filtered(pb)
     with server(rate=200) as s:
-        before_pub = metric(s, "certstream_entries_published")
+        before_pub = metric(s, "certstream_entries_published_total")
         clients = [WSRaw(s.port, "/?" + (qa if i % 2 else qb)) for i in range(40)]
         for i, c in enumerate(clients):
             (ga if i % 2 else gb).check_sequence("lite", [c.recv_message() for _ in range(6)])
@@ -431,11 +431,11 @@ def case_filter_shared_cost():
         # fall buffer_size messages behind on a slow machine)
         plain = WSRaw(s.port, "/")
         GOLDEN.check_sequence("lite", [plain.recv_message() for _ in range(30)])
-        evals = metric(s, "certstream_filter_evaluations")
-        pub = metric(s, "certstream_entries_published") - before_pub
+        evals = metric(s, "certstream_filter_evaluations_total")
+        pub = metric(s, "certstream_entries_published_total") - before_pub
         assert metric(s, "certstream_filters_distinct") == 2 and metric(s, "certstream_clients_filtered") == 40
         assert 0 < evals <= 2 * (pub + 1), "evaluations %d for %d messages and 2 filters" % (evals, pub)
-        matches = metric(s, "certstream_filter_matches")
+        matches = metric(s, "certstream_filter_matches_total")
         assert 0 < matches < evals
         for c in clients + [plain]:
             c.close()
@@ -493,28 +493,28 @@ def case_deflate_clients():
             msgs, ext = collect_websockets(s.url(path), 10, compression=None)   # no offer
             assert ext is None, ext
             GOLDEN.check_sequence(fmt, msgs)
-        assert metric(s, "certstream_deflate_negotiated") == 3
+        assert metric(s, "certstream_deflate_negotiated_total") == 3
         lines = node("ws_deflate_client.js", s.url("/"), "30")
         assert json.loads(lines[0]) == "permessage-deflate", lines[0]
         GOLDEN.check_sequence("lite", lines[1:])
         lines = node("ws_deflate_client.js", s.url("/full-stream"), "10", "off")
         assert json.loads(lines[0]) == "", lines[0]
         GOLDEN.check_sequence("full", lines[1:])
-        assert metric(s, "certstream_deflate_negotiated") == 4
+        assert metric(s, "certstream_deflate_negotiated_total") == 4
         p = subprocess.run([ARGS.lws_client, "--deflate", s.url("/full-stream"), "30"], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()[-2000:]
         GOLDEN.check_sequence("full", [l for l in p.stdout.split(b"\n") if l])
         p = subprocess.run([ARGS.lws_client, "--deflate", s.url("/domains-only"), "30"], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()[-2000:]
         GOLDEN.check_sequence("domains", [l for l in p.stdout.split(b"\n") if l])
-        assert metric(s, "certstream_deflate_negotiated") == 6
+        assert metric(s, "certstream_deflate_negotiated_total") == 6
         p = subprocess.run([ARGS.lws_client, s.url("/"), "10"], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()[-2000:]
         GOLDEN.check_sequence("lite", [l for l in p.stdout.split(b"\n") if l])
         # websocket-client (what certstream-python uses) offers nothing: plain frames
         GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/"), 10))
-        assert metric(s, "certstream_deflate_negotiated") == 6
-        assert metric(s, "certstream_deflate_messages_sent") >= 30 * 4 + 30 * 2
+        assert metric(s, "certstream_deflate_negotiated_total") == 6
+        assert metric(s, "certstream_deflate_messages_sent_total") >= 30 * 4 + 30 * 2
 
 
 def case_deflate_frames():
@@ -700,7 +700,7 @@ def case_web_page_chromium():
             rows = chrome.eval(ROWS)
             for t, doms, iss, log in rows:
                 assert doms in rows_of and rows_of[doms] == (iss, log), (doms, iss, log)
-            assert metric(s, "certstream_deflate_negotiated") >= 1
+            assert metric(s, "certstream_deflate_negotiated_total") >= 1
             assert metric(s, "certstream_clients_deflate") == 1, "Chromium's WebSocket did not negotiate deflate"
             chrome.wait("parseFloat(document.getElementById('rate').textContent) > 0", what="a rate")
 
@@ -839,7 +839,7 @@ def case_web_page_tls_prefix():
             assert all(".workdaysuv.com" in r[1] for r in chrome.eval(ROWS))
             assert metric(s, "certstream_clients_filtered") == 1
             # what the server saw came through the prefix, over the proxy
-            assert metric(s, "certstream_connections_accepted") >= 2
+            assert s.metric_total("certstream_connections_accepted_total") >= 2
         finally:
             if chrome:
                 chrome.close()
@@ -859,7 +859,7 @@ def case_deflate_lws_heartbeats():
         beats = [l for l in lines if l.startswith(HEARTBEAT)]
         assert len(beats) >= 2, "no heartbeats in %d messages" % len(lines)
         GOLDEN.check_sequence("full", [l for l in lines if not l.startswith(HEARTBEAT)])
-        assert metric(s, "certstream_deflate_negotiated") == 1
+        assert metric(s, "certstream_deflate_negotiated_total") == 1
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
