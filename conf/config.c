@@ -618,7 +618,7 @@ void config_defaults(struct config *cfg)
     cfg->shutdown.drain_timeout_secs = 300;
     cfg->message_format.absent_name_fields = strdup("null");
     cfg->compression.enabled = true;
-    cfg->compression.min_size = 128;
+    cfg->compression.min_size = 0;
     cfg->compression.level = 6;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;

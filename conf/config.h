@@ -123,7 +123,7 @@ struct config {
     } shutdown;
     struct {
         bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
-        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t min_size;            /* 0: shorter messages are sent uncompressed */
         uint32_t level;               /* 6: zlib level, 1..9 */
     } compression;
 

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/wsdeflate.h"
 #include "fanout/certindex.h"
 #include "fanout/conn.h"
 #include "fanout/filter.h"
@@ -90,6 +91,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- keep-alive timers --------------------------------------------------- */
 
+/* Sends the heartbeat frame; permessage-deflate clients get it compressed
+ * (once per heartbeat), so that they only ever see compressed messages. */
+static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
+{
+    const uint8_t *z;
+    uint8_t zf[2 + 125];
+    /* the compressor (~256 KiB of zlib state) only once a client needs it */
+    if (w->deflate_clients && !w->zd) w->zd = wsdeflate_new((int)w->cfg->compression.level);
+    size_t zn = w->deflate_clients && w->zd ? wsdeflate_message_always(w->zd, frame + 2, n - 2, &z) : 0;
+    if (zn == 0 || zn > 125) {
+        broadcast_ws_control(w, frame, n);
+        return;
+    }
+    zf[0] = 0x80 | 0x40 | WS_OP_TEXT;   /* FIN, RSV1 (compressed), Text */
+    zf[1] = (uint8_t)zn;
+    memcpy(zf + 2, z, zn);
+    broadcast_ws_message(w, frame, n, zf, zn + 2);
+}
+
 /* Every heartbeat_secs, not per message: the frame is built in a jbuf with
  * the same float format as the certificate messages' timestamps. */
 static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
@@ -109,7 +129,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         size_t h = ws_frame_header(hdr, WS_OP_TEXT, jn);
         if (h == 2) {
             memcpy(b.p, hdr, 2);
-            broadcast_ws_control(arg, (const uint8_t *)b.p, b.len);
+            heartbeat_send(arg, (const uint8_t *)b.p, b.len);
         }
     }
     jb_free(&b);
@@ -551,6 +571,7 @@ err:
     free(w->recent);
     certindex_free(w->certindex);
     filter_set_free(w->filters);
+    wsdeflate_free(w->zd);
     free(w);
     if (g_owned_cfg) {
         config_free(g_owned_cfg);

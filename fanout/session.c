@@ -117,6 +117,7 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     if (hs.deflate) {
         c->deflate = true;
         c->rd.rsv1_ok = 1;
+        w->deflate_clients++;
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, 1);
         stats_add(w->stats, w->slot, ST_DEFLATE_NEGOTIATED, 1);
     }
