@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
 from absent_names import null_form  # noqa: E402
-from server import Golden, Server, mask_seen  # noqa: E402
+from server import Golden, Server, free_port, mask_seen  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -439,6 +439,15 @@ def case_filter_shared_cost():
         assert 0 < matches < evals
         for c in clients + [plain]:
             c.close()
+        deadline = time.time() + 10
+        while metric(s, "certstream_filters_distinct") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        # a new filter takes a freed filter's place in the per-record results:
+        # none of the old results may leak into it
+        qc, pc = FILTERS[7]
+        c = WSRaw(s.port, "/?" + qc)
+        filtered(pc).check_sequence("lite", [c.recv_message() for _ in range(20)])
+        c.close()
 
 
 # ---- permessage-deflate
@@ -565,7 +574,7 @@ def case_deflate_frames():
 # protocol (its WebSocket, through python3-websocket)
 
 class Chrome:
-    def __init__(self):
+    def __init__(self, flags=()):
         import tempfile
         import urllib.request
         import websocket
@@ -574,8 +583,8 @@ class Chrome:
         self.proc = subprocess.Popen(
             ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0",
-             "about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
+             "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0"]
+            + list(flags) + ["about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
         portfile = os.path.join(self.dir, "profile", "DevToolsActivePort")
         deadline = time.time() + 60
         while not (os.path.exists(portfile) and open(portfile).read().strip()):
@@ -735,6 +744,83 @@ def case_web_page_token():
         assert b'"auth":true,"query_token":false' in body
         assert WSRaw(s.port, "/?token=s3cret").status == 401   # off by default
         assert WSRaw(s.port, "/", headers={"Authorization": "Bearer s3cret"}).status == 101
+
+
+class TLSPrefixProxy:
+    """HAProxy terminating TLS (a throw-away self-signed certificate) and
+    serving the server under /certstream/: the path prefix is removed on
+    the way in, WebSocket upgrades pass through."""
+
+    def __init__(self, backend_port):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="cs-haproxy-")
+        self.port = free_port()
+        key, crt = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "crt.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+        pem = os.path.join(self.dir, "both.pem")
+        with open(pem, "wb") as f:
+            f.write(open(crt, "rb").read() + open(key, "rb").read())
+        cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n  maxconn 256\n"
+                    "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n"
+                    "  timeout server 60s\n  timeout tunnel 120s\n"
+                    "frontend fe\n  bind 127.0.0.1:%d ssl crt %s\n"
+                    "  http-request replace-path ^/certstream(/.*)$ \\1\n  default_backend be\n"
+                    "backend be\n  server s1 127.0.0.1:%d\n" % (self.port, pem, backend_port))
+        self.log = open(os.path.join(self.dir, "haproxy.log"), "wb")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None and time.time() < deadline, "haproxy did not start"
+                time.sleep(0.1)
+
+    def close(self):
+        import shutil
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def case_web_page_tls_prefix():
+    """The page behind a TLS-terminating proxy under a path prefix: loaded
+    as https://.../certstream/, it opens wss://.../certstream/ (relative URL,
+    scheme from the page) and shows messages; the stream switch and the
+    filter go through the prefix too."""
+    rows_of = corpus_rows()
+    with server(rate=50) as s:
+        proxy = TLSPrefixProxy(s.port)
+        chrome = None
+        try:
+            chrome = Chrome(["--ignore-certificate-errors"])
+            chrome.navigate("https://127.0.0.1:%d/certstream/" % proxy.port)
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 5", what="rows through the proxy")
+            assert chrome.eval("document.getElementById('state').textContent") == "open"
+            assert all(r[1] in rows_of for r in chrome.eval(ROWS))
+            assert chrome.eval("performance.getEntriesByType('navigation')[0].name") == \
+                "https://127.0.0.1:%d/certstream/" % proxy.port
+            chrome.eval("const s = document.getElementById('stream'); s.value = 'full';"
+                        "document.getElementById('filter').value = '*.workdaysuv.com';"
+                        "s.dispatchEvent(new Event('change')); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 2", what="filtered full rows")
+            assert all(".workdaysuv.com" in r[1] for r in chrome.eval(ROWS))
+            assert metric(s, "certstream_clients_filtered") == 1
+            # what the server saw came through the prefix, over the proxy
+            assert s.metric_total("certstream_connections_accepted_total") >= 2
+        finally:
+            if chrome:
+                chrome.close()
+            proxy.close()
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
