@@ -412,13 +412,21 @@ static void render_workers(struct mw *m, struct stats *s)
 }
 
 /* Process metrics from /proc, summed per role over the live processes. */
-static void render_processes(struct mw *m, struct stats *s)
+/* The per-role sums are read from /proc at most once a second per worker
+ * (a scraper polling faster sees the same figures): reading every process's
+ * files is most of what a scrape costs. The cached snapshot includes the
+ * CPU of exited processes as it was then, so the CPU counter never goes
+ * back between snapshots. */
+#define PROC_CACHE_MS 1000
+
+struct role_sums {
+    uint64_t n, rss, pss, cpu_us, fds, max_fds;
+    double fd_ratio;
+};
+
+static void read_processes(struct stats *s, struct role_sums r[STATS_NROLES])
 {
-    struct {
-        uint64_t n, rss, pss, cpu_us, fds, max_fds;
-        double fd_ratio;
-    } r[STATS_NROLES];
-    memset(r, 0, sizeof r);
+    memset(r, 0, sizeof(struct role_sums) * STATS_NROLES);
     const struct stats_server *sv = stats_server(s);
     for (unsigned role = 0; role < STATS_NROLES; role++) r[role].cpu_us = stats_log_load(&sv->retired_cpu_us[role]);
     for (unsigned slot = 0; slot < STATS_MAX_SLOTS; slot++) {
@@ -435,6 +443,18 @@ static void render_processes(struct mw *m, struct stats *s)
         r[role].max_fds += pi.max_fds;
         if (pi.max_fds && (double)pi.open_fds / (double)pi.max_fds > r[role].fd_ratio)
             r[role].fd_ratio = (double)pi.open_fds / (double)pi.max_fds;
+    }
+}
+
+static void render_processes(struct mw *m, struct stats *s)
+{
+    static struct role_sums r[STATS_NROLES];
+    static uint64_t read_at_ms;
+    const struct stats_server *sv = stats_server(s);
+    uint64_t now = mono_ms();
+    if (read_at_ms == 0 || now - read_at_ms >= PROC_CACHE_MS) {
+        read_processes(s, r);
+        read_at_ms = now ? now : 1;
     }
     static const struct { const char *name; enum mtype t; const char *help; } fams[] = {
         { "certstream_processes", M_GAUGE, "Running processes of the server, by role." },
