@@ -30,7 +30,9 @@
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
 #include "ingest/state.h"
+#include "shm/addrtable.h"
 #include "shm/dedup.h"
+#include "shm/ratelimit.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -65,6 +67,8 @@ struct supervisor {
     struct ring *ring;
     struct stats *stats;
     struct dedup *dedup;         /* shared by the ingest processes; NULL with --replay */
+    struct addrtable *addrs;     /* network edge: exact per-address counts */
+    struct ratelimit *ratelimit; /* network edge: new connections per address */
     struct replay_source *replay; /* --replay: decoded once, inherited by the replay child */
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
@@ -153,6 +157,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         struct fanout_params fp = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .index = c->index,
             .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->index),
+            .addrs = s->addrs, .ratelimit = s->ratelimit,
         };
         rc = fanout_run(&fp);
         break;
@@ -242,6 +247,7 @@ static void reap(struct supervisor *s)
         if (c->role != ROLE_FANOUT)
             ring_repair(s->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
+        addrtable_slot_reset(s->addrs, c->stats_slot);   /* exactly its per-address holdings */
         if (s->stopping || !c->active) {
             log_info("%s[%u] %s", role_name(c->role), c->index, why);
             continue;
@@ -509,6 +515,12 @@ static void on_reload(struct supervisor *s, const char *why)
         log_error("%s: configuration refused, keeping the running one: %s", why, err.message);
         return;
     }
+    /* network edge: the fanout workers re-read the TLS certificate (new
+     * handshakes use it; a bad file keeps the old one) */
+    for (unsigned i = 0; i < s->n_children; i++)
+        if (s->cfg->tls.cert_file[0] && s->children[i].role == ROLE_FANOUT && s->children[i].pid > 0 &&
+            kill(s->children[i].pid, SIGHUP) != 0)
+            log_warn("SIGHUP to fanout[%u]: %s", s->children[i].index, strerror(errno));
     log_info("%s: configuration %s is valid; changes apply at the next restart", why,
              fresh.source_path ? fresh.source_path : "(built-in defaults)");
     config_free(&fresh);
@@ -594,6 +606,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("stats_create: %s", strerror(errno));
         goto out;
     }
+    /* network edge tables, shared by the fanout workers */
+    s.addrs = addrtable_create(cfg->connection_limit.address_table_size);
+    s.ratelimit = ratelimit_create(cfg->connection_limit.address_table_size);
+    if (!s.addrs || !s.ratelimit) {
+        log_error("network edge tables: %s", strerror(errno));
+        goto out;
+    }
     stats_set_started(s.stats, (uint64_t)time(NULL));
     if (plan_children(&s) != 0)
         goto out;
@@ -669,6 +688,8 @@ out:
         dedup_destroy(s.dedup);
     if (s.stats)
         stats_destroy(s.stats);
+    addrtable_destroy(s.addrs);
+    ratelimit_destroy(s.ratelimit);
     if (s.ring)
         ring_destroy(s.ring);
     return rc;

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/edge.h"
 
 /* ---- streaming lists --------------------------------------------------- */
 
@@ -44,7 +45,7 @@ void conn_free(struct conn *c)
     event_del(&c->wev);
     if (c->flags & CF_LISTED) conn_list_del(&w->streams[c->proto][c->fmt], c);
     if (c->flags & CF_GAUGED) stats_add(w->stats, w->slot, conn_gauge_id(c), -1);
-    if (c->flags & CF_LIMIT_HELD) stats_conn_release(w->stats, w->slot, &c->peer.sa);
+    edge_conn_free(c);   /* limits held, TLS session */
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;
     if (c->all_next) c->all_next->all_prev = c->all_prev;
@@ -88,6 +89,7 @@ int conn_linger(struct conn *c)
 {
     event_del(&c->wev);
     c->flags &= (uint8_t)~CF_WRITE_ARMED;
+    edge_shutdown(c);    /* TLS: close_notify */
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_free(c);
         return -1;

@@ -16,6 +16,7 @@
 
 #include "common/jsonw.h"
 #include "conf/config.h"
+#include "fanout/edge.h"
 #include "fanout/fanout.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_frame.h"
@@ -80,6 +81,7 @@ struct conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
+    struct conn_edge edge;             /* network edge: real address, limits held, TLS */
     struct ws_reader rd;               /* WebSocket only */
     uint8_t ctl[CONN_CTL_CAP];
 };
@@ -134,7 +136,13 @@ struct worker {
     struct iovec iov[IOV_MAX];
     struct flush_rec recs[IOV_MAX];
     struct http_request req;
+
+    struct edge_worker *edge;          /* network edge (edge.c) */
 };
+
+/* fanout.c, for the edge's extra listener */
+int fanout_listen_socket(const char *host, uint16_t port);
+void fanout_on_accept(evutil_socket_t lfd, short what, void *arg);
 
 /* endpoints (http_routes.c) */
 void route_health_deep(struct worker *w, struct jbuf *b, int *status);

@@ -2,6 +2,7 @@
  * /metrics, /example.json, /latest.json. Each builds one response in an
  * jbuf; they read the shared counters and the ring, never write them. */
 #include "fanout/fanout_internal.h"
+#include "fanout/edge.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -219,6 +220,7 @@ void route_metrics(struct worker *w, struct jbuf *b)
             jb_printf(b, "\"} %" PRIu64 "\n", val);
         }
     }
+    edge_metrics(w, b);   /* network edge counters (fanout/edge.c) */
 }
 
 /* ---- /example.json and /latest.json ---------------------------------------------- */

@@ -168,6 +168,8 @@ static const char every_key_yaml[] =
     "  enabled: yes\n"
     "  max_connections: 500\n"
     "  per_ip_limit: 5\n"
+    "  ipv6_prefix: 56\n"
+    "  address_table_size: 1024\n"
     "auth:\n"
     "  enabled: on\n"
     "  tokens:\n"
@@ -207,7 +209,20 @@ static const char every_key_yaml[] =
     "  request_timeout_secs: 5\n"
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
-    "  send_buffer_bytes: 65536\n";
+    "  send_buffer_bytes: 65536\n"
+    /* network edge */
+    "trusted_proxies: 10.0.0.0/8, ::1\n"
+    "proxy_protocol: true\n"
+    "access:\n"
+    "  streams_allow: 192.0.2.0/24\n"
+    "  metrics_allow: \"127.0.0.1\"\n"
+    "rate_limit:\n"
+    "  connections_per_minute: 120\n"
+    "  burst: 7\n"
+    "tls:\n"
+    "  cert_file: \"\"\n"
+    "  key_file: \"\"\n"
+    "  plain_port: 0\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -269,6 +284,17 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    /* network edge */
+    CHECK(c->connection_limit.ipv6_prefix == 56);
+    CHECK(c->connection_limit.address_table_size == 1024);
+    CHECK_STR(c->trusted_proxies, "10.0.0.0/8, ::1");
+    CHECK(c->proxy_protocol);
+    CHECK_STR(c->access.streams_allow, "192.0.2.0/24");
+    CHECK_STR(c->access.metrics_allow, "127.0.0.1");
+    CHECK(c->rate_limit.connections_per_minute == 120);
+    CHECK(c->rate_limit.burst == 7);
+    CHECK_STR(c->tls.cert_file, "");
+    CHECK(c->tls.plain_port == 0);
 }
 
 static void test_every_key_from_yaml(void)
@@ -343,6 +369,16 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        /* network edge (TLS files: test_config_edge.c and test/e2e/test_edge.py) */
+        "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX=56",
+        "CERTSTREAM_CONNECTION_LIMIT_ADDRESS_TABLE_SIZE=1024",
+        "CERTSTREAM_TRUSTED_PROXIES=10.0.0.0/8, ::1",
+        "CERTSTREAM_PROXY_PROTOCOL=true",
+        "CERTSTREAM_ACCESS_STREAMS_ALLOW=192.0.2.0/24",
+        "CERTSTREAM_ACCESS_METRICS_ALLOW=127.0.0.1",
+        "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE=120",
+        "CERTSTREAM_RATE_LIMIT_BURST=7",
+        "CERTSTREAM_TLS_CERT_FILE=", "CERTSTREAM_TLS_KEY_FILE=", "CERTSTREAM_TLS_PLAIN_PORT=0",
         "UNRELATED=1",
         NULL,
     };
