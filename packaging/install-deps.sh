@@ -10,7 +10,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
- curl nodejs npm procps iproute2"
+ curl nodejs npm procps iproute2 haproxy openssl"
 
 pkgs=$build_pkgs
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"
