@@ -15,11 +15,27 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+#include "common/cidr.h"
+
 struct conn;
 struct worker;
 struct http_request;
 struct fanout_params;
 struct tls_conn;
+struct tls_server;
+struct addrtable;
+struct ratelimit;
+struct event;
+
+/* the worker's edge state (edge.c sets it up; edge_io.c reads it) */
+struct edge_worker {
+    struct addrtable *at;
+    struct ratelimit *rl;
+    struct cidr_list trusted, streams_allow, metrics_allow;
+    struct tls_server *tls;        /* NULL: the main listener is plain */
+    int plain_fd;                  /* tls.plain_port listener, or -1 */
+    struct event *plain_ev, *hup_ev;
+};
 
 /* per-connection state, a member of struct conn */
 struct conn_edge {
@@ -45,7 +61,8 @@ void edge_worker_stop(struct worker *w);
 /* accept: false = refuse (the caller closes fd). from_tls_listener: the main
  * listener while TLS is on. */
 bool edge_accept(struct worker *w, int fd, const struct sockaddr *peer);
-/* a new conn: fills c->edge (and starts TLS on the TLS listener). -1: c freed */
+/* a new conn: fills c->edge (and starts TLS on the TLS listener). -1: out of
+ * memory (the caller frees c) */
 int edge_conn_start(struct conn *c, bool tls);
 /* before the write side is shut: TLS close_notify */
 void edge_shutdown(struct conn *c);

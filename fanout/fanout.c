@@ -170,7 +170,7 @@ static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen,
         return;
     }
     stats_add(w->stats, w->slot, ST_CONN_ACCEPTED, 1);
-    edge_conn_start(c, tls);
+    if (edge_conn_start(c, tls) != 0) conn_free(c);
 }
 
 void fanout_on_accept(evutil_socket_t lfd, short what, void *arg)
