@@ -655,6 +655,48 @@ def case_tls_rotate():
         certs.cleanup()
 
 
+def tls_conn(port, ca, path="/", pre=b"", rcvbuf=None):
+    raw = socket.socket()
+    if rcvbuf:
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    raw.settimeout(10)
+    raw.connect(("127.0.0.1", port))
+    if pre:
+        raw.sendall(pre)
+    t = tls_ctx(ca).wrap_socket(raw, server_hostname="localhost")
+    return Conn(port, path, sock=t)
+
+
+def case_tls_slow_and_proxy():
+    """A TLS client that stops reading is dropped as too slow (counted) while
+    a reading TLS client gets every message in order; and the PROXY header
+    before the TLS handshake."""
+    certs = Certs()
+    try:
+        chain, key, _ = certs.server_cert("s")
+        with tls_server(certs, chain, key, workers=1, rate=500, ring_size=1 << 20) as s:
+            stalled = tls_conn(s.port, certs.ca, "/full-stream", rcvbuf=4096)
+            good = tls_conn(s.port, certs.ca, "/", rcvbuf=1 << 20)
+            assert stalled.status == 101 and good.status == 101
+            GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(1500)])
+            wait_for(lambda: metric(s, "certstream_slow_client_disconnects") >= 1, 20, "the slow TLS client dropped")
+            assert metric(s, "certstream_slow_client_disconnects") == 1
+            GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(100)])
+            stalled.close()
+            good.close()
+        yaml = "trusted_proxies: 127.0.0.1\nproxy_protocol: true\naccess:\n  streams_allow: 192.0.2.0/24\n"
+        s = tls_server(certs, chain, key, workers=1, rate=50, extra_yaml=yaml)
+        s.http = lambda path, headers=None, timeout=5: (
+            tls_conn(s.port, certs.ca, path, pre=proxy_v2("127.0.0.1", local=True)).status, {}, b"")
+        with s:
+            ok = tls_conn(s.port, certs.ca, "/", pre=proxy_v2("192.0.2.5"))
+            assert ok.status == 101, ok.head
+            GOLDEN.check_sequence("lite", [ok.recv_message() for _ in range(3)])
+            assert tls_conn(s.port, certs.ca, "/", pre=proxy_v1("203.0.113.1")).status == 403
+    finally:
+        certs.cleanup()
+
+
 # --------------------------------------------------------------- HAProxy
 
 def haproxy(cfg_text, tmp):
