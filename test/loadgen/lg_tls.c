@@ -32,6 +32,11 @@ int lg_tls_global_init(void)
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0)
         return -1;
     mbedtls_ssl_conf_authmode(&g_conf, MBEDTLS_SSL_VERIFY_NONE);
+    /* what browsers and OpenSSL clients offer first (mbedTLS's default
+     * starts with P-521, far slower on both sides) */
+    static const mbedtls_ecp_group_id curves[] = { MBEDTLS_ECP_DP_CURVE25519, MBEDTLS_ECP_DP_SECP256R1,
+                                                   MBEDTLS_ECP_DP_NONE };
+    mbedtls_ssl_conf_curves(&g_conf, curves);
     mbedtls_ssl_conf_rng(&g_conf, mbedtls_ctr_drbg_random, &g_drbg);
     done = 1;
     return 0;
