@@ -22,10 +22,12 @@ static int v1_port(const char *s, size_t n, uint16_t *out)
 
 static int parse_v1(const uint8_t *buf, size_t len, struct proxy_result *r)
 {
-    size_t end = 0;
-    while (end + 1 < len && end + 2 <= PROXY_V1_MAX && !(buf[end] == '\r' && buf[end + 1] == '\n')) end++;
-    if (end + 1 >= len || !(buf[end] == '\r' && buf[end + 1] == '\n'))
-        return len >= PROXY_V1_MAX ? -1 : 0;
+    size_t end = 0;   /* where the CRLF starts; the line is at most PROXY_V1_MAX bytes */
+    while (end + 1 < len && !(buf[end] == '\r' && buf[end + 1] == '\n')) {
+        if (end + 3 > PROXY_V1_MAX) return -1;   /* no room left for the CRLF */
+        end++;
+    }
+    if (end + 1 >= len) return 0;
     const char *s = (const char *)buf;
     /* fields separated by single spaces */
     const char *f[6];

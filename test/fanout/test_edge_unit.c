@@ -61,6 +61,17 @@ static void proxy(void)
     CHECK(proxy_parse((const uint8_t *)"PROXY UNKNOWN\r\n", 15, &r) == 15 && r.local);
     CHECK(proxy_parse((const uint8_t *)"PROXY TCP4 192.168.0.1", 22, &r) == 0);   /* more to come */
     CHECK(proxy_parse((const uint8_t *)"PRO", 3, &r) == 0);
+    /* the v1 line is at most 107 bytes, CRLF included */
+    char longest[128] = "PROXY UNKNOWN ";
+    memset(longest + 14, 'x', 105 - 14);
+    memcpy(longest + 105, "\r\n", 2);
+    CHECK(proxy_parse((const uint8_t *)longest, 107, &r) == 107 && r.local);
+    char too_long[128] = "PROXY UNKNOWN ";
+    memset(too_long + 14, 'x', 106 - 14);
+    memcpy(too_long + 106, "\r\n", 2);
+    CHECK(proxy_parse((const uint8_t *)too_long, 108, &r) == -1);
+    CHECK(proxy_parse((const uint8_t *)too_long, 107, &r) == -1);   /* no room left for the CRLF */
+    CHECK(proxy_parse((const uint8_t *)too_long, 105, &r) == 0);
     CHECK(proxy_parse((const uint8_t *)"GET / HTTP/1.1\r\n", 16, &r) == -1);
     const char *bad[] = {
         "PROXY TCP4 2001:db8::1 192.168.0.1 1 2\r\n",   /* family mismatch */
