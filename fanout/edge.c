@@ -80,6 +80,26 @@ int edge_worker_init(struct worker *w, const struct fanout_params *p)
     return 0;
 }
 
+int edge_worker_reload(struct worker *w)
+{
+    struct edge_worker *e = w->edge;
+    if (!e) return -1;
+    struct cidr_list *l = malloc(3 * sizeof *l);
+    if (!l) return -1;
+    const struct config *cfg = w->cfg;
+    int rc = -1;
+    if (parse_list("trusted_proxies", cfg->trusted_proxies, &l[0]) == 0 &&
+        parse_list("access.streams_allow", cfg->access.streams_allow, &l[1]) == 0 &&
+        parse_list("access.metrics_allow", cfg->access.metrics_allow, &l[2]) == 0) {
+        e->trusted = l[0];
+        e->streams_allow = l[1];
+        e->metrics_allow = l[2];
+        rc = 0;
+    }
+    free(l);
+    return rc;
+}
+
 void edge_worker_stop(struct worker *w)
 {
     struct edge_worker *e = w->edge;

@@ -55,6 +55,10 @@ struct conn_edge {
 /* worker setup/teardown; -1 if it cannot start (bad TLS files, no plain port) */
 int edge_worker_init(struct worker *w, const struct fanout_params *p);
 void edge_worker_free(struct worker *w);
+/* After w->cfg changed in place (a reload): the CIDR lists are read again
+ * (all or nothing; -1 keeps the old ones). Limits and the rate are read
+ * from w->cfg at each use; TLS files are re-read on SIGHUP (on_hup). */
+int edge_worker_reload(struct worker *w);
 /* stop accepting on the edge's extra listener (tls.plain_port) */
 void edge_worker_stop(struct worker *w);
 
