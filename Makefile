@@ -1,8 +1,9 @@
-# Thin wrapper: the README's two commands.
+# Thin wrapper: the README's commands.
 #   make run    install build deps if missing, build (Release), run with defaults
 #   make check  install test deps if missing, build with ASan/UBSan + fuzzers, run every test;
 #               also build the gcc Release tree (-Werror with the other compiler;
 #               its tests are not run: one run of the suite is enough)
+#   make deb    install packaging deps if missing, build the .deb files into dist/
 BUILD      ?= build
 TEST_BUILD ?= build-test
 GCC_BUILD  ?= build-gcc
@@ -11,7 +12,7 @@ GCC_BUILD  ?= build-gcc
 TEST_TMP   ?= $(abspath $(TEST_BUILD))/tmp
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: run build check test-build gcc-build deps test-deps clean
+.PHONY: run build check test-build gcc-build deps test-deps deb deb-deps clean
 
 run: build
 	./$(BUILD)/certstream-server $(ARGS)
@@ -35,15 +36,17 @@ gcc-build: deps
 	CC=gcc cmake -S . -B $(GCC_BUILD) -DCMAKE_BUILD_TYPE=Release
 	cmake --build $(GCC_BUILD) -j $(JOBS)
 
+deb: deb-deps
+	sh packaging/build-deb.sh $(CURDIR)/dist
+
 deps:
 	sh packaging/install-deps.sh build
 
-test-gcc-build: deps
-	CC=gcc cmake -S . -B $(GCC_BUILD) -DCMAKE_BUILD_TYPE=Release
-	cmake --build $(GCC_BUILD) -j $(JOBS)
-
-deps:
+test-deps:
 	sh packaging/install-deps.sh test
 
+deb-deps:
+	sh packaging/install-deps.sh deb
+
 clean:
-	rm -rf $(BUILD) $(TEST_BUILD) $(GCC_BUILD)
+	rm -rf $(BUILD) $(TEST_BUILD) $(GCC_BUILD) build-deb dist

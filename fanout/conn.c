@@ -12,6 +12,7 @@
 
 #include "common/log.h"
 #include "fanout/edge.h"
+#include "fanout/filter.h"
 
 /* ---- streaming lists --------------------------------------------------- */
 
@@ -31,6 +32,11 @@ void conn_list_del(struct conn **head, struct conn *c)
     c->next = c->prev = NULL;
 }
 
+struct conn **conn_list_head(struct conn *c)
+{
+    return c->filter ? &c->filter->streams[c->proto][c->fmt] : &c->w->streams[c->proto][c->fmt];
+}
+
 enum stat_id conn_gauge_id(const struct conn *c)
 {
     return (enum stat_id)((c->proto == PROTO_WS ? ST_CONN_WS_FULL : ST_CONN_SSE_FULL) + c->fmt);
@@ -43,8 +49,10 @@ void conn_free(struct conn *c)
     struct worker *w = c->w;
     event_del(&c->rev);
     event_del(&c->wev);
-    if (c->flags & CF_LISTED) conn_list_del(&w->streams[c->proto][c->fmt], c);
+    if (c->flags & CF_LISTED) conn_list_del(conn_list_head(c), c);
     if (c->flags & CF_GAUGED) stats_add(w->stats, w->slot, conn_gauge_id(c), -1);
+    if (c->filter) filter_release(w->filters, c->filter);
+    if (c->deflate) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
     edge_conn_free(c);   /* limits held, TLS session */
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;
@@ -104,7 +112,7 @@ int conn_linger(struct conn *c)
 void enter_closing(struct conn *c)
 {
     if (c->flags & CF_LISTED) {
-        conn_list_del(&c->w->streams[c->proto][c->fmt], c);
+        conn_list_del(conn_list_head(c), c);
         c->flags &= (uint8_t)~CF_LISTED;
     }
     c->state = CS_CLOSING;
