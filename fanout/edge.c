@@ -100,6 +100,13 @@ int edge_worker_reload(struct worker *w)
     return rc;
 }
 
+void edge_worker_drain(struct worker *w)
+{
+    struct edge_worker *e = w->edge;
+    if (e && e->plain_fd >= 0) fanout_on_accept(e->plain_fd, EV_READ, w);
+    edge_worker_stop(w);
+}
+
 void edge_worker_stop(struct worker *w)
 {
     struct edge_worker *e = w->edge;

@@ -59,6 +59,9 @@ void edge_worker_free(struct worker *w);
  * (all or nothing; -1 keeps the old ones). Limits and the rate are read
  * from w->cfg at each use; TLS files are re-read on SIGHUP (on_hup). */
 int edge_worker_reload(struct worker *w);
+/* drain (replaced worker): take what is queued on the extra listener, then
+ * close it */
+void edge_worker_drain(struct worker *w);
 /* stop accepting on the edge's extra listener (tls.plain_port) */
 void edge_worker_stop(struct worker *w);
 

@@ -3,6 +3,7 @@
  * jbuf; they read the shared counters and the ring, never write them. */
 #include "fanout/fanout_internal.h"
 #include "fanout/edge.h"
+#include "fanout/http_ops.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -75,7 +76,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     if (n > 0 && unhealthy * 2 > n) {
         st = "unhealthy";
         *status = 503;
-    } else if (n == 0 || degraded || unhealthy) {
+    } else if (n == 0 || degraded || unhealthy || ops_stale_processes()) {
         st = "degraded";
     }
     unsigned fanout = 0, ingest = 0;
@@ -99,7 +100,9 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
                      ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
                   health_name(l->health), tree, next, tree > next ? tree - next : 0, l->entries);
     }
-    jb_lit(b, "]}");
+    jb_lit(b, "]");
+    ops_health_deep(b);
+    jb_lit(b, "}");
 }
 
 /* ---- /metrics ------------------------------------------------------------------ */
@@ -221,6 +224,7 @@ void route_metrics(struct worker *w, struct jbuf *b)
         }
     }
     edge_metrics(w, b);   /* network edge counters (fanout/edge.c) */
+    ops_metrics(b);
 }
 
 /* ---- /example.json and /latest.json ---------------------------------------------- */
