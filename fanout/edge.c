@@ -269,7 +269,16 @@ int edge_limit_acquire(struct conn *c)
 
 /* ---- metrics --------------------------------------------------------------------- */
 
-void edge_metrics(struct worker *w, struct jbuf *b)
+/* One unlabelled sample with its HELP and TYPE; in OpenMetrics a counter's
+ * family is named without its _total suffix (as stream_metrics.c). */
+static void sample(struct jbuf *b, bool om, const char *name, const char *type, const char *help, uint64_t v)
+{
+    int n = (int)strlen(name);
+    if (om && strcmp(type, "counter") == 0 && n > 6 && strcmp(name + n - 6, "_total") == 0) n -= 6;
+    jb_printf(b, "# HELP %.*s %s\n# TYPE %.*s %s\n%s %" PRIu64 "\n", n, name, help, n, name, type, name, v);
+}
+
+void edge_metrics(struct worker *w, struct jbuf *b, bool om)
 {
     struct edge_worker *e = w->edge;
     if (!e || !e->at) return;
@@ -291,9 +300,7 @@ void edge_metrics(struct worker *w, struct jbuf *b)
           "TLS handshakes that failed (plain HTTP to the TLS port included)." },
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
-        jb_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", m[i].name, m[i].help,
-                  m[i].name, m[i].name, edge_counter_sum(e->at, m[i].id));
-    jb_printf(b, "# HELP certstream_edge_addresses Client addresses holding at least one stream.\n"
-                 "# TYPE certstream_edge_addresses gauge\ncertstream_edge_addresses %" PRIu32 "\n",
-              addrtable_used(e->at));
+        sample(b, om, m[i].name, "counter", m[i].help, edge_counter_sum(e->at, m[i].id));
+    sample(b, om, "certstream_edge_addresses", "gauge", "Client addresses holding at least one stream.",
+           addrtable_used(e->at));
 }

@@ -93,8 +93,8 @@ bool edge_out_pending(const struct conn *c);
 /* TLS: decrypted bytes already read from the socket and waiting for us. */
 bool edge_in_pending(const struct conn *c);
 
-/* /metrics lines of the edge's counters */
+/* /metrics families of the edge (om: OpenMetrics names, docs/monitoring.md) */
 struct jbuf;
-void edge_metrics(struct worker *w, struct jbuf *b);
+void edge_metrics(struct worker *w, struct jbuf *b, bool om);
 
 #endif
