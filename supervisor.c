@@ -35,8 +35,10 @@
 #include "ingest/state.h"
 #include "config_watch.h"
 #include "instance.h"
+#include "shm/addrtable.h"
 #include "shm/dedup.h"
 #include "shm/proctable.h"
+#include "shm/ratelimit.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
 #include "shm/stats.h"
@@ -82,6 +84,8 @@ struct supervisor {
     struct ring *ring;
     struct stats *stats;
     struct dedup *dedup;         /* shared by the ingest processes; NULL with --replay */
+    struct addrtable *addrs;     /* network edge: exact per-address counts */
+    struct ratelimit *ratelimit; /* network edge: new connections per address */
     struct replay_source *replay; /* --replay: decoded once, inherited by the replay child */
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
@@ -271,6 +275,7 @@ static void child_main(struct supervisor *s, const struct child *c)
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .index = c->index,
             .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(c->ring, c->fslot),
             .flags = s->opts->flags,
+            .addrs = s->addrs, .ratelimit = s->ratelimit,
         };
         rc = fanout_run(&fp);
         break;
@@ -385,6 +390,7 @@ static void reap(struct supervisor *s)
         if (c->role != ROLE_FANOUT)
             ring_repair(c->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
+        addrtable_slot_reset(s->addrs, c->stats_slot);   /* exactly its per-address holdings */
         if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
             ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
@@ -1433,6 +1439,14 @@ static void on_reload(struct supervisor *s, const char *why)
             end_replacement(s, false);
         return; /* applied, counted and ended by end_replacement() */
     }
+    /* network edge: with TLS on and the workers kept, they re-read the
+     * certificate files (rotation in place: same paths, new contents); new
+     * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
+    if (s->cfg->tls.cert_file[0])
+        for (unsigned i = 0; i < s->n_children; i++)
+            if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
+                kill(s->children[i].pid, SIGHUP) != 0)
+                log_warn("SIGHUP to fanout[%u]: %s", s->children[i].index, strerror(errno));
     apply_plan(s, prev, why);
     /* the running workers load the same file at their next heartbeat */
     config_free(prev);
@@ -1666,6 +1680,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("stats_create: %s", strerror(errno));
         goto out;
     }
+    /* network edge tables, shared by the fanout workers */
+    s.addrs = addrtable_create(cfg->connection_limit.address_table_size);
+    s.ratelimit = ratelimit_create(cfg->connection_limit.address_table_size);
+    if (!s.addrs || !s.ratelimit) {
+        log_error("network edge tables: %s", strerror(errno));
+        goto out;
+    }
     stats_set_started(s.stats, (uint64_t)time(NULL));
     publish_server_facts(&s);
     proctable_set_loaded(s.procs, (uint64_t)time(NULL));
@@ -1771,6 +1792,8 @@ out:
         dedup_destroy(s.dedup);
     if (s.stats)
         stats_destroy(s.stats);
+    addrtable_destroy(s.addrs);
+    ratelimit_destroy(s.ratelimit);
     if (s.ring)
         ring_destroy(s.ring);
     if (s.prev_ring)

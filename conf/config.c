@@ -19,6 +19,8 @@
  *     over the defaults (merge_file). */
 #include "conf/config.h"
 #include "conf/config_internal.h"
+#include "common/cidr.h"
+#include "conf/tls_files.h"
 
 #include <cyaml/cyaml.h>
 #include <yaml.h>
@@ -53,7 +55,7 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM,
+    K_URL, K_URL_OR_FILE, K_ENUM, K_CIDRS,
     K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
     K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
@@ -107,6 +109,9 @@ static const struct key keys[] = {
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
+    /* network edge: exact per-address accounting */
+    NUM("connection_limit.ipv6_prefix", "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX", K_U32, connection_limit.ipv6_prefix, 1, 128),
+    NUM("connection_limit.address_table_size", "CERTSTREAM_CONNECTION_LIMIT_ADDRESS_TABLE_SIZE", K_U32, connection_limit.address_table_size, 16, 16777216),
     BOOL("auth.enabled", "CERTSTREAM_AUTH_ENABLED", auth.enabled),
     {"auth.tokens", "CERTSTREAM_AUTH_TOKENS", K_TOKENS, OFF(auth.tokens), OFF(auth.n_tokens), 0, MAX_TOKEN, NULL, NULL},
     TEXT("auth.header_name", "CERTSTREAM_AUTH_HEADER_NAME", K_HEADER, auth.header_name, MAX_NAME),
@@ -153,6 +158,16 @@ static const struct key keys[] = {
     NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
     NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
     {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
+    /* network edge */
+    TEXT("trusted_proxies", "CERTSTREAM_TRUSTED_PROXIES", K_CIDRS, trusted_proxies, MAX_STRING),
+    BOOL("proxy_protocol", "CERTSTREAM_PROXY_PROTOCOL", proxy_protocol),
+    TEXT("access.streams_allow", "CERTSTREAM_ACCESS_STREAMS_ALLOW", K_CIDRS, access.streams_allow, MAX_STRING),
+    TEXT("access.metrics_allow", "CERTSTREAM_ACCESS_METRICS_ALLOW", K_CIDRS, access.metrics_allow, MAX_STRING),
+    NUM("rate_limit.connections_per_minute", "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE", K_U32, rate_limit.connections_per_minute, 0, 6000000),
+    NUM("rate_limit.burst", "CERTSTREAM_RATE_LIMIT_BURST", K_U32, rate_limit.burst, 1, 1000000),
+    TEXT("tls.cert_file", "CERTSTREAM_TLS_CERT_FILE", K_PATH_OPT, tls.cert_file, MAX_STRING),
+    TEXT("tls.key_file", "CERTSTREAM_TLS_KEY_FILE", K_PATH_OPT, tls.key_file, MAX_STRING),
+    NUM("tls.plain_port", "CERTSTREAM_TLS_PLAIN_PORT", K_U16, tls.plain_port, 0, 65535),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -162,6 +177,7 @@ static const char *const sections[] = {
     "streams", "ingest", "keepalive", "dedup", "limits", "shutdown",
     "message_format", "filters", "compression",
     "cors",
+    "access", "rate_limit", "tls",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -490,6 +506,14 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
         }
     case K_HTTP_PATH:
         return check_http_path(s, len, k->max, why, whyn);
+    case K_CIDRS: {
+        struct cidr_list *l = malloc(sizeof *l);
+        if (!l) return snprintf(why, whyn, "out of memory"), -1;
+        int rc = check_text(s, len, k->max, true, why, whyn);
+        if (rc == 0) rc = cidr_list_parse(s, len, l, why, whyn);
+        free(l);
+        return rc;
+    }
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -626,6 +650,18 @@ void config_defaults(struct config *cfg)
     cfg->filters.max_pattern_bytes = 256;
     cfg->filters.regex_match_limit = 100000;
     cfg->source_path = NULL;
+    /* network edge */
+    cfg->connection_limit.ipv6_prefix = 64;
+    cfg->connection_limit.address_table_size = 65536;
+    cfg->trusted_proxies = strdup("");
+    cfg->proxy_protocol = false;
+    cfg->access.streams_allow = strdup("");
+    cfg->access.metrics_allow = strdup("");
+    cfg->rate_limit.connections_per_minute = 0;
+    cfg->rate_limit.burst = 10;
+    cfg->tls.cert_file = strdup("");
+    cfg->tls.key_file = strdup("");
+    cfg->tls.plain_port = 0;
 }
 
 static bool defaults_ok(const struct config *cfg)
@@ -1054,7 +1090,8 @@ static const cyaml_schema_field_t cy_ct_log[] = {
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {
     CY_SB(connection_limit, enabled), CY_SU(connection_limit, max_connections),
-    CY_SU(connection_limit, per_ip_limit), CYAML_FIELD_END,
+    CY_SU(connection_limit, per_ip_limit), CY_SU(connection_limit, ipv6_prefix),
+    CY_SU(connection_limit, address_table_size), CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_token = {
     .type = CYAML_STRING, .flags = CYAML_FLAG_POINTER, .data_size = 1,
@@ -1113,6 +1150,15 @@ static const cyaml_schema_field_t cy_filters[] = {
 static const cyaml_schema_field_t cy_compression[] = {
     CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_access[] = {
+    CY_SS(access, streams_allow), CY_SS(access, metrics_allow), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_rate_limit[] = {
+    CY_SU(rate_limit, connections_per_minute), CY_SU(rate_limit, burst), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_tls[] = {
+    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port), CYAML_FIELD_END,
+};
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
       .count_size = (uint8_t)MSIZE(n), \
@@ -1151,6 +1197,12 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("message_format", message_format, cy_message_format),
     CY_SECTION("filters", filters, cy_filters),
     CY_SECTION("compression", compression, cy_compression),
+    /* network edge */
+    CY_STR("trusted_proxies", OFF(trusted_proxies)),
+    CY_BOOL("proxy_protocol", OFF(proxy_protocol)),
+    CY_SECTION("access", access, cy_access),
+    CY_SECTION("rate_limit", rate_limit, cy_rate_limit),
+    CY_SECTION("tls", tls, cy_tls),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -1588,6 +1640,34 @@ static int check_stream_paths(const struct load *ld)
     return 0;
 }
 
+/* The network edge's keys that depend on each other, and the TLS files
+ * (read and matched here, so a bad certificate is refused at start and on
+ * reload with the key that names it). */
+static int edge_cross_check(const struct load *ld)
+{
+    const struct config *c = ld->cfg;
+    if (c->proxy_protocol && c->trusted_proxies[0] == '\0')
+        return cross_fail(ld, "proxy_protocol", "trusted_proxies",
+                          "proxy_protocol is true but trusted_proxies is empty; list the "
+                          "addresses of the proxies that send the PROXY header");
+    bool cert = c->tls.cert_file[0] != '\0', key = c->tls.key_file[0] != '\0';
+    if (cert != key)
+        return cross_fail(ld, cert ? "tls.cert_file" : "tls.key_file", NULL,
+                          "tls.cert_file and tls.key_file must be set together");
+    if (c->tls.plain_port && !cert)
+        return cross_fail(ld, "tls.plain_port", NULL,
+                          "tls.plain_port is set but TLS is off (no tls.cert_file)");
+    if (c->tls.plain_port && c->tls.plain_port == c->port)
+        return cross_fail(ld, "tls.plain_port", "port", "tls.plain_port must differ from port");
+    if (cert) {
+        char why[WHY];
+        const char *bad = NULL;
+        if (tls_files_check(c->tls.cert_file, c->tls.key_file, &bad, why, sizeof why) < 0)
+            return cross_fail(ld, bad, NULL, "%s", why);
+    }
+    return 0;
+}
+
 static int cross_check(const struct load *ld)
 {
     const struct config *c = ld->cfg;
@@ -1624,6 +1704,7 @@ static int cross_check(const struct load *ld)
     if (check_stream_paths(ld) < 0) return -1;
     if (check_origins(ld) < 0)
         return -1;
+    if (edge_cross_check(ld) < 0) return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

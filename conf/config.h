@@ -54,6 +54,9 @@ struct config {
         bool enabled;                 /* false */
         uint32_t max_connections;     /* 10000: across all workers */
         uint32_t per_ip_limit;        /* 100 */
+        /* network edge: exact per-address accounting (shm/addrtable.h) */
+        uint32_t ipv6_prefix;         /* 64: IPv6 clients are counted per /64 */
+        uint32_t address_table_size;  /* 65536: distinct addresses tracked at once */
     } connection_limit;
 
     struct {
@@ -138,6 +141,24 @@ struct config {
     struct {
         char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
     } message_format;
+    /* ---- network edge (docs/operations.md): real client address, allow-lists,
+     * rate limit on new connections, TLS. CIDR lists are text: entries
+     * separated by commas or spaces ("10.0.0.0/8, ::1"); "" = empty. */
+    char *trusted_proxies;            /* "": peers whose X-Forwarded-For / X-Real-IP / PROXY header is believed */
+    bool proxy_protocol;              /* false: PROXY v1/v2 header required on every connection */
+    struct {
+        char *streams_allow;          /* "": everyone may stream (and read the JSON endpoints) */
+        char *metrics_allow;          /* "": everyone may read /metrics */
+    } access;
+    struct {
+        uint32_t connections_per_minute; /* 0 = off */
+        uint32_t burst;               /* 10 */
+    } rate_limit;
+    struct {
+        char *cert_file;              /* "": no TLS; else host:port speaks TLS */
+        char *key_file;               /* "" */
+        uint16_t plain_port;          /* 0: with TLS, an extra plain listener on this port */
+    } tls;
 
     /* where it came from: NULL when built-in defaults only */
     char *source_path;

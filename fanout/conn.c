@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 
 /* ---- streaming lists --------------------------------------------------- */
@@ -55,7 +56,7 @@ void conn_free(struct conn *c)
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
         w->deflate_clients--;
     }
-    if (c->flags & CF_LIMIT_HELD) stats_conn_release(w->stats, w->slot, &c->peer.sa);
+    edge_conn_free(c);   /* limits held, TLS session */
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;
     if (c->all_next) c->all_next->all_prev = c->all_prev;
@@ -99,6 +100,7 @@ int conn_linger(struct conn *c)
 {
     event_del(&c->wev);
     c->flags &= (uint8_t)~CF_WRITE_ARMED;
+    edge_shutdown(c);    /* TLS: close_notify */
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_free(c);
         return -1;

@@ -29,6 +29,7 @@
 #include "common/wsdeflate.h"
 #include "fanout/certindex.h"
 #include "fanout/conn.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/request.h"
@@ -41,7 +42,7 @@
 static void drain_input(struct conn *c)
 {
     char buf[READ_CHUNK];
-    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    ssize_t n = edge_recv(c, buf, sizeof buf);
     if (n < 0 && !would_block(errno)) {
         conn_free(c);
     } else if (n == 0) {
@@ -77,7 +78,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         {
             uint8_t buf[READ_CHUNK];
-            ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+            ssize_t n = edge_recv(c, buf, sizeof buf);
             if (n == 0 || (n < 0 && !would_block(errno))) conn_free(c);
             else if (n > 0) ws_consume(c, buf, (size_t)n);
         }
@@ -173,7 +174,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen)
+static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen, bool tls)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -198,9 +199,10 @@ static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen)
         return;
     }
     stats_add(w->stats, w->slot, ST_CONN_ACCEPTED, 1);
+    if (edge_conn_start(c, tls) != 0) conn_free(c);
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+void fanout_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     struct worker *w = arg;
@@ -236,7 +238,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         int sb = (int)w->cfg->limits.send_buffer_bytes;
         if (sb > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb) != 0)
             log_debug("SO_SNDBUF: %s", strerror(errno));
-        conn_new(w, fd, &peer, plen);
+        if (!edge_accept(w, fd, &peer.sa)) {
+            if (close(fd) != 0) log_debug("close: %s", strerror(errno));
+            continue;
+        }
+        conn_new(w, fd, &peer, plen, lfd == w->listen_fd);
     }
 }
 
@@ -248,7 +254,7 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
     if (!w->stopping && event_add(w->listen_ev, NULL) != 0) log_error("cannot resume accepting");
 }
 
-static int listen_socket(const char *host, uint16_t port)
+int fanout_listen_socket(const char *host, uint16_t port)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res = NULL;
@@ -301,6 +307,7 @@ static void worker_stop(struct worker *w)
     if (w->accept_retry_ev) event_del(w->accept_retry_ev);
     if (w->listen_fd >= 0 && close(w->listen_fd) != 0) log_debug("close listener: %s", strerror(errno));
     w->listen_fd = -1;
+    edge_worker_stop(w);
     struct conn *next;
     for (struct conn *c = w->all; c; c = next) {
         next = c->all_next;
@@ -354,11 +361,12 @@ static void on_drain(evutil_socket_t sig, short what, void *arg)
     proctable_set_state(PROC_DRAINING);
     /* connections already queued on our listener are taken first: closing a
      * SO_REUSEPORT listener resets what is still in its accept queue */
-    if (w->listen_fd >= 0) on_accept(w->listen_fd, EV_READ, w);
+    if (w->listen_fd >= 0) fanout_on_accept(w->listen_fd, EV_READ, w);
     if (w->listen_ev) event_del(w->listen_ev);
     if (w->accept_retry_ev) event_del(w->accept_retry_ev);
     if (w->listen_fd >= 0 && close(w->listen_fd) != 0) log_debug("close listener: %s", strerror(errno));
     w->listen_fd = -1;
+    edge_worker_drain(w);   /* the same for the tls.plain_port listener */
     uint32_t secs = w->cfg->shutdown.drain_timeout_secs;
     log_info("replaced: no longer accepting; serving %u connections until they leave or %u s pass",
              w->nconns, secs);
@@ -517,11 +525,11 @@ int fanout_run(const struct fanout_params *p)
     w->base = event_base_new_with_config(ecfg);
     if (!w->base) goto err;
 
-    w->listen_fd = listen_socket(p->cfg->host, p->cfg->port);
+    w->listen_fd = fanout_listen_socket(p->cfg->host, p->cfg->port);
     if (w->listen_fd < 0) goto err;
     struct timeval idle = tv_secs(p->cfg->keepalive.idle_timeout_secs ? p->cfg->keepalive.idle_timeout_secs : 60);
     w->idle_tv = event_base_init_common_timeout(w->base, &idle);
-    w->listen_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->listen_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, fanout_on_accept, w);
     w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
     w->stop_ev = evtimer_new(w->base, on_stop_timer, w);
     w->sig_term = evsignal_new(w->base, SIGTERM, on_signal, w);
@@ -538,6 +546,7 @@ int fanout_run(const struct fanout_params *p)
     w->ping_ev = timer(w, p->cfg->keepalive.ping_interval_secs, on_ping);
     w->tick_ev = timer(w, 1, on_tick);
     if (!w->tick_ev) goto err;
+    if (edge_worker_init(w, p) != 0) goto err;
 
     struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
     g_flags = p->flags;
@@ -561,6 +570,7 @@ err:
         conn_free(w->all);
     }
     worker_publish_all(w);
+    edge_worker_free(w);
     struct event *evs[] = { w->listen_ev, w->wake_ev, w->hb_ev, w->ping_ev, w->tick_ev, w->sig_term,
                             w->sig_int, w->stop_ev, w->accept_retry_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

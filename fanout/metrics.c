@@ -13,6 +13,7 @@
  * what dashboards expect. Label values are bounded: log names, URLs and
  * operators come from the log list (at most STATS_MAX_LOGS rows), workers
  * and roles from the process table; client addresses are never labels. */
+#include "fanout/edge.h"
 #include "fanout/fanout_internal.h"
 
 #include "common/clock.h"
@@ -517,6 +518,7 @@ static void render_operations(struct mw *m, struct worker *w)
 {
     ops_metrics(m->b, m->om);
     route_metrics_stream(w, m->b, m->om);
+    edge_metrics(w, m->b, m->om);   /* network edge (fanout/edge.c) */
 }
 
 void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)

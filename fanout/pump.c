@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
@@ -125,6 +126,18 @@ int conn_flush(struct conn *c)
     bool more = false;
     const struct ring_record *rec;
 
+    /* TLS: ciphertext of the previous pass goes first */
+    if (edge_out_pending(c)) {
+        if (edge_writev(c, NULL, 0) < 0) {
+            conn_free(c);
+            return -1;
+        }
+        if (edge_out_pending(c)) {
+            c->flags |= CF_BLOCKED;
+            arm_write(c);
+            return 0;
+        }
+    }
     if (c->out) {
         iov[niov++] = (struct iovec){ c->out + c->out_off, c->out_len - c->out_off };
         total += c->out_len - c->out_off;
@@ -222,7 +235,7 @@ write:
         return 0;
     }
 
-    ssize_t wr = writev(c->fd, iov, niov);
+    ssize_t wr = edge_writev(c, iov, niov);   /* writev, or TLS (fanout/tls.h) */
     if (wr < 0) {
         if (would_block(errno)) {
             c->flags |= CF_BLOCKED;
@@ -294,7 +307,7 @@ write:
     if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
-    if ((size_t)wr < total) {
+    if ((size_t)wr < total || edge_out_pending(c)) {
         c->flags |= CF_BLOCKED;
         arm_write(c);
         return 0;

@@ -178,6 +178,8 @@ static const char every_key_yaml[] =
     "  enabled: yes\n"
     "  max_connections: 500\n"
     "  per_ip_limit: 5\n"
+    "  ipv6_prefix: 56\n"
+    "  address_table_size: 1024\n"
     "auth:\n"
     "  enabled: on\n"
     "  tokens:\n"
@@ -240,7 +242,20 @@ static const char every_key_yaml[] =
     "compression:\n"
     "  enabled: no\n"
     "  min_size: 1000\n"
-    "  level: 1\n";
+    "  level: 1\n"
+    /* network edge */
+    "trusted_proxies: 10.0.0.0/8, ::1\n"
+    "proxy_protocol: true\n"
+    "access:\n"
+    "  streams_allow: 192.0.2.0/24\n"
+    "  metrics_allow: \"127.0.0.1\"\n"
+    "rate_limit:\n"
+    "  connections_per_minute: 120\n"
+    "  burst: 7\n"
+    "tls:\n"
+    "  cert_file: \"\"\n"
+    "  key_file: \"\"\n"
+    "  plain_port: 0\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -317,6 +332,17 @@ static void check_every_key(const struct config *c)
           c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
     CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
     CHECK(!c->protocols.web_page && c->auth.allow_query_token);
+    /* network edge */
+    CHECK(c->connection_limit.ipv6_prefix == 56);
+    CHECK(c->connection_limit.address_table_size == 1024);
+    CHECK_STR(c->trusted_proxies, "10.0.0.0/8, ::1");
+    CHECK(c->proxy_protocol);
+    CHECK_STR(c->access.streams_allow, "192.0.2.0/24");
+    CHECK_STR(c->access.metrics_allow, "127.0.0.1");
+    CHECK(c->rate_limit.connections_per_minute == 120);
+    CHECK(c->rate_limit.burst == 7);
+    CHECK_STR(c->tls.cert_file, "");
+    CHECK(c->tls.plain_port == 0);
 }
 
 static void test_every_key_from_yaml(void)
@@ -405,6 +431,16 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
         "CERTSTREAM_COMPRESSION_LEVEL=1",
         "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
+        /* network edge (TLS files: test_config_edge.c and test/e2e/test_edge.py) */
+        "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX=56",
+        "CERTSTREAM_CONNECTION_LIMIT_ADDRESS_TABLE_SIZE=1024",
+        "CERTSTREAM_TRUSTED_PROXIES=10.0.0.0/8, ::1",
+        "CERTSTREAM_PROXY_PROTOCOL=true",
+        "CERTSTREAM_ACCESS_STREAMS_ALLOW=192.0.2.0/24",
+        "CERTSTREAM_ACCESS_METRICS_ALLOW=127.0.0.1",
+        "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE=120",
+        "CERTSTREAM_RATE_LIMIT_BURST=7",
+        "CERTSTREAM_TLS_CERT_FILE=", "CERTSTREAM_TLS_KEY_FILE=", "CERTSTREAM_TLS_PLAIN_PORT=0",
         "UNRELATED=1",
         NULL,
     };
