@@ -48,7 +48,9 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM, K_HEADER,
+    K_URL, K_URL_OR_FILE, K_ENUM,
+    K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
+    K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
 };
 
@@ -65,6 +67,7 @@ struct key {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
+static const char *const ingest_sources[] = {"logs", "nats", NULL};
 
 #define OFF(m) offsetof(struct config, m)
 #define NUM(n, e, t, m, lo, hi) {n, e, t, OFF(m), 0, lo, hi, NULL, NULL}
@@ -109,6 +112,7 @@ static const struct key keys[] = {
     BOOL("streams.domains_only", "CERTSTREAM_STREAMS_DOMAINS_ONLY", streams.domains_only),
     {"ingest.group_by", "CERTSTREAM_INGEST_GROUP_BY", K_ENUM, OFF(ingest.group_by), 0, 0, 0, group_bys, NULL},
     NUM("ingest.max_processes", "CERTSTREAM_INGEST_MAX_PROCESSES", K_U32, ingest.max_processes, 0, 1024),
+    {"ingest.source", "CERTSTREAM_INGEST_SOURCE", K_ENUM, OFF(ingest.source), 0, 0, 0, ingest_sources, NULL},
     NUM("keepalive.websocket_heartbeat_secs", "CERTSTREAM_KEEPALIVE_WEBSOCKET_HEARTBEAT_SECS", K_U32, keepalive.websocket_heartbeat_secs, 1, 3600),
     NUM("keepalive.ping_interval_secs", "CERTSTREAM_KEEPALIVE_PING_INTERVAL_SECS", K_U32, keepalive.ping_interval_secs, 1, 3600),
     NUM("keepalive.idle_timeout_secs", "CERTSTREAM_KEEPALIVE_IDLE_TIMEOUT_SECS", K_U32, keepalive.idle_timeout_secs, 1, 86400),
@@ -121,13 +125,27 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    /* scale-out over NATS JetStream (docs/scale-out.md); nats.stream and
+     * nats.subject_prefix: min 0 = a plain name, 1 = dot-separated tokens;
+     * durations: min..max in seconds */
+    TEXT("nats.url", "CERTSTREAM_NATS_URL", K_NATS_URL, nats.url, MAX_STRING),
+    {"nats.stream", "CERTSTREAM_NATS_STREAM", K_NATS_NAME, OFF(nats.stream), 0, 0, 64, NULL, NULL},
+    {"nats.subject_prefix", "CERTSTREAM_NATS_SUBJECT_PREFIX", K_NATS_NAME, OFF(nats.subject_prefix), 0, 1, 200, NULL, NULL},
+    BOOL("nats.publish", "CERTSTREAM_NATS_PUBLISH", nats.publish),
+    {"nats.max_age", "CERTSTREAM_NATS_MAX_AGE", K_DURATION, OFF(nats.max_age), 0, 1, 366 * 86400ull, NULL, NULL},
+    {"nats.duplicate_window", "CERTSTREAM_NATS_DUPLICATE_WINDOW", K_DURATION, OFF(nats.duplicate_window), 0, 1, 7 * 86400ull, NULL, NULL},
+    NUM("nats.replicas", "CERTSTREAM_NATS_REPLICAS", K_U32, nats.replicas, 1, 5),
+    TEXT("nats.creds_file", "CERTSTREAM_NATS_CREDS_FILE", K_PATH_OPT, nats.creds_file, MAX_STRING),
+    TEXT("nats.position_file", "CERTSTREAM_NATS_POSITION_FILE", K_STR, nats.position_file, MAX_STRING),
+    NUM("nats.max_pending", "CERTSTREAM_NATS_MAX_PENDING", K_U32, nats.max_pending, 16, 1000000),
+    NUM("nats.max_lag_secs", "CERTSTREAM_NATS_MAX_LAG_SECS", K_U32, nats.max_lag_secs, 1, 86400),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* The mappings that group keys ("ct_log: {batch_size: ...}"). */
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
-    "streams", "ingest", "keepalive", "dedup", "limits",
+    "streams", "ingest", "keepalive", "dedup", "limits", "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -302,6 +320,53 @@ static void size_str(char *out, size_t n, uint64_t v)
     else snprintf(out, n, "%" PRIu64, v);
 }
 
+/* "90", "90s", "2m", "24h", "7d": seconds, or a number with one unit. */
+static int parse_duration(const char *s, size_t len, uint64_t *out)
+{
+    size_t digits = 0;
+    while (digits < len && s[digits] >= '0' && s[digits] <= '9') digits++;
+    uint64_t v, mul = 1;
+    if (digits == 0 || (digits > 1 && s[0] == '0') || parse_uint(s, digits, &v) < 0) return -1;
+    if (len == digits + 1) {
+        switch (s[digits]) {
+        case 's': mul = 1; break;
+        case 'm': mul = 60; break;
+        case 'h': mul = 3600; break;
+        case 'd': mul = 86400; break;
+        default: return -1;
+        }
+    } else if (len != digits) {
+        return -1;
+    }
+    if (v > UINT64_MAX / mul) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int config_duration_secs(const char *s, uint64_t *secs)
+{
+    return s ? parse_duration(s, strlen(s), secs) : -1;
+}
+
+/* A NATS stream name (tokens = 0) or subject prefix (tokens = 1: tokens of
+ * letters, digits, - and _ joined by dots; no wildcards, no empty token). */
+static int check_nats_name(const char *s, size_t len, size_t max, bool tokens, char *why, size_t whyn)
+{
+    char q[64];
+    bool ok = len > 0 && len <= max && s[0] != '.' && s[len - 1] != '.';
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.' && tokens && s[i + 1] != '.') continue;
+        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             c == '-' || c == '_';
+    }
+    if (!ok)
+        return snprintf(why, whyn, "expected %s (letters, digits, - and _%s, at most %zu bytes), got %s",
+                        tokens ? "a NATS subject prefix" : "a NATS stream name",
+                        tokens ? ", tokens joined by dots" : "", max, quoted(q, sizeof q, s, len)), -1;
+    return 0;
+}
+
 static bool is_tchar(unsigned char c)
 {
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -421,6 +486,37 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
             return snprintf(why, whyn, "expected one of %s; got %s", list,
                             quoted(q, sizeof q, s, len)), -1;
         }
+    case K_DURATION: {
+        uint64_t v;
+        if (parse_duration(s, len, &v) < 0)
+            return snprintf(why, whyn, "expected a duration such as 90s, 2m, 24h or 7d, got %s",
+                            quoted(q, sizeof q, s, len)), -1;
+        if (v < k->min || v > k->max)
+            return snprintf(why, whyn, "duration %.*s out of range %" PRIu64 "s..%" PRIu64 "s",
+                            (int)len, s, k->min, k->max), -1;
+        return 0;
+    }
+    case K_NATS_URL: {
+        /* one server or several, comma-separated, as the NATS client takes them */
+        if (check_text(s, len, k->max, false, why, whyn) < 0) return -1;
+        size_t i = 0;
+        while (i <= len) {
+            size_t e = i;
+            while (e < len && s[e] != ',') e++;
+            size_t skip = 0;
+            static const char *const schemes[] = {"nats://", "tls://", NULL};
+            for (const char *const *sc = schemes; *sc; sc++)
+                if (e - i > strlen(*sc) && strncmp(s + i, *sc, strlen(*sc)) == 0) skip = strlen(*sc);
+            if (skip == 0 || memchr(s + i, ' ', e - i))
+                return snprintf(why, whyn, "expected nats://host:port or tls://host:port "
+                                "(several joined by commas), got %s",
+                                quoted(q, sizeof q, s + i, e - i)), -1;
+            i = e + 1;
+        }
+        return 0;
+    }
+    case K_NATS_NAME:
+        return check_nats_name(s, len, k->max, k->min != 0, why, whyn);
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -517,6 +613,18 @@ void config_defaults(struct config *cfg)
     cfg->streams.full = cfg->streams.lite = cfg->streams.domains_only = true;
     cfg->ingest.group_by = strdup("operator");
     cfg->ingest.max_processes = 0;
+    cfg->ingest.source = strdup("logs");
+    cfg->nats.url = strdup("nats://127.0.0.1:4222");
+    cfg->nats.stream = strdup("CERTSTREAM");
+    cfg->nats.subject_prefix = strdup("certstream");
+    cfg->nats.publish = false;
+    cfg->nats.max_age = strdup("24h");
+    cfg->nats.duplicate_window = strdup("2m");
+    cfg->nats.replicas = 1;
+    cfg->nats.creds_file = strdup("");
+    cfg->nats.position_file = strdup("certstream_nats_position");
+    cfg->nats.max_pending = 10000;
+    cfg->nats.max_lag_secs = 60;
     cfg->keepalive.websocket_heartbeat_secs = 10;
     cfg->keepalive.ping_interval_secs = 15;
     cfg->keepalive.idle_timeout_secs = 60;
@@ -972,7 +1080,13 @@ static const cyaml_schema_field_t cy_streams[] = {
     CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ingest[] = {
-    CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CYAML_FIELD_END,
+    CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CY_SS(ingest, source), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_nats[] = {
+    CY_SS(nats, url), CY_SS(nats, stream), CY_SS(nats, subject_prefix), CY_SB(nats, publish),
+    CY_SS(nats, max_age), CY_SS(nats, duplicate_window), CY_SU(nats, replicas),
+    CY_SS(nats, creds_file), CY_SS(nats, position_file), CY_SU(nats, max_pending),
+    CY_SU(nats, max_lag_secs), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_keepalive[] = {
     CY_SU(keepalive, websocket_heartbeat_secs), CY_SU(keepalive, ping_interval_secs),
@@ -1015,6 +1129,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("keepalive", keepalive, cy_keepalive),
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
+    CY_SECTION("nats", nats, cy_nats),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -1378,6 +1493,16 @@ static int cross_check(const struct load *ld)
         return cross_fail(ld, "hot_reload.enabled", NULL,
                           "hot_reload.enabled is true but there is no configuration file to "
                           "watch; set hot_reload.watch_path");
+    if (strcmp(c->ingest.source, "nats") == 0 && c->nats.publish)
+        return cross_fail(ld, "nats.publish", "ingest.source",
+                          "nats.publish is true but ingest.source is nats: an edge node "
+                          "consumes the stream and does not publish to it");
+    uint64_t age = 0, window = 0;
+    if (config_duration_secs(c->nats.max_age, &age) == 0 &&
+        config_duration_secs(c->nats.duplicate_window, &window) == 0 && window > age)
+        return cross_fail(ld, "nats.duplicate_window", "nats.max_age",
+                          "nats.duplicate_window (%s) is longer than nats.max_age (%s)",
+                          c->nats.duplicate_window, c->nats.max_age);
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

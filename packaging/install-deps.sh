@@ -8,9 +8,11 @@ mode=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
- libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates"
+ libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
+ libnats-dev"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
- curl nodejs npm procps iproute2"
+ curl nodejs npm procps iproute2
+ nats-server"
 
 pkgs=$build_pkgs
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"
