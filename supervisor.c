@@ -29,6 +29,7 @@
 #include "ingest/ingest.h"
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
+#include "nats/natsnode.h"
 #include "ingest/state.h"
 #include "shm/dedup.h"
 #include "shm/ring.h"
@@ -44,7 +45,7 @@
 #define SUP_LOGLIST_REFRESH_MS (6 * 3600 * 1000ull)
 #define SUP_LOGLIST_MAX_BYTES (16u << 20)
 
-enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
+enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST, ROLE_NATS };
 
 struct child {
     enum child_role role;
@@ -92,6 +93,7 @@ static const char *role_name(enum child_role r)
     case ROLE_FANOUT: return "fanout";
     case ROLE_REPLAY: return "replay";
     case ROLE_LOGLIST: return "loglist";
+    case ROLE_NATS: return "nats";
     default: return "ingest";
     }
 }
@@ -180,6 +182,14 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_LOGLIST:
         rc = fetch_loglist_child(s);
         break;
+    case ROLE_NATS: {
+        struct natsnode_params np = {
+            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .stats_slot = c->stats_slot,
+        };
+        rc = natsnode_run(&np);
+        break;
+    }
     }
     _exit(rc);
 }
@@ -377,6 +387,35 @@ static int plan_children(struct supervisor *s)
     return 0;
 }
 
+/* The NATS process (docs/scale-out.md): publisher on an ingest node, consumer
+ * on an edge node. It takes the last producer slot, so ingest groups never
+ * collide with it; an edge follows no CT log. */
+static int plan_nats(struct supervisor *s)
+{
+    if (!natsnode_wanted(s->cfg))
+        return 0;
+    bool edge = strcmp(s->cfg->ingest.source, "nats") == 0;
+    if (edge && s->opts->replay_file) {
+        log_error("--replay needs ingest.source: logs (an edge node is fed by NATS)");
+        return -1;
+    }
+    if (s->max_producers < 2)
+        return -1;
+    unsigned id = --s->max_producers;
+    struct child *c = child_slot(s);
+    if (!c)
+        return -1;
+    *c = (struct child){.role = ROLE_NATS, .index = 0, .producer_id = id,
+                        .stats_slot = 1 + s->workers + id, .active = true};
+    natsnode_prepare(s->cfg, s->stats, s->ring);
+    return 0;
+}
+
+static bool is_edge(const struct supervisor *s)
+{
+    return strcmp(s->cfg->ingest.source, "nats") == 0;
+}
+
 /* ---------------------------------------------------------- following CT logs */
 
 static void save_state(struct supervisor *s)
@@ -477,7 +516,7 @@ static void loglist_result(struct supervisor *s, bool ok)
 
 static void maybe_fetch_loglist(struct supervisor *s)
 {
-    if (s->opts->replay_file || s->stopping || mono_ms() < s->loglist_next_ms)
+    if (s->opts->replay_file || is_edge(s) || s->stopping || mono_ms() < s->loglist_next_ms)
         return;
     for (unsigned i = 0; i < s->n_children; i++)
         if (s->children[i].role == ROLE_LOGLIST && (s->children[i].active || s->children[i].pid))
@@ -595,7 +634,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
-    if (plan_children(&s) != 0)
+    if (plan_children(&s) != 0 || plan_nats(&s) != 0)
         goto out;
     for (unsigned i = 0; i < s.workers; i++) {
         int efd = eventfd(0, EFD_NONBLOCK);
@@ -623,7 +662,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     log_info("certstream-server %s: %s:%u, %u fanout workers, ring %llu bytes, %s",
              CERTSTREAM_VERSION, cfg->host, cfg->port, s.workers,
              (unsigned long long)cfg->ring_size,
-             opts->replay_file ? "replay source" : "following CT logs");
+             opts->replay_file ? "replay source" : is_edge(&s) ? "fed by NATS" : "following CT logs");
 
     /* Setup parsed files (replay corpus, configuration) and freed their
      * parse trees: give that heap back before the children are forked. */

@@ -48,6 +48,7 @@ struct stats_shm {
     struct stats_row retired;
     struct stats_row rows[STATS_MAX_SLOTS];
     struct stats_log logs[STATS_MAX_LOGS];
+    struct stats_nats nats;
 };
 
 struct stats {
@@ -294,4 +295,19 @@ void stats_conn_release(struct stats *s, unsigned slot, const struct sockaddr *a
 uint64_t stats_conn_total(const struct stats *s)
 {
     return conn_sum(s);
+}
+
+struct stats_nats *stats_nats(struct stats *s)
+{
+    return &s->shm->nats;
+}
+
+bool stats_nats_gate_closed(struct stats *s, uint64_t ring_tail)
+{
+    const struct stats_nats *n = &s->shm->nats;
+    if (atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_PUBLISHER)
+        return false;
+    uint64_t acked = atomic_load_explicit(&n->ring_acked, memory_order_acquire);
+    uint64_t gate = atomic_load_explicit(&n->gate_bytes, memory_order_relaxed);
+    return gate != 0 && ring_tail > acked && ring_tail - acked > gate;
 }
