@@ -4,6 +4,8 @@
 #include "fanout/fanout_internal.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,6 +55,67 @@ static unsigned log_count(const struct stats *s)
     return n > STATS_MAX_LOGS ? STATS_MAX_LOGS : n;
 }
 
+/* ---- NATS (docs/scale-out.md) ------------------------------------------------- */
+
+/* An ingest node's publisher is unhealthy for /health/deep when NATS is
+ * unreachable or it lags past nats.max_lag_secs (an edge's state is its one
+ * per-log row, written by its consumer). */
+static bool nats_publisher_degraded(const struct worker *w)
+{
+    struct stats_nats *n = stats_nats(w->stats);
+    if (atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_PUBLISHER) return false;
+    return !atomic_load_explicit(&n->connected, memory_order_relaxed) ||
+           atomic_load_explicit(&n->lag_ms, memory_order_relaxed) > (uint64_t)w->cfg->nats.max_lag_secs * 1000u;
+}
+
+static void nats_health(const struct worker *w, struct jbuf *b)
+{
+    struct stats_nats *n = stats_nats(w->stats);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    jb_printf(b, ",\"nats\":{\"role\":\"%s\",\"connected\":%s,\"stream_sequence\":%" PRIu64
+                 ",\"lag_messages\":%" PRIu64 ",\"lag_seconds\":%.3f}",
+              role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer",
+              atomic_load_explicit(&n->connected, memory_order_relaxed) ? "true" : "false",
+              (uint64_t)atomic_load_explicit(&n->stream_seq, memory_order_relaxed),
+              (uint64_t)atomic_load_explicit(&n->lag_msgs, memory_order_relaxed),
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
+}
+
+static void family(struct jbuf *b, const char *name, const char *type, const char *help);
+
+static void nats_metrics(const struct worker *w, struct jbuf *b)
+{
+    struct stats_nats *n = stats_nats(w->stats);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    static const struct { const char *name, *type, *help; size_t off; } m[] = {
+        { "certstream_nats_connected", "gauge", "1 while the NATS connection is up.", offsetof(struct stats_nats, connected) },
+        { "certstream_nats_stream_sequence", "gauge", "Last stream sequence acknowledged (ingest node) or put in the ring (edge node).", offsetof(struct stats_nats, stream_seq) },
+        { "certstream_nats_lag_messages", "gauge", "Ingest node: ring records not yet acknowledged by JetStream; edge node: stream messages not yet consumed.", offsetof(struct stats_nats, lag_msgs) },
+        { "certstream_nats_published", "counter", "Messages JetStream stored as new.", offsetof(struct stats_nats, published) },
+        { "certstream_nats_duplicates", "counter", "Publishes JetStream dropped as duplicates within the duplicate window.", offsetof(struct stats_nats, duplicates) },
+        { "certstream_nats_publish_errors", "counter", "Publish batches not fully acknowledged (sent again).", offsetof(struct stats_nats, publish_errors) },
+        { "certstream_nats_consumed", "counter", "Stream messages put in the ring.", offsetof(struct stats_nats, consumed) },
+        { "certstream_nats_redeliveries", "counter", "Stream messages delivered more than once (dropped).", offsetof(struct stats_nats, redeliveries) },
+        { "certstream_nats_missed", "counter", "Entries lost: gone from the stream before consumed (edge behind retention), or overwritten in the ring before published.", offsetof(struct stats_nats, missed) },
+        { "certstream_nats_bad_messages", "counter", "Stream messages that were not certstream entries (skipped).", offsetof(struct stats_nats, bad_messages) },
+        { "certstream_nats_disconnects", "counter", "NATS connection losses.", offsetof(struct stats_nats, disconnects) },
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        const void *p = (const char *)n + m[i].off;
+        uint64_t v = m[i].off == offsetof(struct stats_nats, connected)
+                   ? atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed)
+                   : atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
+        family(b, m[i].name, m[i].type, m[i].help);
+        jb_printf(b, "%s{role=\"%s\"} %" PRIu64 "\n", m[i].name,
+                  role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer", v);
+    }
+    family(b, "certstream_nats_lag_seconds", "gauge", "Age of the oldest entry not yet acknowledged (ingest node) or consumed (edge node).");
+    jb_printf(b, "certstream_nats_lag_seconds{role=\"%s\"} %.3f\n", role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer",
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
+}
+
 /* ---- /health/deep ------------------------------------------------------------ */
 
 /* Status: "unhealthy" (503) when more than half of the logs are unhealthy;
@@ -74,7 +137,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     if (n > 0 && unhealthy * 2 > n) {
         st = "unhealthy";
         *status = 503;
-    } else if (n == 0 || degraded || unhealthy) {
+    } else if (n == 0 || degraded || unhealthy || nats_publisher_degraded(w)) {
         st = "degraded";
     }
     unsigned fanout = 0, ingest = 0;
@@ -98,7 +161,9 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
                      ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
                   health_name(l->health), tree, next, tree > next ? tree - next : 0, l->entries);
     }
-    jb_lit(b, "]}");
+    jb_lit(b, "]");
+    nats_health(w, b);
+    jb_lit(b, "}");
 }
 
 /* ---- /metrics ------------------------------------------------------------------ */
@@ -219,6 +284,7 @@ void route_metrics(struct worker *w, struct jbuf *b)
             jb_printf(b, "\"} %" PRIu64 "\n", val);
         }
     }
+    nats_metrics(w, b);
 }
 
 /* ---- /example.json and /latest.json ---------------------------------------------- */

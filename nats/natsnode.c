@@ -145,7 +145,14 @@ static int connect_nats(struct node *n, bool publisher)
 {
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
-    if (s == NATS_OK) s = natsOptions_SetURL(o, n->cfg->nats.url);
+    /* nats.url: one server or several joined by commas */
+    char urls[4096];
+    const char *list[64];
+    int nurl = 0;
+    snprintf(urls, sizeof urls, "%s", n->cfg->nats.url);
+    for (char *save = NULL, *u = strtok_r(urls, ",", &save); u && nurl < 64; u = strtok_r(NULL, ",", &save))
+        list[nurl++] = u;
+    if (s == NATS_OK) s = natsOptions_SetServers(o, list, nurl);
     if (s == NATS_OK) s = natsOptions_SetName(o, publisher ? "certstream-server ingest" : "certstream-server edge");
     if (s == NATS_OK) s = natsOptions_SetMaxReconnect(o, -1);
     if (s == NATS_OK) s = natsOptions_SetReconnectWait(o, 250);

@@ -1,0 +1,559 @@
+#!/usr/bin/python3
+"""Scale-out end-to-end tests: real nats-server -js processes on free loopback
+ports, the fake CT log serving the real Navigli tiles (test/data/static-ct),
+ingest nodes (nats.publish) and edge nodes (ingest.source: nats) running the
+real binary, and SSE clients on every node.
+
+usage: test_nats.py CASE --server BIN --testdata DIR --fakelog PY
+Each CASE is one CTest test; the last line is `N passed, N failed`."""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from server import Server, free_port  # noqa: E402
+
+ARGS = None
+LOG = "navigli"
+CERT_INDEX_RE = re.compile(rb'"cert_index":([0-9]+)')
+SEEN_RE = re.compile(rb'"seen":([0-9.]+)')
+
+
+def wait_for(what, cond, timeout=60, step=0.05):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(step)
+    raise AssertionError("timed out after %d s waiting for %s" % (timeout, what))
+
+
+class Nats:
+    """One nats-server -js; optionally a member of a cluster (routes)."""
+
+    def __init__(self, name="n0", cluster_port=None, routes=()):
+        self.name = name
+        self.port = free_port()
+        self.dir = tempfile.mkdtemp(prefix="cs-nats-")
+        self.cluster_port = cluster_port
+        self.routes = routes
+        self.proc = None
+        self.log = open(os.path.join(self.dir, "nats.log"), "wb")
+
+    def start(self):
+        args = ["nats-server", "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", self.dir,
+                "-n", self.name]
+        if self.cluster_port:
+            args += ["--cluster_name", "cs", "--cluster", "nats://127.0.0.1:%d" % self.cluster_port,
+                     "--routes", ",".join("nats://127.0.0.1:%d" % p for p in self.routes)]
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        wait_for("nats-server on %d" % self.port, self.accepting, timeout=20)
+
+    def accepting(self):
+        if self.proc.poll() is not None:
+            raise AssertionError("nats-server exited:\n" + self.logtext())
+        try:
+            socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+            return True
+        except OSError:
+            return False
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def url(self):
+        return "nats://127.0.0.1:%d" % self.port
+
+    def logtext(self):
+        self.log.flush()
+        with open(os.path.join(self.dir, "nats.log"), "rb") as f:
+            return f.read().decode(errors="replace")[-3000:]
+
+    def cleanup(self):
+        self.stop(signal.SIGKILL)
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class FakeLog:
+    """test/fakelog/fakelog.py serving the Navigli tiles, starting empty."""
+
+    def __init__(self):
+        self.dir = tempfile.mkdtemp(prefix="cs-fakelog-")
+        pf = os.path.join(self.dir, "port")
+        self.proc = subprocess.Popen([sys.executable, ARGS.fakelog, "--testdata", ARGS.testdata,
+                                      "--tiled", "%s=static-ct/navigli2025h2" % LOG,
+                                      "--size", "%s=0" % LOG, "--port-file", pf],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for("fakelog port", lambda: os.path.exists(pf) and open(pf).read().strip(), timeout=20)
+        self.port = int(open(pf).read().strip())
+        self.size = 0
+
+    def grow(self, size):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/control/size?log=%s&size=%d"
+                                    % (self.port, LOG, size), timeout=5) as r:
+            assert json.loads(r.read())["size"] == size
+        self.size = size
+
+    def grow_to(self, total, step=20, pause=0.1, during=None):
+        """Grows the log step by step (a steady load); during(size) runs between steps."""
+        while self.size < total:
+            self.grow(min(total, self.size + step))
+            if during:
+                during(self.size)
+            time.sleep(pause)
+
+    def cleanup(self):
+        self.proc.kill()
+        self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def node(kind, fakelog, nats_urls, ring_size=None, extra=""):
+    """An ingest node (publishes what it follows) or an edge node (fed by NATS)."""
+    y = ["  poll_interval_ms: 100",      # continues the ct_log: section server.py writes
+         "  operator_rate_limit_ms: 0",
+         "ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
+         "nats:",
+         "  url: \"%s\"" % ",".join(nats_urls),
+         "  duplicate_window: 30s"]
+    if ring_size:
+        y.insert(3, "ring_size: %d" % ring_size)
+    if kind == "ingest":
+        y.append("  publish: true")
+    else:
+        y.append("  position_file: POSFILE")
+    if extra:
+        y.append(extra)
+    if kind == "edge":
+        y += ["ingest:", "  source: nats"]
+    s = Server(ARGS.server, ARGS.testdata, workers=1, replay=False,
+               extra_yaml="\n".join(y) + "\n")
+    s.posfile = os.path.join(s.dir, "nats.pos")
+    with open(s.config) as f:
+        text = f.read().replace("POSFILE", s.posfile)
+    with open(s.config, "w") as f:
+        f.write(text)
+    s.kind = kind
+    return s
+
+
+def metric(srv, name, role):
+    _, _, body = srv.http("/metrics")
+    m = re.search(r'^%s\{role="%s"\} ([0-9.]+)$' % (name, role), body.decode(), re.M)
+    return float(m.group(1)) if m else None
+
+
+def edge_ready(srv):
+    """The edge has subscribed (its log says where it starts)."""
+    return wait_for("edge subscription", lambda: "NATS consumer: " in srv.logtext() and
+                    ("starting with the next new entry" in srv.logtext() or "resuming" in srv.logtext()),
+                    timeout=30)
+
+
+def ingest_ready(srv):
+    """The ingest node follows the (still empty) log from index 0."""
+    return wait_for("ingest following the log",
+                    lambda: "starting at index 0 (tree size 0)" in srv.logtext(), timeout=30)
+
+
+def stored_position(path):
+    """The edge's position file: the newer of two checked copies (nats/position.c)."""
+    with open(path, "rb") as f:
+        data = f.read(64)
+    magic = struct.unpack_from("<Q", data, 0)[0]
+    best = None
+    for i in range(2):
+        seq, check, gen = struct.unpack_from("<QQQ", data, 8 + 24 * i)
+        want = seq ^ magic ^ ((gen * 0x9e3779b97f4a7c15) & 0xFFFFFFFFFFFFFFFF)
+        if check == want and (best is None or gen > best[1]):
+            best = (seq, gen)
+    assert best, "no valid copy in the position file"
+    return best[0]
+
+
+class SSE(threading.Thread):
+    """An SSE client (stream=full) on one node: keeps (id, data bytes) events."""
+
+    def __init__(self, srv, last_event_id=None):
+        super().__init__(daemon=True)
+        self.events = []
+        self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
+        hdr = "GET /sse?stream=full HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+        if last_event_id is not None:
+            hdr += "Last-Event-ID: %s\r\n" % last_event_id
+        self.sock.sendall((hdr + "\r\n").encode())
+        self.closed = False
+        self.start()
+
+    def run(self):
+        buf = b""
+        headers_done = False
+        try:
+            while True:
+                d = self.sock.recv(1 << 16)
+                if not d:
+                    break
+                buf += d
+                if not headers_done:
+                    i = buf.find(b"\r\n\r\n")
+                    if i < 0:
+                        continue
+                    buf = buf[i + 4:]
+                    headers_done = True
+                # chunked or identity: strip chunk-size lines if present
+                while True:
+                    i = buf.find(b"\n\n")
+                    if i < 0:
+                        break
+                    block, buf = buf[:i], buf[i + 2:]
+                    ev_id, data = None, None
+                    for line in block.split(b"\n"):
+                        if line.startswith(b"id: "):
+                            ev_id = int(line[4:])
+                        elif line.startswith(b"data: "):
+                            data = line[6:]
+                    if data is not None:
+                        self.events.append((ev_id, data))
+        except OSError:
+            pass
+        self.closed = True
+
+    def indexes(self):
+        return [int(CERT_INDEX_RE.search(d).group(1)) for _, d in self.events]
+
+    def datas(self):
+        return [d for _, d in self.events]
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.sock.close()
+
+
+def connected(srv, n=1):
+    wait_for("%d client(s) on %s" % (n, srv.kind),
+             lambda: b'"active_connections":%d' % n in srv.http("/health/deep")[2], timeout=20)
+
+
+class Cluster:
+    """Everything a case started, stopped in reverse order whatever happens."""
+
+    def __init__(self):
+        self.items = []
+
+    def add(self, x):
+        self.items.append(x)
+        return x
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        for x in reversed(self.items):
+            try:
+                if isinstance(x, Server):
+                    if exc[0] is not None:
+                        sys.stderr.write("--- %s log:\n%s\n" % (x.kind, x.logtext()))
+                    if x.proc and x.proc.poll() is None:
+                        os.killpg(x.proc.pid, signal.SIGKILL)
+                        x.proc.wait()
+                    x.log.close()
+                    shutil.rmtree(x.dir, ignore_errors=True)
+                elif isinstance(x, SSE):
+                    x.close()
+                else:
+                    if exc[0] is not None and isinstance(x, Nats):
+                        sys.stderr.write("--- nats %s log:\n%s\n" % (x.name, x.logtext()))
+                    x.cleanup()
+            except Exception as e:  # keep cleaning up
+                sys.stderr.write("cleanup: %r\n" % e)
+        return False
+
+
+def wait_count(client, n, timeout=60):
+    wait_for("%d messages (have %d)" % (n, len(client.events)), lambda: len(client.events) >= n,
+             timeout=timeout)
+
+
+# ------------------------------------------------------------------ cases
+
+def case_fanout():
+    """One ingest node + two edges: clients of all three get the same
+    certificates in the same order, byte for byte (seen included)."""
+    total = 240
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edges = [c.add(node("edge", fl, [n.url()])) for _ in range(2)]
+        for e in edges:
+            e.start()
+            edge_ready(e)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        clients = []
+        for s in [ing] + edges:
+            clients.append(c.add(SSE(s)))
+            connected(s)
+        fl.grow_to(total)
+        for cl in clients:
+            wait_count(cl, total)
+        time.sleep(0.5)
+        ref = clients[0]
+        assert ref.indexes() == list(range(total)), ref.indexes()[:20]
+        for cl, e in zip(clients[1:], edges):
+            assert len(cl.events) == total, (len(cl.events), total)
+            for k, (a, b) in enumerate(zip(ref.datas(), cl.datas())):
+                assert a == b, "message %d differs on the edge:\n%r\n%r" % (k, a[:300], b[:300])
+        # the stream holds each entry once, and the edges consumed it all
+        assert metric(ing, "certstream_nats_published", "publisher") == total
+        assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
+        for e in edges:
+            wait_for("edge consumed all", lambda: metric(e, "certstream_nats_stream_sequence", "consumer") == total)
+            assert metric(e, "certstream_nats_consumed", "consumer") == total
+            assert metric(e, "certstream_nats_missed", "consumer") == 0
+            st, _, body = e.http("/health/deep")
+            h = json.loads(body)
+            assert st == 200 and h["status"] == "healthy", body
+            assert h["nats"]["role"] == "consumer" and h["nats"]["connected"] is True, body
+        st, _, body = ing.http("/health/deep")
+        assert json.loads(body)["nats"] == {"role": "publisher", "connected": True, "stream_sequence": total,
+                                            "lag_messages": 0, "lag_seconds": 0.0}, body
+
+
+def case_edge_restart():
+    """kill -9 an edge under load and start it again: its new ring continues at
+    the stream sequence after the one in its position file, no gap, no dup."""
+    total = 300
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        ref = c.add(SSE(ing))
+        connected(ing)
+        state = {}
+
+        def during(size):
+            if size >= 100 and "killed" not in state:
+                os.killpg(edge.proc.pid, signal.SIGKILL)
+                edge.proc.wait()
+                state["killed"] = stored_position(edge.posfile)
+            elif size >= 180 and "restarted" not in state:
+                edge.start()
+                state["restarted"] = True
+
+        fl.grow_to(total, during=during)
+        wait_count(ref, total)
+        p = state["killed"]
+        assert 0 < p <= total, p
+        wait_for("edge caught up", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == total)
+        assert "resuming CERTSTREAM after stream sequence %d" % p in edge.logtext(), edge.logtext()
+        # the whole new ring: an SSE client resuming from an id long gone
+        # starts at the oldest record the ring holds
+        after = c.add(SSE(edge, last_event_id=1))
+        wait_count(after, total - p)
+        time.sleep(0.5)
+        # one ingest node, a log from index 0: stream sequence s = cert_index s - 1
+        assert after.indexes() == list(range(p, total)), (p, after.indexes()[:10])
+        refd = ref.datas()
+        for k, d in zip(range(p, total), after.datas()):
+            assert d == refd[k], "cert %d differs after the restart" % k
+        assert metric(edge, "certstream_nats_missed", "consumer") == 0
+        assert metric(edge, "certstream_nats_consumed", "consumer") == total - p
+
+
+def case_nats_outage():
+    """NATS stopped for 10 s under load: the ingest node keeps its entries (its
+    producers pause once half its ring is unacknowledged), the edge resumes;
+    the edge's client gets every certificate once, in order."""
+    total = 400
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=1 << 20))
+        ing.start()
+        ingest_ready(ing)
+        ref = c.add(SSE(ing))
+        out = c.add(SSE(edge))
+        connected(ing)
+        connected(edge)
+        state = {}
+
+        def during(size):
+            if size >= 100 and "down" not in state:
+                state["down"] = time.time()
+                n.stop(signal.SIGKILL)
+                wait_for("ingest sees NATS down",
+                         lambda: metric(ing, "certstream_nats_connected", "publisher") == 0, timeout=20)
+                st, _, body = ing.http("/health/deep")
+                assert json.loads(body)["status"] == "degraded", body
+            if "down" in state and "up" not in state and time.time() - state["down"] >= 10:
+                # half the ingest node's ring is unacknowledged: it stopped fetching
+                _, _, body = ing.http("/metrics")
+                held = int(re.search(r"^certstream_entries_published (\d+)$", body.decode(), re.M).group(1))
+                assert held < fl.size, (held, fl.size)
+                assert "fetch" not in state
+                state["held"] = (held, fl.size)
+                n.start()
+                state["up"] = True
+
+        fl.grow_to(total, step=20, pause=0.1, during=during)
+        while "up" not in state:
+            during(total)
+            time.sleep(0.1)
+        wait_count(out, total, timeout=90)
+        wait_count(ref, total, timeout=30)
+        time.sleep(0.5)
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert out.datas() == ref.datas()
+        assert metric(ing, "certstream_nats_disconnects", "publisher") >= 1
+        assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
+        assert metric(edge, "certstream_nats_missed", "consumer") == 0
+        wait_for("ingest healthy again", lambda: json.loads(ing.http("/health/deep")[2])["status"] == "healthy",
+                 timeout=20)
+
+
+def case_two_ingest():
+    """Two ingest nodes following the same log: the stream holds each
+    certificate once (message id = the certificate's SHA-256)."""
+    total = 200
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ings = [c.add(node("ingest", fl, [n.url()])) for _ in range(2)]
+        for i in ings:
+            i.start()
+        out = c.add(SSE(edge))
+        connected(edge)
+        # both follow the log before it grows
+        for i in ings:
+            ingest_ready(i)
+        fl.grow_to(total)
+        wait_count(out, total)
+        for i in ings:
+            wait_for("publisher done", lambda: metric(i, "certstream_nats_lag_messages", "publisher") == 0)
+        time.sleep(1.0)
+        idx = out.indexes()
+        assert sorted(idx) == list(range(total)), (len(idx), sorted(set(range(total)) - set(idx))[:10])
+        pub = sum(metric(i, "certstream_nats_published", "publisher") for i in ings)
+        dup = sum(metric(i, "certstream_nats_duplicates", "publisher") for i in ings)
+        assert pub == total, pub
+        assert dup >= total, dup   # every certificate came twice; a retried batch adds more
+        assert metric(edge, "certstream_nats_stream_sequence", "consumer") == total
+
+
+def case_cluster():
+    """A 3-node NATS cluster, stream replicas 3: one NATS node killed under
+    load, nothing lost."""
+    total = 300
+    with Cluster() as c:
+        cports = [free_port() for _ in range(3)]
+        nodes = [c.add(Nats("n%d" % i, cports[i], [p for p in cports if p != cports[i]])) for i in range(3)]
+        threads = [threading.Thread(target=x.start) for x in nodes]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        urls = [x.url() for x in nodes]
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, urls[::-1], extra="  replicas: 3"))
+        ing = c.add(node("ingest", fl, urls, extra="  replicas: 3"))
+        # the stream needs a meta leader: the edge retries until it has one
+        edge.start()
+        wait_for("edge subscribed", lambda: "starting with the next new entry" in edge.logtext(), timeout=60)
+        ing.start()
+        ingest_ready(ing)
+        out = c.add(SSE(edge))
+        connected(edge)
+        killed = {}
+
+        assert "3 replica(s)" in edge.logtext() + ing.logtext()
+
+        def during(size):
+            if size >= 120 and not killed:
+                # the NATS node the ingest node publishes through
+                victim = nats_peer(ing, nodes)
+                victim.stop(signal.SIGKILL)
+                killed["node"] = victim.name
+
+        fl.grow_to(total, during=during)
+        wait_count(out, total, timeout=90)
+        time.sleep(0.5)
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
+        assert metric(ing, "certstream_nats_disconnects", "publisher") >= 1, killed
+
+
+def nats_peer(srv, nodes):
+    """The NATS node srv's NATS process is connected to (from ss)."""
+    pids = set(str(p) for p in srv.children())
+    out = subprocess.run(["ss", "-Htnp", "state", "established"], capture_output=True, text=True,
+                         check=True).stdout
+    for line in out.splitlines():
+        for x in nodes:
+            if re.search(r"127\.0\.0\.1:%d\s" % x.port, line + " ") and \
+               any("pid=%s," % p in line for p in pids):
+                return x
+    raise AssertionError("no NATS connection found for %s:\n%s" % (srv.kind, out))
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+
+def main():
+    global ARGS
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(CASES))
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--testdata", required=True)
+    ap.add_argument("--fakelog", required=True)
+    ARGS = ap.parse_args()
+    try:
+        CASES[ARGS.case]()
+    except Exception:
+        import traceback
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        return 1
+    print("1 passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
