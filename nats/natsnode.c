@@ -405,6 +405,7 @@ static int run_publisher(struct node *n)
             acked = pos;
             atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
             atomic_store(&n->st->stream_seq, atomic_load(&n->last_seq));
+            publisher_lag(n, r, acked);
             continue;
         }
         /* Not all acknowledged: send the batch again. Those JetStream did
@@ -535,7 +536,8 @@ static void consume(struct consumer *c, natsMsg *m, unsigned *unnotified)
         atomic_fetch_add(&n->st->bad_messages, 1);
         log_warn("NATS consumer: stream sequence %" PRIu64 " skipped: %s", seq, why);
     } else {
-        struct ring_message rm = {.cert_index = e.cert_index, .log_id = 0};
+        /* SSE ids are stream sequences: the same on every edge */
+        struct ring_message rm = {.cert_index = e.cert_index, .log_id = 0, .sse_id = seq};
         for (int f = 0; f < RING_NFORMATS; f++) {
             rm.json[f] = e.json[f];
             rm.json_len[f] = e.len[f];

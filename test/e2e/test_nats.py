@@ -325,6 +325,7 @@ def case_fanout():
         assert ref.indexes() == list(range(total)), ref.indexes()[:20]
         for cl, e in zip(clients[1:], edges):
             assert len(cl.events) == total, (len(cl.events), total)
+            assert [i for i, _ in cl.events] == list(range(1, total + 1))   # SSE id = stream sequence
             for k, (a, b) in enumerate(zip(ref.datas(), cl.datas())):
                 assert a == b, "message %d differs on the edge:\n%r\n%r" % (k, a[:300], b[:300])
         # the stream holds each entry once, and the edges consumed it all
@@ -376,12 +377,13 @@ def case_edge_restart():
         assert 0 < p <= total, p
         wait_for("edge caught up", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == total)
         assert "resuming CERTSTREAM after stream sequence %d" % p in edge.logtext(), edge.logtext()
-        # the whole new ring: an SSE client resuming from an id long gone
-        # starts at the oldest record the ring holds
-        after = c.add(SSE(edge, last_event_id=1))
+        # the new ring holds exactly the stream after the stored position:
+        # SSE ids are stream sequences, so a client resuming at 0 gets all
+        # of it (one ingest node, a log from index 0: sequence s = cert_index s - 1)
+        after = c.add(SSE(edge, last_event_id=0))
         wait_count(after, total - p)
         time.sleep(0.5)
-        # one ingest node, a log from index 0: stream sequence s = cert_index s - 1
+        assert [i for i, _ in after.events] == list(range(p + 1, total + 1)), (p, after.events[:3])
         assert after.indexes() == list(range(p, total)), (p, after.indexes()[:10])
         refd = ref.datas()
         for k, d in zip(range(p, total), after.datas()):
@@ -476,6 +478,50 @@ def case_two_ingest():
         assert pub == total, pub
         assert dup >= total, dup   # every certificate came twice; a retried batch adds more
         assert metric(edge, "certstream_nats_stream_sequence", "consumer") == total
+
+
+def case_sse_resume():
+    """A client moves from one edge to the other: SSE Last-Event-ID (and
+    WebSocket ?resume=ID) continue with no gap and no duplicate."""
+    total = 200
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edges = [c.add(node("edge", fl, [n.url()])) for _ in range(2)]
+        for e in edges:
+            e.start()
+            edge_ready(e)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        ref = c.add(SSE(ing))
+        connected(ing)
+        first = c.add(SSE(edges[0]))
+        connected(edges[0])
+        fl.grow_to(90)
+        wait_count(first, 90)
+        first.close()
+        fl.grow_to(total)
+        last_id = first.events[-1][0]
+        assert last_id == 90, last_id
+        second = c.add(SSE(edges[1], last_event_id=last_id))
+        wait_count(ref, total)
+        wait_count(second, total - last_id)
+        time.sleep(0.5)
+        got = first.events + second.events
+        assert [i for i, _ in got] == list(range(1, total + 1)), [i for i, _ in got][85:95]
+        assert [d for _, d in got] == ref.datas()
+        # WebSocket ?resume=ID on the other edge: the messages after ID
+        import websocket
+        ws = websocket.create_connection("ws://127.0.0.1:%d/full-stream?resume=150" % edges[1].port, timeout=20)
+        msgs = []
+        while len(msgs) < total - 150:
+            m = ws.recv()
+            if '"heartbeat"' not in m:
+                msgs.append(m.encode())
+        ws.close()
+        assert msgs == ref.datas()[150:], [CERT_INDEX_RE.search(m).group(1) for m in msgs[:3]]
 
 
 def case_cluster():
