@@ -73,10 +73,11 @@ static void nats_health(const struct worker *w, struct jbuf *b)
     struct stats_nats *n = stats_nats(w->stats);
     uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
     if (role == NATS_ROLE_NONE) return;
-    jb_printf(b, ",\"nats\":{\"role\":\"%s\",\"connected\":%s,\"stream_sequence\":%" PRIu64
+    jb_printf(b, ",\"nats\":{\"role\":\"%s\",\"connected\":%s,\"ready\":%s,\"stream_sequence\":%" PRIu64
                  ",\"lag_messages\":%" PRIu64 ",\"lag_seconds\":%.3f}",
               role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer",
               atomic_load_explicit(&n->connected, memory_order_relaxed) ? "true" : "false",
+              role == NATS_ROLE_PUBLISHER || atomic_load_explicit(&n->ready, memory_order_relaxed) ? "true" : "false",
               (uint64_t)atomic_load_explicit(&n->stream_seq, memory_order_relaxed),
               (uint64_t)atomic_load_explicit(&n->lag_msgs, memory_order_relaxed),
               (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
@@ -97,6 +98,7 @@ static void nats_metrics(const struct worker *w, struct jbuf *b)
         { "certstream_nats_duplicates", "counter", "Publishes JetStream dropped as duplicates within the duplicate window.", offsetof(struct stats_nats, duplicates) },
         { "certstream_nats_publish_errors", "counter", "Publish batches not fully acknowledged (sent again).", offsetof(struct stats_nats, publish_errors) },
         { "certstream_nats_consumed", "counter", "Stream messages put in the ring.", offsetof(struct stats_nats, consumed) },
+        { "certstream_nats_backfilled", "counter", "Entries before the resume point put in a fresh ring, so clients can resume from it.", offsetof(struct stats_nats, backfilled) },
         { "certstream_nats_redeliveries", "counter", "Stream messages delivered more than once (dropped).", offsetof(struct stats_nats, redeliveries) },
         { "certstream_nats_missed", "counter", "Entries lost: gone from the stream before consumed (edge behind retention), or overwritten in the ring before published.", offsetof(struct stats_nats, missed) },
         { "certstream_nats_bad_messages", "counter", "Stream messages that were not certstream entries (skipped).", offsetof(struct stats_nats, bad_messages) },

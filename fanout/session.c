@@ -6,6 +6,7 @@
  * streaming clients (WebSocket, SSE); the small endpoints are not counted. */
 #include "fanout/session.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,8 +60,22 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
 /* A stream (WebSocket or SSE) needs the token when auth is on (401) and a
  * free place under the shared connection limits (429, before the upgrade).
  * False: the answer has been sent. */
+/* An edge node (ingest.source: nats) serves stream clients once its NATS
+ * consumer has filled its fresh ring (docs/scale-out.md): before that, a
+ * live client would get old entries and a resuming one could not be placed. */
+static bool edge_ready(const struct worker *w)
+{
+    struct stats_nats *n = stats_nats(w->stats);
+    return atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_CONSUMER ||
+           atomic_load_explicit(&n->ready, memory_order_acquire);
+}
+
 static bool admit_stream(struct worker *w, struct conn *c, const struct http_request *req)
 {
+    if (!edge_ready(w)) {
+        respond_text(c, 503, "Retry-After: 1\r\n", "Starting: filling the ring from NATS.\n", false);
+        return false;
+    }
     if (!auth_ok(w, req)) {
         stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
         respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);

@@ -428,7 +428,10 @@ static int run_publisher(struct node *n)
 struct consumer {
     struct node *n;
     struct position *pos_file;
-    uint64_t pos;                /* last stream sequence put in the ring */
+    uint64_t pos;                /* resume point: last stream sequence consumed (position file) */
+    uint64_t ring_last;          /* last stream sequence in this server's ring */
+    uint64_t fill_to;            /* the ring is filled up to here: then ready */
+    uint64_t fill_deadline_ms;   /* ready by then whatever came (entries gone from the stream) */
     natsSubscription *sub;
     uint64_t last_msg_ms;
     uint64_t stream_last;        /* from the latest stream info */
@@ -451,13 +454,30 @@ static int subscribe(struct consumer *c)
     jsSubOptions_Init(&so);
     so.Stream = n->cfg->nats.stream;
     so.Ordered = true;
-    if (c->pos) {
-        so.Config.DeliverPolicy = js_DeliverByStartSequence;
-        so.Config.OptStartSeq = c->pos + 1;
-    } else {
-        so.Config.DeliverPolicy = js_DeliverNew;
-    }
     jsErrCode jerr = 0;
+    if (c->pos == 0) {
+        /* no position yet: this edge serves from the stream's next entry */
+        jsStreamInfo *si = NULL;
+        if (js_GetStreamInfo(&si, n->js, n->cfg->nats.stream, NULL, &jerr) != NATS_OK)
+            return -1;
+        c->pos = si->State.LastSeq;
+        jsStreamInfo_Destroy(si);
+        position_store(c->pos_file, c->pos);
+        log_info("NATS consumer: no position yet; starting with the next new entry of %s (after %" PRIu64 ")",
+                 n->cfg->nats.stream, c->pos);
+    }
+    /* A fresh ring is first filled with the buffer_size entries up to the
+     * position, so that a client resuming (Last-Event-ID, ?resume=) up to
+     * buffer_size entries back finds its id here, as on an edge that never
+     * stopped; those are not counted as consumed. */
+    uint64_t fill = n->cfg->buffer_size;
+    uint64_t start = c->pos + 1 > fill ? c->pos + 1 - fill : 1;
+    if (start <= c->ring_last)
+        start = c->ring_last + 1;
+    so.Config.DeliverPolicy = js_DeliverByStartSequence;
+    so.Config.OptStartSeq = start;
+    c->fill_to = c->pos;
+    c->fill_deadline_ms = mono_ms() + 10000;
     natsStatus s = js_SubscribeSync(&c->sub, n->js, n->subject, NULL, &so, &jerr);
     if (s != NATS_OK) {
         log_warn("NATS: subscribing to %s: %s (%d)", n->subject, natsStatus_GetText(s), (int)jerr);
@@ -468,11 +488,23 @@ static int subscribe(struct consumer *c)
      * server's flow control holds it */
     natsSubscription_SetPendingLimits(c->sub, 1 << 20, 1 << 30);
     c->last_msg_ms = mono_ms();
-    if (c->pos)
-        log_info("NATS consumer: resuming %s after stream sequence %" PRIu64, n->cfg->nats.stream, c->pos);
-    else
-        log_info("NATS consumer: no position yet; starting with the next new entry of %s", n->cfg->nats.stream);
+    log_info("NATS consumer: resuming %s after stream sequence %" PRIu64 " (ring from %" PRIu64 ")",
+             n->cfg->nats.stream, c->pos, start);
     return 0;
+}
+
+/* Stream clients are admitted once the ring holds what a fresh one should
+ * (see subscribe), or when the stream cannot give more of it. */
+static void consumer_check_ready(struct consumer *c)
+{
+    struct stats_nats *st = c->n->st;
+    if (atomic_load_explicit(&st->ready, memory_order_relaxed))
+        return;
+    if (c->ring_last >= c->fill_to || (c->stream_last && c->stream_last <= c->ring_last) ||
+        mono_ms() >= c->fill_deadline_ms) {
+        atomic_store_explicit(&st->ready, 1, memory_order_release);
+        log_info("NATS consumer: ring filled up to stream sequence %" PRIu64 "; serving clients", c->ring_last);
+    }
 }
 
 /* The stream's state: lag, retention loss, and the edge's health row. */
@@ -503,6 +535,8 @@ static void consumer_info(struct consumer *c)
     __atomic_store_n(&row->health, h, __ATOMIC_RELAXED);
     if (position_sync(c->pos_file) != 0)
         log_warn("NATS position file: msync: %s", strerror(errno));
+    if (c->sub)
+        consumer_check_ready(c);
 }
 
 /* One message from the stream into the ring. */
@@ -519,11 +553,12 @@ static void consume(struct consumer *c, natsMsg *m, unsigned *unnotified)
         atomic_fetch_add(&n->st->redeliveries, 1);
     c->last_ts_ns = meta->Timestamp;
     jsMsgMetaData_Destroy(meta);
-    if (seq <= c->pos) {
+    if (seq <= c->ring_last) {
         atomic_fetch_add(&n->st->redeliveries, 1);
         return; /* already in the ring */
     }
-    if (c->pos && seq > c->pos + 1) {
+    bool fill = seq <= c->pos;   /* before the resume point: filling a fresh ring */
+    if (!fill && seq > c->pos + 1) {
         uint64_t gone = seq - c->pos - 1;
         atomic_fetch_add(&n->st->missed, gone);
         log_error("NATS consumer: stream sequences %" PRIu64 "..%" PRIu64 " (%" PRIu64
@@ -543,23 +578,46 @@ static void consume(struct consumer *c, natsMsg *m, unsigned *unnotified)
             rm.json_len[f] = e.len[f];
             rm.bench_stamp_off[f] = -1;
         }
+        atomic_store(&n->st->ring_pending_pos, ring_tail(n->p->ring));
+        atomic_store(&n->st->ring_pending_seq, seq);
         if (ring_publish(n->p->ring, n->p->producer_id, &rm) == 0) {
             atomic_fetch_add(&n->st->bad_messages, 1);
             log_warn("NATS consumer: stream sequence %" PRIu64 " does not fit in the ring", seq);
-        } else {
+        } else if (!fill) {
             stats_add(n->p->stats, n->p->stats_slot, ST_ENTRIES_PUBLISHED, 1);
             struct stats_log *row = stats_log(n->p->stats, 0);
             __atomic_fetch_add(&row->entries, 1, __ATOMIC_RELAXED);
             (*unnotified)++;
         }
     }
-    /* After the ring commit: a crash between the two repeats this entry in a
-     * ring that no longer exists (the ring lives and dies with the server),
-     * never skips one. */
+    c->ring_last = seq;
+    atomic_store(&n->st->ring_seq, seq);
+    if (fill) {
+        atomic_fetch_add(&n->st->backfilled, 1);
+        return;
+    }
+    /* After the ring commit: a crash of the server between the two repeats
+     * this entry in a ring that no longer exists (the ring lives and dies
+     * with the server), never skips one; a crash of this process alone is
+     * covered by ring_seq / ring_pending_* (consumer_ring_last). */
     c->pos = seq;
     position_store(c->pos_file, seq);
     atomic_store(&n->st->stream_seq, seq);
     atomic_fetch_add(&n->st->consumed, 1);
+}
+
+/* The last stream sequence already in this server's ring: 0 for a fresh
+ * server; after a restart of this process alone, what the previous one put
+ * there, including a record committed just before it died. */
+static uint64_t consumer_ring_last(struct node *n)
+{
+    uint64_t last = atomic_load(&n->st->ring_seq);
+    uint64_t pend = atomic_load(&n->st->ring_pending_seq), pos = atomic_load(&n->st->ring_pending_pos);
+    const struct ring_record *rec;
+    if (pend > last && ring_peek(n->p->ring, pos, &rec) == RING_OK && rec->kind == RING_KIND_MESSAGE &&
+        ring_record_sse_id(rec) == pend)
+        last = pend;
+    return last;
 }
 
 static int run_consumer(struct node *n)
@@ -572,6 +630,13 @@ static int run_consumer(struct node *n)
         return 1;
     }
     atomic_store(&n->st->stream_seq, c.pos);
+    atomic_store(&n->st->ready, 0);
+    c.ring_last = consumer_ring_last(n);
+    atomic_store(&n->st->ring_seq, c.ring_last);
+    if (c.ring_last > c.pos) {   /* committed to the ring, position not yet stored */
+        c.pos = c.ring_last;
+        position_store(c.pos_file, c.pos);
+    }
     /* the edge's one "log": the stream */
     struct stats_log *row = stats_log(n->p->stats, 0);
     memset(row, 0, sizeof *row);
@@ -608,6 +673,7 @@ static int run_consumer(struct node *n)
                 sleep_ms(500);
                 continue;
             }
+            consumer_check_ready(&c);
         }
         natsMsg *m = NULL;
         natsStatus s = natsSubscription_NextMsg(&m, c.sub, 50);
@@ -615,6 +681,11 @@ static int run_consumer(struct node *n)
             c.last_msg_ms = mono_ms();
             consume(&c, m, &unnotified);
             natsMsg_Destroy(m);
+            if (c.ring_last >= c.fill_to && !atomic_load_explicit(&n->st->ready, memory_order_relaxed)) {
+                ring_notify(n->p->ring);
+                unnotified = 0;
+                consumer_check_ready(&c);
+            }
             if (unnotified >= NOTIFY_EVERY) {
                 ring_notify(n->p->ring);
                 unnotified = 0;

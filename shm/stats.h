@@ -76,6 +76,14 @@ struct stats_nats {
     _Atomic uint64_t missed;           /* stream messages skipped: gone from the stream (retention) before consumed */
     _Atomic uint64_t bad_messages;     /* messages that are not certstream entries */
     _Atomic uint64_t disconnects;      /* NATS connection losses */
+    /* consumer: the last stream sequence in this server's ring, and the one
+     * being published (with its ring position), so that a restarted consumer
+     * process neither repeats nor skips one in the same ring */
+    _Atomic uint64_t ring_seq;
+    _Atomic uint64_t ring_pending_seq;
+    _Atomic uint64_t ring_pending_pos;
+    _Atomic uint64_t backfilled;       /* consumer: entries before its position put in a fresh ring (resume) */
+    _Atomic uint32_t ready;            /* consumer: the ring is filled; stream clients are served */
 };
 
 struct stats;  /* opaque mapping */

@@ -163,10 +163,11 @@ def metric(srv, name, role):
 
 
 def edge_ready(srv):
-    """The edge has subscribed (its log says where it starts)."""
-    return wait_for("edge subscription", lambda: "NATS consumer: " in srv.logtext() and
-                    ("starting with the next new entry" in srv.logtext() or "resuming" in srv.logtext()),
-                    timeout=30)
+    """The edge has subscribed and filled its ring: it serves stream clients."""
+    def ready():
+        st, _, body = srv.http("/health/deep")
+        return json.loads(body).get("nats", {}).get("ready") is True
+    return wait_for("edge ready", ready, timeout=60)
 
 
 def ingest_ready(srv):
@@ -340,7 +341,8 @@ def case_fanout():
             assert st == 200 and h["status"] == "healthy", body
             assert h["nats"]["role"] == "consumer" and h["nats"]["connected"] is True, body
         st, _, body = ing.http("/health/deep")
-        assert json.loads(body)["nats"] == {"role": "publisher", "connected": True, "stream_sequence": total,
+        assert json.loads(body)["nats"] == {"role": "publisher", "connected": True, "ready": True,
+                                            "stream_sequence": total,
                                             "lag_messages": 0, "lag_seconds": 0.0}, body
 
 
@@ -369,7 +371,16 @@ def case_edge_restart():
                 state["killed"] = stored_position(edge.posfile)
             elif size >= 180 and "restarted" not in state:
                 edge.start()
+                edge_ready(edge)
                 state["restarted"] = True
+                # a client resuming at the stored position, connected from now on
+                state["live"] = c.add(SSE(edge, last_event_id=state["killed"]))
+            elif size >= 240 and "child" not in state:
+                # the edge's NATS process alone: the supervisor restarts it
+                # and it goes on in the same ring, without repeating one
+                pid = int(re.findall(r"started nats\[0\] pid=(\d+)", edge.logtext())[-1])
+                os.kill(pid, signal.SIGKILL)
+                state["child"] = pid
 
         fl.grow_to(total, during=during)
         wait_count(ref, total)
@@ -377,19 +388,25 @@ def case_edge_restart():
         assert 0 < p <= total, p
         wait_for("edge caught up", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == total)
         assert "resuming CERTSTREAM after stream sequence %d" % p in edge.logtext(), edge.logtext()
-        # the new ring holds exactly the stream after the stored position:
-        # SSE ids are stream sequences, so a client resuming at 0 gets all
-        # of it (one ingest node, a log from index 0: sequence s = cert_index s - 1)
-        after = c.add(SSE(edge, last_event_id=0))
+        # SSE ids are stream sequences (one ingest node, a log from index 0:
+        # sequence s = cert_index s - 1). A client resuming at the stored
+        # position gets exactly what follows it; the restarted edge also
+        # filled its fresh ring with the entries before (buffer_size of them),
+        # so a client resuming from further back finds those too.
+        after = state["live"]
         wait_count(after, total - p)
+        wait_for("NATS process restarted",
+                 lambda: re.findall(r"started nats\[0\] pid=(\d+)", edge.logtext())[-1] != str(state["child"]))
+        full = c.add(SSE(edge, last_event_id=0))
+        wait_count(full, total)
         time.sleep(0.5)
         assert [i for i, _ in after.events] == list(range(p + 1, total + 1)), (p, after.events[:3])
         assert after.indexes() == list(range(p, total)), (p, after.indexes()[:10])
-        refd = ref.datas()
-        for k, d in zip(range(p, total), after.datas()):
-            assert d == refd[k], "cert %d differs after the restart" % k
+        assert [i for i, _ in full.events] == list(range(1, total + 1))
+        assert full.datas() == ref.datas()
         assert metric(edge, "certstream_nats_missed", "consumer") == 0
         assert metric(edge, "certstream_nats_consumed", "consumer") == total - p
+        assert metric(edge, "certstream_nats_backfilled", "consumer") == p
 
 
 def case_nats_outage():
@@ -542,7 +559,7 @@ def case_cluster():
         ing = c.add(node("ingest", fl, urls, extra="  replicas: 3"))
         # the stream needs a meta leader: the edge retries until it has one
         edge.start()
-        wait_for("edge subscribed", lambda: "starting with the next new entry" in edge.logtext(), timeout=60)
+        edge_ready(edge)
         ing.start()
         ingest_ready(ing)
         out = c.add(SSE(edge))
