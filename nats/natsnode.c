@@ -82,7 +82,7 @@ static void on_disconnected(natsConnection *nc, void *closure)
 {
     (void)nc;
     struct node *n = closure;
-    if (atomic_exchange(&n->st->connected, 0) == 1) {
+    if (atomic_exchange(&n->st->connected, 0) == 1 && !g_stop) {
         atomic_fetch_add(&n->st->disconnects, 1);
         log_warn("NATS: disconnected; reconnecting");
     }
