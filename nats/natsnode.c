@@ -313,7 +313,7 @@ static int run_publisher(struct node *n)
     uint8_t *buf = NULL;
     size_t cap = 0;
     unsigned idle_ms = 1;
-    uint64_t next_info = 0, lost = 0;
+    uint64_t next_info = 0;
     bool stream_ok = false;
     log_info("NATS publisher: from ring position %" PRIu64 " to %s.entries", acked, n->cfg->nats.subject_prefix);
     while (!g_stop) {
@@ -363,6 +363,11 @@ static int run_publisher(struct node *n)
                 natsMsg_Destroy(m);
                 break;
             }
+            if (rc == 1) {
+                /* no certificate hash: not a certstream entry, nothing to publish */
+                atomic_fetch_add(&n->st->bad_messages, 1);
+                log_warn("NATS publisher: ring record at %" PRIu64 " has no leaf sha256; not published", pos);
+            }
             if (rc == 0) {
                 jsPubOptions po;
                 jsPubOptions_Init(&po);
@@ -383,7 +388,6 @@ static int run_publisher(struct node *n)
             uint64_t oldest = ring_oldest_position(r);
             log_error("NATS publisher: the ring overwrote records not yet published (position %" PRIu64
                       " < %" PRIu64 "); they are lost to the stream", pos, oldest);
-            lost++;
             atomic_fetch_add(&n->st->missed, 1);
             drop_pending(n);
             acked = oldest;
@@ -419,7 +423,6 @@ static int run_publisher(struct node *n)
         sleep_ms(200);
     }
     free(buf);
-    (void)lost;
     return 0;
 }
 
@@ -486,7 +489,8 @@ static int subscribe(struct consumer *c)
     }
     /* no client-side limit short of the ring's: the consumer keeps up or the
      * server's flow control holds it */
-    natsSubscription_SetPendingLimits(c->sub, 1 << 20, 1 << 30);
+    if (natsSubscription_SetPendingLimits(c->sub, 1 << 20, 1 << 30) != NATS_OK)
+        log_warn("NATS: cannot raise the subscription's pending limits; using the defaults");
     c->last_msg_ms = mono_ms();
     log_info("NATS consumer: resuming %s after stream sequence %" PRIu64 " (ring from %" PRIu64 ")",
              n->cfg->nats.stream, c->pos, start);

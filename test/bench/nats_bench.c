@@ -8,7 +8,9 @@
  * counter) so JetStream's duplicate window does not drop them.
  *
  *   nats_bench --url nats://127.0.0.1:4222 --testdata test/data throughput [-n 10000]
- *   nats_bench --url ... --testdata ... latency [--rate 300] [--seconds 10]
+ *   nats_bench --url ... --testdata ... latency [--rate 300] [--seconds 10] [--stream NAME]
+ * (--stream: a fixed stream and subject prefix, so that a real edge server can
+ * consume the same entries, e.g. for the fanout comparison in bench_nats.py)
  *
  * throughput: ring A is filled first, then published and consumed as fast as
  *   they go: entries/s from the publisher's start to the last entry in ring B,
@@ -125,7 +127,7 @@ static int cmp_u64(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    const char *url = NULL, *testdata = NULL, *mode = NULL;
+    const char *url = NULL, *testdata = NULL, *mode = NULL, *stream_name = NULL;
     unsigned n = 10000, seconds = 10;
     double rate = 300;
     for (int i = 1; i < argc; i++) {
@@ -134,6 +136,7 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-n") && i + 1 < argc) n = (unsigned)atoi(argv[++i]);
         else if (!strcmp(argv[i], "--rate") && i + 1 < argc) rate = atof(argv[++i]);
         else if (!strcmp(argv[i], "--seconds") && i + 1 < argc) seconds = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--stream") && i + 1 < argc) stream_name = argv[++i];
         else mode = argv[i];
     }
     if (!url || !testdata || !mode || (strcmp(mode, "throughput") && strcmp(mode, "latency"))) {
@@ -144,7 +147,8 @@ int main(int argc, char **argv)
     load_golden(testdata);
     uint32_t salt = (uint32_t)getpid() << 16;
     char stream[64], pos_path[128];
-    snprintf(stream, sizeof stream, "BENCH%d", (int)getpid());
+    snprintf(stream, sizeof stream, "%s", stream_name ? stream_name : "BENCH");
+    if (!stream_name) snprintf(stream, sizeof stream, "BENCH%d", (int)getpid());
     snprintf(pos_path, sizeof pos_path, "/tmp/nats_bench_pos.%d", (int)getpid());
 
     struct config ca, cb;

@@ -21,7 +21,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import Server, free_port  # noqa: E402
+from server import Golden, Server, free_port, mask_seen  # noqa: E402
 
 ARGS = None
 LOG = "navigli"
@@ -539,6 +539,44 @@ def case_sse_resume():
                 msgs.append(m.encode())
         ws.close()
         assert msgs == ref.datas()[150:], [CERT_INDEX_RE.search(m).group(1) for m in msgs[:3]]
+
+
+def case_replay():
+    """--replay with nats.publish: the recorded entries reach an edge's
+    clients as the golden corpus's expected messages (seen masked), and as
+    the very bytes the ingest node's own clients get (seen included)."""
+    golden = Golden(ARGS.testdata)
+    n_rec = len(golden.records)
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        edge = Server(ARGS.server, ARGS.testdata, workers=1, replay=False,
+                      extra_yaml="ingest:\n  source: nats\nnats:\n  url: \"%s\"\n  position_file: POS\n" % n.url())
+        edge.kind = "edge"
+        with open(edge.config) as f:
+            text = f.read().replace("POS", os.path.join(edge.dir, "nats.pos"))
+        with open(edge.config, "w") as f:
+            f.write(text)
+        c.add(edge)
+        edge.start()
+        edge_ready(edge)
+        out = c.add(SSE(edge))
+        connected(edge)
+        ing = Server(ARGS.server, ARGS.testdata, workers=1, rate=10, loop=False,
+                     extra_yaml="nats:\n  url: \"%s\"\n  publish: true\n" % n.url())
+        ing.kind = "ingest"
+        c.add(ing)
+        ing.start()
+        ref = c.add(SSE(ing))   # connected once the replay has started: a suffix
+        wait_count(out, n_rec)
+        wait_for("ingest client at the end", lambda: ref.events and
+                 CERT_INDEX_RE.search(ref.events[-1][1]).group(1) == str(golden.records[-1]["cert_index"]).encode())
+        time.sleep(0.5)
+        assert len(out.events) == n_rec
+        assert [mask_seen(d) for d in out.datas()] == golden.expected["full"]
+        k = len(ref.events)
+        assert k >= 5 and out.datas()[n_rec - k:] == ref.datas(), k
+        assert [i for i, _ in out.events] == list(range(1, n_rec + 1))
 
 
 def case_cluster():
