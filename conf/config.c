@@ -180,6 +180,7 @@ struct load {
     uint32_t line[NKEYS];                  /* file line of the key, L_FILE */
     uint32_t item_line[2][CONFIG_MAX_LOGS]; /* custom_logs[i] / static_logs[i] */
     uint64_t num[NKEYS];                   /* numbers and booleans as the walk read them */
+    char *nats_url;                        /* nats.url as the walk read it (a list joined by commas) */
 };
 
 static int fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -900,12 +901,52 @@ static int vp_logs(struct vpass *v, const struct key *k)
     }
 }
 
+/* nats.url: one server, or a sequence of them; kept joined by commas (the
+ * form the environment variable takes), which is what libcyaml cannot map. */
+static int vp_nats_url(struct vpass *v, const struct key *k)
+{
+    char path[64];
+    uint64_t num;
+    size_t n = 0, len = 0;
+    if (v->ev.type == YAML_SCALAR_EVENT) {
+        if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
+        return set_str(&v->ld->nats_url, (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length) < 0
+                   ? vp_fail(v, ev_line(v), k->name, "out of memory") : 0;
+    }
+    if (v->ev.type != YAML_SEQUENCE_START_EVENT)
+        return vp_fail(v, ev_line(v), k->name, "expected a server URL or a sequence of them, got %s",
+                       ev_kind(&v->ev));
+    char joined[MAX_STRING + 1];
+    uint32_t line = ev_line(v);
+    for (;;) {
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type == YAML_SEQUENCE_END_EVENT) break;
+        snprintf(path, sizeof path, "%s[%zu]", k->name, n);
+        if (v->ev.type != YAML_SCALAR_EVENT)
+            return vp_fail(v, ev_line(v), path, "expected a server URL, got %s", ev_kind(&v->ev));
+        size_t l = v->ev.data.scalar.length;
+        if (memchr(v->ev.data.scalar.value, ',', l))
+            return vp_fail(v, ev_line(v), path, "one server per item (no commas)");
+        if (vp_scalar_value(v, k, path, &num) < 0) return -1;
+        if (len + (n ? 1 : 0) + l > MAX_STRING)
+            return vp_fail(v, ev_line(v), k->name, "the servers are longer than %d bytes in all", MAX_STRING);
+        if (n) joined[len++] = ',';
+        memcpy(joined + len, v->ev.data.scalar.value, l);
+        len += l;
+        n++;
+    }
+    if (n == 0)
+        return vp_fail(v, line, k->name, "an empty sequence: give at least one server");
+    return set_str(&v->ld->nats_url, joined, len) < 0 ? vp_fail(v, line, k->name, "out of memory") : 0;
+}
+
 static int vp_value(struct vpass *v, const struct key *k)
 {
     uint64_t num = 0;
     if (vp_next(v) < 0) return -1;
     if (k->type == K_TOKENS) return vp_tokens(v, k);
     if (k->type == K_LOGS) return vp_logs(v, k);
+    if (k->type == K_NATS_URL) return vp_nats_url(v, k);
     if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
     v->ld->num[k - keys] = num;
     return 0;
@@ -1083,7 +1124,9 @@ static const cyaml_schema_field_t cy_ingest[] = {
     CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CY_SS(ingest, source), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_nats[] = {
-    CY_SS(nats, url), CY_SS(nats, stream), CY_SS(nats, subject_prefix), CY_SB(nats, publish),
+    /* nats.url may be a sequence: the walk has joined it (load.nats_url) */
+    { .key = "url", .value = { .type = CYAML_IGNORE, .flags = CYAML_FLAG_OPTIONAL } },
+    CY_SS(nats, stream), CY_SS(nats, subject_prefix), CY_SB(nats, publish),
     CY_SS(nats, max_age), CY_SS(nats, duplicate_window), CY_SU(nats, replicas),
     CY_SS(nats, creds_file), CY_SS(nats, position_file), CY_SU(nats, max_pending),
     CY_SU(nats, max_lag_secs), CYAML_FIELD_END,
@@ -1166,6 +1209,10 @@ static int merge_file(struct load *ld, const struct config *from)
         case K_U32: got = *(const uint32_t *)src; *(uint32_t *)dst = (uint32_t)got; break;
         /* the walk's value: libcyaml cannot read unit suffixes (see cy_top) */
         case K_SIZE: got = ld->num[i]; *(uint64_t *)dst = got; break;
+        /* the walk's value: it may have been a sequence (see vp_nats_url) */
+        case K_NATS_URL:
+            if (!ld->nats_url || set_str(dst, ld->nats_url, strlen(ld->nats_url)) < 0) return -1;
+            continue;
         case K_TOKENS:
             free_tokens(cfg);
             for (size_t t = 0; t < from->auth.n_tokens && t < CONFIG_MAX_TOKENS; t++) {
@@ -1538,9 +1585,11 @@ int config_load_buffer(struct config *cfg, const char *data, size_t len, const c
     }
     rc = load_document(ld, data, len);
     if (rc < 0 || (rc = cross_check(ld)) < 0) goto err;
+    free(ld->nats_url);
     free(ld);
     return 0;
 err:
+    free(ld->nats_url);
     free(ld);
     config_free(cfg);
     return rc == -2 ? -2 : -1;
@@ -1599,10 +1648,12 @@ int config_load_search(struct config *cfg, const struct config_flags *flags, cha
         buf = NULL;
     }
     if (apply_env(ld, env) < 0 || apply_flags(ld, flags) < 0 || cross_check(ld) < 0) goto err;
+    free(ld->nats_url);
     free(ld);
     return 0;
 err:
     free(buf);
+    free(ld->nats_url);
     free(ld);
     config_free(cfg);
     return -1;

@@ -73,6 +73,14 @@ static void test_durations(void)
     CHECK_STR(c.nats.duplicate_window, "10m");
     CHECK(c.nats.publish);
     config_free(&c);
+    /* nats.url as a YAML sequence: joined as the environment variable takes it */
+    CHECK(load_text(&c, "nats:\n  url:\n    - nats://10.0.0.1:4222\n    - tls://10.0.0.2:4222\n  replicas: 3\n", &err) == 0);
+    CHECK_STR(c.nats.url, "nats://10.0.0.1:4222,tls://10.0.0.2:4222");
+    CHECK(c.nats.replicas == 3);
+    config_free(&c);
+    CHECK(load_text(&c, "nats:\n  url: [\"nats://a:4222\"]\n", &err) == 0);
+    CHECK_STR(c.nats.url, "nats://a:4222");
+    config_free(&c);
 }
 
 struct bad_case { const char *yaml, *message; };
@@ -85,6 +93,11 @@ static const struct bad_case bad_files[] = {
     {"nats:\n  url: \"nats://a:4222,\"\n",
      "nats.yaml:2: key 'nats.url': expected nats://host:port or tls://host:port (several joined by commas), got \"\""},
     {"nats:\n  url: \"\"\n", "nats.yaml:2: key 'nats.url': must not be empty"},
+    {"nats:\n  url: []\n", "nats.yaml:2: key 'nats.url': an empty sequence: give at least one server"},
+    {"nats:\n  url:\n    - nats://a:4222\n    - http://b:80\n",
+     "nats.yaml:4: key 'nats.url[1]': expected nats://host:port or tls://host:port (several joined by commas), got \"http://b:80\""},
+    {"nats:\n  url:\n    - \"nats://a:1,nats://b:2\"\n", "nats.yaml:3: key 'nats.url[0]': one server per item (no commas)"},
+    {"nats:\n  url: {a: 1}\n", "nats.yaml:2: key 'nats.url': expected a server URL or a sequence of them, got a mapping"},
     {"nats:\n  stream: \"CT.ALL\"\n",
      "nats.yaml:2: key 'nats.stream': expected a NATS stream name (letters, digits, - and _, at most 64 bytes), got \"CT.ALL\""},
     {"nats:\n  subject_prefix: \"ct.*\"\n",
