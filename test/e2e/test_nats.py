@@ -438,6 +438,9 @@ def case_nats_outage():
                          lambda: metric(ing, "certstream_nats_connected", "publisher") == 0, timeout=20)
                 st, _, body = ing.http("/health/deep")
                 assert json.loads(body)["status"] == "degraded", body
+                # the edge says so too (its stream row, updated every second)
+                wait_for("edge degraded", lambda: json.loads(edge.http("/health/deep")[2])["status"] == "degraded",
+                         timeout=8)
             if "down" in state and "up" not in state and time.time() - state["down"] >= 10:
                 # half the ingest node's ring is unacknowledged: it stopped fetching
                 _, _, body = ing.http("/metrics")
