@@ -409,7 +409,10 @@ static int plan_nats(struct supervisor *s)
         return -1;
     *c = (struct child){.role = ROLE_NATS, .index = 0, .producer_id = id,
                         .stats_slot = 1 + s->workers + id, .active = true};
-    natsnode_prepare(s->cfg, s->stats, s->ring);
+    if (natsnode_prepare(s->cfg, s->stats, s->ring) != 0) {
+        log_error("NATS publisher wakeup: %s", strerror(errno));
+        return -1;
+    }
     return 0;
 }
 
@@ -746,7 +749,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
-    if (plan_children(&s) != 0 || plan_nats(&s) != 0)
+    if (plan_children(&s) != 0)
         goto out;
     for (unsigned i = 0; i < s.workers; i++) {
         int efd = eventfd(0, EFD_NONBLOCK);
@@ -755,6 +758,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
             goto out;
         }
     }
+    /* after the workers' wakeups: ring_waiter_fd(i) is worker i's */
+    if (plan_nats(&s) != 0)
+        goto out;
     stats_set_workers(s.stats, s.workers, s.n_children - s.workers);
     if (s.replay)
         replay_register_logs(s.replay, s.stats);

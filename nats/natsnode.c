@@ -22,6 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #define PUB_BATCH 512              /* records published before waiting for their acks */
 #define PUB_ACK_WAIT_MS 5000       /* a batch not acknowledged in this is sent again */
@@ -49,10 +52,25 @@ bool natsnode_wanted(const struct config *cfg)
     return cfg->nats.publish || strcmp(cfg->ingest.source, "nats") == 0;
 }
 
-void natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring *ring)
+/* The publisher's ring wakeup (an eventfd the producers' ring_notify
+ * writes), created by the supervisor and inherited through fork. */
+static int g_wake_fd = -1;
+
+int natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring *ring)
 {
     struct stats_nats *n = stats_nats(stats);
     if (cfg->nats.publish) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (efd < 0)
+            return -1;
+        if (ring_add_waiter(ring, efd) != 0) {
+            int e = errno;
+            if (close(efd) != 0)
+                log_warn("close: %s", strerror(errno));
+            errno = e;
+            return -1;
+        }
+        g_wake_fd = efd;
         /* Producers may run before the publisher: it starts at the ring's
          * first record, and the gate holds them at half a ring ahead. */
         atomic_store(&n->ring_acked, ring_start_position(ring));
@@ -60,6 +78,26 @@ void natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring
         atomic_store(&n->role, NATS_ROLE_PUBLISHER);
     } else if (natsnode_wanted(cfg)) {
         atomic_store(&n->role, NATS_ROLE_CONSUMER);
+    }
+    return 0;
+}
+
+/* Publisher, idle: until a producer publishes (or timeout_ms). */
+static void wait_ring(unsigned timeout_ms)
+{
+    if (g_wake_fd < 0) {
+        sleep_ms(timeout_ms < 5 ? timeout_ms : 5);
+        return;
+    }
+    struct pollfd pfd = {.fd = g_wake_fd, .events = POLLIN};
+    int rc = poll(&pfd, 1, (int)timeout_ms);
+    if (rc < 0 && errno != EINTR) {
+        log_warn("poll: %s", strerror(errno));
+        sleep_ms(5);
+    } else if (rc > 0) {
+        uint64_t v;
+        if (read(g_wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
+            log_warn("read(eventfd): %s", strerror(errno));
     }
 }
 
@@ -312,7 +350,6 @@ static int run_publisher(struct node *n)
     uint64_t acked = atomic_load(&n->st->ring_acked);
     uint8_t *buf = NULL;
     size_t cap = 0;
-    unsigned idle_ms = 1;
     uint64_t next_info = 0;
     bool stream_ok = false;
     log_info("NATS publisher: from ring position %" PRIu64 " to %s.entries", acked, n->cfg->nats.subject_prefix);
@@ -395,12 +432,9 @@ static int run_publisher(struct node *n)
             continue;
         }
         if (pos == acked) {
-            sleep_ms(idle_ms);
-            if (idle_ms < 8)
-                idle_ms *= 2;
+            wait_ring(100);
             continue;
         }
-        idle_ms = 1;
         jsPubOptions wait;
         jsPubOptions_Init(&wait);
         wait.MaxWait = PUB_ACK_WAIT_MS;

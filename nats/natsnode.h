@@ -35,9 +35,11 @@ struct natsnode_params {
 
 /* Does this configuration need the NATS process? */
 bool natsnode_wanted(const struct config *cfg);
-/* Supervisor, before fork: sets the shared NATS state block up (role, the
- * acknowledged ring position = the ring's start, the back-pressure gate). */
-void natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring *ring);
+/* Supervisor, before fork and after the fanout workers' wakeups are
+ * registered: sets the shared NATS state block up (role, the acknowledged
+ * ring position = the ring's start, the back-pressure gate) and, on an
+ * ingest node, registers the publisher's own ring wakeup. 0 or -1 (errno). */
+int natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring *ring);
 /* The child's main: returns when stopped (SIGTERM); 0, or 1 on a fatal error. */
 int natsnode_run(const struct natsnode_params *p);
 

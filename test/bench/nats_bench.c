@@ -169,8 +169,7 @@ int main(int argc, char **argv)
     struct ring *ra = ring_create(rsz), *rb = ring_create(rsz);
     struct stats *sa = stats_create(), *sb = stats_create();
     if (!ra || !rb || !sa || !sb) { perror("ring/stats"); return 2; }
-    natsnode_prepare(&ca, sa, ra);
-    natsnode_prepare(&cb, sb, rb);
+    if (natsnode_prepare(&ca, sa, ra) != 0 || natsnode_prepare(&cb, sb, rb) != 0) { perror("prepare"); return 2; }
     atomic_store(&stats_nats(sa)->gate_bytes, 0);   /* the producer here is this program */
     struct stats_nats *nb = stats_nats(sb);
     uint64_t a_start = ring_start_position(ra), b_start = ring_start_position(rb);
@@ -197,7 +196,9 @@ int main(int argc, char **argv)
             uint64_t now = mono_ns();
             if (now >= end) break;
             unsigned due = (unsigned)((double)(now - t0) / 1e9 * rate) + 1;
+            unsigned before = count;
             while (count < due) publish_one(ra, count++, salt);
+            if (count != before) ring_notify(ra);
             usleep(200);
         }
         dl = mono_ms() + 30000;
