@@ -40,6 +40,7 @@
 #define MAX_STRING 4096   /* any string value, in bytes */
 #define MAX_TOKEN 1024
 #define MAX_NAME 256      /* log names, header name, host */
+#define MAX_PATH 200      /* endpoint paths (streams.*_path) */
 #define WHY 256           /* room for the problem part of a message */
 
 /* ---------------------------------------------------------------- keys */
@@ -50,6 +51,7 @@ enum ktype {
     K_PATH_OPT,                    /* text, may be empty */
     K_URL, K_URL_OR_FILE, K_ENUM,
     K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
+    K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
     K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
 };
@@ -68,6 +70,7 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
 static const char *const ingest_sources[] = {"logs", "nats", NULL};
+static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
 #define OFF(m) offsetof(struct config, m)
 #define NUM(n, e, t, m, lo, hi) {n, e, t, OFF(m), 0, lo, hi, NULL, NULL}
@@ -85,6 +88,7 @@ static const struct key keys[] = {
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
     BOOL("protocols.health", "CERTSTREAM_HEALTH_ENABLED", protocols.health),
     BOOL("protocols.example_json", "CERTSTREAM_EXAMPLE_JSON_ENABLED", protocols.example_json),
+    BOOL("protocols.web_page", "CERTSTREAM_WEB_PAGE_ENABLED", protocols.web_page),
     TEXT("ct_log.state_file", "CERTSTREAM_CT_LOG_STATE_FILE", K_STR, ct_log.state_file, MAX_STRING),
     NUM("ct_log.batch_size", "CERTSTREAM_CT_LOG_BATCH_SIZE", K_U32, ct_log.batch_size, 1, 10000),
     NUM("ct_log.poll_interval_ms", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS", K_U32, ct_log.poll_interval_ms, 1, 86400000),
@@ -101,6 +105,7 @@ static const struct key keys[] = {
     BOOL("auth.enabled", "CERTSTREAM_AUTH_ENABLED", auth.enabled),
     {"auth.tokens", "CERTSTREAM_AUTH_TOKENS", K_TOKENS, OFF(auth.tokens), OFF(auth.n_tokens), 0, MAX_TOKEN, NULL, NULL},
     TEXT("auth.header_name", "CERTSTREAM_AUTH_HEADER_NAME", K_HEADER, auth.header_name, MAX_NAME),
+    BOOL("auth.allow_query_token", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN", auth.allow_query_token),
     BOOL("hot_reload.enabled", "CERTSTREAM_HOT_RELOAD_ENABLED", hot_reload.enabled),
     TEXT("hot_reload.watch_path", "CERTSTREAM_HOT_RELOAD_WATCH_PATH", K_PATH_OPT, hot_reload.watch_path, MAX_STRING),
     {"custom_logs", "CERTSTREAM_CUSTOM_LOGS", K_LOGS, OFF(custom_logs), OFF(n_custom_logs), 0, MAX_STRING, NULL, NULL},
@@ -110,6 +115,10 @@ static const struct key keys[] = {
     BOOL("streams.full", "CERTSTREAM_STREAMS_FULL", streams.full),
     BOOL("streams.lite", "CERTSTREAM_STREAMS_LITE", streams.lite),
     BOOL("streams.domains_only", "CERTSTREAM_STREAMS_DOMAINS_ONLY", streams.domains_only),
+    TEXT("streams.lite_path", "CERTSTREAM_STREAMS_LITE_PATH", K_HTTP_PATH, streams.lite_path, MAX_PATH),
+    TEXT("streams.full_path", "CERTSTREAM_STREAMS_FULL_PATH", K_HTTP_PATH, streams.full_path, MAX_PATH),
+    TEXT("streams.domains_path", "CERTSTREAM_STREAMS_DOMAINS_PATH", K_HTTP_PATH, streams.domains_path, MAX_PATH),
+    TEXT("streams.sse_path", "CERTSTREAM_STREAMS_SSE_PATH", K_HTTP_PATH, streams.sse_path, MAX_PATH),
     {"ingest.group_by", "CERTSTREAM_INGEST_GROUP_BY", K_ENUM, OFF(ingest.group_by), 0, 0, 0, group_bys, NULL},
     NUM("ingest.max_processes", "CERTSTREAM_INGEST_MAX_PROCESSES", K_U32, ingest.max_processes, 0, 1024),
     {"ingest.source", "CERTSTREAM_INGEST_SOURCE", K_ENUM, OFF(ingest.source), 0, 0, 0, ingest_sources, NULL},
@@ -139,13 +148,23 @@ static const struct key keys[] = {
     TEXT("nats.position_file", "CERTSTREAM_NATS_POSITION_FILE", K_STR, nats.position_file, MAX_STRING),
     NUM("nats.max_pending", "CERTSTREAM_NATS_MAX_PENDING", K_U32, nats.max_pending, 16, 1000000),
     NUM("nats.max_lag_secs", "CERTSTREAM_NATS_MAX_LAG_SECS", K_U32, nats.max_lag_secs, 1, 86400),
+    BOOL("filters.enabled", "CERTSTREAM_FILTERS_ENABLED", filters.enabled),
+    NUM("filters.max_per_worker", "CERTSTREAM_FILTERS_MAX_PER_WORKER", K_U32, filters.max_per_worker, 1, 1000000),
+    NUM("filters.max_patterns", "CERTSTREAM_FILTERS_MAX_PATTERNS", K_U32, filters.max_patterns, 1, 1024),
+    NUM("filters.max_pattern_bytes", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES", K_U32, filters.max_pattern_bytes, 8, 4096),
+    NUM("filters.regex_match_limit", "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT", K_U32, filters.regex_match_limit, 100, 100000000),
+    BOOL("compression.enabled", "CERTSTREAM_COMPRESSION_ENABLED", compression.enabled),
+    NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
+    NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
+    {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* The mappings that group keys ("ct_log: {batch_size: ...}"). */
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
-    "streams", "ingest", "keepalive", "dedup", "limits", "nats",
+    "streams", "ingest", "keepalive", "dedup", "limits",
+    "message_format", "filters", "compression", "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -417,6 +436,39 @@ static int check_token(const char *s, size_t len, char *why, size_t whyn)
     return 0;
 }
 
+/* An endpoint path as a request line carries it: "/" or "/seg/seg", no
+ * trailing "/", no query or fragment, no "." or ".." segment, only RFC 3986
+ * path characters without percent-escapes (the server compares paths as
+ * bytes). */
+static int check_http_path(const char *s, size_t len, size_t max, char *why, size_t whyn)
+{
+    char q[64];
+    if (len == 0 || s[0] != '/')
+        return snprintf(why, whyn, "expected a path starting with /, got %s", quoted(q, sizeof q, s, len)), -1;
+    if (len > max) return snprintf(why, whyn, "is longer than %zu bytes", max), -1;
+    if (len > 1 && s[len - 1] == '/')
+        return snprintf(why, whyn, "must not end with / (the path with a trailing / is served too), got %s",
+                        quoted(q, sizeof q, s, len)), -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c && strchr("/-._~!$&'()*+,;=:@", c));
+        if (!ok) {
+            char ch[8];
+            if (c > 0x20 && c < 0x7f) snprintf(ch, sizeof ch, "'%c'", c);
+            else snprintf(ch, sizeof ch, "0x%02x", c);
+            return snprintf(why, whyn, "character %s is not allowed in a path (letters, digits and "
+                            "-._~!$&'()*+,;=:@ only), got %s", ch, quoted(q, sizeof q, s, len)), -1;
+        }
+        if (c == '/' && i + 1 < len && (s[i + 1] == '/' ||
+            (s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/' ||
+                                 (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))))
+            return snprintf(why, whyn, "empty, . or .. segments are not allowed, got %s",
+                            quoted(q, sizeof q, s, len)), -1;
+    }
+    return 0;
+}
+
 /* Checks the scalar s[0..len) for key k. Numbers and booleans are returned
  * in *num. why receives the problem ("expected ..., got ..."). */
 static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t *num,
@@ -518,6 +570,8 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
     }
     case K_NATS_NAME:
         return check_nats_name(s, len, k->max, k->min != 0, why, whyn);
+    case K_HTTP_PATH:
+        return check_http_path(s, len, k->max, why, whyn);
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -579,6 +633,12 @@ static void free_logs(struct config_log *logs, size_t *n)
     *n = 0;
 }
 
+bool config_absent_names_null(const struct config *cfg)
+{
+    return !cfg || !cfg->message_format.absent_name_fields ||
+           strcmp(cfg->message_format.absent_name_fields, "omit") != 0;
+}
+
 /* --------------------------------------------------- defaults and free */
 
 void config_defaults(struct config *cfg)
@@ -592,6 +652,7 @@ void config_defaults(struct config *cfg)
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
+    cfg->protocols.web_page = true;
     cfg->ct_log.state_file = strdup("certstream_state.json");
     cfg->ct_log.batch_size = 256;
     cfg->ct_log.poll_interval_ms = 1000;
@@ -612,6 +673,10 @@ void config_defaults(struct config *cfg)
     cfg->workers = 0;
     cfg->ring_size = 64 * MIB;
     cfg->streams.full = cfg->streams.lite = cfg->streams.domains_only = true;
+    cfg->streams.lite_path = strdup("/");
+    cfg->streams.full_path = strdup("/full-stream");
+    cfg->streams.domains_path = strdup("/domains-only");
+    cfg->streams.sse_path = strdup("/sse");
     cfg->ingest.group_by = strdup("operator");
     cfg->ingest.max_processes = 0;
     cfg->ingest.source = strdup("logs");
@@ -638,6 +703,15 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
+    cfg->message_format.absent_name_fields = strdup("null");
+    cfg->compression.enabled = true;
+    cfg->compression.min_size = 128;
+    cfg->compression.level = 6;
+    cfg->filters.enabled = true;
+    cfg->filters.max_per_worker = 4096;
+    cfg->filters.max_patterns = 64;
+    cfg->filters.max_pattern_bytes = 256;
+    cfg->filters.regex_match_limit = 100000;
     cfg->source_path = NULL;
 }
 
@@ -803,12 +877,24 @@ static const char *suggest(const char *path)
     return best;
 }
 
+/* A choice spelled "null" (message_format.absent_name_fields: null) is the
+ * word, not YAML's null: `key: null` must mean what it says. */
+static bool enum_word_null(const struct key *k, const yaml_event_t *ev)
+{
+    if (k->type != K_ENUM || ev->data.scalar.length != 4 ||
+        memcmp(ev->data.scalar.value, "null", 4) != 0)
+        return false;
+    for (const char *const *c = k->choices; *c; c++)
+        if (strcmp(*c, "null") == 0) return true;
+    return false;
+}
+
 static int vp_scalar_value(struct vpass *v, const struct key *k, const char *path, uint64_t *num)
 {
     char why[WHY];
     if (v->ev.type != YAML_SCALAR_EVENT)
         return vp_fail(v, ev_line(v), path, "expected a single value, got %s", ev_kind(&v->ev));
-    if (ev_is_null(&v->ev))
+    if (ev_is_null(&v->ev) && !enum_word_null(k, &v->ev))
         return vp_fail(v, ev_line(v), path, "has no value (write \"\" for an empty string)");
     if (check_scalar(k, (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length,
                      num, why, sizeof why) < 0)
@@ -1080,7 +1166,7 @@ static int validate_yaml(struct load *ld, const char *buf, size_t len)
 
 static const cyaml_schema_field_t cy_protocols[] = {
     CY_SB(protocols, websocket), CY_SB(protocols, sse), CY_SB(protocols, metrics),
-    CY_SB(protocols, health), CY_SB(protocols, example_json), CYAML_FIELD_END,
+    CY_SB(protocols, health), CY_SB(protocols, example_json), CY_SB(protocols, web_page), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SS(ct_log, state_file), CY_SU(ct_log, batch_size), CY_SU(ct_log, poll_interval_ms),
@@ -1103,7 +1189,7 @@ static const cyaml_schema_field_t cy_auth[] = {
       .count_offset = (uint32_t)IN(auth, n_tokens), .count_size = (uint8_t)MSIZE(auth.n_tokens),
       .value = { .type = CYAML_SEQUENCE, .flags = CYAML_FLAG_OPTIONAL, .data_size = sizeof(char *),
                  .sequence = { .entry = &cy_token, .min = 0, .max = CONFIG_MAX_TOKENS } } },
-    CY_SS(auth, header_name), CYAML_FIELD_END,
+    CY_SS(auth, header_name), CY_SB(auth, allow_query_token), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_hot_reload[] = {
     CY_SB(hot_reload, enabled), CY_SS(hot_reload, watch_path), CYAML_FIELD_END,
@@ -1118,7 +1204,9 @@ static const cyaml_schema_value_t cy_log = {
     .mapping = { .fields = cy_log_fields },
 };
 static const cyaml_schema_field_t cy_streams[] = {
-    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only), CYAML_FIELD_END,
+    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only),
+    CY_SS(streams, lite_path), CY_SS(streams, full_path), CY_SS(streams, domains_path),
+    CY_SS(streams, sse_path), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ingest[] = {
     CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CY_SS(ingest, source), CYAML_FIELD_END,
@@ -1142,6 +1230,16 @@ static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, max_request_bytes), CY_SU(limits, max_headers),
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
     CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_message_format[] = {
+    CY_SS(message_format, absent_name_fields), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_filters[] = {
+    CY_SB(filters, enabled), CY_SU(filters, max_per_worker), CY_SU(filters, max_patterns),
+    CY_SU(filters, max_pattern_bytes), CY_SU(filters, regex_match_limit), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_compression[] = {
+    CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
 };
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
@@ -1173,6 +1271,9 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
     CY_SECTION("nats", nats, cy_nats),
+    CY_SECTION("message_format", message_format, cy_message_format),
+    CY_SECTION("filters", filters, cy_filters),
+    CY_SECTION("compression", compression, cy_compression),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -1507,6 +1608,35 @@ static int check_log_names(const struct load *ld, const struct key *k, int list)
     return 0;
 }
 
+/* The stream paths, their "/example.json" companions and the fixed
+ * endpoints must all differ: a request path names one thing. */
+static int check_stream_paths(const struct load *ld)
+{
+    static const char *const names[] = {"streams.lite_path", "streams.full_path",
+                                        "streams.domains_path", "streams.sse_path"};
+    static const char *const fixed[] = {"/health", "/health/deep", "/metrics", "/latest.json"};
+    const struct config *c = ld->cfg;
+    const char *p[4] = {c->streams.lite_path, c->streams.full_path, c->streams.domains_path,
+                        c->streams.sse_path};
+    char ex[3][MAX_PATH + 16];
+    for (int i = 0; i < 3; i++)
+        snprintf(ex[i], sizeof ex[i], "%s/example.json", strcmp(p[i], "/") == 0 ? "" : p[i]);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(p[i], p[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s and %s are both \"%s\"", names[j],
+                                  names[i], p[i]);
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+            if (strcmp(p[i], fixed[k]) == 0)
+                return cross_fail(ld, names[i], NULL, "%s \"%s\" is a fixed endpoint", names[i], p[i]);
+        for (int j = 0; j < 3; j++)
+            if (strcmp(p[i], ex[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s \"%s\" is the example of %s", names[i],
+                                  p[i], names[j]);
+    }
+    return 0;
+}
+
 static int cross_check(const struct load *ld)
 {
     const struct config *c = ld->cfg;
@@ -1550,6 +1680,7 @@ static int cross_check(const struct load *ld)
         return cross_fail(ld, "nats.duplicate_window", "nats.max_age",
                           "nats.duplicate_window (%s) is longer than nats.max_age (%s)",
                           c->nats.duplicate_window, c->nats.max_age);
+    if (check_stream_paths(ld) < 0) return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

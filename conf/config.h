@@ -28,6 +28,7 @@ struct config {
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
+        bool web_page;                /* true: the live page at / */
     } protocols;
 
     struct {
@@ -55,6 +56,7 @@ struct config {
         char *tokens[CONFIG_MAX_TOKENS];
         size_t n_tokens;
         char *header_name;            /* "Authorization" */
+        bool allow_query_token;       /* false: ?token= also accepted (for browsers) */
     } auth;
 
     struct {
@@ -73,6 +75,11 @@ struct config {
 
     struct {
         bool full, lite, domains_only; /* all true */
+        /* WebSocket paths (and "<path>/example.json") and the SSE path */
+        char *lite_path;              /* "/" */
+        char *full_path;              /* "/full-stream" */
+        char *domains_path;           /* "/domains-only" */
+        char *sse_path;               /* "/sse" */
     } streams;
 
     struct {
@@ -116,6 +123,24 @@ struct config {
         uint32_t max_lag_secs;        /* 60: edge lag that makes /health/deep degraded */
     } nats;
 
+    struct {
+        bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
+        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t level;               /* 6: zlib level, 1..9 */
+    } compression;
+
+    struct {
+        bool enabled;                 /* true: streams take filter query parameters */
+        uint32_t max_per_worker;      /* 4096 distinct filters per worker (429 beyond) */
+        uint32_t max_patterns;        /* 64 filter values per client (400 beyond) */
+        uint32_t max_pattern_bytes;   /* 256 bytes per value (400 beyond) */
+        uint32_t regex_match_limit;   /* 100000: PCRE2 match and depth limit */
+    } filters;
+
+    struct {
+        char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
+    } message_format;
+
     /* where it came from: NULL when built-in defaults only */
     char *source_path;
 };
@@ -135,6 +160,10 @@ struct config_flags {
     const char *log_level;            /* --log-level */
     const char *ring_size;            /* --ring-size */
 };
+
+/* message_format.absent_name_fields is "null" (the default; also when cfg
+ * or the value is missing). */
+bool config_absent_names_null(const struct config *cfg);
 
 /* Fills *cfg with built-in defaults (allocates strings). */
 void config_defaults(struct config *cfg);

@@ -27,6 +27,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "fanout/conn.h"
+#include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/request.h"
 #include "fanout/session.h"
@@ -120,6 +121,17 @@ static void on_ping(evutil_socket_t fd, short what, void *arg)
     broadcast_ws_control(arg, ping, sizeof ping);
 }
 
+struct sse_tick { uint32_t now, every; };
+
+static void sse_heartbeat(struct conn *c, void *arg)
+{
+    static const char hb[] = ":heartbeat\n\n";
+    const struct sse_tick *t = arg;
+    if (t->now - c->last_send < t->every) return;
+    c->last_send = t->now;
+    if (ctl_append(c, hb, sizeof hb - 1, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+}
+
 /* Once a second: SSE comment heartbeats after silence, and a safety pump in
  * case a wakeup was coalesced away. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -127,19 +139,10 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    uint32_t now = mono_ms32(), every = w->cfg->keepalive.sse_heartbeat_secs * 1000u;
+    struct sse_tick t = { mono_ms32(), w->cfg->keepalive.sse_heartbeat_secs * 1000u };
     worker_pump(w);
-    if (every == 0) return;
-    static const char hb[] = ":heartbeat\n\n";
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        struct conn *next;
-        for (struct conn *c = w->streams[PROTO_SSE][f]; c; c = next) {
-            next = c->next;
-            if (now - c->last_send < every) continue;
-            c->last_send = now;
-            if (ctl_append(c, hb, sizeof hb - 1, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
-        }
-    }
+    if (t.every == 0) return;
+    worker_each_stream(w, PROTO_SSE, sse_heartbeat, &t);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -279,7 +282,7 @@ static void worker_stop(struct worker *w)
         else if (c->state == CS_SSE) sse_end(c);
         else if (c->state == CS_REQUEST) conn_free(c);
     }
-    worker_publish_counters(w);
+    worker_publish_all(w);
     if (w->nconns == 0) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -352,6 +355,8 @@ int fanout_run(const struct fanout_params *p)
     w->recent_cap = pow2_at_least((uint64_t)p->cfg->buffer_size + 1);
     w->recent = calloc(w->recent_cap, sizeof *w->recent);
     if (!w->recent) goto err;
+    w->filters = filter_set_new(p->cfg);
+    if (!w->filters) goto err;
     w->head = first_record(w->ring);
     worker_scan(w);
 
@@ -393,7 +398,7 @@ err:
         w->stopping = false;
         conn_free(w->all);
     }
-    worker_publish_counters(w);
+    worker_publish_all(w);
     struct event *evs[] = { w->listen_ev, w->wake_ev, w->hb_ev, w->ping_ev, w->tick_ev, w->sig_term,
                             w->sig_int, w->stop_ev, w->accept_retry_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -402,6 +407,7 @@ err:
     if (w->base) event_base_free(w->base);
     if (ecfg) event_config_free(ecfg);
     free(w->recent);
+    filter_set_free(w->filters);
     free(w);
     return status;
 }

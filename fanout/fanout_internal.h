@@ -56,6 +56,8 @@ enum conn_proto { PROTO_NONE = 0, PROTO_WS = 1, PROTO_SSE = 2 };
 #define WS_CLOSE_RESERVE (2 + WS_MAX_CONTROL)
 
 struct worker;
+struct filter;
+struct filter_set;
 
 struct conn {
     struct conn *next, *prev;          /* streaming list of its protocol and format */
@@ -67,6 +69,7 @@ struct conn {
     uint64_t cursor;                   /* ring position of the next record to send */
     uint32_t last_send;                /* monotonic ms (low 32 bits): SSE heartbeat */
     uint16_t ctl_len, ctl_off;
+    bool deflate;                      /* permessage-deflate negotiated: send wsz spans */
     struct event rev, wev;
     /* request phase only (NULL afterwards) */
     char *rbuf;
@@ -81,6 +84,7 @@ struct conn {
         struct sockaddr_in6 in6;
     } peer;
     struct ws_reader rd;               /* WebSocket only */
+    struct filter *filter;             /* server-side filter (filter.h), NULL: unfiltered */
     uint8_t ctl[CONN_CTL_CAP];
 };
 
@@ -117,13 +121,18 @@ struct worker {
     uint64_t last_seq;                 /* seq of the newest record seen, 0 if none */
 
     uint64_t pend_msgs[RING_NFORMATS], pend_bytes;  /* published to stats per round */
+    uint64_t pend_deflate_msgs;                     /* of those, to permessage-deflate clients */
 
     /* During a pump, the record walk of the previous client is reused by
      * the next one at the same cursor in the same list (the common case: all
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
+    struct filter_set *filters;        /* interned filters (filter.h) */
+
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
+    const struct filter *memo_filter;
+    bool memo_deflate;
     int memo_niov, memo_nrec;
     size_t memo_total;
     uint64_t memo_from, memo_end;

@@ -357,6 +357,11 @@ static int message_body_len(const struct ring_message *m, uint64_t *out)
         if (m->json_len[f] > UINT32_MAX)
             return -1;
         n += ws_header_len(m->json_len[f]) + m->json_len[f] + 2;
+        if (m->deflated[f] && m->deflated_len[f]) {
+            if (m->deflated_len[f] > UINT32_MAX)
+                return -1;
+            n += ws_header_len(m->deflated_len[f]) + m->deflated_len[f];
+        }
     }
     *out = n;
     return 0;
@@ -441,6 +446,18 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
             memcpy(base + off + wh, m->json[f], n);
         memcpy(base + off + wh + n, "\n\n", 2);
         off += wh + n + 2;
+    }
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
+        if (n == 0) {
+            h->wsz[f] = (struct ring_span){0, 0};
+            continue;
+        }
+        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
+        base[off] = 0xc1;   /* FIN, RSV1 (compressed), Text */
+        h->wsz[f] = (struct ring_span){off, wh + n};
+        memcpy(base + off + wh, m->deflated[f], n);
+        off += wh + n;
     }
     memset(base + off, 0, len - off);
     test_hook(RING_TEST_WRITTEN, pos);

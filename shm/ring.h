@@ -64,6 +64,11 @@ struct ring_record {
     struct ring_span sse_head;
     uint32_t committed;       /* 0 while being written; 1 = committed (release) */
     uint32_t reserved;
+    /* permessage-deflate (RFC 7692): for each format, a WebSocket Text frame
+     * with RSV1 set whose payload is the compressed JSON; len 0 = none (the
+     * message was not compressed: send ws[f]) */
+    struct ring_span wsz[RING_NFORMATS];
+    uint8_t spare[40];        /* keeps the header a multiple of RING_ALIGN */
 };
 
 struct ring;                   /* opaque: the mapping in this process */
@@ -84,6 +89,11 @@ struct ring_message {
      * fed by NATS gives the stream sequence, so that a client can resume on
      * any edge (docs/scale-out.md). Must grow with the position. */
     uint64_t sse_id;
+    /* Optional: json[f] compressed for permessage-deflate (the frame
+     * payload, see common/wsdeflate.h); NULL/0 = send json[f] uncompressed
+     * to every client. Not stamped in benchmark mode. */
+    const uint8_t *deflated[RING_NFORMATS];
+    size_t deflated_len[RING_NFORMATS];
 };
 
 /* Supervisor, before fork. size: power of two >= 1 MiB. Returns NULL + errno. */

@@ -62,7 +62,8 @@ struct stats {
 
 static bool is_gauge(unsigned id)
 {
-    return id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS;
+    return (id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS) ||
+           (id >= ST_FILTERS_DISTINCT && id <= ST_CLIENTS_DEFLATE);
 }
 
 struct stats *stats_create(void)

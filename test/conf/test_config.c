@@ -153,6 +153,7 @@ static const char every_key_yaml[] =
     "  metrics: off\n"
     "  health: 0\n"
     "  example_json: False\n"
+    "  web_page: false\n"
     "ct_log:\n"
     "  state_file: /var/lib/certstream/state.json\n"
     "  batch_size: 1024\n"
@@ -174,6 +175,7 @@ static const char every_key_yaml[] =
     "    - secret-one\n"
     "    - \"secret-two\"\n"
     "  header_name: X-Api-Key\n"
+    "  allow_query_token: yes\n"
     "hot_reload:\n"
     "  enabled: true\n"
     "  watch_path: /etc/certstream/extra.yaml\n"
@@ -190,6 +192,10 @@ static const char every_key_yaml[] =
     "  full: false\n"
     "  lite: FALSE\n"
     "  domains_only: no\n"
+    "  lite_path: /lite\n"
+    "  full_path: /v1/full\n"
+    "  domains_path: /v1/domains\n"
+    "  sse_path: /events\n"
     "ingest:\n"
     "  group_by: single\n"
     "  max_processes: 2\n"
@@ -209,6 +215,18 @@ static const char every_key_yaml[] =
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
     "  send_buffer_bytes: 65536\n"
+    "message_format:\n"
+    "  absent_name_fields: omit\n"
+    "filters:\n"
+    "  enabled: false\n"
+    "  max_per_worker: 50\n"
+    "  max_patterns: 8\n"
+    "  max_pattern_bytes: 100\n"
+    "  regex_match_limit: 5000\n"
+    "compression:\n"
+    "  enabled: no\n"
+    "  min_size: 1000\n"
+    "  level: 1\n"
     "nats:\n"
     "  url: \"nats://10.0.0.1:4222,tls://10.0.0.2:4222\"\n"
     "  stream: CT_1\n"
@@ -293,6 +311,15 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    CHECK_STR(c->message_format.absent_name_fields, "omit");
+    CHECK_STR(c->streams.lite_path, "/lite");
+    CHECK_STR(c->streams.full_path, "/v1/full");
+    CHECK_STR(c->streams.domains_path, "/v1/domains");
+    CHECK_STR(c->streams.sse_path, "/events");
+    CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
+          c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
+    CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
+    CHECK(!c->protocols.web_page && c->auth.allow_query_token);
 }
 
 static void test_every_key_from_yaml(void)
@@ -374,6 +401,15 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_NATS_CREDS_FILE=/etc/certstream/nats.creds",
         "CERTSTREAM_NATS_POSITION_FILE=/var/lib/certstream/nats.pos",
         "CERTSTREAM_NATS_MAX_PENDING=500", "CERTSTREAM_NATS_MAX_LAG_SECS=30",
+        "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
+        "CERTSTREAM_STREAMS_LITE_PATH=/lite", "CERTSTREAM_STREAMS_FULL_PATH=/v1/full",
+        "CERTSTREAM_STREAMS_DOMAINS_PATH=/v1/domains", "CERTSTREAM_STREAMS_SSE_PATH=/events",
+        "CERTSTREAM_FILTERS_ENABLED=false", "CERTSTREAM_FILTERS_MAX_PER_WORKER=50",
+        "CERTSTREAM_FILTERS_MAX_PATTERNS=8", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES=100",
+        "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
+        "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
+        "CERTSTREAM_COMPRESSION_LEVEL=1",
+        "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
         "UNRELATED=1",
         NULL,
     };

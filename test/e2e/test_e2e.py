@@ -563,9 +563,9 @@ def case_reload():
     is refused with file, line and key, and the server keeps serving: same
     processes, no restart, an open client streams on without a gap."""
     with server(rate=50, extra_yaml="hot_reload:\n  enabled: true\n") as s:
-        kids = sorted(s.children())
         c = WSRaw(s.port, "/")
         got = [c.recv_message() for _ in range(3)]
+        kids = sorted(s.children())   # after messages arrive: the replay child exists by then
         time.sleep(1.1)   # the file's mtime has a 1 s granularity on some file systems
         with open(s.config, "a") as f:
             f.write("workers: lots\n")

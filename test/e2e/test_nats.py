@@ -129,14 +129,10 @@ class FakeLog:
 
 def node(kind, fakelog, nats_urls, ring_size=None, extra=""):
     """An ingest node (publishes what it follows) or an edge node (fed by NATS)."""
-    y = ["  poll_interval_ms: 100",      # continues the ct_log: section server.py writes
-         "  operator_rate_limit_ms: 0",
-         "ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
+    y = ["ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
          "nats:",
          "  url: \"%s\"" % ",".join(nats_urls),
          "  duplicate_window: 30s"]
-    if ring_size:
-        y.insert(3, "ring_size: %d" % ring_size)
     if kind == "ingest":
         y.append("  publish: true")
     else:
@@ -145,7 +141,8 @@ def node(kind, fakelog, nats_urls, ring_size=None, extra=""):
         y.append(extra)
     if kind == "edge":
         y += ["ingest:", "  source: nats"]
-    s = Server(ARGS.server, ARGS.testdata, workers=1, replay=False,
+    s = Server(ARGS.server, ARGS.testdata, workers=1, replay=False, ring_size=ring_size,
+               ct_log={"poll_interval_ms": 100, "operator_rate_limit_ms": 0},
                extra_yaml="\n".join(y) + "\n")
     s.posfile = os.path.join(s.dir, "nats.pos")
     with open(s.config) as f:
@@ -421,7 +418,7 @@ def case_nats_outage():
         edge = c.add(node("edge", fl, [n.url()]))
         edge.start()
         edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()], ring_size=1 << 20))
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20))
         ing.start()
         ingest_ready(ing)
         ref = c.add(SSE(ing))
