@@ -249,6 +249,37 @@ class SSE(threading.Thread):
         self.sock.close()
 
 
+class DeflateWS(threading.Thread):
+    """python3-websockets on /full-stream, permessage-deflate negotiated:
+    keeps the (decompressed) messages and the negotiated extensions."""
+
+    def __init__(self, srv, n):
+        super().__init__(daemon=True)
+        self.url = "ws://127.0.0.1:%d/full-stream" % srv.port
+        self.n = n
+        self.msgs = []
+        self.extensions = None
+        self.error = None
+        self.start()
+
+    def run(self):
+        import asyncio
+        import websockets
+
+        async def go():
+            async with websockets.connect(self.url, max_size=None, compression="deflate") as ws:
+                self.extensions = [e.name for e in ws.protocol.extensions] if hasattr(ws, "protocol") \
+                    else [e.name for e in ws.extensions]
+                while len(self.msgs) < self.n:
+                    m = await asyncio.wait_for(ws.recv(), 60)
+                    if '"heartbeat"' not in m:
+                        self.msgs.append(m.encode())
+        try:
+            asyncio.run(go())
+        except Exception as e:  # reported by the test
+            self.error = e
+
+
 def connected(srv, n=1):
     wait_for("%d client(s) on %s" % (n, srv.kind),
              lambda: b'"active_connections":%d' % n in srv.http("/health/deep")[2], timeout=20)
@@ -315,6 +346,9 @@ def case_fanout():
         for s in [ing] + edges:
             clients.append(c.add(SSE(s)))
             connected(s)
+        # and a WebSocket client with permessage-deflate on the first edge
+        dws = DeflateWS(edges[0], total)
+        connected(edges[0], 2)
         fl.grow_to(total)
         for cl in clients:
             wait_count(cl, total)
@@ -326,6 +360,19 @@ def case_fanout():
             assert [i for i, _ in cl.events] == list(range(1, total + 1))   # SSE id = stream sequence
             for k, (a, b) in enumerate(zip(ref.datas(), cl.datas())):
                 assert a == b, "message %d differs on the edge:\n%r\n%r" % (k, a[:300], b[:300])
+        dws.join(60)
+        assert dws.error is None, dws.error
+        assert dws.extensions == ["permessage-deflate"], dws.extensions
+        assert dws.msgs == ref.datas()
+        # sent compressed (the edge made the payloads as an ingest node does):
+        # edge 0 carried one SSE and one deflate client, edge 1 the same SSE
+        # client only, so the difference is what the WebSocket client cost
+        def sent(s):
+            body = s.http("/metrics")[2].decode()
+            return int(re.search(r"^certstream_bytes_sent (\d+)$", body, re.M).group(1))
+        ws_bytes = sent(edges[0]) - sent(edges[1])
+        plain = sum(len(m) for m in dws.msgs)
+        assert 0 < ws_bytes < 0.9 * plain, (ws_bytes, plain)
         # the stream holds each entry once, and the edges consumed it all
         assert metric(ing, "certstream_nats_published", "publisher") == total
         assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
