@@ -131,8 +131,9 @@ def node(kind, fakelog, nats_urls, ring_size=None, extra=""):
     """An ingest node (publishes what it follows) or an edge node (fed by NATS)."""
     y = ["ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
          "nats:",
-         "  url: \"%s\"" % ",".join(nats_urls),
-         "  duplicate_window: 30s"]
+         "  url: \"%s\"" % ",".join(nats_urls)]
+    if "duplicate_window" not in extra:
+        y.append("  duplicate_window: 30s")
     if kind == "ingest":
         y.append("  publish: true")
     else:
@@ -542,6 +543,47 @@ def case_two_ingest():
         assert pub == total, pub
         assert dup >= total, dup   # every certificate came twice; a retried batch adds more
         assert metric(edge, "certstream_nats_stream_sequence", "consumer") == total
+
+
+def case_retention():
+    """An edge down longer than the stream keeps entries (nats.max_age 5 s):
+    on restart it says which sequences are gone, counts them, and goes on
+    with what the stream still holds, in order."""
+    extra = "  max_age: 5s\n  duplicate_window: 1s"
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()], extra=extra))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], extra=extra))
+        ing.start()
+        ingest_ready(ing)
+        fl.grow_to(40)
+        wait_for("edge at 40", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 40)
+        os.killpg(edge.proc.pid, signal.SIGKILL)
+        edge.proc.wait()
+        p = stored_position(edge.posfile)
+        assert p == 40, p
+        fl.grow_to(80)            # sequences 41..80, expired before the edge is back
+        wait_for("publisher at 80", lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == 80)
+        time.sleep(6)
+        fl.grow_to(100)           # 81..100 still held
+        wait_for("publisher at 100", lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == 100)
+        edge.start()
+        edge_ready(edge)
+        out = c.add(SSE(edge, last_event_id=40))
+        wait_for("edge at 100", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 100)
+        missed = metric(edge, "certstream_nats_missed", "consumer")
+        m = re.search(r"stream sequences 41\.\.(\d+) \((\d+) entries\) are no longer in CERTSTREAM",
+                      edge.logtext())
+        assert m, edge.logtext()
+        last_gone = int(m.group(1))
+        assert 80 <= last_gone < 100 and int(m.group(2)) == last_gone - 40 == missed, (last_gone, missed)
+        wait_count(out, 100 - last_gone)
+        time.sleep(0.3)
+        assert [i for i, _ in out.events] == list(range(last_gone + 1, 101)), out.events[:2]
 
 
 def case_sse_resume():
