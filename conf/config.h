@@ -119,7 +119,7 @@ struct config {
         uint32_t replicas;            /* 1 */
         char *creds_file;             /* "": NATS credentials file (JWT + nkey seed) */
         char *position_file;          /* "certstream_nats_position": edge resume point */
-        uint32_t max_pending;         /* 10000: unacknowledged publishes before ingest pauses */
+        uint32_t max_pending;         /* 10000: publishes in flight awaiting acknowledgement */
         uint32_t max_lag_secs;        /* 60: edge lag that makes /health/deep degraded */
     } nats;
 

@@ -353,6 +353,7 @@ static int run_publisher(struct node *n)
     size_t cap = 0;
     uint64_t next_info = 0;
     bool stream_ok = false;
+    const unsigned batch_max = n->cfg->nats.max_pending < PUB_BATCH ? n->cfg->nats.max_pending : PUB_BATCH;
     log_info("NATS publisher: from ring position %" PRIu64 " to %s.entries", acked, n->cfg->nats.subject_prefix);
     while (!g_stop) {
         uint64_t now = mono_ms();
@@ -374,7 +375,7 @@ static int run_publisher(struct node *n)
         uint64_t pos = acked;
         unsigned sent = 0;
         bool lapped = false;
-        while (sent < PUB_BATCH) {
+        while (sent < batch_max) {
             const struct ring_record *rec;
             enum ring_status rs = ring_peek(r, pos, &rec);
             if (rs == RING_EMPTY || rs == RING_ERROR)
