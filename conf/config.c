@@ -31,7 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CT_LOGS_URL "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json"
@@ -70,6 +73,7 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
 static const char *const ingest_sources[] = {"logs", "nats", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
 #define OFF(m) offsetof(struct config, m)
@@ -148,6 +152,12 @@ static const struct key keys[] = {
     TEXT("nats.position_file", "CERTSTREAM_NATS_POSITION_FILE", K_STR, nats.position_file, MAX_STRING),
     NUM("nats.max_pending", "CERTSTREAM_NATS_MAX_PENDING", K_U32, nats.max_pending, 16, 1000000),
     NUM("nats.max_lag_secs", "CERTSTREAM_NATS_MAX_LAG_SECS", K_U32, nats.max_lag_secs, 1, 86400),
+    /* operations */
+    NUM("watchdog_secs", "CERTSTREAM_WATCHDOG_SECS", K_U32, watchdog_secs, 0, 3600),
+    NUM("ring_claim_timeout_ms", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS", K_U32, ring_claim_timeout_ms, 0, 600000),
+    {"log_format", "CERTSTREAM_LOG_FORMAT", K_ENUM, OFF(log_format), 0, 0, 0, log_formats, NULL},
+    TEXT("log_file", "CERTSTREAM_LOG_FILE", K_PATH_OPT, log_file, MAX_STRING),
+    NUM("shutdown.drain_timeout_secs", "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS", K_U32, shutdown.drain_timeout_secs, 0, 86400),
     BOOL("filters.enabled", "CERTSTREAM_FILTERS_ENABLED", filters.enabled),
     NUM("filters.max_per_worker", "CERTSTREAM_FILTERS_MAX_PER_WORKER", K_U32, filters.max_per_worker, 1, 1000000),
     NUM("filters.max_patterns", "CERTSTREAM_FILTERS_MAX_PATTERNS", K_U32, filters.max_patterns, 1, 1024),
@@ -163,7 +173,7 @@ static const struct key keys[] = {
 /* The mappings that group keys ("ct_log: {batch_size: ...}"). */
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
-    "streams", "ingest", "keepalive", "dedup", "limits",
+    "streams", "ingest", "keepalive", "dedup", "limits", "shutdown",
     "message_format", "filters", "compression", "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
@@ -703,6 +713,11 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
+    cfg->watchdog_secs = 10;
+    cfg->ring_claim_timeout_ms = 1000;
+    cfg->log_format = strdup("text");
+    cfg->log_file = strdup("");
+    cfg->shutdown.drain_timeout_secs = 300;
     cfg->message_format.absent_name_fields = strdup("null");
     cfg->compression.enabled = true;
     cfg->compression.min_size = 128;
@@ -1231,6 +1246,9 @@ static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
     CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_shutdown[] = {
+    CY_SU(shutdown, drain_timeout_secs), CYAML_FIELD_END,
+};
 static const cyaml_schema_field_t cy_message_format[] = {
     CY_SS(message_format, absent_name_fields), CYAML_FIELD_END,
 };
@@ -1271,6 +1289,11 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
     CY_SECTION("nats", nats, cy_nats),
+    CY_UINT("watchdog_secs", OFF(watchdog_secs), MSIZE(watchdog_secs)),
+    CY_UINT("ring_claim_timeout_ms", OFF(ring_claim_timeout_ms), MSIZE(ring_claim_timeout_ms)),
+    CY_STR("log_format", OFF(log_format)),
+    CY_STR("log_file", OFF(log_file)),
+    CY_SECTION("shutdown", shutdown, cy_shutdown),
     CY_SECTION("message_format", message_format, cy_message_format),
     CY_SECTION("filters", filters, cy_filters),
     CY_SECTION("compression", compression, cy_compression),
@@ -1388,28 +1411,70 @@ static int load_document(struct load *ld, const char *buf, size_t len)
     return rc;
 }
 
-/* Reads a whole regular file of at most CONFIG_MAX_FILE_BYTES. */
+/* Reads a whole configuration file of at most CONFIG_MAX_FILE_BYTES without
+ * ever blocking for long: the supervisor re-reads it on SIGHUP and must keep
+ * reaping, restarting and saving state. Opened with O_NONBLOCK and checked
+ * with fstat first:
+ *   - a regular file is read;
+ *   - a named FIFO is refused at once (it would wait for a writer);
+ *   - a pipe (`--config <(...)`, /dev/stdin) or a character device
+ *     (/dev/null) is read until it ends, for at most CONFIG_READ_WAIT_MS:
+ *     /dev/null and a pipe that ends empty are an empty file;
+ *   - anything else (socket, block device) is refused. */
+#define CONFIG_READ_WAIT_MS 1000
+#define CONFIG_PIPEFS_MAGIC 0x50495045  /* linux/magic.h PIPEFS_MAGIC: anonymous pipes */
+
 static int read_file(const char *path, const char *label, char **out, size_t *outlen,
                      struct config_error *err)
 {
     struct stat st;
+    struct statfs sfs;
     char *buf = NULL;
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return fail(err, "%s%s: %s", label, path, strerror(errno));
     if (fstat(fd, &st) < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
     if (S_ISDIR(st.st_mode)) { fail(err, "%s%s: is a directory", label, path); goto err; }
-    if (!S_ISREG(st.st_mode)) { fail(err, "%s%s: not a regular file", label, path); goto err; }
-    if (st.st_size > CONFIG_MAX_FILE_BYTES) {
+    bool regular = S_ISREG(st.st_mode);
+    if (S_ISFIFO(st.st_mode)) {
+        if (fstatfs(fd, &sfs) < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
+        if (sfs.f_type != CONFIG_PIPEFS_MAGIC) {
+            fail(err, "%s%s: is a FIFO; refused (reading it would wait for a writer): "
+                 "use a regular file", label, path);
+            goto err;
+        }
+    } else if (!regular && !S_ISCHR(st.st_mode)) {
+        fail(err, "%s%s: not a regular file, a pipe or a character device", label, path);
+        goto err;
+    }
+    if (regular && st.st_size > CONFIG_MAX_FILE_BYTES) {
         fail(err, "%s%s: file is %jd bytes, more than the %d-byte limit for a configuration file",
              label, path, (intmax_t)st.st_size, CONFIG_MAX_FILE_BYTES);
         goto err;
     }
     buf = malloc(CONFIG_MAX_FILE_BYTES + 1);
     if (!buf) { fail(err, "%s%s: out of memory", label, path); goto err; }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         ssize_t r = read(fd, buf + len, CONFIG_MAX_FILE_BYTES + 1 - len);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !regular) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            long waited = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (waited >= CONFIG_READ_WAIT_MS) {
+                fail(err, "%s%s: did not end within %d ms (a pipe or device whose writer has "
+                     "not finished); refused", label, path, CONFIG_READ_WAIT_MS);
+                goto err;
+            }
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, (int)(CONFIG_READ_WAIT_MS - waited)) < 0 && errno != EINTR) {
+                fail(err, "%s%s: poll: %s", label, path, strerror(errno));
+                goto err;
+            }
+            continue;
+        }
         if (r < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
         if (r == 0) break;
         len += (size_t)r;
@@ -1880,33 +1945,50 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool key_same(const struct key *k, const struct config *a, const struct config *b,
+                     int ignore_tokens)
+{
+    const void *pa = cfield(a, k->off), *pb = cfield(b, k->off);
+    bool same = true;
+    switch (k->type) {
+    case K_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
+    case K_U16: same = *(const uint16_t *)pa == *(const uint16_t *)pb; break;
+    case K_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
+    case K_SIZE: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
+    case K_TOKENS:
+        same = a->auth.n_tokens == b->auth.n_tokens;
+        for (size_t t = 0; same && !ignore_tokens && t < a->auth.n_tokens; t++)
+            same = str_eq(a->auth.tokens[t], b->auth.tokens[t]);
+        break;
+    case K_LOGS: {
+        size_t n = *(const size_t *)cfield(a, k->count_off);
+        const struct config_log *la = pa, *lb = pb;
+        same = n == *(const size_t *)cfield(b, k->count_off);
+        for (size_t t = 0; same && t < n; t++)
+            same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url);
+        break;
+    }
+    default: same = str_eq(*(char *const *)pa, *(char *const *)pb); break;
+    }
+    return same;
+}
+
 const char *config_diff(const struct config *a, const struct config *b, int ignore_tokens)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        const struct key *k = &keys[i];
-        const void *pa = cfield(a, k->off), *pb = cfield(b, k->off);
-        bool same = true;
-        switch (k->type) {
-        case K_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
-        case K_U16: same = *(const uint16_t *)pa == *(const uint16_t *)pb; break;
-        case K_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
-        case K_SIZE: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
-        case K_TOKENS:
-            same = a->auth.n_tokens == b->auth.n_tokens;
-            for (size_t t = 0; same && !ignore_tokens && t < a->auth.n_tokens; t++)
-                same = str_eq(a->auth.tokens[t], b->auth.tokens[t]);
-            break;
-        case K_LOGS: {
-            size_t n = *(const size_t *)cfield(a, k->count_off);
-            const struct config_log *la = pa, *lb = pb;
-            same = n == *(const size_t *)cfield(b, k->count_off);
-            for (size_t t = 0; same && t < n; t++)
-                same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url);
-            break;
-        }
-        default: same = str_eq(*(char *const *)pa, *(char *const *)pb); break;
-        }
-        if (!same) return k->name;
-    }
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!key_same(&keys[i], a, b, ignore_tokens))
+            return keys[i].name;
     return NULL;
+}
+
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **names,
+                           size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!key_same(&keys[i], a, b, 0)) {
+            if (n < max) names[n] = keys[i].name;
+            n++;
+        }
+    return n;
 }

@@ -123,6 +123,14 @@ struct config {
         uint32_t max_lag_secs;        /* 60: edge lag that makes /health/deep degraded */
     } nats;
 
+    /* operations (docs/operations.md) */
+    uint32_t watchdog_secs;           /* 10: a child silent this long is killed and replaced; 0 = off */
+    uint32_t ring_claim_timeout_ms;   /* 1000: a producer holding a ring claim this long is killed; 0 = off */
+    char *log_format;                 /* "text" | "json" */
+    char *log_file;                   /* "" = stderr; reopened on SIGUSR1 */
+    struct {
+        uint32_t drain_timeout_secs;  /* 300: replaced workers close their clients (1001) after this */
+    } shutdown;
     struct {
         bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
         uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
@@ -184,5 +192,11 @@ int config_duration_secs(const char *s, uint64_t *secs);
 void config_print(const struct config *cfg, void *file /* FILE* */);
 
 void config_free(struct config *cfg);
+
+/* Reload: the names of the keys whose values differ between a and b (at most
+ * max are stored; the return value is the full count). Token values are
+ * compared but never named beyond "auth.tokens". */
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **names,
+                           size_t max);
 
 #endif

@@ -2,6 +2,7 @@
  * /metrics, /example.json, /latest.json. Each builds one response in an
  * jbuf; they read the shared counters and the ring, never write them. */
 #include "fanout/fanout_internal.h"
+#include "fanout/http_ops.h"
 
 #include <inttypes.h>
 #include <stdatomic.h>
@@ -139,7 +140,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     if (n > 0 && unhealthy * 2 > n) {
         st = "unhealthy";
         *status = 503;
-    } else if (n == 0 || degraded || unhealthy || nats_publisher_degraded(w)) {
+    } else if (n == 0 || degraded || unhealthy || ops_stale_processes() || nats_publisher_degraded(w)) {
         st = "degraded";
     }
     unsigned fanout = 0, ingest = 0;
@@ -165,6 +166,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     }
     jb_lit(b, "]");
     nats_health(w, b);
+    ops_health_deep(b);
     jb_lit(b, "}");
 }
 
@@ -287,6 +289,7 @@ void route_metrics(struct worker *w, struct jbuf *b)
         }
     }
     nats_metrics(w, b);
+    ops_metrics(b);
 }
 
 /* ---- /example.json and /latest.json ---------------------------------------------- */

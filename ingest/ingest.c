@@ -30,6 +30,7 @@
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
 #include "ingest/pipeline.h"
+#include "shm/proctable.h"
 
 #define MAX_WINDOWS 32
 #define MAX_BODY (64u << 20)         /* a get-entries answer of 1000 entries is ~5 MB */
@@ -955,8 +956,17 @@ static void ingest_free(struct ingest *in)
     if (in->pipe) pipeline_free(in->pipe);
 }
 
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    proctable_beat();
+}
+
 int ingest_run(const struct ingest_params *p)
 {
+    struct event *beat_ev = NULL;
     struct ingest in;
     struct event_config *ec = NULL;
     int rc = -1;
@@ -1008,12 +1018,19 @@ int ingest_run(const struct ingest_params *p)
     }
     log_info("following %zu logs of %zu operators", in.n_logs, in.n_ops);
     for (size_t i = 0; i < in.n_logs; i++) pump(&in.logs[i]);
+    /* the supervisor's watchdog reads this heartbeat (shm/proctable.h) */
+    struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
+    beat_ev = event_new(in.base, -1, EV_PERSIST, on_beat, NULL);
+    if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
+    proctable_beat();
+    proctable_set_state(PROC_RUNNING);
     if (event_base_dispatch(in.base) < 0) {
         log_error("event loop failed");
         goto err;
     }
     rc = 0;
 err:
+    if (beat_ev) event_free(beat_ev);
     if (rc != 0) log_error("ingest cannot run (out of memory or event loop setup failed)");
     if (ec) event_config_free(ec);
     ingest_free(&in);

@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "ingest/ctapi.h"
 #include "ingest/pipeline.h"
+#include "shm/proctable.h"
 
 #define REPLAY_MAX_BATCH 4096
 
@@ -271,7 +272,9 @@ int replay_run(const struct replay_params *p)
 
     uint64_t t0 = mono_ns(), published = 0;
     const uint64_t min_sleep_ns = 100000;
+    proctable_set_state(PROC_RUNNING);
     while (!g_stop) {
+        proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
         uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * p->rate) + 1;
         unsigned batch = 0;
         while (published < due && batch < REPLAY_MAX_BATCH && !g_stop &&
@@ -287,8 +290,11 @@ int replay_run(const struct replay_params *p)
         if (!p->loop && published >= rs->n) {
             log_info("replay: end of the file after %llu entries; idle until stopped",
                      (unsigned long long)published);
-            while (!g_stop)
-                pause();
+            while (!g_stop) {
+                proctable_beat();
+                struct timespec beat = {0, PROCTABLE_BEAT_MS * 1000000L};
+                nanosleep(&beat, NULL); /* EINTR on SIGTERM */
+            }
             break;
         }
         /* sleep until the next entry is due */
@@ -297,6 +303,8 @@ int replay_run(const struct replay_params *p)
         uint64_t wait = next_due > now ? next_due - now : 0;
         if (wait < min_sleep_ns)
             wait = batch == REPLAY_MAX_BATCH ? 0 : min_sleep_ns;
+        if (wait > PROCTABLE_BEAT_MS * 1000000ull)
+            wait = PROCTABLE_BEAT_MS * 1000000ull; /* beat at slow rates too */
         if (wait) {
             struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
             nanosleep(&ts, NULL); /* EINTR on SIGTERM is how we stop */

@@ -221,23 +221,26 @@ err:
     return -1;
 }
 
+void state_apply_log(const struct state *st, const struct loglist_log *l, struct stats *stats)
+{
+    struct stats_log *sl = stats_log(stats, l->log_id);
+    const struct state_entry *e = state_find(st, l->url);
+    if (!sl) return;
+    memset(sl, 0, sizeof *sl);
+    snprintf(sl->name, sizeof sl->name, "%s", l->name);
+    snprintf(sl->url, sizeof sl->url, "%s", l->url);
+    if (e) {
+        sl->next_index = e->next_index;
+        sl->tree_size = e->tree_size;
+    }
+}
+
 void state_apply(const struct state *st, const struct loglist *ll, struct stats *stats)
 {
     size_t n = ll->n_logs < STATS_MAX_LOGS ? ll->n_logs : STATS_MAX_LOGS;
     stats_set_log_count(stats, (unsigned)n);
-    for (size_t i = 0; i < n; i++) {
-        const struct loglist_log *l = &ll->logs[i];
-        struct stats_log *sl = stats_log(stats, l->log_id);
-        const struct state_entry *e = state_find(st, l->url);
-        if (!sl) continue;
-        memset(sl, 0, sizeof *sl);
-        snprintf(sl->name, sizeof sl->name, "%s", l->name);
-        snprintf(sl->url, sizeof sl->url, "%s", l->url);
-        if (e) {
-            sl->next_index = e->next_index;
-            sl->tree_size = e->tree_size;
-        }
-    }
+    for (size_t i = 0; i < n; i++)
+        state_apply_log(st, &ll->logs[i], stats);
 }
 
 int state_update(struct state *st, struct stats *stats)

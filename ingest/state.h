@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct loglist;
+struct loglist_log;
 struct stats;
 
 struct state_entry {
@@ -49,6 +50,8 @@ int state_set(struct state *st, const char *url, uint64_t next_index, uint64_t t
  * (count, name, url) and seeds next_index/tree_size from st (0/0 = no saved
  * position: the log's ingest starts at its current tree size). */
 void state_apply(const struct state *st, const struct loglist *ll, struct stats *stats);
+/* The same for one log's row (a log list change that keeps other groups running). */
+void state_apply_log(const struct state *st, const struct loglist_log *l, struct stats *stats);
 /* Supervisor, before state_save: copies every known position from the
  * per-log table into st. Returns 0 or -1 (out of memory). */
 int state_update(struct state *st, struct stats *stats);

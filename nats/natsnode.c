@@ -12,6 +12,7 @@
 #include "common/wsdeflate.h"
 #include "nats/position.h"
 #include "nats/wire.h"
+#include "shm/proctable.h"
 
 #include <nats/nats.h>
 
@@ -28,7 +29,8 @@
 #include <unistd.h>
 
 #define PUB_BATCH 512              /* records published before waiting for their acks */
-#define PUB_ACK_WAIT_MS 5000       /* a batch not acknowledged in this is sent again */
+#define PUB_ACK_WAIT_MS 2000       /* a batch not acknowledged in this is sent again (and under the
+                                      * supervisor's watchdog: the loop beats between waits) */
 #define CONNECT_RETRY_MS 500
 #define STALL_RESUBSCRIBE_MS 5000  /* stream has more, nothing arrives: subscribe again */
 #define INFO_PERIOD_MS 1000        /* stream info, lag, position msync, health */
@@ -209,6 +211,7 @@ static int connect_nats(struct node *n, bool publisher)
     }
     unsigned tries = 0;
     while (!g_stop) {
+        proctable_beat();
         s = natsConnection_Connect(&n->nc, o);
         if (s == NATS_OK)
             break;
@@ -221,7 +224,7 @@ static int connect_nats(struct node *n, bool publisher)
         return -1;
     jsOptions jo;
     jsOptions_Init(&jo);
-    jo.Wait = 5000;
+    jo.Wait = 2000;   /* JetStream API calls; the loops beat the watchdog between them */
     if (publisher) {
         jo.PublishAsync.MaxPending = n->cfg->nats.max_pending;
         jo.PublishAsync.AckHandler = ack_handler;
@@ -356,6 +359,7 @@ static int run_publisher(struct node *n)
     const unsigned batch_max = n->cfg->nats.max_pending < PUB_BATCH ? n->cfg->nats.max_pending : PUB_BATCH;
     log_info("NATS publisher: from ring position %" PRIu64 " to %s.entries", acked, n->cfg->nats.subject_prefix);
     while (!g_stop) {
+        proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
         uint64_t now = mono_ms();
         if (now >= next_info) {
             publisher_lag(n, r, acked);
@@ -711,6 +715,7 @@ static int run_consumer(struct node *n)
     unsigned unnotified = 0;
     bool stream_ok = false;
     while (!g_stop) {
+        proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
         uint64_t now = mono_ms();
         if (now >= next_info) {
             consumer_info(&c);

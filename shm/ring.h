@@ -102,6 +102,11 @@ struct ring *ring_create(size_t size);
 void ring_destroy(struct ring *r);
 
 size_t ring_size(const struct ring *r);
+/* Before anything is published: positions start at `after` or later (a
+ * multiple of the size) instead of at size. A ring that replaces another
+ * (ring_size reload) starts after the old one's tail, so an SSE id of the old
+ * ring is never mistaken for a record of the new one. 0, or -1 (EINVAL). */
+int ring_set_start(struct ring *r, uint64_t after);
 /* Checksums are off after ring_create (ring_record.checksum is 0): the ring's
  * tests turn them on to verify every record; nothing in the server reads
  * them, and on, a publish of 7 KB of JSON costs ~8 us instead of ~0.4 us
@@ -144,10 +149,21 @@ enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);
 
+/* Supervisor, watching for a stuck producer: true and the position when
+ * producer_id holds a claim it has not committed yet (a claim is held for
+ * microseconds normally; one held for long means the producer is stopped or
+ * spinning, and it is killed and repaired). */
+bool ring_claim_open(const struct ring *r, unsigned producer_id, uint64_t *pos);
+
 /* Wakeups: one eventfd per fanout worker, created by the supervisor. */
 int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork; 0 or -1 */
 /* Producer: signal every waiter (call once per published batch). */
 void ring_notify(struct ring *r);
 int ring_waiter_fd(const struct ring *r, unsigned worker_index);
+/* Supervisor: waiter i has a worker (true) or not (false). The supervisor
+ * creates a pool of waiters before the producers fork, so workers started
+ * later by a reload are woken too; ring_notify writes only to active ones.
+ * Every waiter is active after ring_add_waiter. */
+void ring_waiter_set_active(struct ring *r, unsigned i, bool active);
 
 #endif

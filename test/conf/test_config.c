@@ -126,6 +126,11 @@ static void test_defaults(void)
     CHECK(d.limits.max_frame_bytes == 65536);
     CHECK(d.limits.max_message_bytes == 262144);
     CHECK(d.limits.send_buffer_bytes == 1048576);
+    CHECK(d.watchdog_secs == 10);
+    CHECK(d.ring_claim_timeout_ms == 1000);
+    CHECK_STR(d.log_format, "text");
+    CHECK_STR(d.log_file, "");
+    CHECK(d.shutdown.drain_timeout_secs == 300);
     CHECK(d.source_path == NULL);
 
     /* No file anywhere in the search order: built-in defaults only. */
@@ -215,6 +220,12 @@ static const char every_key_yaml[] =
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
     "  send_buffer_bytes: 65536\n"
+    "watchdog_secs: 3\n"
+    "ring_claim_timeout_ms: 250\n"
+    "log_format: json\n"
+    "log_file: /var/log/certstream.log\n"
+    "shutdown:\n"
+    "  drain_timeout_secs: 30\n"
     "message_format:\n"
     "  absent_name_fields: omit\n"
     "filters:\n"
@@ -311,6 +322,11 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    CHECK(c->watchdog_secs == 3);
+    CHECK(c->ring_claim_timeout_ms == 250);
+    CHECK_STR(c->log_format, "json");
+    CHECK_STR(c->log_file, "/var/log/certstream.log");
+    CHECK(c->shutdown.drain_timeout_secs == 30);
     CHECK_STR(c->message_format.absent_name_fields, "omit");
     CHECK_STR(c->streams.lite_path, "/lite");
     CHECK_STR(c->streams.full_path, "/v1/full");
@@ -401,6 +417,9 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_NATS_CREDS_FILE=/etc/certstream/nats.creds",
         "CERTSTREAM_NATS_POSITION_FILE=/var/lib/certstream/nats.pos",
         "CERTSTREAM_NATS_MAX_PENDING=500", "CERTSTREAM_NATS_MAX_LAG_SECS=30",
+        "CERTSTREAM_WATCHDOG_SECS=3", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS=250",
+        "CERTSTREAM_LOG_FORMAT=json", "CERTSTREAM_LOG_FILE=/var/log/certstream.log",
+        "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS=30",
         "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
         "CERTSTREAM_STREAMS_LITE_PATH=/lite", "CERTSTREAM_STREAMS_FULL_PATH=/v1/full",
         "CERTSTREAM_STREAMS_DOMAINS_PATH=/v1/domains", "CERTSTREAM_STREAMS_SSE_PATH=/events",

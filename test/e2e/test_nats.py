@@ -127,9 +127,9 @@ class FakeLog:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def node(kind, fakelog, nats_urls, ring_size=None, extra=""):
+def node(kind, fakelog, nats_urls, ring_size=None, extra="", top=""):
     """An ingest node (publishes what it follows) or an edge node (fed by NATS)."""
-    y = ["ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
+    y = ([top] if top else []) + ["ct_logs_url: http://127.0.0.1:%d/loglist.json" % fakelog.port,
          "nats:",
          "  url: \"%s\"" % ",".join(nats_urls)]
     if "duplicate_window" not in extra:
@@ -463,10 +463,10 @@ def case_nats_outage():
         n = c.add(Nats())
         n.start()
         fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
+        edge = c.add(node("edge", fl, [n.url()], top="watchdog_secs: 4"))
         edge.start()
         edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20))
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20, top="watchdog_secs: 4"))
         ing.start()
         ingest_ready(ing)
         ref = c.add(SSE(ing))
@@ -510,6 +510,10 @@ def case_nats_outage():
         assert metric(edge, "certstream_nats_missed", "consumer") == 0
         wait_for("ingest healthy again", lambda: json.loads(ing.http("/health/deep")[2])["status"] == "healthy",
                  timeout=20)
+        # through the outage the NATS processes kept beating the supervisor's
+        # watchdog (watchdog_secs 4 here): none was killed
+        for s in (ing, edge):
+            assert "SIGKILL, it will be replaced" not in s.logtext(), s.logtext()
 
 
 def case_two_ingest():

@@ -380,7 +380,9 @@ def install_run_purge(args, d):
     print("systemd-analyze security: %s %s" % (m.group(1), m.group(2)))
     assert float(m.group(1)) <= 2.0 and m.group(2) == "OK", p.stdout
 
-    scratch = tempfile.mkdtemp(prefix="cs-pkg-")
+    # The service user must reach the notify socket: a directory under /run
+    # (0755), not under $TMPDIR, whose parents may be private (mktemp -d).
+    scratch = tempfile.mkdtemp(prefix="cs-pkg-", dir="/run")
     os.chmod(scratch, 0o755)
     fake = srv = None
     try:
@@ -449,6 +451,13 @@ def install_run_purge(args, d):
                 p.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
+    # remove keeps the configuration, the state and the user; purge removes them.
+    apt("remove", "certstream-server", "certstream-loadgen")
+    assert not os.path.exists("/usr/bin/certstream-server") and not os.path.exists("/usr/bin/certstream-loadgen")
+    assert os.path.exists("/etc/certstream/config.yaml") and os.path.exists("/var/lib/certstream/state.json")
+    pwd.getpwnam("certstream")
+    status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "certstream-server"]).stdout.strip()
+    assert status == "rc", status
     apt("purge", "certstream-server", "certstream-loadgen")
     left = leftovers()
     assert not left, "left after purge: %r" % left
