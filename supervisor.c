@@ -124,6 +124,16 @@ struct supervisor {
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
 };
 
+static unsigned stats_role_of(enum child_role r)
+{
+    switch (r) {
+    case ROLE_FANOUT: return STATS_ROLE_FANOUT;
+    case ROLE_REPLAY: return STATS_ROLE_REPLAY;
+    case ROLE_LOGLIST: return STATS_ROLE_LOGLIST;
+    default: return STATS_ROLE_INGEST;
+    }
+}
+
 static const char *role_name(enum child_role r)
 {
     switch (r) {
@@ -309,6 +319,12 @@ static int child_start(struct supervisor *s, struct child *c)
         child_main(s, c);
     c->pid = pid;
     c->started_ms = mono_ms();
+    /* process metrics: the fetcher is short-lived and has no counter slot */
+    stats_log_add(&stats_server(s->stats)->starts[stats_role_of(c->role)], 1);
+    if (c->role != ROLE_LOGLIST) {
+        stats_proc_set(s->stats, c->stats_slot, stats_role_of(c->role), c->index);
+        stats_proc_pid(s->stats, c->stats_slot, (int)pid);
+    }
     c->restart_at_ms = 0;
     c->killed = false;
     c->claim_seen_ms = 0;
@@ -336,7 +352,8 @@ static void reap(struct supervisor *s)
 {
     for (;;) {
         int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct rusage ru;
+        pid_t pid = wait4(-1, &status, WNOHANG, &ru);
         if (pid <= 0)
             return;
         struct child *c = NULL;
@@ -346,6 +363,12 @@ static void reap(struct supervisor *s)
         if (!c)
             continue;
         c->pid = 0;
+        /* its CPU time stays in the per-role total (a counter never goes back) */
+        stats_log_add(&stats_server(s->stats)->retired_cpu_us[stats_role_of(c->role)],
+                      (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+                          (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec);
+        if (c->role != ROLE_LOGLIST)
+            stats_proc_pid(s->stats, c->stats_slot, 0);
         char why[128];
         describe_status(status, why, sizeof why);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
@@ -380,6 +403,10 @@ static void reap(struct supervisor *s)
         c->restart_at_ms = now + c->backoff_ms;
         c->restarts++;
         stats_add(s->stats, 0, ST_CHILD_RESTARTS, 1);
+        stats_log_add(&stats_server(s->stats)->restarts[stats_role_of(c->role)]
+                                                      [clean ? STATS_EXIT_CLEAN
+                                                       : WIFSIGNALED(status) ? STATS_EXIT_SIGNAL
+                                                                             : STATS_EXIT_ERROR], 1);
         if (c->role == ROLE_FANOUT && !clean)
             stats_add(s->stats, 0, ST_WORKER_PANICS, 1);
         if (c->role != ROLE_FANOUT)
@@ -620,9 +647,17 @@ static void save_state(struct supervisor *s)
     char err[512];
     if (!s->have_loglist || !s->cfg->ct_log.state_file || !*s->cfg->ct_log.state_file)
         return;
+    struct stats_server *sv = stats_server(s->stats);
     if (state_update(&s->state, s->stats) != 0 ||
-        state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0)
+        state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0) {
         log_every(LOG_WARN, 60, "state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+        stats_log_add(&sv->state_write_failures, 1);
+        if (stats_log_load(&sv->state_failing_since_ms) == 0)
+            stats_log_store(&sv->state_failing_since_ms, wall_ms());
+    } else {
+        stats_log_store(&sv->state_last_write_ms, wall_ms());
+        stats_log_store(&sv->state_failing_since_ms, 0);
+    }
     s->state_saved_ms = mono_ms();
 }
 
@@ -636,6 +671,7 @@ static void show_loglist_unavailable(struct supervisor *s)
     snprintf(l->name, sizeof l->name, "CT log list (unavailable)");
     snprintf(l->url, sizeof l->url, "%s", s->cfg->ct_logs_url);
     l->health = LOG_UNHEALTHY;
+    l->kind = 2;   /* not a log: the list itself */
 }
 
 /* A group of the running list that the new list has unchanged: same logs,
@@ -709,6 +745,10 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len, bo
     }
     s->loglist = fresh;
     s->have_loglist = true;
+    struct stats_server *sv = stats_server(s->stats);
+    stats_log_store(&sv->loglist_listed, s->loglist.n_listed);
+    stats_log_store(&sv->loglist_skipped, s->loglist.n_skipped);
+    stats_log_store(&sv->loglist_followed, s->loglist.n_logs);
     if (kept == 0) {
         state_apply(&s->state, &s->loglist, s->stats);
     } else {
@@ -763,6 +803,8 @@ static void loglist_result(struct supervisor *s, bool ok)
                 log_info("log list unchanged");
             s->loglist_hash = h;
             s->list_from_url = true;
+            stats_log_store(&stats_server(s->stats)->loglist_last_success_ms, wall_ms());
+            __atomic_store_n(&stats_server(s->stats)->loglist_failing, 0, __ATOMIC_RELAXED);
             s->loglist_backoff_ms = 0;
             s->loglist_next_ms = now + SUP_LOGLIST_REFRESH_MS;
             free(json);
@@ -771,6 +813,8 @@ static void loglist_result(struct supervisor *s, bool ok)
         free(json);
         log_warn("log list: could not read what the fetcher wrote");
     }
+    stats_log_add(&stats_server(s->stats)->loglist_failures, 1);
+    __atomic_store_n(&stats_server(s->stats)->loglist_failing, 1, __ATOMIC_RELAXED);
     s->loglist_backoff_ms = s->loglist_backoff_ms ? s->loglist_backoff_ms * 2 : SUP_LOGLIST_RETRY_MIN_MS;
     if (s->loglist_backoff_ms > SUP_LOGLIST_RETRY_MAX_MS)
         s->loglist_backoff_ms = SUP_LOGLIST_RETRY_MAX_MS;
@@ -1196,6 +1240,52 @@ static void end_replacement(struct supervisor *s, bool ok)
     on_reload_end(s, true);
 }
 
+/* What /metrics and /health/deep need to know about the configuration and
+ * the supervisor itself (slot 0). */
+static void publish_server_facts(struct supervisor *s)
+{
+    struct stats_server *sv = stats_server(s->stats);
+    sv->loglist_configured = !s->opts->replay_file && s->cfg->ct_logs_url && *s->cfg->ct_logs_url;
+    sv->custom_logs = (uint32_t)(s->cfg->n_custom_logs + s->cfg->n_static_logs);
+    sv->state_configured = !s->opts->replay_file && s->cfg->ct_log.state_file && *s->cfg->ct_log.state_file;
+    stats_proc_set(s->stats, 0, STATS_ROLE_SUPERVISOR, 0);
+    stats_proc_pid(s->stats, 0, (int)getpid());
+    stats_log_add(&sv->starts[STATS_ROLE_SUPERVISOR], 1);
+}
+
+/* certstream_dedup_cache_size: live entries of the shared table, counted
+ * every 5 s (a scan of the table, a few ms at the default size). */
+static void sample_dedup(struct supervisor *s)
+{
+    static uint64_t next_ms;
+    uint64_t now = mono_ms();
+    if (!s->dedup || now < next_ms)
+        return;
+    next_ms = now + 5000;
+    struct stats_server *sv = stats_server(s->stats);
+    stats_log_store(&sv->dedup_size, dedup_live(s->dedup, wall_ms() / 1000u));
+    stats_log_store(&sv->dedup_capacity, dedup_capacity(s->dedup));
+}
+
+/* Once a second: the totals /api/stats turns into rates over the last minute. */
+static void sample_rates(struct supervisor *s)
+{
+    static uint64_t last_sec;
+    uint64_t now = wall_ms(), sec = now / 1000u;
+    if (sec == last_sec)
+        return;
+    last_sec = sec;
+    struct stats_rate_sample *r = &stats_server(s->stats)->rate[sec % STATS_RATE_SAMPLES];
+    stats_log_store(&r->ms, 0);   /* readers skip it while it changes */
+    uint64_t sent = 0;
+    for (int f = 0; f < 3; f++)
+        sent += stats_sum(s->stats, (enum stat_id)(ST_MSG_SENT_FULL + f));
+    stats_log_store(&r->published, stats_sum(s->stats, ST_ENTRIES_PUBLISHED));
+    stats_log_store(&r->sent, sent);
+    stats_log_store(&r->bytes, stats_sum(s->stats, ST_BYTES_SENT));
+    __atomic_store_n(&r->ms, now, __ATOMIC_RELEASE);
+}
+
 /* Once per loop turn while a replacement runs. */
 static void check_replacement(struct supervisor *s, uint64_t now)
 {
@@ -1596,6 +1686,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
+    publish_server_facts(&s);
     proctable_set_loaded(s.procs, (uint64_t)time(NULL));
     proctable_set_log_level(s.procs, log_get_level());
     if (plan_children(&s) != 0)
@@ -1674,6 +1765,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         start_due(&s);
         if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
             save_state(&s);
+        sample_dedup(&s);
+        sample_rates(&s);
         sd_tick(&s, &sd);
     }
     stop_all(&s);

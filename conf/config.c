@@ -23,6 +23,7 @@
 #include <cyaml/cyaml.h>
 #include <yaml.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -93,6 +94,8 @@ static const struct key keys[] = {
     BOOL("protocols.health", "CERTSTREAM_HEALTH_ENABLED", protocols.health),
     BOOL("protocols.example_json", "CERTSTREAM_EXAMPLE_JSON_ENABLED", protocols.example_json),
     BOOL("protocols.web_page", "CERTSTREAM_WEB_PAGE_ENABLED", protocols.web_page),
+    BOOL("protocols.api", "CERTSTREAM_API_ENABLED", protocols.api),
+    TEXT("cors.allowed_origins", "CERTSTREAM_CORS_ALLOWED_ORIGINS", K_PATH_OPT, cors.allowed_origins, MAX_STRING),
     TEXT("ct_log.state_file", "CERTSTREAM_CT_LOG_STATE_FILE", K_STR, ct_log.state_file, MAX_STRING),
     NUM("ct_log.batch_size", "CERTSTREAM_CT_LOG_BATCH_SIZE", K_U32, ct_log.batch_size, 1, 10000),
     NUM("ct_log.poll_interval_ms", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS", K_U32, ct_log.poll_interval_ms, 1, 86400000),
@@ -174,7 +177,8 @@ static const struct key keys[] = {
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
     "streams", "ingest", "keepalive", "dedup", "limits", "shutdown",
-    "message_format", "filters", "compression", "nats",
+    "message_format", "filters", "compression",
+    "cors", "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -663,6 +667,8 @@ void config_defaults(struct config *cfg)
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
     cfg->protocols.web_page = true;
+    cfg->protocols.api = true;
+    cfg->cors.allowed_origins = strdup("");
     cfg->ct_log.state_file = strdup("certstream_state.json");
     cfg->ct_log.batch_size = 256;
     cfg->ct_log.poll_interval_ms = 1000;
@@ -1181,7 +1187,11 @@ static int validate_yaml(struct load *ld, const char *buf, size_t len)
 
 static const cyaml_schema_field_t cy_protocols[] = {
     CY_SB(protocols, websocket), CY_SB(protocols, sse), CY_SB(protocols, metrics),
-    CY_SB(protocols, health), CY_SB(protocols, example_json), CY_SB(protocols, web_page), CYAML_FIELD_END,
+    CY_SB(protocols, health), CY_SB(protocols, example_json), CY_SB(protocols, web_page),
+    CY_SB(protocols, api), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_cors[] = {
+    CY_SS(cors, allowed_origins), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SS(ct_log, state_file), CY_SU(ct_log, batch_size), CY_SU(ct_log, poll_interval_ms),
@@ -1277,6 +1287,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("connection_limit", connection_limit, cy_connection_limit),
     CY_SECTION("auth", auth, cy_auth),
     CY_SECTION("hot_reload", hot_reload, cy_hot_reload),
+    CY_SECTION("cors", cors, cy_cors),
     CY_LOGS("custom_logs", custom_logs, n_custom_logs),
     CY_LOGS("static_logs", static_logs, n_static_logs),
     CY_UINT("workers", OFF(workers), MSIZE(workers)),
@@ -1673,6 +1684,42 @@ static int check_log_names(const struct load *ld, const struct key *k, int list)
     return 0;
 }
 
+/* cors.allowed_origins: "*" alone, or origins "scheme://host[:port]" (no
+ * path, no trailing slash: a browser's Origin header never has one). */
+static int check_origins(const struct load *ld)
+{
+    const char *p = ld->cfg->cors.allowed_origins;
+    size_t n = 0;
+    bool star = false;
+    while (p && *p) {
+        size_t len = strcspn(p, ", \t");
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        char q[80];
+        quoted(q, sizeof q, p, len);
+        const char *sep = memchr(p, ':', len);
+        bool ok = len == 1 && *p == '*';
+        if (!ok && sep && (size_t)(sep - p) + 3 < len && sep[1] == '/' && sep[2] == '/') {
+            ok = (sep - p == 4 && strncmp(p, "http", 4) == 0) || (sep - p == 5 && strncmp(p, "https", 5) == 0);
+            for (const char *c = sep + 3; ok && c < p + len; c++)
+                ok = isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']';
+        }
+        if (!ok)
+            return cross_fail(ld, "cors.allowed_origins", NULL,
+                              "cors.allowed_origins: %s is not an origin (\"*\" or "
+                              "\"https://host[:port]\", no path)", q);
+        star |= len == 1 && *p == '*';
+        n++;
+        p += len;
+    }
+    if (star && n > 1)
+        return cross_fail(ld, "cors.allowed_origins", NULL,
+                          "cors.allowed_origins: \"*\" allows every origin; list no others with it");
+    return 0;
+}
+
 /* The stream paths, their "/example.json" companions and the fixed
  * endpoints must all differ: a request path names one thing. */
 static int check_stream_paths(const struct load *ld)
@@ -1746,6 +1793,8 @@ static int cross_check(const struct load *ld)
                           "nats.duplicate_window (%s) is longer than nats.max_age (%s)",
                           c->nats.duplicate_window, c->nats.max_age);
     if (check_stream_paths(ld) < 0) return -1;
+    if (check_origins(ld) < 0)
+        return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

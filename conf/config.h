@@ -28,8 +28,13 @@ struct config {
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
+        bool api;                     /* true: /api/stats, /api/logs, /api/cert/{hash} */
         bool web_page;                /* true: the live page at / */
     } protocols;
+
+    struct {
+        char *allowed_origins;        /* "": no CORS; "*" or origins separated by commas/spaces */
+    } cors;
 
     struct {
         char *state_file;             /* "certstream_state.json" */

@@ -26,6 +26,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "fanout/certindex.h"
 #include "fanout/conn.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
@@ -144,6 +145,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct worker *w = arg;
     struct sse_tick t = { mono_ms32(), w->cfg->keepalive.sse_heartbeat_secs * 1000u };
     worker_pump(w);
+    certindex_tick(w);
     drain_check(w);
     if (t.every == 0) return;
     worker_each_stream(w, PROTO_SSE, sse_heartbeat, &t);
@@ -481,6 +483,7 @@ err:
     if (w->base) event_base_free(w->base);
     if (ecfg) event_config_free(ecfg);
     free(w->recent);
+    certindex_free(w->certindex);
     filter_set_free(w->filters);
     free(w);
     return status;

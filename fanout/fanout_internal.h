@@ -94,7 +94,10 @@ struct flush_rec {
     uint32_t len;
 };
 
+struct certindex;
+
 struct worker {
+    struct certindex *certindex;       /* /api/cert lookups; NULL until the first */
     const struct config *cfg;
     struct ring *ring;
     struct stats *stats;
@@ -145,9 +148,30 @@ struct worker {
     struct http_request req;
 };
 
-/* endpoints (http_routes.c) */
+/* /metrics and /health/deep (metrics.c) */
+#define STATE_FAILING_DEGRADED_SECS 60   /* state file unwritable this long: degraded */
+struct health_summary {
+    const char *status;                  /* healthy, degraded, unhealthy */
+    int http_status;                     /* 200 or 503 */
+    unsigned logs_total, healthy, degraded, unhealthy;
+    bool loglist_ok, state_ok;
+    uint64_t state_failing_secs;
+};
+void health_evaluate(struct stats *s, struct health_summary *h);
 void route_health_deep(struct worker *w, struct jbuf *b, int *status);
-void route_metrics(struct worker *w, struct jbuf *b);
+/* Prometheus text format, or OpenMetrics 1.0 when openmetrics */
+void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics);
+bool metrics_wants_openmetrics(const struct http_request *req);
+
+/* /api (api.c) */
+void route_api_stats(struct worker *w, struct jbuf *b);
+void route_api_logs(struct worker *w, struct jbuf *b);
+/* 200 (the full-stream message), 400 (not a hash) or 404; b holds the body */
+int route_api_cert(struct worker *w, struct http_str hash, struct jbuf *b);
+/* CORS response headers for this request (cors.allowed_origins), or "" */
+const char *api_cors_headers(const struct config *cfg, const struct http_request *req, char *buf, size_t n);
+
+/* endpoints (http_routes.c) */
 /* the newest message of format f, copied and checked against lapping;
  * falls back to the built-in sample */
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b);

@@ -33,8 +33,21 @@ struct meta {
     const char *issuer, *name, *url;   /* into text; lowercase; url without scheme and trailing / */
 };
 
+/* One recent record's results: bit f->id of done says evaluated, of res
+ * the result. Direct-mapped by hashed position; a record evicted by another
+ * is only evaluated again. */
+struct rec_results {
+    uint64_t pos;                /* UINT64_MAX: empty */
+    uint64_t *done, *res;        /* words per record: filter_set.words */
+};
+
 struct filter_set {
     const struct config *cfg;
+    struct rec_results *recs;
+    uint32_t nrecs;              /* power of two */
+    uint32_t words;              /* 64-bit words per bitset: max_per_worker / 64, rounded up */
+    uint64_t *bits;              /* every record's done and res words */
+    uint32_t *free_ids, nfree, next_id;
     struct filter **buckets;
     uint32_t nbuckets, count, clients;
     struct filter *list;
@@ -72,6 +85,26 @@ struct filter_set *filter_set_new(const struct config *cfg)
         filter_set_free(fs);
         return NULL;
     }
+    /* results for about two buffer_size windows of records, within 16 MiB
+     * (2 MiB with the defaults; touched only once filtered clients exist) */
+    fs->words = (cfg->filters.max_per_worker + 63) / 64;
+    uint32_t nr = 64;
+    while (nr < 2u * cfg->buffer_size + 2u && nr < (1u << 16) &&
+           (uint64_t)nr * 2 * 2 * fs->words * sizeof(uint64_t) <= (16u << 20))
+        nr <<= 1;
+    fs->nrecs = nr;
+    fs->recs = calloc(nr, sizeof *fs->recs);
+    fs->bits = calloc((size_t)nr * 2 * fs->words, sizeof *fs->bits);
+    fs->free_ids = calloc(cfg->filters.max_per_worker, sizeof *fs->free_ids);
+    if (!fs->recs || !fs->bits || !fs->free_ids) {
+        filter_set_free(fs);
+        return NULL;
+    }
+    for (uint32_t i = 0; i < nr; i++) {
+        fs->recs[i].pos = UINT64_MAX;
+        fs->recs[i].done = fs->bits + (size_t)i * 2 * fs->words;
+        fs->recs[i].res = fs->recs[i].done + fs->words;
+    }
     pcre2_set_match_limit(fs->mctx, cfg->filters.regex_match_limit);
     pcre2_set_depth_limit(fs->mctx, cfg->filters.regex_match_limit);
     pcre2_set_heap_limit(fs->mctx, 1024);   /* KiB */
@@ -102,6 +135,9 @@ void filter_set_free(struct filter_set *fs)
         filter_free(f);
     }
     free(fs->buckets);
+    free(fs->recs);
+    free(fs->bits);
+    free(fs->free_ids);
     pcre2_match_context_free(fs->mctx);
     pcre2_compile_context_free(fs->cctx);
     pcre2_match_data_free(fs->md);
@@ -160,7 +196,6 @@ static struct filter *filter_build(struct filter_set *fs, char *key, size_t keyl
     f->key = key;
     f->keylen = keylen;
     f->precert = f->ca = -1;
-    for (int i = 0; i < 8; i++) f->eval_pos[i] = UINT64_MAX;
     uint32_t n = 0;
     for (size_t i = 0; i < keylen; i++) n += key[i] == '\n';
     f->dom = calloc(n, sizeof *f->dom);
@@ -239,6 +274,10 @@ int filter_acquire(struct filter_set *fs, struct http_str query, struct filter *
         *status = 400;
         return -1;
     }
+    /* a dense id for the result bits; a reused id's old results go */
+    f->id = fs->nfree ? fs->free_ids[--fs->nfree] : fs->next_id++;
+    uint64_t bit = 1ull << (f->id & 63);
+    for (uint32_t i = 0; i < fs->nrecs; i++) fs->recs[i].done[f->id >> 6] &= ~bit;
     f->hash = h;
     f->refs = 1;
     f->hnext = *b;
@@ -274,6 +313,7 @@ void filter_unhold(struct filter_set *fs, struct filter *f)
     if (f->next) f->next->prev = f->prev;
     fs->count--;
     fs->pend_distinct--;
+    fs->free_ids[fs->nfree++] = f->id;
     filter_free(f);
 }
 
@@ -422,16 +462,24 @@ static bool eval(struct filter_set *fs, const struct filter *f, const struct met
 
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos)
 {
-    unsigned slot = (unsigned)((pos * 0x9e3779b97f4a7c15ull) >> 61);   /* 8 slots, hashed position */
-    if (f->eval_pos[slot] == pos) return (f->eval_result >> slot) & 1;
+    struct rec_results *rr = &fs->recs[(pos * 0x9e3779b97f4a7c15ull) >> 40 & (fs->nrecs - 1)];
+    uint32_t word = f->id >> 6;
+    uint64_t bit = 1ull << (f->id & 63);
+    if (rr->pos != pos) {   /* a new record (or a collision): start its results afresh */
+        rr->pos = pos;
+        memset(rr->done, 0, fs->words * sizeof *rr->done);
+    } else if (rr->done[word] & bit) {
+        return (rr->res[word] & bit) != 0;
+    }
     struct meta *m = &fs->meta;
     if (m->pos != pos) {
         m->pos = pos;
         m->ok = meta_extract(m, rec);
     }
     bool r = eval(fs, f, m);
-    f->eval_pos[slot] = pos;
-    f->eval_result = (uint8_t)((f->eval_result & ~(1u << slot)) | ((unsigned)r << slot));
+    rr->done[word] |= bit;
+    if (r) rr->res[word] |= bit;
+    else rr->res[word] &= ~bit;
     fs->pend_evals++;
     fs->pend_matches += r;
     return r;

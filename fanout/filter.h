@@ -5,8 +5,11 @@
  * Cost model: a message's match result is computed at most once per
  * distinct filter, lazily (only when a client of that filter is about to be
  * sent that record), from fields extracted once per message per worker (and
- * only when some filtered client needs them). Unfiltered clients live in the
- * worker's own lists and never touch this code. */
+ * only when some filtered client needs them). Results are kept per record
+ * (a bit per filter) for the last records of the ring walk, so clients of
+ * one filter that lag each other by up to buffer_size messages still share
+ * one evaluation. Unfiltered clients live in the worker's own lists and
+ * never touch this code. */
 #ifndef CS_FANOUT_FILTER_H
 #define CS_FANOUT_FILTER_H
 
@@ -26,10 +29,7 @@ struct filter {
     uint64_t hash;
     uint32_t refs;                           /* clients using it */
     struct conn *streams[3][RING_NFORMATS];  /* [proto][format], like worker.streams */
-    /* results for recent records, 8 slots by hashed position: clients of
-     * one filter a few records apart still share one evaluation */
-    uint64_t eval_pos[8];                    /* UINT64_MAX: empty */
-    uint8_t eval_result;                     /* bit per slot */
+    uint32_t id;                             /* dense index: its bit in the result table */
     char *key;                               /* canonical key (owned), compared when interning */
     size_t keylen;
     char *vals;                              /* the key split into NUL-terminated values (owned) */

@@ -67,21 +67,22 @@ void ops_health_deep(struct jbuf *b)
               proctable_watchdog_kills(t, PROC_REPLAY), ok, err, last_ok);
 }
 
-void ops_metrics(struct jbuf *b)
+void ops_metrics(struct jbuf *b, bool om)
 {
+    const char *tot = om ? "" : "_total";   /* OpenMetrics: counter families without _total */
     const struct proctable *t = proctable_get();
     uint64_t ok, err, last_ok;
     proctable_reloads(t, &ok, &err, &last_ok);
-    jb_printf(b, "# HELP certstream_config_reloads_total Configuration reloads (SIGHUP, hot_reload) by result.\n"
-                 "# TYPE certstream_config_reloads_total counter\n"
+    jb_printf(b, "# HELP certstream_config_reloads%s Configuration reloads (SIGHUP, hot_reload) by result.\n"
+                 "# TYPE certstream_config_reloads%s counter\n"
                  "certstream_config_reloads_total{result=\"ok\"} %" PRIu64 "\n"
                  "certstream_config_reloads_total{result=\"error\"} %" PRIu64 "\n"
                  "# HELP certstream_config_last_reload_success_timestamp_seconds When the running configuration was loaded (start or reload).\n"
                  "# TYPE certstream_config_last_reload_success_timestamp_seconds gauge\n"
                  "certstream_config_last_reload_success_timestamp_seconds %" PRIu64 "\n"
-                 "# HELP certstream_watchdog_kills_total Child processes killed by the watchdogs (missed heartbeat, stuck ring claim).\n"
-                 "# TYPE certstream_watchdog_kills_total counter\n",
-              ok, err, last_ok);
+                 "# HELP certstream_watchdog_kills%s Child processes killed by the watchdogs (missed heartbeat, stuck ring claim).\n"
+                 "# TYPE certstream_watchdog_kills%s counter\n",
+              tot, tot, ok, err, last_ok, tot, tot);
     static const enum proc_role roles[] = {PROC_FANOUT, PROC_INGEST, PROC_REPLAY};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
         jb_printf(b, "certstream_watchdog_kills_total{role=\"%s\"} %" PRIu64 "\n", proctable_role_name(roles[i]),

@@ -3,6 +3,8 @@
 #ifndef CS_HTTP_OPS_H
 #define CS_HTTP_OPS_H
 
+#include <stdbool.h>
+
 #include "common/jsonw.h"
 
 /* Child processes whose heartbeat is stale right now. */
@@ -11,6 +13,6 @@ unsigned ops_stale_processes(void);
 void ops_health_deep(struct jbuf *b);
 /* /metrics: certstream_config_reloads_total, certstream_config_last_reload_success_timestamp_seconds,
  * certstream_watchdog_kills_total, certstream_process_heartbeat_age_seconds */
-void ops_metrics(struct jbuf *b);
+void ops_metrics(struct jbuf *b, bool om);
 
 #endif

@@ -45,6 +45,37 @@ static void stream_routes(const struct config *cfg, struct ws_route r[3])
     r[2] = (struct ws_route){ cfg->streams.domains_path, "domains-only stream", RING_DOMAINS };
 }
 
+/* /api/stats, /api/logs, /api/cert/{hash}: read-only JSON, no token needed
+ * (like /health/deep), behind protocols.api, with CORS headers when the
+ * request's Origin is allowed. */
+static void handle_api(struct conn *c, const struct http_request *req, bool head)
+{
+    struct worker *w = c->w;
+    struct http_str path = req->path;
+    static const char cert_prefix[] = "/api/cert/";
+    char cors[512];
+    const char *extra = api_cors_headers(w->cfg, req, cors, sizeof cors);
+    struct jbuf b;
+    int status = 200;
+    if (!w->cfg->protocols.api) {
+        respond_not_found(c, head);
+        return;
+    }
+    jb_init(&b);
+    if (http_str_eq(path, "/api/stats")) {
+        route_api_stats(w, &b);
+    } else if (http_str_eq(path, "/api/logs")) {
+        route_api_logs(w, &b);
+    } else if (path.len > sizeof cert_prefix - 1 && memcmp(path.p, cert_prefix, sizeof cert_prefix - 1) == 0) {
+        struct http_str h = { path.p + sizeof cert_prefix - 1, path.len - (sizeof cert_prefix - 1) };
+        status = route_api_cert(w, h, &b);
+    } else {
+        status = 404;
+        jb_lit(&b, "{\"error\":\"Not Found\"}");
+    }
+    respond_jbuf_extra(c, status, "application/json", extra, &b, head);
+}
+
 static void handle_request(struct conn *c, const struct http_request *req, const uint8_t *early,
                            size_t early_len)
 {
@@ -125,9 +156,14 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         }
         struct jbuf b;
         jb_init(&b);
-        route_metrics(w, &b);
-        route_metrics_stream(w, &b);
-        respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        bool om = metrics_wants_openmetrics(req);
+        route_metrics(w, &b, om);
+        respond_jbuf(c, 200, om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                : "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        return;
+    }
+    if (path.len >= 4 && memcmp(path.p, "/api", 4) == 0 && (path.len == 4 || path.p[4] == '/')) {
+        handle_api(c, req, head);
         return;
     }
     for (size_t i = 0; i < 3; i++) {
@@ -137,9 +173,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
             return;
         }
         struct jbuf b;
+        char cors[512];
         jb_init(&b);
         route_example(w, ws_routes[i].f, &b);
-        respond_jbuf(c, 200, "application/json", &b, head);
+        respond_jbuf_extra(c, 200, "application/json", api_cors_headers(cfg, req, cors, sizeof cors), &b, head);
         return;
     }
     if (http_str_eq(path, "/latest.json")) {

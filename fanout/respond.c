@@ -100,3 +100,15 @@ void respond_jbuf(struct conn *c, int status, const char *ctype, struct jbuf *b,
     respond(c, status, ctype, NULL, b->p ? b->p : "", b->len, head);
     jb_free(b);
 }
+
+void respond_jbuf_extra(struct conn *c, int status, const char *ctype, const char *extra, struct jbuf *b,
+                        bool head)
+{
+    if (b->oom) {
+        jb_free(b);
+        conn_free(c);
+        return;
+    }
+    respond(c, status, ctype, extra, b->p ? b->p : "", b->len, head);
+    jb_free(b);
+}

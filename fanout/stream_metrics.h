@@ -4,6 +4,6 @@
 
 #include "fanout/fanout_internal.h"
 
-void route_metrics_stream(struct worker *w, struct jbuf *b);
+void route_metrics_stream(struct worker *w, struct jbuf *b, bool om);
 
 #endif

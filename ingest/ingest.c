@@ -179,6 +179,18 @@ static void on_success(struct ilog *l)
     set_health(l);
 }
 
+/* The per-log failure counter a failed request goes to (docs/monitoring.md). */
+static unsigned fail_reason(const struct req *r)
+{
+    if (!r) return STATS_FAIL_MALFORMED;
+    if (r->too_big) return STATS_FAIL_TOO_LARGE;
+    if (r->cc == CURLE_OPERATION_TIMEDOUT) return STATS_FAIL_TIMEOUT;
+    if (r->cc != CURLE_OK) return STATS_FAIL_NETWORK;
+    if (r->status == 429) return STATS_FAIL_RATE_LIMITED;
+    if (r->status != 200) return STATS_FAIL_HTTP_STATUS;
+    return STATS_FAIL_MALFORMED;
+}
+
 /* Exponential backoff with +-12% jitter; a Retry-After (seconds) wins when
  * longer and also pauses every log of the operator. */
 static void on_failure(struct ilog *l, struct req *r, const char *what)
@@ -200,6 +212,8 @@ static void on_failure(struct ilog *l, struct req *r, const char *what)
     }
     l->retry_at_ms = mono_ms() + d;
     count(l->in, ST_CT_REQUEST_FAILURES, 1);
+    stats_log_add(&l->sl->failures[fail_reason(r)], 1);
+    if (r == &l->head && l->cfg->kind == LOGLIST_TILED) stats_log_add(&l->sl->checkpoint_errors, 1);
     if (l->failures <= 3 || l->failures % 20 == 0)
         log_warn("%s: %s failed (%s); retry %u in %llu ms", l->cfg->name,
                  r ? r->url : "request", what, l->failures, (unsigned long long)d);
@@ -303,6 +317,8 @@ static void op_kick(struct op *op)
         }
         r->state = RS_INFLIGHT;
         count(in, ST_CT_REQUESTS, 1);
+        stats_log_add(&r->log->sl->requests, 1);
+        if (r->log->failures) stats_log_add(&r->log->sl->retries, 1);
         op->next_ms = now + gap;
     }
 }
@@ -419,8 +435,10 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
 {
     struct ingest *in = l->in;
     struct ring_message m;
+    stats_log_store(&l->sl->position_timestamp_ms, o->timestamp_ms);
     if (in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u)) {
         count(in, ST_DEDUP_DROPPED, 1);
+        stats_log_add(&l->sl->duplicates, 1);
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
@@ -429,6 +447,7 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);
         count(in, ST_PARSE_FAILURES, 1);
+        stats_log_add(&l->sl->parse_failures, 1);
         return;
     }
     count(in, ST_ENTRIES_PUBLISHED, 1);
@@ -459,6 +478,7 @@ static void render_rfc6962(struct ilog *l, const struct ctapi_entry *e, uint64_t
         }
     }
     count(in, ST_PARSE_FAILURES, 1);
+    stats_log_add(&l->sl->parse_failures, 1);
     log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
 }
 
@@ -521,6 +541,7 @@ static void sth_done(struct ilog *l)
         return;
     }
     on_success(l);
+    stats_log_store(&l->sl->head_timestamp_ms, sth.timestamp);
     got_size(l, sth.tree_size);
 }
 
@@ -607,6 +628,7 @@ static int issuer_add(struct ingest *in, const uint8_t *fp, const char *der, siz
 {
     if (in->n_issuers == ISSUER_CACHE_MAX) {
         for (size_t i = 0; i < in->n_issuers; i++) free(in->issuers[i].der);
+        count(in, ST_ISSUER_CACHE_SIZE, -(int64_t)in->n_issuers);
         in->n_issuers = 0;
     }
     if (!in->issuers) {
@@ -623,6 +645,7 @@ static int issuer_add(struct ingest *in, const uint8_t *fp, const char *der, siz
     memcpy(is->fp, fp, 32);
     is->len = len;
     in->n_issuers++;
+    count(in, ST_ISSUER_CACHE_SIZE, 1);
     return 0;
 }
 
@@ -661,6 +684,7 @@ static void checkpoint_done(struct ilog *l)
         return;
     }
     on_success(l);
+    stats_log_store(&l->sl->head_timestamp_ms, wall_ms());
     got_size(l, cp.tree_size);
 }
 
@@ -682,11 +706,13 @@ static void tile_render(struct ilog *l, const size_t *off, const size_t *len, un
             const uint8_t *p = (const uint8_t *)l->tile.body + off[i];
             if (pipeline_render_tile_entry(in->pipe, p, len[i], index, l->cfg->name, l->cfg->url, link,
                                            seen_now(in), &o, err, sizeof err) == 0) {
+                stats_log_add(&l->sl->entries_parsed, 1);
                 publish(l, &o, index);
                 continue;
             }
         }
         count(in, ST_PARSE_FAILURES, 1);
+        stats_log_add(&l->sl->parse_failures, 1);
         log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
     }
     set_position(l, first + l->tile_width);
@@ -762,6 +788,7 @@ static void tile_done(struct ilog *l)
         return;
     }
     on_success(l);
+    stats_log_add(&l->sl->tiles_fetched, 1);
     l->tile_ready = true;
 }
 

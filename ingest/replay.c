@@ -220,6 +220,7 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
             log_warn("replay: entry %llu of %s: %s (counted, skipped)",
                      (unsigned long long)e->index, log->url, perr);
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
+        if (stats_log(p->stats, e->log)) stats_log_add(&stats_log(p->stats, e->log)->parse_failures, 1);
         return false;
     }
     struct ring_message m;

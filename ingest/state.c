@@ -229,6 +229,8 @@ void state_apply_log(const struct state *st, const struct loglist_log *l, struct
     memset(sl, 0, sizeof *sl);
     snprintf(sl->name, sizeof sl->name, "%s", l->name);
     snprintf(sl->url, sizeof sl->url, "%s", l->url);
+    snprintf(sl->operator_name, sizeof sl->operator_name, "%s", l->operator_name ? l->operator_name : "");
+    sl->kind = l->kind == LOGLIST_TILED;
     if (e) {
         sl->next_index = e->next_index;
         sl->tree_size = e->tree_size;

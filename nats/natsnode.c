@@ -62,6 +62,7 @@ static int g_wake_fd = -1;
 int natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring *ring)
 {
     struct stats_nats *n = stats_nats(stats);
+    atomic_store(&n->lag_limit_ms, (uint64_t)cfg->nats.max_lag_secs * 1000u);
     if (cfg->nats.publish) {
         int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (efd < 0)

@@ -25,7 +25,10 @@ pkgtest_pkgs="lintian systemd util-linux adduser man-db"
 nspawn_pkgs="mmdebstrap systemd-container"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2
- nats-server"
+ chromium haproxy openssl nats-server"
+# promtool checks live /metrics output and packaging/alerts.yml; Debian ships
+# it only in the prometheus package (no separate promtool package in Debian 12).
+test_pkgs="$test_pkgs prometheus"
 
 pkgs=$build_pkgs
 deb_check=no

@@ -89,7 +89,8 @@ static void test_defaults(void)
     CHECK(d.buffer_size == 1000);
     CHECK_STR(d.ct_logs_url, "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json");
     CHECK(d.protocols.websocket && d.protocols.sse && d.protocols.metrics &&
-          d.protocols.health && d.protocols.example_json);
+          d.protocols.health && d.protocols.example_json && d.protocols.api);
+    CHECK_STR(d.cors.allowed_origins, "");
     CHECK_STR(d.ct_log.state_file, "certstream_state.json");
     CHECK(d.ct_log.batch_size == 256);
     CHECK(d.ct_log.poll_interval_ms == 1000);
@@ -159,6 +160,9 @@ static const char every_key_yaml[] =
     "  health: 0\n"
     "  example_json: False\n"
     "  web_page: false\n"
+    "  api: false\n"
+    "cors:\n"
+    "  allowed_origins: https://a.example, http://127.0.0.1:3000\n"
     "ct_log:\n"
     "  state_file: /var/lib/certstream/state.json\n"
     "  batch_size: 1024\n"
@@ -259,7 +263,8 @@ static void check_every_key(const struct config *c)
     CHECK(c->buffer_size == 5000);
     CHECK_STR(c->ct_logs_url, "http://127.0.0.1:9/list.json");
     CHECK(!c->protocols.websocket && !c->protocols.sse && !c->protocols.metrics &&
-          !c->protocols.health && !c->protocols.example_json);
+          !c->protocols.health && !c->protocols.example_json && !c->protocols.api);
+    CHECK_STR(c->cors.allowed_origins, "https://a.example, http://127.0.0.1:3000");
     CHECK_STR(c->ct_log.state_file, "/var/lib/certstream/state.json");
     CHECK(c->ct_log.batch_size == 1024);
     CHECK(c->ct_log.poll_interval_ms == 2500);
@@ -383,6 +388,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_WS_ENABLED=false", "CERTSTREAM_SSE_ENABLED=no",
         "CERTSTREAM_METRICS_ENABLED=off", "CERTSTREAM_HEALTH_ENABLED=0",
         "CERTSTREAM_EXAMPLE_JSON_ENABLED=False",
+        "CERTSTREAM_API_ENABLED=false",
+        "CERTSTREAM_CORS_ALLOWED_ORIGINS=https://a.example, http://127.0.0.1:3000",
         "CERTSTREAM_CT_LOG_STATE_FILE=/var/lib/certstream/state.json",
         "CERTSTREAM_CT_LOG_BATCH_SIZE=1024", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS=2500",
         "CERTSTREAM_CT_LOG_RETRY_MAX_ATTEMPTS=7", "CERTSTREAM_CT_LOG_REQUEST_TIMEOUT_SECS=12",
@@ -660,6 +667,12 @@ static const struct bad_case bad_files[] = {
      "config.yaml:3: key 'connection_limit.max_connections': connection_limit.per_ip_limit (100) is greater than connection_limit.max_connections (10)"},
     {"hot_reload:\n  enabled: true\n",
      "config.yaml:2: key 'hot_reload.enabled': hot_reload.enabled is true but there is no configuration file to watch; set hot_reload.watch_path"},
+    {"cors:\n  allowed_origins: https://a.example/app\n",
+     "config.yaml:2: key 'cors.allowed_origins': cors.allowed_origins: \"https://a.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path)"},
+    {"protocols:\n  api: true\ncors:\n  allowed_origins: \"*, https://a.example\"\n",
+     "config.yaml:4: key 'cors.allowed_origins': cors.allowed_origins: \"*\" allows every origin; list no others with it"},
+    {"cors:\n  allowed_origins: [https://a.example]\n",
+     "config.yaml:2: key 'cors.allowed_origins': expected a single value, got a sequence"},
 };
 
 static void test_bad_files(void)

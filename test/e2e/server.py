@@ -81,6 +81,17 @@ def parse_metrics(body):
     return out
 
 
+def total(metrics, name, **labels):
+    """Sum over parse_metrics() keys of family `name` carrying `labels`."""
+    want = ['%s="%s"' % kv for kv in labels.items()]
+    out = 0.0
+    for key, v in metrics.items():
+        fam, _, rest = key.partition("{")
+        if fam == name and all(w in rest for w in want):
+            out += v
+    return out
+
+
 class FakeLog:
     """test/fakelog/fakelog.py on a free loopback port, serving real fixtures.
     args: fakelog's command-line options (e.g. ["--golden", "a=URL"])."""
@@ -315,6 +326,11 @@ class Server:
 
     def metric(self, key, default=None):
         return self.metrics().get(key, default)
+
+    def metric_total(self, name, **labels):
+        """Sum of the samples of family `name` whose labels include `labels`
+        (e.g. every worker's certstream_slow_client_drops_total)."""
+        return total(self.metrics(), name, **labels)
 
     def health_deep(self):
         return json.loads(self.http("/health/deep")[2])

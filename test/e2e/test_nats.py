@@ -370,17 +370,17 @@ def case_fanout():
         # client only, so the difference is what the WebSocket client cost
         def sent(s):
             body = s.http("/metrics")[2].decode()
-            return int(re.search(r"^certstream_bytes_sent (\d+)$", body, re.M).group(1))
+            return sum(int(v) for v in re.findall(r"^certstream_client_bytes_sent_total\{[^}]*\} (\d+)$", body, re.M))
         ws_bytes = sent(edges[0]) - sent(edges[1])
         plain = sum(len(m) for m in dws.msgs)
         assert 0 < ws_bytes < 0.9 * plain, (ws_bytes, plain)
         # the stream holds each entry once, and the edges consumed it all
-        assert metric(ing, "certstream_nats_published", "publisher") == total
+        assert metric(ing, "certstream_nats_published_total", "publisher") == total
         assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
         for e in edges:
             wait_for("edge consumed all", lambda: metric(e, "certstream_nats_stream_sequence", "consumer") == total)
-            assert metric(e, "certstream_nats_consumed", "consumer") == total
-            assert metric(e, "certstream_nats_missed", "consumer") == 0
+            assert metric(e, "certstream_nats_consumed_total", "consumer") == total
+            assert metric(e, "certstream_nats_missed_total", "consumer") == 0
             st, _, body = e.http("/health/deep")
             h = json.loads(body)
             assert st == 200 and h["status"] == "healthy", body
@@ -449,9 +449,9 @@ def case_edge_restart():
         assert after.indexes() == list(range(p, total)), (p, after.indexes()[:10])
         assert [i for i, _ in full.events] == list(range(1, total + 1))
         assert full.datas() == ref.datas()
-        assert metric(edge, "certstream_nats_missed", "consumer") == 0
-        assert metric(edge, "certstream_nats_consumed", "consumer") == total - p
-        assert metric(edge, "certstream_nats_backfilled", "consumer") == p
+        assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
+        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total - p
+        assert metric(edge, "certstream_nats_backfilled_total", "consumer") == p
 
 
 def case_nats_outage():
@@ -489,7 +489,7 @@ def case_nats_outage():
             if "down" in state and "up" not in state and time.time() - state["down"] >= 10:
                 # half the ingest node's ring is unacknowledged: it stopped fetching
                 _, _, body = ing.http("/metrics")
-                held = int(re.search(r"^certstream_entries_published (\d+)$", body.decode(), re.M).group(1))
+                held = int(re.search(r"^certstream_entries_published_total (\d+)$", body.decode(), re.M).group(1))
                 assert held < fl.size, (held, fl.size)
                 assert "fetch" not in state
                 state["held"] = (held, fl.size)
@@ -505,9 +505,9 @@ def case_nats_outage():
         time.sleep(0.5)
         assert out.indexes() == list(range(total)), out.indexes()
         assert out.datas() == ref.datas()
-        assert metric(ing, "certstream_nats_disconnects", "publisher") >= 1
+        assert metric(ing, "certstream_nats_disconnects_total", "publisher") >= 1
         assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
-        assert metric(edge, "certstream_nats_missed", "consumer") == 0
+        assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
         wait_for("ingest healthy again", lambda: json.loads(ing.http("/health/deep")[2])["status"] == "healthy",
                  timeout=20)
         # through the outage the NATS processes kept beating the supervisor's
@@ -542,8 +542,8 @@ def case_two_ingest():
         time.sleep(1.0)
         idx = out.indexes()
         assert sorted(idx) == list(range(total)), (len(idx), sorted(set(range(total)) - set(idx))[:10])
-        pub = sum(metric(i, "certstream_nats_published", "publisher") for i in ings)
-        dup = sum(metric(i, "certstream_nats_duplicates", "publisher") for i in ings)
+        pub = sum(metric(i, "certstream_nats_published_total", "publisher") for i in ings)
+        dup = sum(metric(i, "certstream_nats_duplicates_total", "publisher") for i in ings)
         assert pub == total, pub
         assert dup >= total, dup   # every certificate came twice; a retried batch adds more
         assert metric(edge, "certstream_nats_stream_sequence", "consumer") == total
@@ -579,7 +579,7 @@ def case_retention():
         edge_ready(edge)
         out = c.add(SSE(edge, last_event_id=40))
         wait_for("edge at 100", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 100)
-        missed = metric(edge, "certstream_nats_missed", "consumer")
+        missed = metric(edge, "certstream_nats_missed_total", "consumer")
         m = re.search(r"stream sequences 41\.\.(\d+) \((\d+) entries\) are no longer in CERTSTREAM",
                       edge.logtext())
         assert m, edge.logtext()
@@ -711,7 +711,7 @@ def case_cluster():
         time.sleep(0.5)
         assert out.indexes() == list(range(total)), out.indexes()
         assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
-        assert metric(ing, "certstream_nats_disconnects", "publisher") >= 1, killed
+        assert metric(ing, "certstream_nats_disconnects_total", "publisher") >= 1, killed
 
 
 def nats_peer(srv, nodes):

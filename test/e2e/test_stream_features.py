@@ -20,7 +20,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
 from absent_names import null_form  # noqa: E402
-from server import Golden, Server, mask_seen  # noqa: E402
+from server import Golden, Server, free_port, mask_seen  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -408,7 +408,7 @@ def case_filter_errors():
         while metric(s, "certstream_filters_distinct") != 0 and time.time() < deadline:
             time.sleep(0.05)
         assert metric(s, "certstream_filters_distinct") == 0 and metric(s, "certstream_clients_filtered") == 0
-        assert metric(s, "certstream_filter_rejected") == 2 * len(cases) + 1
+        assert metric(s, "certstream_filter_rejected_total") == 2 * len(cases) + 1
     with server(rate=50, extra_yaml="filters:\n  enabled: false\n") as s:
         resp = http_raw(s.port, b"GET /sse?domain=a.com HTTP/1.1\r\nHost: x\r\n\r\n")
         assert resp.startswith(b"HTTP/1.1 400 ") and resp.endswith(
@@ -423,7 +423,7 @@ def case_filter_shared_cost():
     qb, pb = FILTERS[6]
     ga, gb = filtered(pa), filtered(pb)
     with server(rate=200) as s:
-        before_pub = metric(s, "certstream_entries_published")
+        before_pub = metric(s, "certstream_entries_published_total")
         clients = [WSRaw(s.port, "/?" + (qa if i % 2 else qb)) for i in range(40)]
         for i, c in enumerate(clients):
             (ga if i % 2 else gb).check_sequence("lite", [c.recv_message() for _ in range(6)])
@@ -431,14 +431,23 @@ def case_filter_shared_cost():
         # fall buffer_size messages behind on a slow machine)
         plain = WSRaw(s.port, "/")
         GOLDEN.check_sequence("lite", [plain.recv_message() for _ in range(30)])
-        evals = metric(s, "certstream_filter_evaluations")
-        pub = metric(s, "certstream_entries_published") - before_pub
+        evals = metric(s, "certstream_filter_evaluations_total")
+        pub = metric(s, "certstream_entries_published_total") - before_pub
         assert metric(s, "certstream_filters_distinct") == 2 and metric(s, "certstream_clients_filtered") == 40
         assert 0 < evals <= 2 * (pub + 1), "evaluations %d for %d messages and 2 filters" % (evals, pub)
-        matches = metric(s, "certstream_filter_matches")
+        matches = metric(s, "certstream_filter_matches_total")
         assert 0 < matches < evals
         for c in clients + [plain]:
             c.close()
+        deadline = time.time() + 10
+        while metric(s, "certstream_filters_distinct") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        # a new filter takes a freed filter's place in the per-record results:
+        # none of the old results may leak into it
+        qc, pc = FILTERS[7]
+        c = WSRaw(s.port, "/?" + qc)
+        filtered(pc).check_sequence("lite", [c.recv_message() for _ in range(20)])
+        c.close()
 
 
 # ---- permessage-deflate
@@ -484,25 +493,25 @@ def case_deflate_clients():
             msgs, ext = collect_websockets(s.url(path), 10, compression=None)   # no offer
             assert ext is None, ext
             GOLDEN.check_sequence(fmt, msgs)
-        assert metric(s, "certstream_deflate_negotiated") == 3
+        assert metric(s, "certstream_deflate_negotiated_total") == 3
         lines = node("ws_deflate_client.js", s.url("/"), "30")
         assert json.loads(lines[0]) == "permessage-deflate", lines[0]
         GOLDEN.check_sequence("lite", lines[1:])
         lines = node("ws_deflate_client.js", s.url("/full-stream"), "10", "off")
         assert json.loads(lines[0]) == "", lines[0]
         GOLDEN.check_sequence("full", lines[1:])
-        assert metric(s, "certstream_deflate_negotiated") == 4
+        assert metric(s, "certstream_deflate_negotiated_total") == 4
         p = subprocess.run([ARGS.lws_client, "--deflate", s.url("/full-stream"), "30"], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()[-2000:]
         GOLDEN.check_sequence("full", [l for l in p.stdout.split(b"\n") if l])
-        assert metric(s, "certstream_deflate_negotiated") == 5
+        assert metric(s, "certstream_deflate_negotiated_total") == 5
         p = subprocess.run([ARGS.lws_client, s.url("/"), "10"], capture_output=True, timeout=60)
         assert p.returncode == 0, p.stderr.decode()[-2000:]
         GOLDEN.check_sequence("lite", [l for l in p.stdout.split(b"\n") if l])
         # websocket-client (what certstream-python uses) offers nothing: plain frames
         GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/"), 10))
-        assert metric(s, "certstream_deflate_negotiated") == 5
-        assert metric(s, "certstream_deflate_messages_sent") >= 30 * 4 + 30
+        assert metric(s, "certstream_deflate_negotiated_total") == 5
+        assert metric(s, "certstream_deflate_messages_sent_total") >= 30 * 4 + 30
 
 
 def case_deflate_frames():
@@ -565,7 +574,7 @@ def case_deflate_frames():
 # protocol (its WebSocket, through python3-websocket)
 
 class Chrome:
-    def __init__(self):
+    def __init__(self, flags=()):
         import tempfile
         import urllib.request
         import websocket
@@ -574,8 +583,8 @@ class Chrome:
         self.proc = subprocess.Popen(
             ["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0",
-             "about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
+             "--user-data-dir=" + os.path.join(self.dir, "profile"), "--remote-debugging-port=0"]
+            + list(flags) + ["about:blank"], stdout=self.log, stderr=self.log, start_new_session=True)
         portfile = os.path.join(self.dir, "profile", "DevToolsActivePort")
         deadline = time.time() + 60
         while not (os.path.exists(portfile) and open(portfile).read().strip()):
@@ -668,7 +677,7 @@ def case_web_page_chromium():
             rows = chrome.eval(ROWS)
             for t, doms, iss, log in rows:
                 assert doms in rows_of and rows_of[doms] == (iss, log), (doms, iss, log)
-            assert metric(s, "certstream_deflate_negotiated") >= 1
+            assert metric(s, "certstream_deflate_negotiated_total") >= 1
             assert metric(s, "certstream_clients_deflate") == 1, "Chromium's WebSocket did not negotiate deflate"
             chrome.wait("parseFloat(document.getElementById('rate').textContent) > 0", what="a rate")
 
@@ -735,6 +744,83 @@ def case_web_page_token():
         assert b'"auth":true,"query_token":false' in body
         assert WSRaw(s.port, "/?token=s3cret").status == 401   # off by default
         assert WSRaw(s.port, "/", headers={"Authorization": "Bearer s3cret"}).status == 101
+
+
+class TLSPrefixProxy:
+    """HAProxy terminating TLS (a throw-away self-signed certificate) and
+    serving the server under /certstream/: the path prefix is removed on
+    the way in, WebSocket upgrades pass through."""
+
+    def __init__(self, backend_port):
+        import tempfile
+        self.dir = tempfile.mkdtemp(prefix="cs-haproxy-")
+        self.port = free_port()
+        key, crt = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "crt.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "1", "-subj", "/CN=127.0.0.1"], check=True, capture_output=True)
+        pem = os.path.join(self.dir, "both.pem")
+        with open(pem, "wb") as f:
+            f.write(open(crt, "rb").read() + open(key, "rb").read())
+        cfg = os.path.join(self.dir, "haproxy.cfg")
+        with open(cfg, "w") as f:
+            f.write("global\n  maxconn 256\n"
+                    "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n"
+                    "  timeout server 60s\n  timeout tunnel 120s\n"
+                    "frontend fe\n  bind 127.0.0.1:%d ssl crt %s\n"
+                    "  http-request replace-path ^/certstream(/.*)$ \\1\n  default_backend be\n"
+                    "backend be\n  server s1 127.0.0.1:%d\n" % (self.port, pem, backend_port))
+        self.log = open(os.path.join(self.dir, "haproxy.log"), "wb")
+        self.proc = subprocess.Popen(["haproxy", "-db", "-f", cfg], stdout=self.log, stderr=self.log)
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None and time.time() < deadline, "haproxy did not start"
+                time.sleep(0.1)
+
+    def close(self):
+        import shutil
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def case_web_page_tls_prefix():
+    """The page behind a TLS-terminating proxy under a path prefix: loaded
+    as https://.../certstream/, it opens wss://.../certstream/ (relative URL,
+    scheme from the page) and shows messages; the stream switch and the
+    filter go through the prefix too."""
+    rows_of = corpus_rows()
+    with server(rate=50) as s:
+        proxy = TLSPrefixProxy(s.port)
+        chrome = None
+        try:
+            chrome = Chrome(["--ignore-certificate-errors"])
+            chrome.navigate("https://127.0.0.1:%d/certstream/" % proxy.port)
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 5", what="rows through the proxy")
+            assert chrome.eval("document.getElementById('state').textContent") == "open"
+            assert all(r[1] in rows_of for r in chrome.eval(ROWS))
+            assert chrome.eval("performance.getEntriesByType('navigation')[0].name") == \
+                "https://127.0.0.1:%d/certstream/" % proxy.port
+            chrome.eval("const s = document.getElementById('stream'); s.value = 'full';"
+                        "document.getElementById('filter').value = '*.workdaysuv.com';"
+                        "s.dispatchEvent(new Event('change')); true")
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 2", what="filtered full rows")
+            assert all(".workdaysuv.com" in r[1] for r in chrome.eval(ROWS))
+            assert metric(s, "certstream_clients_filtered") == 1
+            # what the server saw came through the prefix, over the proxy
+            assert s.metric_total("certstream_connections_accepted_total") >= 2
+        finally:
+            if chrome:
+                chrome.close()
+            proxy.close()
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}

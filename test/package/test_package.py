@@ -88,7 +88,8 @@ def case_build(args):
 # ---------------------------------------------------------------- contents
 
 DIRS = """./ ./etc/ ./etc/certstream/ ./lib/ ./lib/systemd/ ./lib/systemd/system/ ./usr/ ./usr/bin/
-./usr/share/ ./usr/share/certstream-server/ ./usr/share/certstream-server/sysctl.d/ ./usr/share/doc/
+./usr/share/ ./usr/share/certstream-server/ ./usr/share/certstream-server/sysctl.d/
+./usr/share/certstream-server/monitoring/ ./usr/share/doc/
 ./usr/share/doc/certstream-server/ ./usr/share/doc/certstream-server/docs/ ./usr/share/man/
 ./usr/share/man/man1/ ./usr/share/lintian/ ./usr/share/lintian/overrides/""".split()
 SERVER_FILES = {
@@ -96,6 +97,8 @@ SERVER_FILES = {
     "./lib/systemd/system/certstream-server.service": "-rw-r--r--",
     "./usr/bin/certstream-server": "-rwxr-xr-x",
     "./usr/share/certstream-server/sysctl.d/60-certstream-server.conf": "-rw-r--r--",
+    "./usr/share/certstream-server/monitoring/alerts.yml": "-rw-r--r--",
+    "./usr/share/certstream-server/monitoring/grafana-dashboard.json": "-rw-r--r--",
     "./usr/share/doc/certstream-server/README.md": "-rw-r--r--",
     "./usr/share/doc/certstream-server/changelog.gz": "-rw-r--r--",
     "./usr/share/doc/certstream-server/copyright": "-rw-r--r--",
