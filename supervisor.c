@@ -36,6 +36,7 @@
 #include "config_watch.h"
 #include "instance.h"
 #include "shm/addrtable.h"
+#include "nats/natsnode.h"
 #include "shm/dedup.h"
 #include "shm/proctable.h"
 #include "shm/ratelimit.h"
@@ -55,7 +56,7 @@
 #define SUP_TICK_MS 100          /* the loop's period: watchdogs, restarts, the watch */
 #define SUP_FD_RESERVE 64        /* descriptors a worker needs besides its clients */
 
-enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
+enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST, ROLE_NATS };
 
 struct child {
     enum child_role role;
@@ -145,6 +146,7 @@ static const char *role_name(enum child_role r)
     case ROLE_FANOUT: return "fanout";
     case ROLE_REPLAY: return "replay";
     case ROLE_LOGLIST: return "loglist";
+    case ROLE_NATS: return "nats";
     default: return "ingest";
     }
 }
@@ -303,6 +305,14 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_LOGLIST:
         rc = fetch_loglist_child(s);
         break;
+    case ROLE_NATS: {
+        struct natsnode_params np = {
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .stats_slot = c->stats_slot,
+        };
+        rc = natsnode_run(&np);
+        break;
+    }
     }
     _exit(rc);
 }
@@ -612,6 +622,38 @@ static int start_workers_plan(struct supervisor *s)
     return 0;
 }
 
+/* The NATS process (docs/scale-out.md): publisher on an ingest node, consumer
+ * on an edge node. It takes the last producer slot, so ingest groups never
+ * collide with it; an edge follows no CT log. */
+static int plan_nats(struct supervisor *s)
+{
+    if (!natsnode_wanted(s->cfg))
+        return 0;
+    bool edge = strcmp(s->cfg->ingest.source, "nats") == 0;
+    if (edge && s->opts->replay_file) {
+        log_error("--replay needs ingest.source: logs (an edge node is fed by NATS)");
+        return -1;
+    }
+    if (s->max_producers < 2)
+        return -1;
+    unsigned id = --s->max_producers;
+    struct child *c = child_slot(s);
+    if (!c)
+        return -1;
+    *c = (struct child){.role = ROLE_NATS, .index = 0, .producer_id = id,
+                        .stats_slot = 1 + s->fanout_slots + id, .active = true, .ring = s->ring};
+    if (natsnode_prepare(s->cfg, s->stats, s->ring) != 0) {
+        log_error("NATS publisher wakeup: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+static bool is_edge(const struct supervisor *s)
+{
+    return strcmp(s->cfg->ingest.source, "nats") == 0;
+}
+
 /* ---------------------------------------------------------- following CT logs */
 
 static void save_state(struct supervisor *s)
@@ -798,7 +840,7 @@ static void loglist_result(struct supervisor *s, bool ok)
 
 static void maybe_fetch_loglist(struct supervisor *s)
 {
-    if (s->opts->replay_file || s->stopping || mono_ms() < s->loglist_next_ms)
+    if (s->opts->replay_file || is_edge(s) || s->stopping || mono_ms() < s->loglist_next_ms)
         return;
     for (unsigned i = 0; i < s->n_children; i++)
         if (s->children[i].role == ROLE_LOGLIST && (s->children[i].active || s->children[i].pid))
@@ -1017,6 +1059,21 @@ enum apply_how {
     APPLY_INGEST,        /* ingest processes restart from their positions */
     APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
 };
+
+/* The NATS process (its role, its stream settings, the ring it reads or
+ * feeds) is set up once, at start: a reload that would change it is refused
+ * as a whole. The key that forbids it, or NULL. */
+static const char *reload_nats_refused(const struct config *cur, const struct config *fresh,
+                                       const char *const *names, size_t n)
+{
+    if (!natsnode_wanted(cur) && !natsnode_wanted(fresh))
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        if (strncmp(names[i], "nats.", 5) == 0 || strcmp(names[i], "ingest.source") == 0 ||
+            strcmp(names[i], "ring_size") == 0)
+            return names[i];
+    return NULL;
+}
 
 static enum apply_how how_applied(const char *key)
 {
@@ -1344,6 +1401,15 @@ static void on_reload(struct supervisor *s, const char *why)
     size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
     if (n > sizeof names / sizeof names[0])
         n = sizeof names / sizeof names[0];
+    const char *nats_key = reload_nats_refused(s->cfg, &fresh, names, n);
+    if (nats_key) {
+        log_error("%s: configuration refused, nothing changed: %s cannot change by reload on a node "
+                  "with a NATS role; restart the server (docs/scale-out.md)", why, nats_key);
+        config_free(&fresh);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
     bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false,
          fanout = false;
     for (size_t i = 0; i < n; i++) {
@@ -1705,6 +1771,9 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     }
     if (start_workers_plan(&s) != 0)
         goto out;
+    /* after the workers' wakeups: ring_waiter_fd(i) is worker i's */
+    if (plan_nats(&s) != 0)
+        goto out;
     stats_set_workers(s.stats, s.workers, s.opts->replay_file ? 1 : 0);
     if (s.replay)
         replay_register_logs(s.replay, s.stats);
@@ -1724,7 +1793,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     log_info("certstream-server %s: %s:%u, %u fanout workers, ring %llu bytes, %s",
              CERTSTREAM_VERSION, cfg->host, cfg->port, s.workers,
              (unsigned long long)cfg->ring_size,
-             opts->replay_file ? "replay source" : "following CT logs");
+             opts->replay_file ? "replay source" : is_edge(&s) ? "fed by NATS" : "following CT logs");
 
     /* Setup parsed files (replay corpus, configuration) and freed their
      * parse trees: give that heap back before the children are forked. */

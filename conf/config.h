@@ -93,6 +93,7 @@ struct config {
     struct {
         char *group_by;               /* "operator" | "log" | "single" */
         uint32_t max_processes;       /* 0 = no cap; groups are merged to fit */
+        char *source;                 /* "logs" | "nats": where the ring is fed from */
     } ingest;
 
     struct {
@@ -115,6 +116,20 @@ struct config {
         uint32_t max_message_bytes;   /* 262144: reassembled client message */
         uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
     } limits;
+
+    struct {                          /* scale-out, docs/scale-out.md */
+        char *url;                    /* "nats://127.0.0.1:4222"; several joined by commas */
+        char *stream;                 /* "CERTSTREAM" */
+        char *subject_prefix;         /* "certstream" */
+        bool publish;                 /* false; true on ingest nodes */
+        char *max_age;                /* "24h": stream retention */
+        char *duplicate_window;       /* "2m" */
+        uint32_t replicas;            /* 1 */
+        char *creds_file;             /* "": NATS credentials file (JWT + nkey seed) */
+        char *position_file;          /* "certstream_nats_position": edge resume point */
+        uint32_t max_pending;         /* 10000: publishes in flight awaiting acknowledgement */
+        uint32_t max_lag_secs;        /* 60: edge lag that makes /health/deep degraded */
+    } nats;
 
     /* operations (docs/operations.md) */
     uint32_t watchdog_secs;           /* 10: a child silent this long is killed and replaced; 0 = off */
@@ -194,6 +209,10 @@ void config_defaults(struct config *cfg);
  * Returns 0, or -1 with err filled; *cfg is then freed/undefined. */
 int config_load(struct config *cfg, const struct config_flags *flags,
                 char *const *env, struct config_error *err);
+
+/* Seconds of a duration key ("90s", "2m", "24h", "7d", or plain seconds).
+ * 0, or -1 when s is not a duration (a loaded configuration never has one). */
+int config_duration_secs(const char *s, uint64_t *secs);
 
 /* Prints the effective configuration as YAML (for --check-config). */
 void config_print(const struct config *cfg, void *file /* FILE* */);

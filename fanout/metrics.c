@@ -22,6 +22,8 @@
 #include "fanout/stream_metrics.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -99,9 +101,32 @@ void health_evaluate(struct stats *s, struct health_summary *h)
         h->status = "unhealthy";
         h->http_status = 503;
     } else if (n == 0 || h->degraded || h->unhealthy || !h->loglist_ok || ops_stale_processes() ||
+               stats_nats_degraded(s) ||
                (since && h->state_failing_secs >= STATE_FAILING_DEGRADED_SECS)) {
         h->status = "degraded";
     }
+}
+
+/* ---- NATS (docs/scale-out.md) ------------------------------------------------- */
+
+static const char *nats_role_name(uint32_t role)
+{
+    return role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer";
+}
+
+/* "nats":{...} in /health/deep on a node with a NATS role. */
+static void nats_health(struct stats *s, struct jbuf *b)
+{
+    struct stats_nats *n = stats_nats(s);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    jb_printf(b, ",\"nats\":{\"role\":\"%s\",\"connected\":%s,\"ready\":%s,\"stream_sequence\":%" PRIu64
+                 ",\"lag_messages\":%" PRIu64 ",\"lag_seconds\":%.3f}",
+              nats_role_name(role), atomic_load_explicit(&n->connected, memory_order_relaxed) ? "true" : "false",
+              role == NATS_ROLE_PUBLISHER || atomic_load_explicit(&n->ready, memory_order_relaxed) ? "true" : "false",
+              (uint64_t)atomic_load_explicit(&n->stream_seq, memory_order_relaxed),
+              (uint64_t)atomic_load_explicit(&n->lag_msgs, memory_order_relaxed),
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
 }
 
 /* ---- /health/deep ------------------------------------------------------------ */
@@ -144,6 +169,7 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     }
     jb_lit(b, "]");
     ops_health_deep(b);
+    nats_health(s, b);
     jb_lit(b, "}");
 }
 
@@ -521,6 +547,39 @@ static void render_operations(struct mw *m, struct worker *w)
     edge_metrics(w, m->b, m->om);   /* network edge (fanout/edge.c) */
 }
 
+/* The NATS process's state, on a node with a NATS role (docs/scale-out.md). */
+static void render_nats(struct mw *m, struct stats *s)
+{
+    struct stats_nats *n = stats_nats(s);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    static const struct { const char *name; enum mtype t; const char *help; size_t off; bool u32; } f[] = {
+        { "certstream_nats_connected", M_GAUGE, "1 while the NATS connection is up.", offsetof(struct stats_nats, connected), true },
+        { "certstream_nats_stream_sequence", M_GAUGE, "Last stream sequence acknowledged (ingest node) or put in the ring (edge node).", offsetof(struct stats_nats, stream_seq), false },
+        { "certstream_nats_lag_messages", M_GAUGE, "Ingest node: ring records not yet acknowledged by JetStream; edge node: stream messages not yet consumed.", offsetof(struct stats_nats, lag_msgs), false },
+        { "certstream_nats_published_total", M_COUNTER, "Messages JetStream stored as new.", offsetof(struct stats_nats, published), false },
+        { "certstream_nats_duplicates_total", M_COUNTER, "Publishes JetStream dropped as duplicates within the duplicate window.", offsetof(struct stats_nats, duplicates), false },
+        { "certstream_nats_publish_errors_total", M_COUNTER, "Publish batches not fully acknowledged (sent again).", offsetof(struct stats_nats, publish_errors), false },
+        { "certstream_nats_consumed_total", M_COUNTER, "Stream messages put in the ring.", offsetof(struct stats_nats, consumed), false },
+        { "certstream_nats_backfilled_total", M_COUNTER, "Entries before the resume point put in a fresh ring, so clients can resume from it.", offsetof(struct stats_nats, backfilled), false },
+        { "certstream_nats_redeliveries_total", M_COUNTER, "Stream messages delivered more than once (dropped).", offsetof(struct stats_nats, redeliveries), false },
+        { "certstream_nats_missed_total", M_COUNTER, "Entries lost: gone from the stream before consumed (edge behind retention), or overwritten in the ring before published.", offsetof(struct stats_nats, missed), false },
+        { "certstream_nats_bad_messages_total", M_COUNTER, "Stream messages or ring records that were not certstream entries (skipped).", offsetof(struct stats_nats, bad_messages), false },
+        { "certstream_nats_disconnects_total", M_COUNTER, "NATS connection losses.", offsetof(struct stats_nats, disconnects), false },
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        const void *p = (const char *)n + f[i].off;
+        uint64_t v = f[i].u32 ? atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed)
+                              : atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
+        family(m, f[i].name, f[i].t, f[i].help);
+        jb_printf(m->b, "%s{role=\"%s\"} %" PRIu64 "\n", f[i].name, nats_role_name(role), v);
+    }
+    family(m, "certstream_nats_lag_seconds", M_GAUGE,
+           "Age of the oldest entry not yet acknowledged (ingest node) or consumed (edge node).");
+    jb_printf(m->b, "certstream_nats_lag_seconds{role=\"%s\"} %.3f\n", nats_role_name(role),
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
+}
+
 void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
 {
     struct stats *s = w->stats;
@@ -533,6 +592,7 @@ void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
     render_processes(&m, s);
     render_ring(&m, w);
     render_operations(&m, w);
+    render_nats(&m, s);
     if (m.om) jb_lit(b, "# EOF\n");
 }
 

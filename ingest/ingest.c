@@ -883,6 +883,12 @@ static void log_timer_cb(evutil_socket_t fd, short what, void *arg)
 static void pump(struct ilog *l)
 {
     uint64_t now = mono_ms();
+    /* NATS publisher behind (NATS unreachable): fetch nothing more, keep the
+     * position (docs/scale-out.md) */
+    if (stats_nats_gate_closed(l->in->p->stats, ring_tail(l->in->p->ring))) {
+        timer_at(l->timer, now + 100);
+        return;
+    }
     if (l->cfg->kind == LOGLIST_TILED) pump_tiled(l, now);
     else pump_rfc6962(l, now);
     /* Wake for the next poll, or when the backoff ends. */

@@ -210,6 +210,7 @@ static const char every_key_yaml[] =
     "ingest:\n"
     "  group_by: single\n"
     "  max_processes: 2\n"
+    "  source: nats\n"
     "keepalive:\n"
     "  websocket_heartbeat_secs: 5\n"
     "  ping_interval_secs: 20\n"
@@ -255,7 +256,19 @@ static const char every_key_yaml[] =
     "tls:\n"
     "  cert_file: \"\"\n"
     "  key_file: \"\"\n"
-    "  plain_port: 0\n";
+    "  plain_port: 0\n"
+    "nats:\n"
+    "  url: \"nats://10.0.0.1:4222,tls://10.0.0.2:4222\"\n"
+    "  stream: CT_1\n"
+    "  subject_prefix: ct.prod\n"
+    "  publish: false\n"
+    "  max_age: 7d\n"
+    "  duplicate_window: 90s\n"
+    "  replicas: 3\n"
+    "  creds_file: /etc/certstream/nats.creds\n"
+    "  position_file: /var/lib/certstream/nats.pos\n"
+    "  max_pending: 500\n"
+    "  max_lag_secs: 30\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -303,6 +316,17 @@ static void check_every_key(const struct config *c)
     }
     CHECK(c->workers == 3);
     CHECK(c->ring_size == 256u * 1024 * 1024);
+    CHECK_STR(c->ingest.source, "nats");
+    CHECK_STR(c->nats.url, "nats://10.0.0.1:4222,tls://10.0.0.2:4222");
+    CHECK_STR(c->nats.stream, "CT_1");
+    CHECK_STR(c->nats.subject_prefix, "ct.prod");
+    CHECK(!c->nats.publish);
+    CHECK_STR(c->nats.max_age, "7d");
+    CHECK_STR(c->nats.duplicate_window, "90s");
+    CHECK(c->nats.replicas == 3);
+    CHECK_STR(c->nats.creds_file, "/etc/certstream/nats.creds");
+    CHECK_STR(c->nats.position_file, "/var/lib/certstream/nats.pos");
+    CHECK(c->nats.max_pending == 500 && c->nats.max_lag_secs == 30);
     CHECK(!c->streams.full && !c->streams.lite && !c->streams.domains_only);
     CHECK_STR(c->ingest.group_by, "single");
     CHECK(c->ingest.max_processes == 2);
@@ -419,6 +443,13 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        "CERTSTREAM_INGEST_SOURCE=nats", "CERTSTREAM_NATS_URL=nats://10.0.0.1:4222,tls://10.0.0.2:4222",
+        "CERTSTREAM_NATS_STREAM=CT_1", "CERTSTREAM_NATS_SUBJECT_PREFIX=ct.prod",
+        "CERTSTREAM_NATS_PUBLISH=false", "CERTSTREAM_NATS_MAX_AGE=7d",
+        "CERTSTREAM_NATS_DUPLICATE_WINDOW=90s", "CERTSTREAM_NATS_REPLICAS=3",
+        "CERTSTREAM_NATS_CREDS_FILE=/etc/certstream/nats.creds",
+        "CERTSTREAM_NATS_POSITION_FILE=/var/lib/certstream/nats.pos",
+        "CERTSTREAM_NATS_MAX_PENDING=500", "CERTSTREAM_NATS_MAX_LAG_SECS=30",
         "CERTSTREAM_WATCHDOG_SECS=3", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS=250",
         "CERTSTREAM_LOG_FORMAT=json", "CERTSTREAM_LOG_FILE=/var/log/certstream.log",
         "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS=30",
