@@ -31,6 +31,7 @@
 #include "ingest/replay.h"
 #include "ingest/state.h"
 #include "shm/dedup.h"
+#include "shm/positions.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -84,6 +85,7 @@ struct supervisor {
     uint32_t loglist_backoff_ms;
     uint64_t state_saved_ms;
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
+    struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
 
 static const char *role_name(enum child_role r)
@@ -171,7 +173,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         struct ingest_params ip = {
             .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
-            .n_logs = g->n_logs, .dedup = s->dedup,
+            .n_logs = g->n_logs, .dedup = s->dedup, .positions = s->positions,
         };
         log_info("following %zu log(s) of group %s", g->n_logs, g->name);
         rc = ingest_run(&ip) == 0 ? 0 : 1;
@@ -387,6 +389,8 @@ static void save_state(struct supervisor *s)
     if (state_update(&s->state, s->stats) != 0 ||
         state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0)
         log_warn("state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+    if (positions_sync(s->positions) != 0)
+        log_warn("position store: msync: %s", strerror(errno));
     s->state_saved_ms = mono_ms();
 }
 
@@ -424,6 +428,7 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len)
     s->loglist = fresh;
     s->have_loglist = true;
     state_apply(&s->state, &s->loglist, s->stats);
+    state_positions_apply(s->positions, &s->loglist, s->stats);
     size_t groups = s->loglist.n_groups;
     if (groups > s->max_producers) {
         log_error("%zu ingest groups but only %u producer slots: set ingest.max_processes",
@@ -549,6 +554,29 @@ static void poll_watch(struct supervisor *s, struct watch_state *w)
         on_reload(s, "hot_reload");
 }
 
+/* The position store beside the state file (shm/positions.h). Waits for the
+ * processes of an earlier server on the same file to exit. */
+static int open_positions(struct supervisor *s)
+{
+    char path[4096], err[4608];
+    bool created = false;
+    const char *sf = s->cfg->ct_log.state_file;
+    if (!sf || !*sf)
+        return 0;
+    if (positions_path_for(sf, path, sizeof path) != 0) {
+        log_error("state file path too long: %s", sf);
+        return -1;
+    }
+    s->positions = positions_open(path, 30000, &created, err, sizeof err);
+    if (!s->positions) {
+        log_error("position store: %s", err);
+        return -1;
+    }
+    if (created)
+        log_info("position store %s created; positions imported from %s", path, sf);
+    return 0;
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
     struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
@@ -564,6 +592,10 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     if (!opts->replay_file && cfg->ct_log.state_file && *cfg->ct_log.state_file &&
         state_load(cfg->ct_log.state_file, &s.state, err, sizeof err) != 0) {
         log_error("state file: %s", err);
+        return 2;
+    }
+    if (!opts->replay_file && open_positions(&s) != 0) {
+        state_free(&s.state);
         return 2;
     }
     /* Signals are handled synchronously in the loop below (sigtimedwait), so
@@ -662,6 +694,7 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
+    positions_close(s.positions);
     replay_close(s.replay);
     if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)
         log_warn("close: %s", strerror(errno));

@@ -15,6 +15,7 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <event2/event.h>
 #include <mbedtls/sha256.h>
 #include <signal.h>
@@ -80,6 +81,7 @@ struct ilog {
     const struct loglist_log *cfg;
     struct op *op;
     struct stats_log *sl;
+    struct position_row *pos;         /* crash-proof position (NULL: none) */
     const char *base;                 /* where requests go (fetch_url or url) */
     bool have_pos, have_size;
     uint64_t tree_size;               /* latest STH / checkpoint size */
@@ -130,6 +132,7 @@ struct ingest {
     unsigned batch;
     unsigned published_since_notify;
     unsigned rng;
+    int journal_fd;                   /* tests: publish journal, -1 = none */
 };
 
 static void pump(struct ilog *l);
@@ -414,6 +417,17 @@ static double seen_now(struct ingest *in)
     return (double)wall_ms() / 1000.0;
 }
 
+/* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): one line "<url> <index>"
+ * per entry put into the ring, appended with one write(2) (O_APPEND), so a
+ * crash test can check that every entry went out exactly once across kills. */
+static void journal_write(struct ilog *l, uint64_t index)
+{
+    char line[600];
+    int n = snprintf(line, sizeof line, "%s %llu\n", l->cfg->url, (unsigned long long)index);
+    if (n > 0 && (size_t)n < sizeof line && write(l->in->journal_fd, line, (size_t)n) != n)
+        log_warn("publish journal: %s", strerror(errno));
+}
+
 static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index)
 {
     struct ingest *in = l->in;
@@ -429,6 +443,7 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         count(in, ST_PARSE_FAILURES, 1);
         return;
     }
+    if (in->journal_fd >= 0) journal_write(l, index);
     count(in, ST_ENTRIES_PUBLISHED, 1);
     __atomic_add_fetch(&l->sl->entries, 1, __ATOMIC_RELAXED);
     in->published_since_notify++;
@@ -474,10 +489,13 @@ static void win_send(struct ilog *l, struct window *w)
     submit(l, &w->r);
 }
 
+/* Called after every entry (published, deduplicated or skipped): the
+ * position store then never lags the ring by more than the entry in hand. */
 static void set_position(struct ilog *l, uint64_t next)
 {
     l->next_index = next;
     sl_store(&l->sl->next_index, next);
+    position_store(l->pos, next);
 }
 
 static void got_size(struct ilog *l, uint64_t size)
@@ -485,6 +503,7 @@ static void got_size(struct ilog *l, uint64_t size)
     if (!l->have_size || size > l->tree_size) {
         l->tree_size = size;
         sl_store(&l->sl->tree_size, size);
+        position_store_size(l->pos, size);
     }
     l->have_size = true;
     if (!l->have_pos) {
@@ -548,8 +567,10 @@ static void apply_windows(struct ilog *l)
         }
         size_t got = es.n;
         on_success(l);
-        for (size_t i = 0; i < got; i++) render_rfc6962(l, &es.v[i], w->start + i);
-        set_position(l, w->start + got);
+        for (size_t i = 0; i < got; i++) {
+            render_rfc6962(l, &es.v[i], w->start + i);
+            set_position(l, w->start + i + 1);
+        }
         ctapi_entries_free(&es);
         notify(l->in);
         if (got < want) {                 /* short answer: ask for the rest */
@@ -681,13 +702,14 @@ static void tile_render(struct ilog *l, const size_t *off, const size_t *len, un
             if (pipeline_render_tile_entry(in->pipe, p, len[i], index, l->cfg->name, l->cfg->url, link,
                                            seen_now(in), &o, err, sizeof err) == 0) {
                 publish(l, &o, index);
+                set_position(l, index + 1);
                 continue;
             }
         }
         count(in, ST_PARSE_FAILURES, 1);
         log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
+        set_position(l, index + 1);
     }
-    set_position(l, first + l->tile_width);
     notify(in);
 }
 
@@ -911,10 +933,17 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
     /* Resume from the shared row (seeded from the state file, or left by an
      * earlier run of this group). */
     uint64_t next = l->sl->next_index, size = l->sl->tree_size;
-    if (next != 0 || size != 0) {
+    l->pos = positions_row(in->p->positions, cfg->url, false);
+    if (position_known(l->pos)) {     /* the store is exact, even at 0/0 */
+        next = position_next(l->pos);
+        size = position_size(l->pos);
+    }
+    if (next != 0 || size != 0 || position_known(l->pos)) {
         uint64_t ov = in->cfg->ct_log.start_overlap;
         l->have_pos = true;
-        set_position(l, next > ov ? next - ov : 0);
+        /* Not stored: a crash before the first entry must not move the
+         * saved position back by the overlap again. */
+        l->next_index = next > ov ? next - ov : 0;
         l->fetch_next = l->next_index;
         l->tree_size = size;
         log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);
@@ -946,6 +975,7 @@ static void ingest_free(struct ingest *in)
     if (in->sig_int) event_free(in->sig_int);
     if (in->base) event_base_free(in->base);
     if (in->pipe) pipeline_free(in->pipe);
+    if (in->journal_fd >= 0) (void)close(in->journal_fd);
 }
 
 int ingest_run(const struct ingest_params *p)
@@ -958,6 +988,12 @@ int ingest_run(const struct ingest_params *p)
     in.p = p;
     in.cfg = p->cfg;
     in.rng = (unsigned)getpid() * 2654435761u;
+    in.journal_fd = -1;
+    const char *journal = getenv("CERTSTREAM_TEST_PUBLISH_JOURNAL");
+    if (journal && *journal) {
+        in.journal_fd = open(journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (in.journal_fd < 0) log_warn("publish journal %s: %s", journal, strerror(errno));
+    }
     in.windows = p->cfg->ct_log.fetch_concurrency;
     if (in.windows < 1) in.windows = 1;
     if (in.windows > MAX_WINDOWS) in.windows = MAX_WINDOWS;
