@@ -65,6 +65,7 @@ struct key {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
+static const char *const position_aheads[] = {"wait", "restart_at_head", NULL};
 
 #define OFF(m) offsetof(struct config, m)
 #define NUM(n, e, t, m, lo, hi) {n, e, t, OFF(m), 0, lo, hi, NULL, NULL}
@@ -92,6 +93,9 @@ static const struct key keys[] = {
     NUM("ct_log.retry_initial_delay_ms", "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS", K_U32, ct_log.retry_initial_delay_ms, 1, 3600000),
     NUM("ct_log.retry_max_delay_ms", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS", K_U32, ct_log.retry_max_delay_ms, 1, 86400000),
     NUM("ct_log.operator_rate_limit_ms", "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS", K_U32, ct_log.operator_rate_limit_ms, 0, 60000),
+    {"ct_log.position_ahead", "CERTSTREAM_CT_LOG_POSITION_AHEAD", K_ENUM, OFF(ct_log.position_ahead), 0, 0, 0, position_aheads, NULL},
+    NUM("ct_log.max_response_bytes", "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES", K_U32, ct_log.max_response_bytes, 0, 1073741824),
+    NUM("ct_log.max_inflight_bytes", "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES", K_U32, ct_log.max_inflight_bytes, 1048576, 4294967295u),
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
@@ -505,6 +509,9 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.retry_initial_delay_ms = 1000;
     cfg->ct_log.retry_max_delay_ms = 60000;
     cfg->ct_log.operator_rate_limit_ms = 100;
+    cfg->ct_log.position_ahead = strdup("wait");
+    cfg->ct_log.max_response_bytes = 0;
+    cfg->ct_log.max_inflight_bytes = 64u << 20;
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -938,7 +945,9 @@ static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SU(ct_log, retry_max_attempts), CY_SU(ct_log, request_timeout_secs),
     CY_SU(ct_log, fetch_concurrency), CY_SU(ct_log, start_overlap),
     CY_SU(ct_log, retry_initial_delay_ms), CY_SU(ct_log, retry_max_delay_ms),
-    CY_SU(ct_log, operator_rate_limit_ms), CYAML_FIELD_END,
+    CY_SU(ct_log, operator_rate_limit_ms),
+    CY_SS(ct_log, position_ahead), CY_SU(ct_log, max_response_bytes), CY_SU(ct_log, max_inflight_bytes),
+    CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {
     CY_SB(connection_limit, enabled), CY_SU(connection_limit, max_connections),

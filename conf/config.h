@@ -42,6 +42,10 @@ struct config {
         uint32_t retry_initial_delay_ms; /* 1000 */
         uint32_t retry_max_delay_ms;  /* 60000 */
         uint32_t operator_rate_limit_ms; /* 100: minimum gap between requests to one operator */
+        /* positions and memory (docs/ingest.md) */
+        char *position_ahead;         /* "wait": saved position beyond the tree size: wait|restart_at_head */
+        uint32_t max_response_bytes;  /* 0 = auto (max(batch_size, 256) * 64 KiB): one answer, checked while receiving */
+        uint32_t max_inflight_bytes;  /* 64 MiB: all answers held by one ingest process */
     } ct_log;
 
     struct {

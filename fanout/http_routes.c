@@ -95,8 +95,13 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
         jb_lit(b, ",\"url\":");
         jb_str(b, l->url, strnlen(l->url, sizeof l->url));
         jb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
-                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
+                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64,
                   health_name(l->health), tree, next, tree > next ? tree - next : 0, l->entries);
+        if (l->reason[0]) {
+            jb_lit(b, ",\"reason\":");
+            jb_str(b, l->reason, strnlen(l->reason, sizeof l->reason));
+        }
+        jb_put(b, "}", 1);
     }
     jb_lit(b, "]}");
 }
@@ -133,6 +138,20 @@ static const struct metric plain_metrics[] = {
     { ST_CT_REQUESTS, "certstream_ct_requests", "counter", "HTTP requests made to CT logs." },
     { ST_CT_REQUEST_FAILURES, "certstream_ct_request_failures", "counter",
       "Failed HTTP requests to CT logs." },
+    { ST_ENTRIES_SKIPPED_UNDECODABLE, "certstream_entries_skipped_undecodable", "counter",
+      "Log entries skipped because they did not decode after the answer was fetched again." },
+    { ST_ENTRIES_SKIPPED_UNPARSEABLE, "certstream_entries_skipped_unparseable", "counter",
+      "Log entries skipped because their certificate could not be rendered." },
+    { ST_ANSWERS_REFETCHED, "certstream_ct_answers_refetched", "counter",
+      "CT log answers requested again because some entries did not decode." },
+    { ST_POSITION_AHEAD, "certstream_ct_position_ahead", "counter",
+      "Saved positions found beyond the log's tree size." },
+    { ST_TREE_SIZE_SHRANK, "certstream_ct_tree_size_shrank", "counter",
+      "Tree heads smaller than one already seen (ignored)." },
+    { ST_ANSWERS_TOO_LARGE, "certstream_ct_answers_too_large", "counter",
+      "CT log answers refused for exceeding ct_log.max_response_bytes." },
+    { ST_INFLIGHT_BUDGET_HITS, "certstream_ct_inflight_budget_hits", "counter",
+      "CT log answers dropped because ct_log.max_inflight_bytes was in use." },
     { ST_CHILD_RESTARTS, "certstream_child_restarts", "counter",
       "Child processes restarted by the supervisor." },
     { ST_WORKER_PANICS, "certstream_worker_panics", "counter",

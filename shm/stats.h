@@ -31,6 +31,13 @@ enum stat_id {
     /* ingest */
     ST_ENTRIES_PUBLISHED, ST_PARSE_FAILURES, ST_DEDUP_DROPPED,
     ST_CT_REQUESTS, ST_CT_REQUEST_FAILURES,
+    ST_ENTRIES_SKIPPED_UNDECODABLE,   /* bad base64/field or tile data, after the refetches */
+    ST_ENTRIES_SKIPPED_UNPARSEABLE,   /* decoded, but the certificate cannot be rendered */
+    ST_ANSWERS_REFETCHED,             /* answers asked again because entries did not decode */
+    ST_POSITION_AHEAD,                /* saved position beyond the log's first tree head */
+    ST_TREE_SIZE_SHRANK,              /* tree heads smaller than one seen before (ignored) */
+    ST_ANSWERS_TOO_LARGE,             /* answers over ct_log.max_response_bytes */
+    ST_INFLIGHT_BUDGET_HITS,          /* answers dropped: ct_log.max_inflight_bytes in use */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
     ST_COUNT
@@ -52,6 +59,7 @@ struct stats_log {
     uint32_t health;             /* enum log_health */
     uint32_t consecutive_failures;
     uint64_t entries;            /* entries published from this log */
+    char reason[96];             /* why not healthy ("" = the failure streak says it) */
 };
 
 struct stats;  /* opaque mapping */

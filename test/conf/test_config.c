@@ -100,6 +100,9 @@ static void test_defaults(void)
     CHECK(d.ct_log.retry_initial_delay_ms == 1000);
     CHECK(d.ct_log.retry_max_delay_ms == 60000);
     CHECK(d.ct_log.operator_rate_limit_ms == 100);
+    CHECK_STR(d.ct_log.position_ahead, "wait");
+    CHECK(d.ct_log.max_response_bytes == 0);
+    CHECK(d.ct_log.max_inflight_bytes == 64u << 20);
     CHECK(!d.connection_limit.enabled);
     CHECK(d.connection_limit.max_connections == 10000);
     CHECK(d.connection_limit.per_ip_limit == 100);
@@ -164,6 +167,9 @@ static const char every_key_yaml[] =
     "  retry_initial_delay_ms: 250\n"
     "  retry_max_delay_ms: 30000\n"
     "  operator_rate_limit_ms: 0\n"
+    "  position_ahead: restart_at_head\n"
+    "  max_response_bytes: 8388608\n"
+    "  max_inflight_bytes: 33554432\n"
     "connection_limit:\n"
     "  enabled: yes\n"
     "  max_connections: 500\n"
@@ -228,6 +234,9 @@ static void check_every_key(const struct config *c)
     CHECK(c->ct_log.retry_initial_delay_ms == 250);
     CHECK(c->ct_log.retry_max_delay_ms == 30000);
     CHECK(c->ct_log.operator_rate_limit_ms == 0);
+    CHECK_STR(c->ct_log.position_ahead, "restart_at_head");
+    CHECK(c->ct_log.max_response_bytes == 8388608);
+    CHECK(c->ct_log.max_inflight_bytes == 33554432);
     CHECK(c->connection_limit.enabled);
     CHECK(c->connection_limit.max_connections == 500);
     CHECK(c->connection_limit.per_ip_limit == 5);
@@ -322,6 +331,9 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_CT_LOG_FETCH_CONCURRENCY=8", "CERTSTREAM_CT_LOG_START_OVERLAP=100",
         "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS=250", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS=30000",
         "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS=0",
+        "CERTSTREAM_CT_LOG_POSITION_AHEAD=restart_at_head",
+        "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES=8388608",
+        "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES=33554432",
         "CERTSTREAM_CONNECTION_LIMIT_ENABLED=yes", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS=500",
         "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT=5",
         "CERTSTREAM_AUTH_ENABLED=on", "CERTSTREAM_AUTH_TOKENS=secret-one, secret-two",
@@ -541,6 +553,8 @@ static const struct bad_case bad_files[] = {
     {"auth:\n  tokens: [\"\"]\n", "config.yaml:2: key 'auth.tokens[0]': a token must not be empty"},
     {"host: \"a\\tb\"\n", "config.yaml:1: key 'host': contains a control character (0x09)"},
     {"ct_log:\n  state_file: \"\"\n", "config.yaml:2: key 'ct_log.state_file': must not be empty"},
+    {"ct_log:\n  position_ahead: skip\n", "config.yaml:2: key 'ct_log.position_ahead': expected one of wait, restart_at_head; got \"skip\""},
+    {"ct_log:\n  max_inflight_bytes: 1000\n", "config.yaml:2: key 'ct_log.max_inflight_bytes': value 1000 out of range 1048576..4294967295"},
     {"custom_logs:\n  - name: a\n", "config.yaml:2: key 'custom_logs[0]': missing 'url' (an entry needs name and url)"},
     {"custom_logs:\n  - name: a\n    url: https://x/\n  - name: a\n    url: https://y/\n",
      "config.yaml:4: key 'custom_logs[1].name': duplicate name \"a\" (also custom_logs[0], line 2)"},

@@ -50,7 +50,9 @@ Growing logs with distinct certificates (benchmarks, soak and crash tests):
   its real chain. get-entries answers hold at most 256
   entries (--max-batch overrides, e.g. 32 like some real logs).
   Fault kind `corrupt` (entries only; ARG = which entry of the answer, 0 by
-  default) replaces that entry's leaf_input with invalid base64.
+  default) replaces that entry's leaf_input with invalid base64. Fault kind
+  `huge` (ARG = MiB, default 64) answers with that much JSON (spaces),
+  streamed without Content-Length.
 
 GET /control/stats returns JSON counters (requests per log and endpoint).
 GET /loglist.json returns a v3 log list of the served logs (each its own
@@ -364,6 +366,8 @@ class Handler(BaseHTTPRequestHandler):
             if k == "drop":
                 self.close_connection = True
                 return
+            if k == "huge":
+                return self.send_huge(int(fault["arg"] or 64))
         try:
             code, body, ctype, hdrs = self.route(log, endpoint, rest, q, fault)
         except (ValueError, KeyError) as e:
@@ -373,6 +377,24 @@ class Handler(BaseHTTPRequestHandler):
         elif fault and fault["kind"] == "malformed":
             body = b"{this is not json" if ctype == "application/json" else b"not a checkpoint\n"
         self.send(code, body, ctype, hdrs)
+
+    def send_huge(self, mib):
+        """A JSON answer of MIB MiB (an empty entries list padded with
+        spaces), streamed without Content-Length, so only the client's
+        running count can stop it."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b" " * (1 << 20)
+        try:
+            self.wfile.write(b'{"entries":[')
+            for _ in range(mib):
+                self.wfile.write(chunk)
+            self.wfile.write(b"]}")
+        except OSError:
+            pass
 
     def route(self, log, endpoint, rest, q, fault):
         with LOCK:
