@@ -244,6 +244,36 @@ def case_oversize(a):
         r.close()
 
 
+def hwm_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def case_spike(a):
+    """The issue's case: answers under the cap but huge (4 x 40 MiB in
+    flight with fetch_concurrency 4), then normal traffic: memory comes back."""
+    r = Run(a, 0, 0, "  max_response_bytes: 67108864\n  max_inflight_bytes: 268435456\n"
+                     "  fetch_concurrency: 4\n  batch_size: 16\n")
+    try:
+        r.ctl("size?log=s&size=16")
+        r.expect_exactly(range(0, 16))
+        pid = r.ingest_pid()
+        before = private_kb(pid)
+        r.ctl("fault?log=s&kind=huge&endpoint=entries&count=4&arg=40")
+        r.ctl("size?log=s&size=128")
+        r.expect_exactly(range(0, 128))
+        after = private_kb(pid)
+        print("ingest private memory: %d kB before, peak RSS %d kB, %d kB after 4 answers of 40 MiB"
+              % (before, hwm_kb(pid), after))
+        if a.memory:
+            assert after - before < 2048, (before, after)
+    finally:
+        r.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("case")
@@ -260,6 +290,8 @@ def main():
         case_corrupt(a)
     elif a.case == "oversize":
         case_oversize(a)
+    elif a.case == "spike":
+        case_spike(a)
     else:
         sys.exit("unknown case " + a.case)
     print("ok")
