@@ -25,6 +25,8 @@ struct config {
     char *log_level;         /* "info": debug|info|warn|error */
     uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
     char *ct_logs_url;       /* Google's v3 all_logs_list.json */
+    char *ct_logs_signature; /* "optional": required|optional|off (docs/ingest.md) */
+    char *ct_logs_public_key;/* "": Google's key (embedded); else a PEM file */
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
@@ -46,6 +48,9 @@ struct config {
         char *position_ahead;         /* "wait": saved position beyond the tree size: wait|restart_at_head */
         uint32_t max_response_bytes;  /* 0 = auto (max(batch_size, 256) * 64 KiB): one answer, checked while receiving */
         uint32_t max_inflight_bytes;  /* 64 MiB: all answers held by one ingest process */
+        bool list_enabled;            /* true: follow the logs of ct_logs_url */
+        bool rfc6962_enabled;         /* true: follow RFC 6962 logs (list and custom_logs) */
+        bool static_enabled;          /* true: follow static-ct-api logs (list and static_logs) */
     } ct_log;
 
     struct {
