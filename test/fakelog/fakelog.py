@@ -514,6 +514,13 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(404, '{"error":"no such control"}')
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that goes away (killed in a crash test) is normal here."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
     global GZIP_TILES, TESTDATA
     ap = argparse.ArgumentParser(description="fake CT log server for tests")
@@ -570,7 +577,7 @@ def main():
         p = f.split(":")
         FAULTS.append({"log": p[0], "kind": p[1], "endpoint": p[2], "count": int(p[3]),
                        "arg": p[4] if len(p) > 4 else ""})
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    srv = QuietServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     port = srv.server_address[1]
     if a.port_file:
