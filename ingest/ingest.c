@@ -96,6 +96,9 @@ struct ilog {
     uint64_t retry_at_ms;             /* backoff: no request before this */
     uint32_t failures;                /* consecutive */
     bool ahead;                       /* saved position beyond the tree size (position_ahead: wait) */
+    bool resume_pending;              /* the entry at resume_index not yet handled */
+    uint64_t resume_index;            /* where this process resumed a saved position */
+    uint64_t resume_tag;              /* the position store's pending leaf tag there */
     struct event *timer;
     struct req head;                  /* get-sth / checkpoint */
     /* RFC 6962 windows, a FIFO in index order */
@@ -479,8 +482,9 @@ static double seen_now(struct ingest *in)
 }
 
 /* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): one line "<url> <index>"
- * per entry put into the ring, appended with one write(2) (O_APPEND), so a
- * crash test can check that every entry went out exactly once across kills. */
+ * per entry, appended with one write(2) (O_APPEND) just before the entry goes
+ * into the ring, so a crash test can check that every entry went out exactly
+ * once across kills. */
 static void journal_write(struct ilog *l, uint64_t index)
 {
     char line[600];
@@ -493,18 +497,32 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
 {
     struct ingest *in = l->in;
     struct ring_message m;
-    if (in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u)) {
+    uint64_t tag;
+    memcpy(&tag, o->leaf_sha256, sizeof tag);
+    tag |= 1;   /* never 0 (= none) */
+    position_store_pending(l->pos, tag);
+    bool seen = in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u);
+    if (seen && l->resume_pending && index == l->resume_index && tag == l->resume_tag) {
+        /* The previous process of this group recorded this very entry in the
+         * dedup table and was killed before it reached the ring (the stored
+         * leaf tag says so): publish it rather than lose it. */
+        seen = false;
+    }
+    l->resume_pending = false;
+    if (seen) {
         count(in, ST_DEDUP_DROPPED, 1);
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
+    /* The journal line goes first: a kill between it and the ring shows as a
+     * duplicate in the journal, never as a miss. */
+    if (in->journal_fd >= 0) journal_write(l, index);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);
         count(in, ST_PARSE_FAILURES, 1);
         return;
     }
-    if (in->journal_fd >= 0) journal_write(l, index);
     count(in, ST_ENTRIES_PUBLISHED, 1);
     __atomic_add_fetch(&l->sl->entries, 1, __ATOMIC_RELAXED);
     in->published_since_notify++;
@@ -1112,6 +1130,9 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
         /* Not stored: a crash before the first entry must not move the
          * saved position back by the overlap again. */
         l->next_index = next > ov ? next - ov : 0;
+        l->resume_index = next;
+        l->resume_tag = position_pending(l->pos);
+        l->resume_pending = l->resume_tag != 0;
         l->fetch_next = l->next_index;
         l->tree_size = size;
         log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);

@@ -170,6 +170,16 @@ void position_store_size(struct position_row *r, uint64_t tree_size)
     if (r) __atomic_store_n(&r->tree_size, tree_size, __ATOMIC_RELAXED);
 }
 
+void position_store_pending(struct position_row *r, uint64_t leaf_tag)
+{
+    if (r) __atomic_store_n(&r->pending_leaf, leaf_tag, __ATOMIC_RELAXED);
+}
+
+uint64_t position_pending(const struct position_row *r)
+{
+    return r ? __atomic_load_n(&r->pending_leaf, __ATOMIC_RELAXED) : 0;
+}
+
 bool position_known(const struct position_row *r)
 {
     return r && (__atomic_load_n(&r->flags, __ATOMIC_RELAXED) & POSITION_KNOWN);

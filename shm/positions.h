@@ -34,7 +34,9 @@ struct position_row {
     uint64_t next_index;           /* next entry to publish */
     uint64_t tree_size;            /* last tree size seen */
     uint64_t flags;                /* POSITION_KNOWN */
-    uint64_t reserved;
+    uint64_t pending_leaf;         /* 8 bytes of the leaf hash of the entry at
+                                    * next_index, stored before it is recorded
+                                    * in the dedup table (see ingest.c) */
 };
 
 #define POSITION_KNOWN 1u          /* next_index holds a real position */
@@ -57,6 +59,8 @@ struct position_row *positions_row(struct positions *p, const char *url, bool cr
 void position_store(struct position_row *r, uint64_t next_index);
 void position_store_size(struct position_row *r, uint64_t tree_size);
 bool position_known(const struct position_row *r);
+void position_store_pending(struct position_row *r, uint64_t leaf_tag);
+uint64_t position_pending(const struct position_row *r);
 uint64_t position_next(const struct position_row *r);
 uint64_t position_size(const struct position_row *r);
 
