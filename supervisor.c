@@ -25,6 +25,8 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/notify.h"
+#include "common/probe.h"
 #include "fanout/fanout.h"
 #include "ingest/ingest.h"
 #include "ingest/loglist.h"
@@ -577,6 +579,116 @@ static int open_positions(struct supervisor *s)
     return 0;
 }
 
+/* ---------------------------------------------------------- systemd (sd_notify)
+ * Only with $NOTIFY_SOCKET set (Type=notify): READY=1 once every fanout
+ * worker runs and one answered an HTTP request on the listen port (so the
+ * port is bound and workers accept); WATCHDOG=1 every half $WATCHDOG_USEC,
+ * but only while the children are fresh and the port still answers;
+ * STATUS= with clients, logs and lag. docs/operations.md. */
+#define SUP_PROBE_TIMEOUT_MS 1000
+#define SUP_STATUS_MS 2000
+
+struct sd_state {
+    bool on;                     /* $NOTIFY_SOCKET is set */
+    bool ready;                  /* READY=1 sent */
+    bool stale_logged;
+    uint64_t watchdog_ms;        /* send period; 0 = no watchdog */
+    uint64_t next_probe_ms, next_watchdog_ms, next_status_ms;
+    char status[192];
+};
+
+/* Every child that should run is running and not stopped or a zombie
+ * (/proc/PID/stat state T, t, Z): a SIGSTOPped or wedged child must starve
+ * the watchdog. */
+static bool children_fresh(const struct supervisor *s)
+{
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        if (!c->active || c->role == ROLE_LOGLIST)
+            continue;
+        if (c->pid == 0)
+            return false;
+        char path[64], buf[256];
+        snprintf(path, sizeof path, "/proc/%ld/stat", (long)c->pid);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            return false;
+        size_t n = fread(buf, 1, sizeof buf - 1, f);
+        if (fclose(f) != 0)
+            return false;
+        buf[n] = '\0';
+        const char *st = strrchr(buf, ')'); /* "pid (comm) S ..." */
+        if (!st || st[1] != ' ' || strchr("TtZX", st[2]))
+            return false;
+    }
+    return true;
+}
+
+static void sd_status(struct supervisor *s, struct sd_state *n)
+{
+    static const enum stat_id gauges[] = {ST_CONN_WS_FULL, ST_CONN_WS_LITE, ST_CONN_WS_DOMAINS,
+                                          ST_CONN_SSE_FULL, ST_CONN_SSE_LITE, ST_CONN_SSE_DOMAINS};
+    uint64_t clients = 0, lag = 0;
+    for (size_t i = 0; i < sizeof gauges / sizeof gauges[0]; i++)
+        clients += stats_sum(s->stats, gauges[i]);
+    unsigned logs = stats_log_count(s->stats), healthy = 0;
+    for (unsigned i = 0; i < logs; i++) {
+        const struct stats_log *l = stats_log(s->stats, i);
+        healthy += l->health == LOG_HEALTHY;
+        if (l->tree_size > l->next_index)
+            lag += l->tree_size - l->next_index;
+    }
+    char msg[sizeof n->status];
+    snprintf(msg, sizeof msg, "%llu clients, %u/%u logs healthy, lag %llu entries%s",
+             (unsigned long long)clients, healthy, logs, (unsigned long long)lag,
+             n->ready ? "" : ", starting");
+    if (strcmp(msg, n->status) != 0) {
+        memcpy(n->status, msg, sizeof msg);
+        notify_status("%s", msg);
+    }
+}
+
+static void sd_init(struct sd_state *n)
+{
+    *n = (struct sd_state){.on = notify_enabled()};
+    uint64_t usec = n->on ? notify_watchdog_usec() : 0;
+    if (usec)
+        n->watchdog_ms = usec / 2000u ? usec / 2000u : 1; /* sd_watchdog_enabled(3): half the interval */
+}
+
+static void sd_tick(struct supervisor *s, struct sd_state *n)
+{
+    if (!n->on || s->stopping)
+        return;
+    uint64_t now = mono_ms();
+    if (!n->ready && now >= n->next_probe_ms) {
+        n->next_probe_ms = now + 100;
+        if (running(s, ROLE_FANOUT) == s->workers &&
+            probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
+            n->ready = true;
+            n->next_watchdog_ms = 0;
+            notify_ready();
+            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port);
+        }
+    }
+    if (n->ready && n->watchdog_ms && now >= n->next_watchdog_ms) {
+        if (children_fresh(s) && probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
+            notify_watchdog();
+            n->stale_logged = false;
+            n->next_watchdog_ms = mono_ms() + n->watchdog_ms;
+        } else {
+            if (!n->stale_logged)
+                log_warn("watchdog: a child is not running or the port does not answer; not notifying");
+            n->stale_logged = true;
+            n->next_watchdog_ms = mono_ms() + 200;
+        }
+    }
+    if (now >= n->next_status_ms) {
+        n->next_status_ms = now + SUP_STATUS_MS;
+        sd_status(s, n);
+    }
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
     struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
@@ -662,6 +774,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     malloc_trim(0);
     struct watch_state watch = {0};
     poll_watch(&s, &watch); /* the starting point */
+    struct sd_state sd;
+    sd_init(&sd);
     start_due(&s);
     for (;;) {
         struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
@@ -672,16 +786,24 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         }
         if (sig == SIGTERM || sig == SIGINT) {
             log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            if (sd.on)
+                notify_stopping();
             break;
         }
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
+            if (sd.on)
+                notify_reloading();
             on_reload(&s, "SIGHUP");
+            if (sd.ready)
+                notify_ready();
+        }
         poll_watch(&s, &watch);
         reap(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);
         if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
             save_state(&s);
+        sd_tick(&s, &sd);
     }
     stop_all(&s);
     save_state(&s);

@@ -144,12 +144,16 @@ void route_metrics(struct worker *w, struct jbuf *b);
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b);
 void route_latest(struct worker *w, struct jbuf *b);
 
-/* fanout.c */
+/* ring_walk.c */
 void worker_scan(struct worker *w);
 /* moves this worker's pending message/byte counts into the shared stats */
 void worker_publish_counters(struct worker *w);
 /* positions of message records, newest first: recent_at(w, 0) is the newest */
 bool worker_recent_at(const struct worker *w, uint64_t back, uint64_t *pos);
+/* how many positions recent[] holds */
+uint64_t worker_recent_n(const struct worker *w);
+/* message records from cursor (inclusive) to the head */
+uint64_t worker_records_behind(const struct worker *w, uint64_t cursor);
 
 /* example_sample.c */
 extern const char example_sample_full[], example_sample_lite[], example_sample_domains[];

@@ -1,19 +1,34 @@
 #!/bin/sh
-# install-deps.sh build|test
+# install-deps.sh build|test|deb
 # Installs the Debian 12 packages the build (or the build plus the test suite)
 # needs, only when some are missing, and the npm test clients for `test`.
-# Shared by `make run`, `make check` and CI.
+# Shared by `make run`, `make check`, `make deb` and CI. `deb` is the build
+# list plus Debian's packaging tools and what the package build's own test
+# run needs; `test` includes the `deb` list (the package tests build it).
 set -eu
 mode=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
- libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates"
+ libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
+ libsystemd-dev"
+# Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage,
+# debhelper, and what the package build's own test run needs.
+deb_pkgs="dpkg-dev debhelper fakeroot
+ python3 python3-websocket python3-websockets curl procps iproute2"
+# The package tests: lintian, systemd-analyze (systemd), setpriv
+# (util-linux), the adduser the package depends on, man-db for `man -w`;
+# mmdebstrap and systemd-container only for the optional boot test
+# (CERTSTREAM_TEST_NSPAWN=1).
+pkgtest_pkgs="lintian systemd util-linux adduser man-db"
+nspawn_pkgs="mmdebstrap systemd-container"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2"
 
 pkgs=$build_pkgs
-[ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"
+[ "$mode" = deb ] && pkgs="$build_pkgs $deb_pkgs"
+[ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs $deb_pkgs $pkgtest_pkgs"
+[ "${CERTSTREAM_TEST_NSPAWN:-0}" = 1 ] && pkgs="$pkgs $nspawn_pkgs"
 
 missing=""
 for p in $pkgs; do

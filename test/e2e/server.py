@@ -4,15 +4,131 @@ Everything runs on loopback, on a free port, with a temporary config file and
 the replay source publishing the golden corpus from test/data. The
 expected bytes come from the corpus's expected_* fields (with `seen`, the
 wall-clock time of publication, masked on both sides)."""
+import atexit
 import json
 import os
 import re
+import shutil
 import signal
+import sys
 import socket
 import subprocess
 import tempfile
 import time
 import urllib.request
+
+# Every Server and FakeLog not cleaned up by its test is stopped and its
+# folder removed when the interpreter exits (also after a failed assertion or
+# a SIGTERM from ctest's timeout, which test_e2e.py turns into SystemExit).
+_LIVE = []
+
+
+@atexit.register
+def _cleanup_all():
+    for obj in reversed(_LIVE):
+        try:
+            obj.cleanup()
+        except Exception:  # keep cleaning the others
+            pass
+
+
+FAKELOG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "fakelog", "fakelog.py")
+
+
+def sanitized(binary):
+    """True when binary was built with AddressSanitizer (everything is slower)."""
+    try:
+        with open(binary, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# Time bounds in the tests are multiplied by this: a loaded 2-core machine
+# needs some slack, ASan/UBSan builds more. CERTSTREAM_TEST_TIME_SCALE
+# overrides it.
+TIME_SCALE = float(os.environ.get("CERTSTREAM_TEST_TIME_SCALE", "0") or 0)
+
+
+def time_scale(binary=None):
+    global TIME_SCALE
+    if not TIME_SCALE:
+        TIME_SCALE = 3.0 if binary and sanitized(binary) else 1.5
+    return TIME_SCALE
+
+
+def wait_for(cond, timeout, what, interval=0.05):
+    """Polls cond() until it returns a true value (returned), for at most
+    timeout seconds (times the time scale); AssertionError naming `what`
+    otherwise."""
+    deadline = time.time() + timeout * time_scale()
+    while True:
+        v = cond()
+        if v:
+            return v
+        if time.time() > deadline:
+            raise AssertionError("timed out after %.1f s waiting for %s" % (timeout * time_scale(), what))
+        time.sleep(interval)
+
+
+def parse_metrics(body):
+    """Prometheus text -> {"name{labels}": value}."""
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, val = line.rpartition(" ")
+            out[key] = float(val)
+    return out
+
+
+class FakeLog:
+    """test/fakelog/fakelog.py on a free loopback port, serving real fixtures.
+    args: fakelog's command-line options (e.g. ["--golden", "a=URL"])."""
+
+    def __init__(self, testdata, args):
+        self.dir = tempfile.mkdtemp(prefix="cs-fakelog-")
+        _LIVE.append(self)
+        portfile = os.path.join(self.dir, "port")
+        self.proc = subprocess.Popen([sys.executable, FAKELOG, "--testdata", testdata,
+                                      "--port-file", portfile] + list(args),
+                                     stdout=subprocess.DEVNULL, start_new_session=True)
+        try:
+            self.port = int(wait_for(lambda: os.path.exists(portfile) and open(portfile).read().strip(),
+                                     15, "fakelog to start"))
+        except BaseException:
+            self.stop()
+            raise
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def cleanup(self):
+        self.stop()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def url(self, path):
+        return "http://127.0.0.1:%d%s" % (self.port, path)
+
+    def control(self, what, **q):
+        qs = "&".join("%s=%s" % kv for kv in q.items())
+        with urllib.request.urlopen(self.url("/control/%s?%s" % (what, qs)), timeout=10) as r:
+            return json.loads(r.read())
+
+    def stats(self):
+        return self.control("stats")
+
 
 SEEN_RE = re.compile(rb'"seen":[0-9]+(\.[0-9]+)?')
 
@@ -68,11 +184,15 @@ class Golden:
 
 class Server:
     def __init__(self, binary, testdata, workers=1, rate=50.0, loop=True, extra_yaml="",
-                 replay=None, env=None, ring_size=None):
+                 replay=None, env=None, ring_size=None, ct_log=None, buffer_size=None):
+        """ct_log: extra keys of the ct_log block ({"poll_interval_ms": 100});
+        buffer_size: the top-level buffer_size key."""
+        time_scale(binary)
         self.binary = binary
         self.testdata = testdata
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="cs-e2e-")
+        _LIVE.append(self)
         self.config = os.path.join(self.dir, "config.yaml")
         lines = [
             "host: 127.0.0.1",
@@ -82,6 +202,10 @@ class Server:
             "ct_log:",
             "  state_file: %s" % os.path.join(self.dir, "state.json"),
         ]
+        for k, v in (ct_log or {}).items():
+            lines.append("  %s: %s" % (k, v))
+        if buffer_size:
+            lines.append("buffer_size: %d" % buffer_size)
         if ring_size:
             lines.append("ring_size: %d" % ring_size)
         with open(self.config, "w") as f:
@@ -99,18 +223,44 @@ class Server:
             self.env.update(env)
         self.proc = None
         self.log = open(os.path.join(self.dir, "server.log"), "wb")
+        self._logtext = None
 
     def __enter__(self):
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.cleanup()
+            raise
         return self
 
-    def __exit__(self, *exc):
-        self.stop()
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.stop()
+        finally:
+            if exc_type is not None:
+                sys.stderr.write("---- server log (%s) ----\n%s\n" % (self.dir, self.logtext()))
+            self.cleanup()
+
+    def cleanup(self):
+        """Stops the server if it still runs (SIGKILL to its process group),
+        keeps the last lines of its log for logtext(), and removes the
+        temporary folder. Safe to call more than once."""
+        if self.proc and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+        if self._logtext is None and os.path.isdir(self.dir):
+            self._logtext = self.logtext()
+        if not self.log.closed:
+            self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def start(self):
         self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=self.log, env=self.env,
                                      start_new_session=True)
-        deadline = time.time() + 20
+        deadline = time.time() + 20 * time_scale()
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("server exited early (%s):\n%s" % (self.proc.returncode, self.logtext()))
@@ -120,7 +270,7 @@ class Server:
             except OSError:
                 pass
             time.sleep(0.05)
-        raise AssertionError("server did not answer /health in 20 s:\n" + self.logtext())
+        raise AssertionError("server did not answer /health in %.0f s:\n%s" % (20 * time_scale(), self.logtext()))
 
     def stop(self, sig=signal.SIGTERM, timeout=10):
         if not self.proc or self.proc.poll() is not None:
@@ -134,6 +284,8 @@ class Server:
             raise AssertionError("server did not stop within %d s after %s" % (timeout, sig))
 
     def logtext(self):
+        if self._logtext is not None:
+            return self._logtext
         self.log.flush()
         with open(os.path.join(self.dir, "server.log"), "rb") as f:
             return f.read().decode(errors="replace")[-6000:]
@@ -148,6 +300,38 @@ class Server:
                 return r.status, dict(r.headers), r.read()
         except urllib.error.HTTPError as e:
             return e.code, dict(e.headers), e.read()
+
+    def metrics(self):
+        """/metrics as {"name{labels}": value}."""
+        st, _, body = self.http("/metrics")
+        assert st == 200, "/metrics answered %d" % st
+        return parse_metrics(body)
+
+    def metric(self, key, default=None):
+        return self.metrics().get(key, default)
+
+    def health_deep(self):
+        return json.loads(self.http("/health/deep")[2])
+
+    @property
+    def state_file(self):
+        return os.path.join(self.dir, "state.json")
+
+    def role_pids(self, role):
+        """{index: pid} of the supervisor's children of one role ("fanout",
+        "ingest", "replay"), from its "started ROLE[i] pid=N" log lines (the
+        latest start of each index)."""
+        out = {}
+        for m in re.finditer(r"started %s\[(\d+)\] pid=(\d+)" % re.escape(role), self.logtext_full()):
+            out[int(m.group(1))] = int(m.group(2))
+        return out
+
+    def logtext_full(self):
+        if self._logtext is not None:
+            return self._logtext
+        self.log.flush()
+        with open(os.path.join(self.dir, "server.log"), "rb") as f:
+            return f.read().decode(errors="replace")
 
     def children(self):
         """pids of the supervisor's children (fanout workers and producers)."""

@@ -6,11 +6,15 @@ let got = 0;
 const ws = new WebSocket(url);
 const timer = setTimeout(() => { console.error('timeout after ' + got); process.exit(2); }, 20000);
 ws.on('message', (data, isBinary) => {
+  if (got === want) return; // frames already in flight after close(1000)
   if (isBinary) { console.error('binary frame'); process.exit(3); }
   const s = data.toString('utf8');
   if (s.startsWith('{"message_type":"heartbeat"')) return;
   process.stdout.write(s + '\n');
   if (++got === want) { clearTimeout(timer); ws.close(1000); }
 });
-ws.on('close', () => process.exit(got === want ? 0 : 4));
+ws.on('close', (code) => {
+  if (got !== want) console.error('closed (' + code + ') after ' + got + ' of ' + want);
+  process.exit(got === want ? 0 : 4);
+});
 ws.on('error', (e) => { console.error(String(e)); process.exit(5); });

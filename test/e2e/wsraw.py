@@ -87,13 +87,20 @@ class WSRaw:
         self.sock.sendall(data)
 
     def expect_close(self, timeout=5):
-        """Reads until a close frame; returns its code (None if the TCP connection just ended)."""
+        """Reads until a close frame; returns its code (None if the TCP connection just ended).
+        The close frame's reason (bytes) is left in self.close_reason; the
+        text messages read on the way are counted in self.skipped."""
         self.sock.settimeout(timeout)
+        self.close_reason = None
+        self.skipped = 0
         try:
             while True:
                 fin, op, p = self.recv_frame()
                 if op == 8:
+                    self.close_reason = p[2:]
                     return struct.unpack(">H", p[:2])[0] if len(p) >= 2 else 1005
+                if op == 1:
+                    self.skipped += 1
         except (EOFError, ConnectionResetError):
             return None
 

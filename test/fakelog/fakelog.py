@@ -19,6 +19,10 @@ Serves real fixtures from test/data over loopback:
 Every log starts with all its entries visible, unless --size NAME=K sets the
 visible tree size (RFC 6962: K entries after the first index; tiled: K).
 The log grows at run time with GET /control/size?log=NAME&size=K.
+GET /control/checkpoint?log=NAME&size=K pins a tiled log's checkpoint at K
+while its tiles follow the size (a log whose full tile exists while clients
+still see an older checkpoint, so the partial tile is gone: 404); size=live
+unpins it.
 
 Faults (command line or GET /control/fault?log=..&kind=..&endpoint=..&count=..&arg=..):
     --fault NAME:KIND:ENDPOINT:COUNT[:ARG]
@@ -428,6 +432,9 @@ class Handler(BaseHTTPRequestHandler):
             raise KeyError("no such endpoint")
         # tiled
         if endpoint == "checkpoint":
+            with LOCK:
+                if log.get("cp_size") is not None:
+                    size = log["cp_size"]
             root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
             keyid = hashlib.sha256(log["origin"].encode() + b"\n\x05fake").digest()[:4]
             sig = base64.b64encode(keyid + b"\x00" * 64).decode()
@@ -505,6 +512,10 @@ class Handler(BaseHTTPRequestHandler):
                 log = LOGS[q["log"]]
                 log["size"], log["t0"], log["rate"] = log_size(log), time.monotonic(), float(q["rate"])
                 return self.send(200, json.dumps({"size": log["size"]}))
+            if what == "checkpoint":
+                log = LOGS[q["log"]]
+                log["cp_size"] = None if q["size"] == "live" else int(q["size"])
+                return self.send(200, json.dumps({"checkpoint": log["cp_size"]}))
             if what == "fault":
                 FAULTS.append({"log": q["log"], "kind": q["kind"], "endpoint": q.get("endpoint", "any"),
                                "count": int(q.get("count", "1")), "arg": q.get("arg", "")})

@@ -171,7 +171,8 @@ static int parse_url(const char *url, struct target *t)
         fprintf(stderr, "loadgen: %s: refusing a non-loopback target (only 127.0.0.0/8)\n", url);
         return -1;
     }
-    snprintf(t->host, sizeof t->host, "%s", hp);
+    /* the canonical dotted form of the parsed address (at most 15 bytes) */
+    if (!inet_ntop(AF_INET, &a, t->host, sizeof t->host)) goto bad;
     snprintf(t->path, sizeof t->path, "%s", slash ? slash : "/");
     int n;
     if (t->proto == LG_PROTO_WS)

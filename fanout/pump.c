@@ -1,0 +1,352 @@
+/* pump.c - the hot path that streams the ring to clients, and the ends of
+ * a stream.
+ *
+ * A streaming client is a socket, a cursor into the ring and an offset into
+ * the record at the cursor. On every wakeup each client gets everything from
+ * its cursor to the head in one writev() of iovecs pointing into the ring;
+ * nothing is copied or buffered per client except a few control bytes
+ * (Pong, Ping, Close, heartbeat) in a fixed array. The bytes sent are
+ * validated against lapping after the write (Aeron style).
+ *
+ * Slow clients: a client whose socket is full and that is more than
+ * buffer_size records or ring_size/2 bytes behind the head is closed
+ * cleanly (WebSocket 1008 "client too slow" after the record in flight;
+ * SSE: the response ends). One whose unsent bytes were overwritten anyway
+ * is dropped at the TCP level (what it got may be corrupt). Both count in
+ * ST_SLOW_DISCONNECTS. Lag is judged only while the client's socket is
+ * full, so a client that drains everything it is given survives a burst. */
+#include "fanout/pump.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/log.h"
+
+#define FLUSH_BYTE_BUDGET (512u * 1024u)
+#define FLUSH_BLOCKED_BUDGET (64u * 1024u)
+
+/* Sends a Close frame (code 0: an empty one) after anything in flight and
+ * closes. Returns -1 if the connection is gone. */
+int ws_close(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->state == CS_CLOSING || c->state == CS_LINGER) return 0;
+    uint8_t f[2 + WS_MAX_CONTROL];
+    size_t n;
+    if (code) {
+        n = ws_close_frame(f, code, reason);
+    } else {
+        f[0] = 0x80 | WS_OP_CLOSE;
+        f[1] = 0;
+        n = 2;
+    }
+    ctl_append(c, f, n, true);
+    enter_closing(c);
+    struct timeval tv = tv_secs(CLOSING_TIMEOUT_SECS);
+    if (rearm_read(c, EV_READ | EV_PERSIST, &tv) != 0) return -1;
+    return conn_flush(c);
+}
+
+/* SSE has no close message: the response ends when the connection does. */
+int sse_end(struct conn *c)
+{
+    if (c->state == CS_CLOSING || c->state == CS_LINGER) return 0;
+    enter_closing(c);
+    struct timeval tv = tv_secs(CLOSING_TIMEOUT_SECS);
+    if (rearm_read(c, EV_READ | EV_PERSIST, &tv) != 0) return -1;
+    return conn_flush(c);
+}
+
+static bool too_slow(const struct worker *w, const struct conn *c)
+{
+    if (w->head > c->cursor && w->head - c->cursor > ring_size(w->ring) / 2) return true;
+    return w->cfg->buffer_size && worker_records_behind(w, c->cursor) > w->cfg->buffer_size;
+}
+
+/* iovecs for the client's format of one record, skipping `skip` bytes already
+ * sent. Returns the bytes added, 0 if the record's spans are not sane (it is
+ * being overwritten: the caller treats that as lapped). */
+static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, uint32_t skip,
+                           struct iovec *iov, int *niov)
+{
+    const uint8_t *base = ring_record_bytes(rec);
+    uint32_t total = rec->total_len;
+    if (c->proto == PROTO_WS) {
+        struct ring_span s = rec->ws[c->fmt];
+        if (s.len == 0 || s.off > total || s.len > total - s.off || skip >= s.len) return 0;
+        iov[(*niov)++] = (struct iovec){ (void *)(base + s.off + skip), s.len - skip };
+        return s.len - skip;
+    }
+    struct ring_span h = rec->sse_head, t = rec->sse_tail[c->fmt];
+    if (h.len == 0 || t.len == 0 || h.off > total || h.len > total - h.off || t.off > total ||
+        t.len > total - t.off || skip >= h.len + t.len)
+        return 0;
+    if (skip < h.len)
+        iov[(*niov)++] = (struct iovec){ (void *)(base + h.off + skip), h.len - skip };
+    uint32_t tskip = skip > h.len ? skip - h.len : 0;
+    iov[(*niov)++] = (struct iovec){ (void *)(base + t.off + tskip), t.len - tskip };
+    return h.len + t.len - skip;
+}
+
+/* A client whose unsent bytes were overwritten: what it got may be corrupt,
+ * so no close frame can follow; drop the TCP connection. */
+static int drop_lapped(struct conn *c)
+{
+    if (c->state == CS_WS || c->state == CS_SSE)   /* else already counted */
+        stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    log_debug("fd %d lapped by the ring: dropped", c->fd);
+    conn_free(c);
+    return -1;
+}
+
+/* A client too far behind: close it cleanly while the stream is still intact. */
+static int slow_close(struct conn *c)
+{
+    stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    log_debug("fd %d too slow: closing", c->fd);
+    return c->proto == PROTO_WS ? ws_close(c, WS_CLOSE_POLICY, "client too slow") : sse_end(c);
+}
+
+/* Writes what the client is owed, in stream order: a one-shot response, the
+ * rest of a partially sent record, queued control bytes, then records from
+ * the cursor towards the head (one writev). Returns -1 if c was freed. */
+int conn_flush(struct conn *c)
+{
+    struct worker *w = c->w;
+    struct iovec *iov = w->iov;
+    struct flush_rec *recs = w->recs;
+    int niov = 0, nrec = 0;
+    size_t total = 0;
+    uint64_t start = c->cursor, pos = c->cursor;
+    bool more = false;
+    const struct ring_record *rec;
+
+    if (c->out) {
+        iov[niov++] = (struct iovec){ c->out + c->out_off, c->out_len - c->out_off };
+        total += c->out_len - c->out_off;
+    }
+    if (c->rec_off) {
+        uint32_t n;
+        if (ring_peek(w->ring, pos, &rec) != RING_OK ||
+            (n = record_iov(c, rec, c->rec_off, iov, &niov)) == 0)
+            return drop_lapped(c);
+        recs[nrec++] = (struct flush_rec){ pos, ring_next(rec), n };
+        pos = ring_next(rec);
+        total += n;
+    }
+    if (c->ctl_len > c->ctl_off) {
+        iov[niov++] = (struct iovec){ c->ctl + c->ctl_off, (size_t)(c->ctl_len - c->ctl_off) };
+        total += (size_t)(c->ctl_len - c->ctl_off);
+    }
+    if (c->state == CS_WS || c->state == CS_SSE) {
+        if ((c->flags & CF_BLOCKED) && too_slow(w, c)) return slow_close(c);
+        bool memo = w->memo_on && niov == 0;
+        if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
+            w->memo_fmt == c->fmt) {
+            iov = w->memo_iov;
+            recs = w->memo_recs;
+            niov = w->memo_niov;
+            nrec = w->memo_nrec;
+            total = w->memo_total;
+            pos = w->memo_end;
+            more = w->memo_more;
+            goto write;
+        }
+        if (memo) {
+            /* nothing precedes the records: walk straight into the memo */
+            w->memo_valid = false;
+            iov = w->memo_iov;
+            recs = w->memo_recs;
+        }
+        /* a client whose socket was full gets a small walk: its buffer
+         * rarely has room for more, and the walk would be wasted */
+        size_t budget = (c->flags & CF_BLOCKED) ? FLUSH_BLOCKED_BUDGET : FLUSH_BYTE_BUDGET;
+        while (niov < IOV_MAX - 2 && total < budget) {
+            enum ring_status st = ring_peek(w->ring, pos, &rec);
+            if (st == RING_EMPTY) break;
+            if (st != RING_OK) {
+                if (nrec == 0 && c->rec_off == 0) return slow_close(c);
+                break;  /* send what is ready; the next flush sees the lap */
+            }
+            uint64_t next = ring_next(rec);
+            if (next <= pos) {
+                if (nrec == 0 && c->rec_off == 0) return slow_close(c);
+                break;
+            }
+            if (rec->kind == RING_KIND_MESSAGE) {
+                uint32_t n = record_iov(c, rec, 0, iov, &niov);
+                if (n == 0) {
+                    if (nrec == 0 && c->rec_off == 0) return slow_close(c);
+                    break;
+                }
+                recs[nrec++] = (struct flush_rec){ pos, next, n };
+                total += n;
+            }
+            pos = next;
+        }
+        more = niov >= IOV_MAX - 2 || total >= budget;
+        if (memo) {
+            w->memo_valid = true;
+            w->memo_from = start;
+            w->memo_proto = c->proto;
+            w->memo_fmt = c->fmt;
+            w->memo_niov = niov;
+            w->memo_nrec = nrec;
+            w->memo_total = total;
+            w->memo_end = pos;
+            w->memo_more = more;
+        }
+    }
+
+write:
+    if (niov == 0) {
+        c->cursor = pos;   /* skipped padding */
+        disarm_write(c);
+        c->flags &= (uint8_t)~CF_BLOCKED;
+        if (c->flags & CF_CLOSE_AFTER) return conn_linger(c);
+        return 0;
+    }
+
+    ssize_t wr = writev(c->fd, iov, niov);
+    if (wr < 0) {
+        if (would_block(errno)) {
+            c->flags |= CF_BLOCKED;
+            arm_write(c);
+            return 0;
+        }
+        log_debug("writev fd %d: %s", c->fd, strerror(errno));
+        conn_free(c);
+        return -1;
+    }
+    if (nrec && ring_lapped_since(w->ring, start)) return drop_lapped(c);
+
+    /* account for what left, in the same order the iovecs were built */
+    size_t left = (size_t)wr;
+    int ri = 0;
+    uint64_t msgs = 0;
+    w->pend_bytes += left;
+    if (c->out) {
+        size_t r = c->out_len - c->out_off;
+        if (left < r) {
+            c->out_off += left;
+            left = 0;
+        } else {
+            left -= r;
+            free(c->out);
+            c->out = NULL;
+            c->out_len = c->out_off = 0;
+        }
+    }
+    bool stuck = false;   /* a partial record blocks everything after it */
+    if (c->rec_off) {
+        if (left < recs[0].len) {
+            c->rec_off += (uint32_t)left;
+            left = 0;
+            stuck = true;
+        } else {
+            left -= recs[0].len;
+            c->cursor = recs[0].next;
+            c->rec_off = 0;
+            msgs++;
+        }
+        ri = 1;
+    }
+    if (!stuck && c->ctl_len > c->ctl_off) {
+        size_t r = (size_t)(c->ctl_len - c->ctl_off);
+        if (left < r) {
+            c->ctl_off = (uint16_t)(c->ctl_off + left);
+            left = 0;
+            stuck = true;
+        } else {
+            left -= r;
+            c->ctl_off = c->ctl_len = 0;
+        }
+    }
+    for (; !stuck && ri < nrec; ri++) {
+        if (left >= recs[ri].len) {
+            left -= recs[ri].len;
+            c->cursor = recs[ri].next;
+            msgs++;
+        } else {
+            c->cursor = recs[ri].pos;
+            c->rec_off = (uint32_t)left;
+            left = 0;
+            stuck = true;
+        }
+    }
+    if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
+    w->pend_msgs[c->fmt] += msgs;
+    if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
+
+    if ((size_t)wr < total) {
+        c->flags |= CF_BLOCKED;
+        arm_write(c);
+        return 0;
+    }
+    c->flags &= (uint8_t)~CF_BLOCKED;
+    if (more) {
+        arm_write(c);   /* budget used up: continue when writable, others go first */
+        return 0;
+    }
+    disarm_write(c);
+    if ((c->flags & CF_CLOSE_AFTER) && !c->out && c->rec_off == 0 && c->ctl_len == c->ctl_off)
+        return conn_linger(c);
+    if (c->state == CS_RESPONSE && (c->flags & CF_KEEPALIVE) && !c->out) return conn_keepalive(c);
+    return 0;
+}
+
+void conn_on_write(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    c->flags &= (uint8_t)~CF_WRITE_ARMED;
+    conn_flush(c);
+}
+
+/* New records: bring every streaming client up to the head. */
+void worker_pump(struct worker *w)
+{
+    worker_scan(w);
+    w->memo_on = true;
+    w->memo_valid = false;
+    for (int p = PROTO_WS; p <= PROTO_SSE; p++) {
+        for (int f = 0; f < RING_NFORMATS; f++) {
+            struct conn *next;
+            for (struct conn *c = w->streams[p][f]; c; c = next) {
+                next = c->next;
+                if (c->flags & CF_WRITE_ARMED) {
+                    /* waiting for the socket: only check that it is not too far behind */
+                    if ((c->flags & CF_BLOCKED) && too_slow(w, c)) slow_close(c);
+                    continue;
+                }
+                if (c->cursor >= w->head && c->rec_off == 0) continue;
+                conn_flush(c);
+            }
+        }
+    }
+    w->memo_on = false;
+    worker_publish_counters(w);
+}
+
+void worker_on_wake(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    uint64_t v;
+    if (read(fd, &v, sizeof v) < 0 && !would_block(errno))
+        log_warn("eventfd read: %s", strerror(errno));
+    worker_pump(arg);
+}
+
+void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
+{
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        struct conn *next;
+        for (struct conn *c = w->streams[PROTO_WS][f]; c; c = next) {
+            next = c->next;
+            if (ctl_append(c, frame, n, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+        }
+    }
+    worker_publish_counters(w);
+}

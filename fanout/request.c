@@ -1,0 +1,198 @@
+/* request.c - reading an HTTP request head and routing it: streams go to
+ * session.c, the small endpoints to http_routes.c, answers out through
+ * respond.c.
+ *
+ * The small endpoints keep HTTP/1.1 connections alive; pipelined requests
+ * are not supported (a request followed by more bytes is answered and the
+ * connection closed). Streams and errors always close. */
+#include "fanout/request.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "fanout/auth.h"
+#include "fanout/respond.h"
+#include "fanout/session.h"
+#include "fanout/ws_handshake.h"
+
+struct ws_route { const char *path, *name; enum ring_format f; };
+static const struct ws_route ws_routes[] = {
+    { "/", "/ (lite stream)", RING_LITE },
+    { "/full-stream", "/full-stream (full stream)", RING_FULL },
+    { "/full-stream/", "/full-stream (full stream)", RING_FULL },
+    { "/domains-only", "/domains-only (domains-only stream)", RING_DOMAINS },
+    { "/domains-only/", "/domains-only (domains-only stream)", RING_DOMAINS },
+};
+
+static void handle_request(struct conn *c, const struct http_request *req, const uint8_t *early,
+                           size_t early_len)
+{
+    struct worker *w = c->w;
+    const struct config *cfg = w->cfg;
+    struct http_str path = req->path;
+    bool head = http_str_eq(req->method, "HEAD");
+
+    stats_add(w->stats, w->slot, ST_HTTP_REQUESTS, 1);
+    if (!head && !http_str_eq(req->method, "GET")) {
+        respond_text(c, 405, "Allow: GET, HEAD\r\n", "Method Not Allowed.\n", false);
+        return;
+    }
+    for (size_t i = 0; i < sizeof ws_routes / sizeof ws_routes[0]; i++) {
+        if (!http_str_eq(path, ws_routes[i].path)) continue;
+        if (!cfg->protocols.websocket || !stream_enabled(cfg, ws_routes[i].f)) {
+            respond_not_found(c, head);
+            return;
+        }
+        if (head || !ws_is_upgrade(req)) {
+            char text[200];
+            snprintf(text, sizeof text,
+                     "Upgrade Required: %s is a WebSocket endpoint; connect with a WebSocket client.\n",
+                     ws_routes[i].name);
+            respond_text(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", text, head);
+            return;
+        }
+        start_websocket(c, req, ws_routes[i].f, early, early_len);
+        return;
+    }
+    if (http_str_eq(path, "/sse") || http_str_eq(path, "/sse/")) {
+        if (!cfg->protocols.sse) respond_not_found(c, head);
+        else if (head) respond_text(c, 405, "Allow: GET\r\n", "Method Not Allowed.\n", false);
+        else start_sse(c, req);
+        return;
+    }
+    if (http_str_eq(path, "/health")) {
+        if (!cfg->protocols.health) respond_not_found(c, head);
+        else respond_text(c, 200, NULL, "OK", head);
+        return;
+    }
+    if (http_str_eq(path, "/health/deep")) {
+        if (!cfg->protocols.health) {
+            respond_not_found(c, head);
+            return;
+        }
+        struct jbuf b;
+        jb_init(&b);
+        int status = 200;
+        route_health_deep(w, &b, &status);
+        respond_jbuf(c, status, "application/json", &b, head);
+        return;
+    }
+    if (http_str_eq(path, "/metrics")) {
+        if (!cfg->protocols.metrics) {
+            respond_not_found(c, head);
+            return;
+        }
+        struct jbuf b;
+        jb_init(&b);
+        route_metrics(w, &b);
+        respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        return;
+    }
+    static const struct { const char *path; enum ring_format f; } examples[] = {
+        { "/example.json", RING_LITE },
+        { "/full-stream/example.json", RING_FULL },
+        { "/domains-only/example.json", RING_DOMAINS },
+    };
+    for (size_t i = 0; i < 3; i++) {
+        if (!http_str_eq(path, examples[i].path)) continue;
+        if (!cfg->protocols.example_json || !stream_enabled(cfg, examples[i].f)) {
+            respond_not_found(c, head);
+            return;
+        }
+        struct jbuf b;
+        jb_init(&b);
+        route_example(w, examples[i].f, &b);
+        respond_jbuf(c, 200, "application/json", &b, head);
+        return;
+    }
+    if (http_str_eq(path, "/latest.json")) {
+        if (!auth_ok(w, req)) {
+            stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
+            respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", head);
+            return;
+        }
+        struct jbuf b;
+        jb_init(&b);
+        route_latest(w, &b);
+        respond_jbuf(c, 200, "application/json", &b, head);
+        return;
+    }
+    respond_not_found(c, head);
+}
+
+void request_error(struct conn *c, int status)
+{
+    stats_add(c->w->stats, c->w->slot, ST_HTTP_BAD_REQUESTS, 1);
+    const char *text = status == 431 ? "Request header fields too large.\n"
+                     : status == 408 ? "Request timeout.\n"
+                     : status == 505 ? "HTTP version not supported.\n"
+                                     : "Bad request.\n";
+    respond_text(c, status, NULL, text, false);
+}
+
+void request_read(struct conn *c)
+{
+    struct worker *w = c->w;
+    size_t max = w->cfg->limits.max_request_bytes ? w->cfg->limits.max_request_bytes : 8192;
+    size_t cap = max + REQUEST_SLACK, old = 0, have;
+    char stack[READ_CHUNK];
+    char *buf;
+    ssize_t n;
+
+    if (!c->rbuf) {
+        n = recv(c->fd, stack, cap < sizeof stack ? cap : sizeof stack, 0);
+        buf = stack;
+    } else {
+        old = c->rlen;
+        n = recv(c->fd, c->rbuf + old, cap - old, 0);
+        buf = c->rbuf;
+    }
+    if (n == 0 || (n < 0 && !would_block(errno))) {
+        conn_free(c);
+        return;
+    }
+    if (n < 0) return;
+    have = old + (size_t)n;
+    if (c->rbuf) c->rlen = (uint32_t)have;
+
+    struct http_limits lim = { max, w->cfg->limits.max_headers ? w->cfg->limits.max_headers : 64 };
+    enum http_status st = HTTP_INCOMPLETE;
+    /* parse only when the head may be complete (or for early rejection of
+     * the first bytes), so a byte-at-a-time client costs linear time */
+    if (old < 16 || have >= max || http_head_end(buf, have, old))
+        st = http_parse_request(buf, have, &lim, &w->req);
+    if (st == HTTP_INCOMPLETE) {
+        if (!c->rbuf) {
+            c->rbuf = malloc(cap);
+            if (!c->rbuf) {
+                conn_free(c);
+                return;
+            }
+            memcpy(c->rbuf, stack, have);
+            c->rlen = (uint32_t)have;
+        }
+        uint64_t now = mono_ms();
+        if (now >= c->deadline_ms) {
+            request_error(c, 408);
+            return;
+        }
+        uint64_t left = c->deadline_ms - now;
+        struct timeval tv = { .tv_sec = (time_t)(left / 1000), .tv_usec = (suseconds_t)(left % 1000) * 1000 };
+        if (event_add(&c->rev, &tv) != 0) conn_free(c);
+        return;
+    }
+    if (st != HTTP_OK) {
+        request_error(c, st == HTTP_TOO_LARGE ? 431 : st == HTTP_BAD_VERSION ? 505 : 400);
+        return;
+    }
+    /* persistent connection (RFC 9112 9.3), but no pipelining: a request
+     * followed by more bytes is answered and the connection closed */
+    const struct http_str *conn_hdr = http_header_get(&w->req, "Connection");
+    bool keep = w->req.minor >= 1 ? !(conn_hdr && http_list_has_token(*conn_hdr, "close"))
+                                  : (conn_hdr && http_list_has_token(*conn_hdr, "keep-alive"));
+    c->flags &= (uint8_t)~(CF_KEEPALIVE | CF_REUSED);
+    if (keep && have == w->req.head_len && !w->stopping) c->flags |= CF_KEEPALIVE;
+    handle_request(c, &w->req, (const uint8_t *)buf + w->req.head_len, have - w->req.head_len);
+}

@@ -1,0 +1,221 @@
+/* session.c - WebSocket and SSE sessions: admission (auth, connection
+ * limits), the upgrade or the SSE response head, where a client starts in
+ * the ring (SSE resume), and the WebSocket input (Ping, Close, errors).
+ *
+ * SSE resume (Last-Event-ID): see sse_start(). Connection limits apply to
+ * streaming clients (WebSocket, SSE); the small endpoints are not counted. */
+#include "fanout/session.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "fanout/auth.h"
+#include "fanout/pump.h"
+#include "fanout/respond.h"
+#include "fanout/ws_handshake.h"
+
+bool stream_enabled(const struct config *cfg, enum ring_format f)
+{
+    return f == RING_FULL ? cfg->streams.full : f == RING_LITE ? cfg->streams.lite : cfg->streams.domains_only;
+}
+
+static bool limit_ok(struct conn *c)
+{
+    struct worker *w = c->w;
+    if (!w->cfg->connection_limit.enabled) return true;
+    if (!stats_conn_acquire(w->stats, w->slot, &c->peer.sa, w->cfg->connection_limit.max_connections,
+                            w->cfg->connection_limit.per_ip_limit)) {
+        stats_add(w->stats, w->slot, ST_CONN_REJECTED_LIMIT, 1);
+        return false;
+    }
+    c->flags |= CF_LIMIT_HELD;
+    return true;
+}
+
+/* Shared by both protocols once the request is accepted. */
+static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t cursor)
+{
+    struct worker *w = c->w;
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->proto = (uint8_t)proto;
+    c->fmt = (uint8_t)f;
+    c->cursor = cursor;
+    c->rec_off = 0;
+    c->last_send = mono_ms32();
+    c->state = proto == PROTO_WS ? CS_WS : CS_SSE;
+    conn_list_add(&w->streams[proto][f], c);
+    c->flags |= CF_LISTED | CF_GAUGED;
+    stats_add(w->stats, w->slot, conn_gauge_id(c), 1);
+    /* WebSocket: idle timeout via a common timeout (O(1) re-arm per read);
+     * SSE clients send nothing, so only EOF matters */
+    if (proto == PROTO_WS) return rearm_read(c, EV_READ | EV_PERSIST, w->idle_tv);
+    return rearm_read(c, EV_READ | EV_PERSIST, NULL);
+}
+
+/* A stream (WebSocket or SSE) needs the token when auth is on (401) and a
+ * free place under the shared connection limits (429, before the upgrade).
+ * False: the answer has been sent. */
+static bool admit_stream(struct worker *w, struct conn *c, const struct http_request *req)
+{
+    if (!auth_ok(w, req)) {
+        stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
+        respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
+        return false;
+    }
+    if (!limit_ok(c)) {
+        respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
+        return false;
+    }
+    return true;
+}
+
+void start_websocket(struct conn *c, const struct http_request *req, enum ring_format f,
+                            const uint8_t *early, size_t early_len)
+{
+    struct worker *w = c->w;
+    struct ws_handshake hs;
+    int st = ws_handshake_check(req, &hs);
+    if (st == 426) {
+        stats_add(w->stats, w->slot, ST_HTTP_BAD_REQUESTS, 1);
+        respond_text(c, 426, "Sec-WebSocket-Version: 13\r\n", "Unsupported WebSocket version: use 13.\n", false);
+        return;
+    }
+    if (st != 0) {
+        stats_add(w->stats, w->slot, ST_HTTP_BAD_REQUESTS, 1);
+        respond_text(c, 400, NULL, "Bad WebSocket handshake.\n", false);
+        return;
+    }
+    if (!admit_stream(w, c, req))
+        return;
+    char resp[CONN_CTL_CAP];
+    size_t n = ws_handshake_response(resp, sizeof resp, &hs);
+    if (n == 0 || !ctl_append(c, resp, n, true)) {
+        conn_free(c);
+        return;
+    }
+    ws_reader_init(&c->rd, w->cfg->limits.max_frame_bytes, w->cfg->limits.max_message_bytes);
+    /* early bytes may live in c->rbuf, which start_stream frees: keep a copy */
+    uint8_t early_copy[REQUEST_SLACK + READ_CHUNK];
+    if (early_len > sizeof early_copy) early_len = sizeof early_copy;
+    if (early_len) memcpy(early_copy, early, early_len);
+    if (start_stream(c, PROTO_WS, f, ring_start_position(w->ring)) != 0) return;
+    if (conn_flush(c) != 0) return;
+    if (early_len) ws_consume(c, early_copy, early_len);
+}
+
+/* Where an SSE client starts: the live position, or after its Last-Event-ID
+ * if that record is still in the ring. An id that was already overwritten
+ * resumes at the oldest intact record this worker knows; an id that is not a
+ * record (or in the future) starts live. A resume never starts more than
+ * buffer_size records back (the client would be dropped as slow at once). */
+static uint64_t sse_start(struct worker *w, const struct http_request *req)
+{
+    uint64_t live = ring_start_position(w->ring), seq = 0, start;
+    const struct http_str *v = http_header_get(req, "Last-Event-ID");
+    if (!v || v->len == 0 || v->len > 20) return live;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9') return live;
+        uint64_t d = (uint64_t)(v->p[i] - '0');
+        if (seq > (UINT64_MAX - d) / 10) return live;
+        seq = seq * 10 + d;
+    }
+    worker_scan(w);
+    const struct ring_record *rec;
+    enum ring_status st = ring_find(w->ring, seq, &rec);
+    if (st == RING_OK) {
+        start = ring_next(rec);
+        if (ring_lapped_since(w->ring, seq)) st = RING_LAPPED;
+    }
+    if (st == RING_LAPPED) {
+        uint64_t n = worker_recent_n(w), pos = live;
+        start = live;
+        uint64_t oldest = ring_oldest_position(w->ring);
+        for (uint64_t back = n; back-- > 0;) {
+            if (worker_recent_at(w, back, &pos) && pos >= oldest) {
+                start = pos;
+                break;
+            }
+        }
+    } else if (st != RING_OK) {
+        return live;
+    }
+    uint64_t limit_pos;
+    if (w->cfg->buffer_size && worker_recent_at(w, w->cfg->buffer_size - 1, &limit_pos) &&
+        start < limit_pos)
+        start = limit_pos;
+    return start;
+}
+
+static bool parse_sse_stream(struct http_str q, enum ring_format *f)
+{
+    struct http_str v;
+    *f = RING_LITE;
+    if (!http_query_param(q, "stream", &v) || v.len == 0) return true;
+    if (http_str_eq(v, "lite")) *f = RING_LITE;
+    else if (http_str_eq(v, "full")) *f = RING_FULL;
+    else if (http_str_eq(v, "domains") || http_str_eq(v, "domains-only")) *f = RING_DOMAINS;
+    else return false;
+    return true;
+}
+
+void start_sse(struct conn *c, const struct http_request *req)
+{
+    struct worker *w = c->w;
+    enum ring_format f;
+    if (!parse_sse_stream(req->query, &f)) {
+        respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", false);
+        return;
+    }
+    if (!stream_enabled(w->cfg, f)) {
+        respond_not_found(c, false);
+        return;
+    }
+    if (!admit_stream(w, c, req))
+        return;
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+    uint64_t cursor = sse_start(w, req);
+    if (!ctl_append(c, head, sizeof head - 1, true)) {
+        conn_free(c);
+        return;
+    }
+    if (start_stream(c, PROTO_SSE, f, cursor) != 0) return;
+    conn_flush(c);
+}
+
+int ws_consume(struct conn *c, const uint8_t *p, size_t n)
+{
+    while (n > 0 && c->state == CS_WS) {
+        struct ws_event ev;
+        size_t used = ws_reader_feed(&c->rd, p, n, &ev);
+        p += used;
+        n -= used;
+        switch (ev.type) {
+        case WS_EV_NONE:
+            if (used == 0) return 0;
+            break;
+        case WS_EV_MESSAGE:
+        case WS_EV_PONG:
+            break;
+        case WS_EV_PING: {
+            uint8_t f[2 + WS_MAX_CONTROL];
+            size_t h = ws_frame_header(f, WS_OP_PONG, ev.payload_len);
+            memcpy(f + h, ev.payload, ev.payload_len);
+            if (ctl_append(c, f, h + ev.payload_len, false) && !(c->flags & CF_WRITE_ARMED) &&
+                conn_flush(c) != 0)
+                return -1;
+            break;
+        }
+        case WS_EV_CLOSE:
+            return ws_close(c, ev.close_code, NULL);   /* echo the client's code */
+        case WS_EV_ERROR:
+            stats_add(c->w->stats, c->w->slot, ST_WS_PROTOCOL_ERRORS, 1);
+            log_debug("fd %d: %s", c->fd, ev.reason);
+            return ws_close(c, ev.close_code, ev.reason);
+        }
+    }
+    return 0;
+}
