@@ -481,14 +481,16 @@ static double seen_now(struct ingest *in)
     return (double)wall_ms() / 1000.0;
 }
 
-/* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): one line "<url> <index>"
- * per entry, appended with one write(2) (O_APPEND) just before the entry goes
- * into the ring, so a crash test can check that every entry went out exactly
- * once across kills. */
-static void journal_write(struct ilog *l, uint64_t index)
+/* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): "B <url> <index>" just
+ * before an entry goes into the ring and "A <url> <index>" just after (before
+ * its position is stored), each one write(2) with O_APPEND, so a crash test
+ * can check across kills that every entry went out exactly once: two A lines
+ * are a duplicate, no line a gap, and a B without its A marks a kill inside
+ * the publish of that entry (docs/ingest.md). */
+static void journal_write(struct ilog *l, char what, uint64_t index)
 {
     char line[600];
-    int n = snprintf(line, sizeof line, "%s %llu\n", l->cfg->url, (unsigned long long)index);
+    int n = snprintf(line, sizeof line, "%c %s %llu\n", what, l->cfg->url, (unsigned long long)index);
     if (n > 0 && (size_t)n < sizeof line && write(l->in->journal_fd, line, (size_t)n) != n)
         log_warn("publish journal: %s", strerror(errno));
 }
@@ -514,15 +516,14 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
-    /* The journal line goes first: a kill between it and the ring shows as a
-     * duplicate in the journal, never as a miss. */
-    if (in->journal_fd >= 0) journal_write(l, index);
+    if (in->journal_fd >= 0) journal_write(l, 'B', index);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);
         count(in, ST_PARSE_FAILURES, 1);
         return;
     }
+    if (in->journal_fd >= 0) journal_write(l, 'A', index);
     count(in, ST_ENTRIES_PUBLISHED, 1);
     __atomic_add_fetch(&l->sl->entries, 1, __ATOMIC_RELAXED);
     in->published_since_notify++;

@@ -6,10 +6,13 @@ The server (real binary) follows N synthetic RFC 6962 logs and one synthetic
 tiled log of test/fakelog/fakelog.py, growing at --rate entries/s each,
 with positions seeded at index 0 through the JSON state file (so the import
 is exercised and every entry from 0 on must go out). Each ingest process
-appends "<log url> <index>" to a publish journal for every entry it puts into
-the ring (CERTSTREAM_TEST_PUBLISH_JOURNAL, one O_APPEND write each), which
-no kill can lose: the line is in the kernel's page cache once write()
-returns.
+appends "B <log url> <index>" to a publish journal just before it puts an
+entry into the ring and "A <log url> <index>" just after, before the entry's
+position is stored (CERTSTREAM_TEST_PUBLISH_JOURNAL, one O_APPEND write
+each), which no kill can lose: a line is in the kernel's page cache once
+write() returns. Two A lines are a duplicate, no A line a gap; a B line
+without its A marks a kill inside that entry's publish, the one place where
+the ring could hold an entry twice unseen: those are counted and printed.
 
 Then --kills times, after a random 0.2..1.2 s: SIGKILL to a random choice of
   - the supervisor (its children get SIGTERM from the kernel and stop; the
@@ -127,13 +130,14 @@ def main():
             servers.append(p)
             return p
 
-        def journal_counts():
+        def journal_counts(kind="A"):
             c = collections.Counter()
             if os.path.exists(journal):
                 with open(journal) as f:
                     for line in f:
-                        u, i = line.split()
-                        c[(u, int(i))] += 1
+                        k, u, i = line.split()
+                        if k == kind:
+                            c[(u, int(i))] += 1
             return c
 
         server = start()
@@ -179,7 +183,15 @@ def main():
             raise AssertionError("server exit status %s" % server.returncode)
         # Any process of any run still alive would hold the position store's lock.
         c = journal_counts()
+        before = journal_counts("B")
+        # A "B" line without its "A": a kill landed inside the publish of that
+        # entry (between the two writes). If it landed after the ring store,
+        # the ring got the entry twice without a second A line: the only
+        # place a duplicate could hide, so these are counted and shown.
+        inside = sorted(k for k in before if before[k] > c.get(k, 0))
         problems = []
+        if len(inside) > a.kills:
+            problems.append("%d entries with a B line and no A line, more than the %d kills" % (len(inside), a.kills))
         total = 0
         for n, size in sizes.items():
             for i in range(size):
@@ -195,8 +207,9 @@ def main():
         for n, size in sizes.items():
             if st.get(urls[n], {}).get("next_index") != size:
                 problems.append("state file: %s next_index %s, expected %d" % (n, st.get(urls[n]), size))
-        print("seed %d: %d kills (%s), %d logs, %d entries, %d journal lines" %
-              (a.seed, a.kills, dict(kinds), len(sizes), total, sum(c.values())))
+        print("seed %d: %d kills (%s), %d logs, %d entries, %d published (A lines); %d kills landed inside "
+              "a publish (B line without A: %s)" % (a.seed, a.kills, dict(kinds), len(sizes), total, sum(c.values()),
+                                                     len(inside), ", ".join("%s %d" % k for k in inside[:5])))
         if problems:
             print("\n".join(problems[:40]))
             with open(os.path.join(d, "server.log"), "rb") as f:

@@ -115,8 +115,9 @@ class Run:
         if os.path.exists(self.journal):
             with open(self.journal) as f:
                 for line in f:
-                    u, i = line.split()
-                    c[int(i)] += 1
+                    k, u, i = line.split()
+                    if k == "A":
+                        c[int(i)] += 1
         return c
 
     def health(self):
