@@ -102,6 +102,7 @@ static const struct key keys[] = {
     BOOL("ct_log.list_enabled", "CERTSTREAM_CT_LOG_LIST_ENABLED", ct_log.list_enabled),
     BOOL("ct_log.rfc6962_enabled", "CERTSTREAM_CT_LOG_RFC6962_ENABLED", ct_log.rfc6962_enabled),
     BOOL("ct_log.static_enabled", "CERTSTREAM_CT_LOG_STATIC_ENABLED", ct_log.static_enabled),
+    BOOL("ct_log.verify_tiles", "CERTSTREAM_CT_LOG_VERIFY_TILES", ct_log.verify_tiles),
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
@@ -957,6 +958,7 @@ static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SU(ct_log, operator_rate_limit_ms),
     CY_SS(ct_log, position_ahead), CY_SU(ct_log, max_response_bytes), CY_SU(ct_log, max_inflight_bytes),
     CY_SB(ct_log, list_enabled), CY_SB(ct_log, rfc6962_enabled), CY_SB(ct_log, static_enabled),
+    CY_SB(ct_log, verify_tiles),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {

@@ -51,6 +51,7 @@ struct config {
         bool list_enabled;            /* true: follow the logs of ct_logs_url */
         bool rfc6962_enabled;         /* true: follow RFC 6962 logs (list and custom_logs) */
         bool static_enabled;          /* true: follow static-ct-api logs (list and static_logs) */
+        bool verify_tiles;            /* false: prove tiled entries against the checkpoint (hash tiles) */
     } ct_log;
 
     struct {

@@ -32,6 +32,7 @@
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
 #include "ingest/pipeline.h"
+#include "ingest/tileproof.h"
 
 #define MAX_WINDOWS 32
 #define ENTRY_BYTES_MAX (64u << 10)  /* per entry, for the automatic max_response_bytes: the
@@ -40,7 +41,8 @@
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
 
-enum req_kind { REQ_STH, REQ_ENTRIES, REQ_CHECKPOINT, REQ_TILE, REQ_ISSUER };
+enum req_kind { REQ_STH, REQ_ENTRIES, REQ_CHECKPOINT, REQ_TILE, REQ_ISSUER, REQ_HASH_TILE };
+#define HASH_TILE_CACHE 16
 enum req_state { RS_IDLE, RS_QUEUED, RS_INFLIGHT, RS_DONE };
 
 struct ingest;
@@ -115,6 +117,16 @@ struct ilog {
     struct req issuer;
     uint8_t issuer_fp[32];
     unsigned issuer_attempts;
+    /* ct_log.verify_tiles: the checkpoint tiles are proven against */
+    uint64_t cp_size;                 /* latest checkpoint */
+    uint8_t cp_root[32];
+    bool vhave;
+    uint64_t vsize;                   /* the one in use for proofs */
+    uint8_t vroot[32];
+    struct req htile;                 /* hash tile being fetched */
+    struct tileproof_need hneed;
+    struct { unsigned level; uint64_t n; unsigned width; uint8_t *h; } hcache[HASH_TILE_CACHE];
+    unsigned hcache_next;
 };
 
 struct issuer {
@@ -859,6 +871,10 @@ static void checkpoint_done(struct ilog *l)
         return;
     }
     on_success(l);
+    if (!l->cp_size || cp.tree_size > l->cp_size) {
+        l->cp_size = cp.tree_size;
+        memcpy(l->cp_root, cp.root_hash, 32);
+    }
     got_size(l, cp.tree_size);
 }
 
@@ -998,6 +1014,96 @@ static void issuer_done(struct ilog *l)
  * that does not decode is refetched; after retry_max_attempts the entries
  * that cannot be located are counted as parse failures and skipped, so a
  * broken tile never stalls the log. */
+/* ---- verified tiles (ct_log.verify_tiles; ingest/tileproof.h) ---- */
+
+static const uint8_t *hcache_get(void *ctx, unsigned level, uint64_t n, unsigned width)
+{
+    struct ilog *l = ctx;
+    for (unsigned i = 0; i < HASH_TILE_CACHE; i++)
+        if (l->hcache[i].h && l->hcache[i].level == level && l->hcache[i].n == n && l->hcache[i].width == width)
+            return l->hcache[i].h;
+    return NULL;
+}
+
+static void hcache_clear(struct ilog *l)
+{
+    for (unsigned i = 0; i < HASH_TILE_CACHE; i++) {
+        free(l->hcache[i].h);
+        l->hcache[i].h = NULL;
+    }
+}
+
+static void htile_done(struct ilog *l)
+{
+    struct req *r = &l->htile;
+    char err[256];
+    r->state = RS_IDLE;
+    if (req_failed(r, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    if (r->len != 32u * l->hneed.width) {
+        snprintf(err, sizeof err, "hash tile of %zu bytes, expected %u", r->len, 32u * l->hneed.width);
+        on_failure(l, r, err);
+        return;
+    }
+    unsigned k = l->hcache_next++ % HASH_TILE_CACHE;
+    free(l->hcache[k].h);
+    l->hcache[k].h = malloc(r->len);
+    if (!l->hcache[k].h) return;
+    memcpy(l->hcache[k].h, r->body, r->len);
+    l->hcache[k].level = l->hneed.level;
+    l->hcache[k].n = l->hneed.n;
+    l->hcache[k].width = l->hneed.width;
+    on_success(l);
+}
+
+/* 0: the n decoded entries of the tile are proven in the checkpoint's tree;
+ * 1: a hash tile is being fetched; -1: they are not (alarm, refetch later). */
+static int tile_verify(struct ilog *l, const size_t *off, const size_t *len, unsigned n)
+{
+    uint8_t hashes[TILE_WIDTH][32];
+    struct tileproof_need need;
+    char err[256];
+    if (n == 0) return 0;
+    if (!l->vhave || l->tile_n * TILE_WIDTH + n > l->vsize) {
+        /* A newer checkpoint only when the one in use does not cover the
+         * tile: the right-edge hash tiles stay cached meanwhile. */
+        l->vsize = l->cp_size;
+        memcpy(l->vroot, l->cp_root, 32);
+        l->vhave = true;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct ct_entry e;
+        size_t used;
+        char derr[128];
+        if (ct_decode_tile_entry((const uint8_t *)l->tile.body + off[i], len[i], &used, &e, derr, sizeof derr) != 0)
+            return -1;
+        tileproof_leaf_hash(&e, hashes[i]);
+    }
+    int rc = tileproof_check(l->vsize, l->vroot, l->tile_n, n, &hashes[0][0], hcache_get, l, &need, err, sizeof err);
+    if (rc == 1) {
+        if (l->htile.state == RS_IDLE) {
+            char path[128];
+            l->hneed = need;
+            tileproof_path(path, sizeof path, need.level, need.n, need.width == TILE_WIDTH ? 0 : need.width);
+            snprintf(l->htile.url, sizeof l->htile.url, "%s%s", l->base, path);
+            submit(l, &l->htile);
+        }
+        return 1;
+    }
+    if (rc == 0) {
+        count(l->in, ST_TILES_VERIFIED, 1);
+        return 0;
+    }
+    count(l->in, ST_TILE_VERIFY_FAILURES, 1);
+    log_error("%s: ALARM: %s (checkpoint size %llu); entries held back, fetched again", l->cfg->name, err,
+              (unsigned long long)l->vsize);
+    hcache_clear(l);
+    l->vhave = false;
+    return -1;
+}
+
 static void tile_process(struct ilog *l)
 {
     static size_t off[TILE_WIDTH], len[TILE_WIDTH];
@@ -1018,6 +1124,18 @@ static void tile_process(struct ilog *l)
         submit(l, &l->issuer);
         return;
     }
+    if (l->in->cfg->ct_log.verify_tiles) {
+        int v = tile_verify(l, off, len, n);
+        if (v == 1) return;
+        if (v < 0) {
+            char why[96];
+            snprintf(why, sizeof why, "data tile %llu does not verify against the checkpoint",
+                     (unsigned long long)l->tile_n);
+            l->tile_ready = false;
+            on_failure(l, &l->tile, why);
+            return;
+        }
+    }
     tile_render(l, off, len, n);
     body_trim(&l->tile);
     l->tile_ready = false;
@@ -1037,6 +1155,7 @@ static void pump_tiled(struct ilog *l, uint64_t now)
         issuer_done(l);
         body_trim(&l->issuer);
     }
+    if (l->htile.state == RS_DONE) htile_done(l);
     if (now < l->retry_at_ms) return;
     if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
         snprintf(l->head.url, sizeof l->head.url, "%scheckpoint", l->base);
@@ -1112,7 +1231,9 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
     if (!l->op || !l->timer) return -1;
     if (req_init(in, l, &l->head, cfg->kind == LOGLIST_TILED ? REQ_CHECKPOINT : REQ_STH) != 0) return -1;
     if (cfg->kind == LOGLIST_TILED) {
-        if (req_init(in, l, &l->tile, REQ_TILE) != 0 || req_init(in, l, &l->issuer, REQ_ISSUER) != 0) return -1;
+        if (req_init(in, l, &l->tile, REQ_TILE) != 0 || req_init(in, l, &l->issuer, REQ_ISSUER) != 0 ||
+            req_init(in, l, &l->htile, REQ_HASH_TILE) != 0)
+            return -1;
     } else {
         for (unsigned k = 0; k < in->windows; k++)
             if (req_init(in, l, &l->win[k].r, REQ_ENTRIES) != 0) return -1;
@@ -1148,6 +1269,8 @@ static void ingest_free(struct ingest *in)
         req_cleanup(in, &l->head);
         req_cleanup(in, &l->tile);
         req_cleanup(in, &l->issuer);
+        req_cleanup(in, &l->htile);
+        hcache_clear(l);
         for (unsigned k = 0; k < MAX_WINDOWS; k++) req_cleanup(in, &l->win[k].r);
         if (l->timer) event_free(l->timer);
     }

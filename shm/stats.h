@@ -38,6 +38,8 @@ enum stat_id {
     ST_TREE_SIZE_SHRANK,              /* tree heads smaller than one seen before (ignored) */
     ST_ANSWERS_TOO_LARGE,             /* answers over ct_log.max_response_bytes */
     ST_INFLIGHT_BUDGET_HITS,          /* answers dropped: ct_log.max_inflight_bytes in use */
+    ST_TILES_VERIFIED,                /* data tiles proven against a checkpoint */
+    ST_TILE_VERIFY_FAILURES,          /* data tiles that did not verify (alarm) */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
     ST_COUNT

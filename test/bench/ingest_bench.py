@@ -73,7 +73,7 @@ def mem_kb(pid):
 
 
 class Setup:
-    def __init__(self, a, fake_args, state, extra_yaml, custom):
+    def __init__(self, a, fake_args, state, extra_yaml, custom, static=False):
         self.d = tempfile.mkdtemp(prefix="cs-ibench-")
         pf = os.path.join(self.d, "port")
         self.fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "test/fakelog/fakelog.py"),
@@ -93,7 +93,7 @@ class Setup:
             f.write("ct_logs_url: file://%s\n" % os.path.join(self.d, "empty.json"))
             f.write("ct_log:\n  state_file: %s\n" % os.path.join(self.d, "state.json"))
             f.write(extra_yaml)
-            f.write("custom_logs:\n")
+            f.write("static_logs:\n" if static else "custom_logs:\n")
             for n in custom:
                 f.write("  - {name: %s, url: \"%s%s/\"}\n" % (n, self.base, n))
         env = dict(os.environ)
@@ -153,9 +153,14 @@ class Setup:
 def catchup(a):
     rates, cpus = [], []
     for rep in range(a.repeats):
-        s = Setup(a, ["--synthetic", "c=%d" % a.entries], {"c": 0},
-                  "  batch_size: 256\n  fetch_concurrency: %d\n  operator_rate_limit_ms: 0\n"
-                  "  poll_interval_ms: 1000\n" % a.concurrency, ["c"])
+        if a.tiled:
+            s = Setup(a, ["--synthetic-tiled", "c=%d" % a.entries] + (["--hash-tiles"] if a.verify else []),
+                      {"c": 0}, "  operator_rate_limit_ms: 0\n  verify_tiles: %s\n" % ("true" if a.verify else "false"),
+                      ["c"], static=True)
+        else:
+            s = Setup(a, ["--synthetic", "c=%d" % a.entries], {"c": 0},
+                      "  batch_size: 256\n  fetch_concurrency: %d\n  operator_rate_limit_ms: 0\n"
+                      "  poll_interval_ms: 1000\n" % a.concurrency, ["c"])
         try:
             wait_for(lambda: s.published() > 0, 60, "the first entry")
             t0 = time.time()
@@ -168,8 +173,12 @@ def catchup(a):
             n = a.entries - n0
             rates.append(n / (t1 - t0))
             cpus.append((c1 - c0) / n * 1000 * 1000)   # ms per 1,000 entries
-            print("run %d: %d entries in %.1f s = %.0f entries/s; ingest CPU %.1f s = %.2f ms per 1,000 entries"
-                  % (rep + 1, n, t1 - t0, rates[-1], c1 - c0, cpus[-1]), flush=True)
+            st = json.loads(urllib.request.urlopen(s.base + "control/stats").read())
+            print("run %d: %d entries in %.1f s = %.0f entries/s; ingest CPU %.1f s = %.2f ms per 1,000 entries; "
+                  "requests per 1,000 entries: %s"
+                  % (rep + 1, n, t1 - t0, rates[-1], c1 - c0, cpus[-1],
+                     ", ".join("%s %.2f" % (k.split()[1], v * 1000.0 / a.entries) for k, v in sorted(st.items()))),
+                  flush=True)
         finally:
             s.close()
     print("catch-up median: %.0f entries/s, %.2f ms ingest CPU per 1,000 entries (%d runs)"
@@ -212,6 +221,8 @@ def main():
     ap.add_argument("--secs", type=float, default=60)
     ap.add_argument("--procs", type=int, default=6)
     ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--tiled", action="store_true", help="catchup: a static-ct-api log")
+    ap.add_argument("--verify", action="store_true", help="catchup --tiled: ct_log.verify_tiles with hash tiles")
     ap.add_argument("--pace", type=int, default=20)
     a = ap.parse_args()
     catchup(a) if a.mode == "catchup" else steady(a)

@@ -104,6 +104,7 @@ static void test_defaults(void)
     CHECK(d.ct_log.max_response_bytes == 0);
     CHECK(d.ct_log.max_inflight_bytes == 64u << 20);
     CHECK(d.ct_log.list_enabled && d.ct_log.rfc6962_enabled && d.ct_log.static_enabled);
+    CHECK(!d.ct_log.verify_tiles);
     CHECK_STR(d.ct_logs_signature, "optional");
     CHECK_STR(d.ct_logs_public_key, "");
     CHECK(!d.connection_limit.enabled);
@@ -178,6 +179,7 @@ static const char every_key_yaml[] =
     "  list_enabled: false\n"
     "  rfc6962_enabled: no\n"
     "  static_enabled: off\n"
+    "  verify_tiles: true\n"
     "connection_limit:\n"
     "  enabled: yes\n"
     "  max_connections: 500\n"
@@ -246,6 +248,7 @@ static void check_every_key(const struct config *c)
     CHECK(c->ct_log.max_response_bytes == 8388608);
     CHECK(c->ct_log.max_inflight_bytes == 33554432);
     CHECK(!c->ct_log.list_enabled && !c->ct_log.rfc6962_enabled && !c->ct_log.static_enabled);
+    CHECK(c->ct_log.verify_tiles);
     CHECK_STR(c->ct_logs_signature, "required");
     CHECK_STR(c->ct_logs_public_key, "/etc/certstream/list.pem");
     CHECK(c->connection_limit.enabled);
@@ -346,7 +349,7 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES=8388608",
         "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES=33554432",
         "CERTSTREAM_CT_LOG_LIST_ENABLED=false", "CERTSTREAM_CT_LOG_RFC6962_ENABLED=no",
-        "CERTSTREAM_CT_LOG_STATIC_ENABLED=off",
+        "CERTSTREAM_CT_LOG_STATIC_ENABLED=off", "CERTSTREAM_CT_LOG_VERIFY_TILES=true",
         "CERTSTREAM_CT_LOGS_SIGNATURE=required", "CERTSTREAM_CT_LOGS_PUBLIC_KEY=/etc/certstream/list.pem",
         "CERTSTREAM_CONNECTION_LIMIT_ENABLED=yes", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS=500",
         "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT=5",

@@ -53,6 +53,11 @@ Growing logs with distinct certificates (benchmarks, soak and crash tests):
   too), so every entry of every synthetic log is a distinct certificate with
   its real chain. get-entries answers hold at most 256
   entries (--max-batch overrides, e.g. 32 like some real logs).
+  --hash-tiles   tiled logs also serve hash tiles (tile/<L>/<N>[.p/<W>]),
+                 computed from their entries, and checkpoints carry the
+                 computed root hash (checked at start against
+                 tree_heads.json for Navigli). Fault kind `badhash` (ENDPOINT
+                 hashtile) flips a bit of a served hash tile.
   Fault kind `corrupt` (entries only; ARG = which entry of the answer, 0 by
   default) replaces that entry's leaf_input with invalid base64. Fault kind
   `huge` (ARG = MiB, default 64) answers with that much JSON (spaces),
@@ -275,6 +280,64 @@ def add_synthetic(name, spec, tiled):
         LOGS[name] = dict(common, kind="rfc6962", first=0, entries=None, max_batch=256)
 
 
+def tile_leaf_hash(leaf):
+    """RFC 6962 leaf hash of a TileLeaf: SHA-256(0x00 || MerkleTreeLeaf), the
+    MerkleTreeLeaf being 0x00 0x00 and the TileLeaf up to its extensions."""
+    etype = int.from_bytes(leaf[8:10], "big")
+    p = 10
+    if etype == 0:
+        p += 3 + int.from_bytes(leaf[p:p + 3], "big")
+    else:
+        p += 32
+        p += 3 + int.from_bytes(leaf[p:p + 3], "big")
+    p += 2 + int.from_bytes(leaf[p:p + 2], "big")
+    return hashlib.sha256(b"\x00\x00\x00" + leaf[:p]).digest()
+
+
+def node(a, b):
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def mth(hashes):
+    """RFC 6962 Merkle tree hash over a list of leaf hashes."""
+    n = len(hashes)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return hashes[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return node(mth(hashes[:k]), mth(hashes[k:]))
+
+
+def tiled_leaf_hashes(log, size):
+    """Leaf hashes 0..size-1 of a tiled log (cached, extended on demand)."""
+    hs = log.setdefault("leaf_hashes", [])
+    while len(hs) < size:
+        n = len(hs) // 256
+        data = synth_tile(log, n, 256) if log.get("synth") else log["tiles"][n]
+        offs = split_tile_leaves(data)
+        for a, e in offs[len(hs) - n * 256:]:
+            hs.append(tile_leaf_hash(data[a:e]))
+    return hs[:size]
+
+
+def hash_level(log, size, level):
+    """The level-`level` node hashes of the tree of `size` entries that are
+    roots of complete 256^level subtrees (what hash tiles of that level hold)."""
+    hs = tiled_leaf_hashes(log, size)
+    for _ in range(level):
+        nxt = []
+        for i in range(0, len(hs) - len(hs) % 256, 256):
+            group = hs[i:i + 256]
+            while len(group) > 1:
+                group = [node(group[j], group[j + 1]) for j in range(0, len(group), 2)]
+            nxt.append(group[0])
+        hs = nxt
+    return hs
+
+
 def load_golden(testdata, log_url):
     with open(os.path.join(testdata, "golden", "live_ct.json")) as f:
         recs = [r for r in json.load(f) if r["log_url"] == log_url]
@@ -354,7 +417,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, '{"error":"no such log"}')
         endpoint = {"ct/v1/get-sth": "sth", "ct/v1/get-entries": "entries", "checkpoint": "checkpoint"}.get(rest)
         if endpoint is None:
-            endpoint = "tile" if rest.startswith("tile/data/") else "issuer" if rest.startswith("issuer/") else "other"
+            endpoint = ("tile" if rest.startswith("tile/data/") else "issuer" if rest.startswith("issuer/")
+                        else "hashtile" if rest.startswith("tile/") else "other")
         with LOCK:
             key = name + " " + endpoint
             STATS[key] = STATS.get(key, 0) + 1
@@ -435,7 +499,10 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 if log.get("cp_size") is not None:
                     size = log["cp_size"]
-            root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
+            if log.get("verify"):
+                root = base64.b64encode(mth(tiled_leaf_hashes(log, size))).decode()
+            else:
+                root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
             keyid = hashlib.sha256(log["origin"].encode() + b"\n\x05fake").digest()[:4]
             sig = base64.b64encode(keyid + b"\x00" * 64).decode()
             body = "%s\n%d\n%s\n\n\u2014 %s %s\n" % (log["origin"], size, root, log["origin"], sig)
@@ -470,6 +537,22 @@ class Handler(BaseHTTPRequestHandler):
                 data = gzip.compress(data)
                 hdrs = {"Content-Encoding": "gzip"}
             return 200, data, "application/octet-stream", hdrs
+        if endpoint == "hashtile":
+            lvl, p = rest[len("tile/"):].split("/", 1)
+            width = 256
+            if ".p/" in p:
+                p, w = p.split(".p/", 1)
+                width = int(w)
+            n = parse_tile_path(p)
+            if not lvl.isdigit() or n is None or not 1 <= width <= 256:
+                return 404, b"not found", "text/plain", None
+            hs = hash_level(log, size, int(lvl))
+            if n * 256 + width > len(hs) or (width < 256 and n * 256 + 256 <= len(hs)):
+                return 404, b"not found", "text/plain", None
+            body = b"".join(hs[n * 256:n * 256 + width])
+            if fault and fault["kind"] == "badhash":
+                body = bytes([body[0] ^ 1]) + body[1:]
+            return 200, body, "application/octet-stream", None
         if endpoint == "issuer":
             h = rest[len("issuer/"):]
             if h in log["issuers"]:
@@ -549,6 +632,7 @@ def main():
     ap.add_argument("--synthetic", action="append", default=[])
     ap.add_argument("--synthetic-tiled", action="append", default=[])
     ap.add_argument("--synthetic-many", action="append", default=[])
+    ap.add_argument("--hash-tiles", action="store_true")
     a = ap.parse_args()
     GZIP_TILES = a.gzip_tiles
     TESTDATA = a.testdata
@@ -588,6 +672,14 @@ def main():
         p = f.split(":")
         FAULTS.append({"log": p[0], "kind": p[1], "endpoint": p[2], "count": int(p[3]),
                        "arg": p[4] if len(p) > 4 else ""})
+    if a.hash_tiles:
+        for log in LOGS.values():
+            if log["kind"] == "tiled":
+                log["verify"] = True
+                for sz, root in log["heads"].items():   # the computed tree agrees with the fixture's
+                    if sz <= 256 * len(log["tiles"] or {}) and base64.b64encode(
+                            mth(tiled_leaf_hashes(log, sz))).decode() != root:
+                        sys.exit("fakelog: computed root of size %d differs from tree_heads.json" % sz)
     srv = QuietServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     port = srv.server_address[1]

@@ -76,18 +76,21 @@ def private_kb(pid):
 
 
 class Run:
-    def __init__(self, a, size, state_next, extra_yaml=""):
+    def __init__(self, a, size, state_next, extra_yaml="", fake_args=None, statics=None):
         self.a = a
         self.d = tempfile.mkdtemp(prefix="cs-ops-")
         self.fake = self.server = None
         pf = os.path.join(self.d, "fakeport")
-        self.fake = subprocess.Popen([sys.executable, a.fakelog, "--testdata", a.testdata, "--port-file", pf,
-                                      "--synthetic", "s=%d" % size], stdout=subprocess.DEVNULL)
+        self.fake = subprocess.Popen([sys.executable, a.fakelog, "--testdata", a.testdata, "--port-file", pf] +
+                                     (fake_args or ["--synthetic", "s=%d" % size]), stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(pf), 20, "the fake log")
         self.base = "http://127.0.0.1:%d/" % int(open(pf).read())
         self.url = self.base + "s/"
+        logs = {self.url: state_next} if not fake_args else {}
+        for name, nxt in (statics or {}).items():
+            logs[self.base + name + "/"] = nxt
         with open(os.path.join(self.d, "state.json"), "w") as f:
-            json.dump({"logs": {self.url: {"next_index": state_next, "tree_size": max(state_next, 1)}}}, f)
+            json.dump({"logs": {u: {"next_index": n, "tree_size": max(n, 1)} for u, n in logs.items()}}, f)
         with open(os.path.join(self.d, "empty.json"), "w") as f:
             json.dump({"version": "1", "operators": []}, f)
         self.port = free_port()
@@ -99,7 +102,12 @@ class Run:
                     "  retry_initial_delay_ms: 100\n  retry_max_delay_ms: 400\n  retry_max_attempts: 3\n"
                     % os.path.join(self.d, "state.json"))
             f.write(extra_yaml)
-            f.write("custom_logs:\n  - {name: s, url: \"%s\"}\n" % self.url)
+            if not fake_args:
+                f.write("custom_logs:\n  - {name: s, url: \"%s\"}\n" % self.url)
+            else:
+                f.write("static_logs:\n")
+                for name in statics:
+                    f.write("  - {name: %s, url: \"%s%s/\"}\n" % (name, self.base, name))
         self.journal = os.path.join(self.d, "journal")
         env = dict(os.environ, CERTSTREAM_TEST_PUBLISH_JOURNAL=self.journal)
         env.pop("CERTSTREAM_CONFIG", None)
@@ -110,13 +118,13 @@ class Run:
     def ctl(self, what):
         return json.loads(get(self.base + "control/" + what))
 
-    def published(self):
+    def published(self, url=None):
         c = collections.Counter()
         if os.path.exists(self.journal):
             with open(self.journal) as f:
                 for line in f:
                     k, u, i = line.split()
-                    if k == "A":
+                    if k == "A" and u == (url or self.url):
                         c[int(i)] += 1
         return c
 
@@ -140,14 +148,14 @@ class Run:
         with open(os.path.join(self.d, "server.log"), "rb") as f:
             return f.read().decode(errors="replace")
 
-    def expect_exactly(self, indexes, timeout=60):
+    def expect_exactly(self, indexes, timeout=60, url=None):
         want = collections.Counter(indexes)
         try:
-            wait_for(lambda: all(self.published().get(i, 0) >= 1 for i in want), timeout, "the entries")
+            wait_for(lambda: all(self.published(url).get(i, 0) >= 1 for i in want), timeout, "the entries")
             time.sleep(0.5)  # anything extra would show now
         except AssertionError:
             pass
-        got = self.published()
+        got = self.published(url)
         if got != want:
             missing = sorted(set(want) - set(got))[:10]
             extra = sorted(i for i in got if got[i] != want.get(i, 0))[:10]
@@ -275,6 +283,35 @@ def case_spike(a):
         r.close()
 
 
+def case_verify_tiles(a):
+    """ct_log.verify_tiles: the real Navigli tiles (778 entries, then 1024)
+    and a synthetic tiled log past 65,536 entries (chains through a full
+    level-1 tile to the level-2 right edge), each entry proven against the
+    checkpoint's root before it is streamed; one corrupted hash tile is an
+    alarm (logged, counted, held back), then everything goes out once."""
+    r = Run(a, 0, 0, "  verify_tiles: true\n",
+            fake_args=["--tiled", "nav=static-ct/navigli2025h2", "--size", "nav=778", "--hash-tiles",
+                       "--synthetic-tiled", "big=70000", "--fault", "nav:badhash:hashtile:1"],
+            statics={"nav": 0, "big": 65280})
+    try:
+        nav, big = r.base + "nav/", r.base + "big/"
+        r.expect_exactly(range(0, 778), url=nav, timeout=90)
+        r.ctl("size?log=nav&size=1024")
+        r.expect_exactly(range(0, 1024), url=nav, timeout=90)
+        r.expect_exactly(range(65280, 70000), url=big, timeout=120)
+        assert r.metric("certstream_ct_tile_verify_failures") == 1, r.metric("certstream_ct_tile_verify_failures")
+        assert "ALARM" in r.logtext(), r.logtext()[-2000:]
+        verified = r.metric("certstream_ct_tiles_verified")
+        stats = r.ctl("stats")
+        # nav: tiles 0, 1, 2, 3.p/10 then 3 (the rest of it); big: 255..273
+        assert verified >= 4 + 19, verified
+        print("tiles verified %d; hash tile requests: nav %d, big %d; data tile requests: nav %d, big %d"
+              % (verified, stats.get("nav hashtile", 0), stats.get("big hashtile", 0), stats.get("nav tile", 0),
+                 stats.get("big tile", 0)))
+    finally:
+        r.close()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("case")
@@ -293,6 +330,8 @@ def main():
         case_oversize(a)
     elif a.case == "spike":
         case_spike(a)
+    elif a.case == "verify_tiles":
+        case_verify_tiles(a)
     else:
         sys.exit("unknown case " + a.case)
     print("ok")
