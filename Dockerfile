@@ -5,9 +5,10 @@
 FROM debian:bookworm AS build
 WORKDIR /src
 COPY . /src
-RUN sh packaging/install-deps.sh deb
 # nocheck: the test suite runs in `make check` (CI), not in the image build.
-RUN DEB_BUILD_OPTIONS=nocheck sh packaging/build-deb.sh /dist
+ENV DEB_BUILD_OPTIONS=nocheck
+RUN sh packaging/install-deps.sh deb
+RUN sh packaging/build-deb.sh /dist
 
 FROM debian:bookworm-slim
 COPY --from=build /dist/certstream-server_*.deb /tmp/debs/

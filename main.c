@@ -14,6 +14,7 @@
 #include "common/log.h"
 #include "conf/config.h"
 #include "ingest/render_cli.h"
+#include "instance.h"
 #include "supervisor.h"
 
 extern char **environ;
@@ -125,6 +126,15 @@ int main(int argc, char **argv)
         return 2;
     }
     if (check_only) {
+        /* the workers will resolve host: so does the check */
+        char herr[256];
+        if (instance_resolve(cfg.host, cfg.port, herr, sizeof herr) != 0) {
+            fprintf(stderr, "certstream-server: invalid configuration: %s%s%s\n",
+                    cfg.source_path ? cfg.source_path : "", cfg.source_path ? ": key 'host': " : "key 'host': ",
+                    herr);
+            config_free(&cfg);
+            return 2;
+        }
         printf("# configuration OK (%s)\n", cfg.source_path ? cfg.source_path : "built-in defaults");
         config_print(&cfg, stdout);
         config_free(&cfg);
@@ -133,6 +143,9 @@ int main(int argc, char **argv)
     int level = log_level_parse(cfg.log_level);
     log_set_level(level < 0 ? LOG_INFO : (enum log_level)level);
     log_set_role("supervisor", -1);
+    log_detect_journal();
+    log_set_json(strcmp(cfg.log_format, "json") == 0);
+    sopts.flags = &flags;
     int rc = supervisor_run(&cfg, &sopts);
     config_free(&cfg);
     return rc;

@@ -18,6 +18,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -32,9 +33,13 @@
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
 #include "ingest/state.h"
+#include "config_watch.h"
+#include "instance.h"
 #include "shm/dedup.h"
 #include "shm/positions.h"
+#include "shm/proctable.h"
 #include "shm/ring.h"
+#include "shm/ring_test.h"
 #include "shm/stats.h"
 
 #define SUP_STOP_GRACE_MS 5000
@@ -46,12 +51,17 @@
 #define SUP_LOGLIST_RETRY_MAX_MS 300000
 #define SUP_LOGLIST_REFRESH_MS (6 * 3600 * 1000ull)
 #define SUP_LOGLIST_MAX_BYTES (16u << 20)
+#define SUP_TICK_MS 100          /* the loop's period: watchdogs, restarts, the watch */
+#define SUP_FD_RESERVE 64        /* descriptors a worker needs besides its clients */
 
 enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST };
 
 struct child {
     enum child_role role;
     unsigned index;              /* worker index / producer index */
+    unsigned fslot;              /* fanout: its worker slot (ring waiter fslot, stats slot 1 + fslot) */
+    unsigned gen;                /* fanout: the generation it belongs to (a reload that
+                                  * replaces workers starts a new one) */
     unsigned stats_slot;
     unsigned producer_id;
     pid_t pid;                   /* 0 = not running */
@@ -60,6 +70,11 @@ struct child {
     uint32_t backoff_ms;
     unsigned restarts;
     bool active;                 /* false: do not (re)start; slot free once reaped */
+    bool killed;                 /* SIGKILLed by a watchdog: said why, wait for the reap */
+    bool retiring;               /* ingest: its group changed; stop_children(STOP_RETIRING) */
+    uint64_t claim_pos;          /* producers: the open ring claim last seen ... */
+    uint64_t claim_seen_ms;      /* ... and since when (0 = none open) */
+    struct ring *ring;           /* the ring it runs on (a ring_size reload makes a new one) */
 };
 
 struct supervisor {
@@ -72,10 +87,30 @@ struct supervisor {
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
     unsigned cap_children;
-    unsigned workers;
+    unsigned workers;            /* fanout workers of the current generation */
+    unsigned fanout_slots;       /* worker slots: current workers plus room for a replacement */
     unsigned max_producers;
+    unsigned gen;                /* current fanout generation */
+    /* a replacement in progress: the new generation starts, the old one is
+     * told to drain once every new worker accepts */
+    bool replacing;
+    uint64_t replace_deadline_ms;
+    struct config *prev_cfg;     /* the configuration before it (restored on failure) */
+    struct instance prev_inst;   /* the old address's lock, released when done */
+    struct config_watch *watch;  /* hot_reload */
+    struct reload_plan {         /* what a reload applies besides the workers; with a worker
+                                  * replacement, once the new workers accept */
+        bool ingest, url, settings, watch;
+        struct dedup *new_dedup;
+    } plan;
+    struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
+                                  * workers accept and the producers move to s->ring */
     bool stopping;
+    bool ready;                  /* every fanout worker has accepted once (on_ready ran) */
+    bool sd_on, sd_ready;        /* sd_notify: $NOTIFY_SOCKET set / READY=1 sent */
     sigset_t old_mask;
+    struct proctable *procs;     /* heartbeats (shm/proctable.h) */
+    struct instance inst;        /* the one-instance-per-address lock */
 
     /* following CT logs (no --replay) */
     struct loglist loglist;
@@ -89,6 +124,16 @@ struct supervisor {
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
     struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
+
+static unsigned stats_role_of(enum child_role r)
+{
+    switch (r) {
+    case ROLE_FANOUT: return STATS_ROLE_FANOUT;
+    case ROLE_REPLAY: return STATS_ROLE_REPLAY;
+    case ROLE_LOGLIST: return STATS_ROLE_LOGLIST;
+    default: return STATS_ROLE_INGEST;
+    }
+}
 
 static const char *role_name(enum child_role r)
 {
@@ -133,10 +178,64 @@ static int fetch_loglist_child(struct supervisor *s)
     return ftruncate(s->loglist_fd, (off_t)len) == 0 ? 0 : 1;
 }
 
+static enum proc_role proc_role_of(enum child_role r)
+{
+    switch (r) {
+    case ROLE_FANOUT: return PROC_FANOUT;
+    case ROLE_REPLAY: return PROC_REPLAY;
+    case ROLE_LOGLIST: return PROC_LOGLIST;
+    default: return PROC_INGEST;
+    }
+}
+
+/* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
+ * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
+ * record, as a debugger or a hung process would, so the tests can measure how
+ * long one stuck producer holds up the others. Only a producer's first run
+ * arms it. Unset in production. */
+static unsigned long g_stop_in_claim, g_claims;
+
+static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
+{
+    (void)pos;
+    (void)arg;
+    if (phase == RING_TEST_OPENED && ++g_claims == g_stop_in_claim) {
+        log_warn("test hook CERTSTREAM_TEST_STOP_IN_CLAIM: stopping inside ring claim %lu", g_claims);
+        raise(SIGSTOP);
+    }
+}
+
+static void arm_test_hooks(void)
+{
+    const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
+    if (v && (g_stop_in_claim = strtoul(v, NULL, 10)) > 0)
+        ring_test_set_hook(stop_in_claim_hook, NULL);
+}
+
+/* Each fanout worker says how many descriptors it may hold (one per client). */
+static void log_fd_limit(const struct config *cfg)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
+        return;
+    }
+    unsigned long long need = (unsigned long long)cfg->connection_limit.max_connections + SUP_FD_RESERVE;
+    if (rl.rlim_cur < need)
+        log_warn("file descriptors: this worker may hold %llu, less than "
+                 "connection_limit.max_connections (%u) + %u; clients past that are refused "
+                 "(raise LimitNOFILE or ulimit -Hn)", (unsigned long long)rl.rlim_cur,
+                 cfg->connection_limit.max_connections, SUP_FD_RESERVE);
+    else
+        log_info("file descriptors: this worker may hold %llu", (unsigned long long)rl.rlim_cur);
+}
+
 /* In the child: take the role and never return. */
 static void child_main(struct supervisor *s, const struct child *c)
 {
     log_set_role(role_name(c->role), (int)c->index);
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_self(c->stats_slot);
     /* Die with the supervisor: a child without its master would serve stale config forever. */
     if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0)
         log_warn("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
@@ -144,26 +243,35 @@ static void child_main(struct supervisor *s, const struct child *c)
         _exit(0);
     struct sigaction dfl = {.sa_handler = SIG_DFL};
     sigemptyset(&dfl.sa_mask);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGHUP};
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT};
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         if (sigaction(sigs[i], &dfl, NULL) != 0)
             log_warn("sigaction(%d): %s", sigs[i], strerror(errno));
+    /* SIGHUP and SIGUSR1 are the supervisor's (reload, log reopen); `systemctl
+     * kill -s HUP` reaches every process of the unit and must not stop one. */
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigemptyset(&ign.sa_mask);
+    if (sigaction(SIGHUP, &ign, NULL) != 0 || sigaction(SIGUSR1, &ign, NULL) != 0)
+        log_warn("sigaction(SIGHUP/SIGUSR1): %s", strerror(errno));
     if (sigprocmask(SIG_SETMASK, &s->old_mask, NULL) != 0)
         log_warn("sigprocmask: %s", strerror(errno));
 
     int rc = 1;
+    if ((c->role == ROLE_REPLAY || c->role == ROLE_INGEST) && c->restarts == 0)
+        arm_test_hooks(); /* first run only: its replacement runs normally */
     switch (c->role) {
     case ROLE_FANOUT: {
+        log_fd_limit(s->cfg);
         struct fanout_params fp = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .index = c->index,
-            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(s->ring, c->index),
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .index = c->index,
+            .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(c->ring, c->fslot),
         };
         rc = fanout_run(&fp);
         break;
     }
     case ROLE_REPLAY: {
         struct replay_params rp = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .src = s->replay, .rate = s->opts->replay_rate,
             .loop = s->opts->replay_loop, .bench_stamp = s->opts->bench_stamp,
         };
@@ -173,7 +281,7 @@ static void child_main(struct supervisor *s, const struct child *c)
     case ROLE_INGEST: {
         const struct loglist_group *g = &s->loglist.groups[c->index];
         struct ingest_params ip = {
-            .cfg = s->cfg, .ring = s->ring, .stats = s->stats, .producer_id = c->producer_id,
+            .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
             .n_logs = g->n_logs, .dedup = s->dedup, .positions = s->positions,
         };
@@ -190,6 +298,10 @@ static void child_main(struct supervisor *s, const struct child *c)
 
 static int child_start(struct supervisor *s, struct child *c)
 {
+    /* The row is reset before fork: the child may beat and say RUNNING before
+     * the parent runs again. */
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, 0);
     pid_t pid = fork();
     if (pid < 0) {
         log_error("fork %s[%u]: %s", role_name(c->role), c->index, strerror(errno));
@@ -199,7 +311,17 @@ static int child_start(struct supervisor *s, struct child *c)
         child_main(s, c);
     c->pid = pid;
     c->started_ms = mono_ms();
+    /* process metrics: the fetcher is short-lived and has no counter slot */
+    stats_log_add(&stats_server(s->stats)->starts[stats_role_of(c->role)], 1);
+    if (c->role != ROLE_LOGLIST) {
+        stats_proc_set(s->stats, c->stats_slot, stats_role_of(c->role), c->index);
+        stats_proc_pid(s->stats, c->stats_slot, (int)pid);
+    }
     c->restart_at_ms = 0;
+    c->killed = false;
+    c->claim_seen_ms = 0;
+    if (c->role != ROLE_LOGLIST)
+        proctable_set_pid(s->procs, c->stats_slot, pid);
     log_info("started %s[%u] pid=%ld", role_name(c->role), c->index, (long)pid);
     return 0;
 }
@@ -222,7 +344,8 @@ static void reap(struct supervisor *s)
 {
     for (;;) {
         int status;
-        pid_t pid = waitpid(-1, &status, WNOHANG);
+        struct rusage ru;
+        pid_t pid = wait4(-1, &status, WNOHANG, &ru);
         if (pid <= 0)
             return;
         struct child *c = NULL;
@@ -232,20 +355,32 @@ static void reap(struct supervisor *s)
         if (!c)
             continue;
         c->pid = 0;
+        /* its CPU time stays in the per-role total (a counter never goes back) */
+        stats_log_add(&stats_server(s->stats)->retired_cpu_us[stats_role_of(c->role)],
+                      (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
+                          (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec);
+        if (c->role != ROLE_LOGLIST)
+            stats_proc_pid(s->stats, c->stats_slot, 0);
         char why[128];
         describe_status(status, why, sizeof why);
         bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
         if (c->role == ROLE_LOGLIST) {
             c->active = false;
+            /* A download error was logged by the fetcher itself; a signal was not. */
+            if (WIFSIGNALED(status))
+                log_warn("log list download (loglist pid=%ld) %s", (long)pid, why);
             if (!s->stopping)
                 loglist_result(s, clean);
             continue;
         }
+        proctable_clear(s->procs, c->stats_slot);
         /* Its claim in the ring (if a producer died mid-record) must not stall readers,
          * and its connection gauges must stop counting. */
         if (c->role != ROLE_FANOUT)
-            ring_repair(s->ring, c->producer_id);
+            ring_repair(c->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
+        if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
+            ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
             log_info("%s[%u] %s", role_name(c->role), c->index, why);
             continue;
@@ -260,12 +395,17 @@ static void reap(struct supervisor *s)
         c->restart_at_ms = now + c->backoff_ms;
         c->restarts++;
         stats_add(s->stats, 0, ST_CHILD_RESTARTS, 1);
+        stats_log_add(&stats_server(s->stats)->restarts[stats_role_of(c->role)]
+                                                      [clean ? STATS_EXIT_CLEAN
+                                                       : WIFSIGNALED(status) ? STATS_EXIT_SIGNAL
+                                                                             : STATS_EXIT_ERROR], 1);
         if (c->role == ROLE_FANOUT && !clean)
             stats_add(s->stats, 0, ST_WORKER_PANICS, 1);
         if (c->role != ROLE_FANOUT)
             stats_add(s->stats, 0, ST_INGEST_RESTARTS, 1);
-        log_warn("%s[%u] pid=%ld %s; restarting in %u ms (restart #%u)", role_name(c->role),
-                 c->index, (long)pid, why, c->backoff_ms, c->restarts);
+        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", role_name(c->role),
+                 c->index, (long)pid, why, c->killed ? " by the watchdog" : "", c->backoff_ms,
+                 c->restarts);
     }
 }
 
@@ -279,11 +419,20 @@ static void start_due(struct supervisor *s)
     }
 }
 
-static unsigned running(const struct supervisor *s, int role /* -1 = any */)
+#define STOP_RETIRING (-2)      /* stop_children(): the children marked retiring */
+
+static bool stop_match(const struct child *c, int role /* -1 = any */)
+{
+    if (role == STOP_RETIRING)
+        return c->retiring;
+    return role < 0 || (int)c->role == role;
+}
+
+static unsigned running(const struct supervisor *s, int role)
 {
     unsigned n = 0;
     for (unsigned i = 0; i < s->n_children; i++)
-        n += s->children[i].pid != 0 && (role < 0 || (int)s->children[i].role == role);
+        n += s->children[i].pid != 0 && stop_match(&s->children[i], role);
     return n;
 }
 
@@ -293,7 +442,7 @@ static void stop_children(struct supervisor *s, int role)
 {
     for (unsigned i = 0; i < s->n_children; i++) {
         struct child *c = &s->children[i];
-        if (role >= 0 && (int)c->role != role)
+        if (!stop_match(c, role))
             continue;
         c->active = false;
         if (c->pid > 0 && kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
@@ -308,7 +457,7 @@ static void stop_children(struct supervisor *s, int role)
         if (now >= deadline) {
             for (unsigned i = 0; i < s->n_children; i++) {
                 struct child *c = &s->children[i];
-                if (c->pid > 0 && (role < 0 || (int)c->role == role)) {
+                if (c->pid > 0 && stop_match(c, role)) {
                     log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
                              SUP_STOP_GRACE_MS);
                     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH)
@@ -322,6 +471,9 @@ static void stop_children(struct supervisor *s, int role)
             log_warn("sigtimedwait: %s", strerror(errno));
         reap(s);
     }
+    for (unsigned i = 0; i < s->n_children; i++)
+        if (role == STOP_RETIRING)
+            s->children[i].retiring = false;
 }
 
 static void stop_all(struct supervisor *s)
@@ -339,7 +491,7 @@ static unsigned cpu_count(void)
 /* A free child slot (reaped and inactive), or a new one. */
 static struct child *child_slot(struct supervisor *s)
 {
-    for (unsigned i = s->workers; i < s->n_children; i++)
+    for (unsigned i = 0; i < s->n_children; i++)
         if (!s->children[i].active && s->children[i].pid == 0)
             return &s->children[i];
     if (s->n_children >= s->cap_children)
@@ -347,35 +499,102 @@ static struct child *child_slot(struct supervisor *s)
     return &s->children[s->n_children++];
 }
 
+/* Producer ids (ring claim slot; stats slot 1 + F + id) are handed out from a
+ * pool, not by group index, so a group that keeps running across a log list
+ * change keeps its id while the others come and go. */
+static bool producer_id_used(const struct supervisor *s, unsigned id)
+{
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && c->producer_id == id && (c->active || c->pid))
+            return true;
+    }
+    return false;
+}
+
 static int add_producer(struct supervisor *s, enum child_role role, unsigned index)
 {
-    struct child *c = child_slot(s);
-    if (!c || index >= s->max_producers)
+    unsigned id = 0;
+    while (id < s->max_producers && producer_id_used(s, id))
+        id++;
+    struct child *c = id < s->max_producers ? child_slot(s) : NULL;
+    if (!c)
         return -1;
-    *c = (struct child){.role = role, .index = index, .producer_id = index,
-                        .stats_slot = 1 + s->workers + index, .active = true};
+    *c = (struct child){.role = role, .index = index, .producer_id = id,
+                        .stats_slot = 1 + s->fanout_slots + id, .active = true, .ring = s->ring};
     return 0;
 }
 
-/* Fanout workers take stats slots 1..W; producers the slots after them. */
+static bool fslot_used(const struct supervisor *s, unsigned k)
+{
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        if (c->role == ROLE_FANOUT && c->fslot == k && (c->active || c->pid))
+            return true;
+    }
+    return false;
+}
+
+static unsigned fslots_free(const struct supervisor *s)
+{
+    unsigned n = 0;
+    for (unsigned k = 0; k < s->fanout_slots; k++)
+        n += !fslot_used(s, k);
+    return n;
+}
+
+/* Worker `index` of the current generation, in a free worker slot. */
+static int add_worker(struct supervisor *s, unsigned index)
+{
+    unsigned k = 0;
+    while (k < s->fanout_slots && fslot_used(s, k))
+        k++;
+    struct child *c = k < s->fanout_slots ? child_slot(s) : NULL;
+    if (!c)
+        return -1;
+    *c = (struct child){.role = ROLE_FANOUT, .index = index, .fslot = k, .stats_slot = 1 + k,
+                        .gen = s->gen, .active = true, .ring = s->ring};
+    ring_waiter_set_active(s->ring, k, true);
+    return 0;
+}
+
+static unsigned configured_workers(const struct config *cfg)
+{
+    return cfg->workers ? cfg->workers : cpu_count();
+}
+
+/* Worker slots come first in the stats slots (1..F), producers after them.
+ * F = max(4 W, W + 8) leaves room for new generations beside the current one
+ * and older ones still draining their clients (a reload that changes workers,
+ * host, port or any client setting), while at least 32 producer slots remain. */
+#define SUP_MIN_PRODUCER_SLOTS 32
 static int plan_children(struct supervisor *s)
 {
-    s->workers = s->cfg->workers ? s->cfg->workers : cpu_count();
+    s->workers = configured_workers(s->cfg);
     if (1 + s->workers + 1 > STATS_MAX_SLOTS) {
         log_error("workers: at most %d fanout workers (process slots)", STATS_MAX_SLOTS - 2);
         return -1;
     }
-    s->max_producers = STATS_MAX_SLOTS - 1 - s->workers;
+    unsigned room = s->workers * 4 > s->workers + 8 ? s->workers * 4 : s->workers + 8;
+    unsigned cap = STATS_MAX_SLOTS - 1 - SUP_MIN_PRODUCER_SLOTS;
+    s->fanout_slots = room < cap ? room : cap;
+    if (s->fanout_slots < s->workers)
+        s->fanout_slots = s->workers;
+    s->max_producers = STATS_MAX_SLOTS - 1 - s->fanout_slots;
     if (s->max_producers > RING_MAX_PRODUCERS)
         s->max_producers = RING_MAX_PRODUCERS;
-    s->cap_children = s->workers + s->max_producers + 1; /* + the log list fetcher */
+    s->cap_children = s->fanout_slots + s->max_producers + 1; /* + the log list fetcher */
     s->children = calloc(s->cap_children, sizeof *s->children);
     if (!s->children)
         return -1;
+    return 0;
+}
+
+static int start_workers_plan(struct supervisor *s)
+{
     for (unsigned i = 0; i < s->workers; i++)
-        s->children[i] = (struct child){.role = ROLE_FANOUT, .index = i, .stats_slot = 1 + i,
-                                         .active = true};
-    s->n_children = s->workers;
+        if (add_worker(s, i) != 0)
+            return -1;
     if (s->opts->replay_file)
         return add_producer(s, ROLE_REPLAY, 0);
     return 0;
@@ -388,9 +607,17 @@ static void save_state(struct supervisor *s)
     char err[512];
     if (!s->have_loglist || !s->cfg->ct_log.state_file || !*s->cfg->ct_log.state_file)
         return;
+    struct stats_server *sv = stats_server(s->stats);
     if (state_update(&s->state, s->stats) != 0 ||
-        state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0)
-        log_warn("state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+        state_save(s->cfg->ct_log.state_file, &s->state, err, sizeof err) != 0) {
+        log_every(LOG_WARN, 60, "state file: %s", s->cfg->ct_log.state_file[0] ? err : "out of memory");
+        stats_log_add(&sv->state_write_failures, 1);
+        if (stats_log_load(&sv->state_failing_since_ms) == 0)
+            stats_log_store(&sv->state_failing_since_ms, wall_ms());
+    } else {
+        stats_log_store(&sv->state_last_write_ms, wall_ms());
+        stats_log_store(&sv->state_failing_since_ms, 0);
+    }
     if (positions_sync(s->positions) != 0)
         log_warn("position store: msync: %s", strerror(errno));
     s->state_saved_ms = mono_ms();
@@ -406,44 +633,120 @@ static void show_loglist_unavailable(struct supervisor *s)
     snprintf(l->name, sizeof l->name, "CT log list (unavailable)");
     snprintf(l->url, sizeof l->url, "%s", s->cfg->ct_logs_url);
     l->health = LOG_UNHEALTHY;
+    l->kind = 2;   /* not a log: the list itself */
 }
 
-/* Replaces the followed log set: stops the current ingest processes (their
- * positions are in shared memory), carries positions over through the state,
- * and forks one ingest process per group of the new list. */
-static void apply_loglist(struct supervisor *s, const char *json, size_t len)
+/* A group of the running list that the new list has unchanged: same logs,
+ * in the same order, with the same ids (stats rows). Its process keeps
+ * running; returns the group's index in fresh, or -1. */
+static long kept_group(const struct loglist_group *old, const struct loglist *fresh)
+{
+    for (size_t j = 0; j < fresh->n_groups; j++) {
+        const struct loglist_group *g = &fresh->groups[j];
+        if (!g->name || !old->name || strcmp(g->name, old->name) != 0 || g->n_logs != old->n_logs)
+            continue;
+        bool same = true;
+        for (size_t k = 0; same && k < g->n_logs; k++) {
+            const struct loglist_log *a = old->logs[k], *b = g->logs[k];
+            same = a->log_id == b->log_id && a->kind == b->kind && strcmp(a->url, b->url) == 0 &&
+                   strcmp(a->name, b->name) == 0 &&
+                   ((!a->fetch_url && !b->fetch_url) ||
+                    (a->fetch_url && b->fetch_url && strcmp(a->fetch_url, b->fetch_url) == 0));
+        }
+        if (same)
+            return (long)j;
+    }
+    return -1;
+}
+
+/* Replaces the followed log set. Groups that are unchanged keep their ingest
+ * process (unless restart_all: ct_log.* or ingest.* changed); the others
+ * stop (their positions are in shared memory), positions are carried over
+ * through the state, and one ingest process starts per new or changed group. */
+static void apply_loglist(struct supervisor *s, const char *json, size_t len, bool restart_all)
 {
     struct loglist fresh;
     char err[512];
     if (loglist_build(s->cfg, json, len, &fresh, err, sizeof err) != 0) {
-        log_warn("log list: %s", err);
+        if (!json)
+            log_warn("the log list could not be had and no custom_logs or static_logs are "
+                     "configured: following nothing until the list downloads");
+        else
+            log_warn("log list: %s", err);
         if (!s->have_loglist)
             show_loglist_unavailable(s);
         return;
     }
+    bool *kept_log = calloc(fresh.n_logs ? fresh.n_logs : 1, sizeof *kept_log);
+    bool *kept_group_j = calloc(fresh.n_groups ? fresh.n_groups : 1, sizeof *kept_group_j);
+    if (!kept_log || !kept_group_j)
+        restart_all = true; /* out of memory: the simple way */
+    unsigned kept = 0, restarted = 0;
     if (s->have_loglist) {
-        stop_children(s, ROLE_INGEST);
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if (c->role != ROLE_INGEST || (!c->active && !c->pid))
+                continue;
+            long j = restart_all || c->index >= s->loglist.n_groups
+                         ? -1 : kept_group(&s->loglist.groups[c->index], &fresh);
+            if (j >= 0 && !kept_group_j[j]) {
+                kept_group_j[j] = true;
+                c->index = (unsigned)j; /* a restart takes the new list's group */
+                for (size_t k = 0; k < fresh.groups[j].n_logs; k++)
+                    kept_log[fresh.groups[j].logs[k]->log_id] = true;
+                kept++;
+            } else {
+                c->retiring = true;
+                restarted++;
+            }
+        }
+        stop_children(s, STOP_RETIRING);
         if (state_update(&s->state, s->stats) != 0)
             log_warn("state: out of memory; positions of the previous list may be lost");
         loglist_free(&s->loglist);
     }
     s->loglist = fresh;
     s->have_loglist = true;
-    state_apply(&s->state, &s->loglist, s->stats);
-    state_positions_apply(s->positions, &s->loglist, s->stats);
-    size_t groups = s->loglist.n_groups;
+    struct stats_server *sv = stats_server(s->stats);
+    stats_log_store(&sv->loglist_listed, s->loglist.n_listed);
+    stats_log_store(&sv->loglist_skipped, s->loglist.n_skipped);
+    stats_log_store(&sv->loglist_followed, s->loglist.n_logs);
+    if (kept == 0) {
+        state_apply(&s->state, &s->loglist, s->stats);
+        state_positions_apply(s->positions, &s->loglist, s->stats);
+    } else {
+        /* the rows of running groups are theirs: only the others are (re)seeded */
+        size_t n = s->loglist.n_logs < STATS_MAX_LOGS ? s->loglist.n_logs : STATS_MAX_LOGS;
+        stats_set_log_count(s->stats, (unsigned)n);
+        for (size_t i = 0; i < n; i++)
+            if (!kept_log[s->loglist.logs[i].log_id]) {
+                state_apply_log(&s->state, &s->loglist.logs[i], s->stats);
+                state_positions_apply_log(s->positions, &s->loglist.logs[i], s->stats);
+            }
+    }
+    size_t groups = s->loglist.n_groups, started = 0;
     if (groups > s->max_producers) {
         log_error("%zu ingest groups but only %u producer slots: set ingest.max_processes",
                   groups, s->max_producers);
         groups = s->max_producers;
     }
-    for (unsigned g = 0; g < groups; g++)
+    for (unsigned g = 0; g < groups; g++) {
+        if (kept_group_j && kept_group_j[g])
+            continue;
         if (add_producer(s, ROLE_INGEST, g) != 0)
             log_error("no process slot for ingest group %s", s->loglist.groups[g].name);
+        else
+            started++;
+    }
+    free(kept_log);
+    free(kept_group_j);
     stats_set_workers(s->stats, s->workers, (unsigned)groups);
     malloc_trim(0); /* the parsed list is freed; children are forked next */
     log_info("following %zu logs in %zu ingest processes%s", s->loglist.n_logs, groups,
              json ? "" : " (configured logs only: the log list is unavailable)");
+    if (kept || restarted)
+        log_info("log list change: %u ingest processes kept running, %u stopped, %zu started",
+                 kept, restarted, started);
 }
 
 static void loglist_result(struct supervisor *s, bool ok)
@@ -460,11 +763,13 @@ static void loglist_result(struct supervisor *s, bool ok)
             for (off_t i = 0; i < st.st_size; i++)
                 h = (h ^ (uint8_t)json[i]) * 1099511628211ull;
             if (!s->list_from_url || h != s->loglist_hash)
-                apply_loglist(s, json, (size_t)st.st_size);
+                apply_loglist(s, json, (size_t)st.st_size, false);
             else
                 log_info("log list unchanged");
             s->loglist_hash = h;
             s->list_from_url = true;
+            stats_log_store(&stats_server(s->stats)->loglist_last_success_ms, wall_ms());
+            __atomic_store_n(&stats_server(s->stats)->loglist_failing, 0, __ATOMIC_RELAXED);
             s->loglist_backoff_ms = 0;
             s->loglist_next_ms = now + SUP_LOGLIST_REFRESH_MS;
             free(json);
@@ -473,12 +778,14 @@ static void loglist_result(struct supervisor *s, bool ok)
         free(json);
         log_warn("log list: could not read what the fetcher wrote");
     }
+    stats_log_add(&stats_server(s->stats)->loglist_failures, 1);
+    __atomic_store_n(&stats_server(s->stats)->loglist_failing, 1, __ATOMIC_RELAXED);
     s->loglist_backoff_ms = s->loglist_backoff_ms ? s->loglist_backoff_ms * 2 : SUP_LOGLIST_RETRY_MIN_MS;
     if (s->loglist_backoff_ms > SUP_LOGLIST_RETRY_MAX_MS)
         s->loglist_backoff_ms = SUP_LOGLIST_RETRY_MAX_MS;
     s->loglist_next_ms = now + s->loglist_backoff_ms;
     if (!s->have_loglist)
-        apply_loglist(s, NULL, 0); /* the configured logs, if any, go ahead */
+        apply_loglist(s, NULL, 0, false); /* the configured logs, if any, go ahead */
     log_warn("log list unavailable; next attempt in %u s", s->loglist_backoff_ms / 1000);
 }
 
@@ -504,56 +811,383 @@ static void maybe_fetch_loglist(struct supervisor *s)
     }
 }
 
-static void on_reload(struct supervisor *s, const char *why)
+/* ------------------------------------------------------------- watchdogs */
+
+static void watchdog_kill(struct supervisor *s, struct child *c, const char *why)
 {
-    /* Hook: re-validate the configuration so an operator learns about a bad edit
-     * at once. Applying it (rolling worker restarts) is the operations work. */
-    struct config fresh;
-    struct config_error err;
-    struct config_flags flags = {.config_path = s->cfg->source_path};
-    extern char **environ;
-    if (config_load(&fresh, &flags, environ, &err) != 0) {
-        log_error("%s: configuration refused, keeping the running one: %s", why, err.message);
+    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", role_name(c->role), c->index,
+              (long)c->pid, why);
+    if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH) {
+        log_error("kill %ld: %s", (long)c->pid, strerror(errno));
         return;
     }
-    log_info("%s: configuration %s is valid; changes apply at the next restart", why,
-             fresh.source_path ? fresh.source_path : "(built-in defaults)");
-    config_free(&fresh);
+    c->killed = true;
+    proctable_count_watchdog_kill(s->procs, proc_role_of(c->role));
 }
 
-/* hot_reload: the watched file is polled (stat once a second) rather than
- * watched with inotify, so editors that replace the file, and files that
- * appear later, are seen the same way. A change runs the SIGHUP hook. */
-struct watch_state {
-    bool known;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime;
-    uint64_t next_ms;
-};
-
-static void poll_watch(struct supervisor *s, struct watch_state *w)
+/* A child whose event loop has not beaten for watchdog_secs (stopped,
+ * spinning, deadlocked) is killed; reap() restarts it. The kernel keeps
+ * routing connections to a stopped worker's listener, so waiting is worse. */
+static void check_heartbeats(struct supervisor *s, uint64_t now)
 {
-    const char *path = s->cfg->hot_reload.watch_path && *s->cfg->hot_reload.watch_path
-                           ? s->cfg->hot_reload.watch_path : s->cfg->source_path;
+    uint32_t wd = s->cfg->watchdog_secs * 1000u;
+    for (unsigned i = 0; wd && i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->pid <= 0 || c->killed || c->role == ROLE_LOGLIST ||
+            !proctable_row(s->procs, c->stats_slot, &row) || proctable_fresh(&row, now, wd))
+            continue;
+        char why[96];
+        snprintf(why, sizeof why, "missed its heartbeat for %llu ms (watchdog_secs: %u)",
+                 (unsigned long long)(now - (row.beat_ms ? row.beat_ms : row.started_ms)),
+                 s->cfg->watchdog_secs);
+        watchdog_kill(s, c, why);
+    }
+}
+
+/* A producer stopped between its ring claim and the commit holds up every
+ * reader at that record, so every log. A claim open longer than
+ * ring_claim_timeout_ms gets the producer killed; reap() pads the claim
+ * (ring_repair) and readers move on. */
+static void check_claims(struct supervisor *s, uint64_t now)
+{
+    uint32_t limit = s->cfg->ring_claim_timeout_ms;
+    for (unsigned i = 0; limit && i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        uint64_t pos;
+        if (c->pid <= 0 || c->killed || (c->role != ROLE_INGEST && c->role != ROLE_REPLAY))
+            continue;
+        if (!ring_claim_open(c->ring, c->producer_id, &pos)) {
+            c->claim_seen_ms = 0;
+            continue;
+        }
+        if (c->claim_seen_ms == 0 || c->claim_pos != pos) {
+            c->claim_pos = pos;
+            c->claim_seen_ms = now;
+            continue;
+        }
+        if (now - c->claim_seen_ms >= limit) {
+            char why[128];
+            snprintf(why, sizeof why, "held ring claim %llu uncommitted for %llu ms "
+                     "(ring_claim_timeout_ms: %u)", (unsigned long long)pos,
+                     (unsigned long long)(now - c->claim_seen_ms), limit);
+            watchdog_kill(s, c, why);
+        }
+    }
+}
+
+bool supervisor_children_fresh(void)
+{
+    const struct proctable *t = proctable_get();
     uint64_t now = mono_ms();
-    if (!s->cfg->hot_reload.enabled || !path || now < w->next_ms)
+    uint32_t wd = proctable_watchdog_ms(t);
+    struct proc_row row;
+    for (unsigned i = 0; t && i < PROCTABLE_SLOTS; i++)
+        if (proctable_row(t, i, &row) && !proctable_fresh(&row, now, wd))
+            return false;
+    return true;
+}
+
+/* ------------------------------------------------ service manager points
+ * Where the service manager hears about the server (sd_notify, see sd_tick
+ * for READY=1, WATCHDOG=1 and STATUS=). */
+
+/* Listeners are bound and every fanout worker accepts (logged; READY=1 follows
+ * from sd_tick once a worker answers on the port). */
+static void on_ready(struct supervisor *s)
+{
+    log_info("ready: %u fanout workers accept on %s:%u", s->workers,
+             s->cfg->host && *s->cfg->host ? s->cfg->host : "0.0.0.0", (unsigned)s->cfg->port);
+}
+
+/* A reload starts (RELOADING=1) / has ended, applied or refused (READY=1,
+ * once the server was ready). A reload that replaces workers ends when the
+ * new workers accept (end_replacement). SIGHUP and hot_reload alike. */
+static void on_reload_begin(struct supervisor *s, const char *why)
+{
+    (void)why;
+    if (s->sd_on)
+        notify_reloading();
+}
+
+static void on_reload_end(struct supervisor *s, bool applied)
+{
+    (void)applied;
+    if (s->sd_ready)
+        notify_ready();
+}
+
+static void check_ready(struct supervisor *s)
+{
+    if (s->ready)
         return;
-    w->next_ms = now + 1000;
-    struct stat st;
-    if (stat(path, &st) != 0) {
-        if (w->known)
-            log_warn("hot_reload: %s: %s", path, strerror(errno));
-        w->known = false;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        struct proc_row row;
+        const struct child *c = &s->children[i];
+        if (c->role == ROLE_FANOUT && c->active &&
+            (!proctable_row(s->procs, c->stats_slot, &row) || row.state != PROC_RUNNING))
+            return;
+    }
+    s->ready = true;
+    on_ready(s);
+}
+
+/* Soft RLIMIT_NOFILE up to the hard limit: each client is a descriptor, and
+ * distributions start services with a soft limit of 1024. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+        log_warn("getrlimit(RLIMIT_NOFILE): %s", strerror(errno));
         return;
     }
-    bool changed = w->known && (st.st_dev != w->dev || st.st_ino != w->ino || st.st_size != w->size ||
-                                st.st_mtim.tv_sec != w->mtime.tv_sec || st.st_mtim.tv_nsec != w->mtime.tv_nsec);
-    *w = (struct watch_state){.known = true, .dev = st.st_dev, .ino = st.st_ino, .size = st.st_size,
-                              .mtime = st.st_mtim, .next_ms = w->next_ms};
-    if (changed)
-        on_reload(s, "hot_reload");
+    rlim_t was = rl.rlim_cur;
+    if (rl.rlim_cur != rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+            log_warn("file descriptors: cannot raise the soft limit %llu to the hard limit %llu: %s",
+                     (unsigned long long)was, (unsigned long long)rl.rlim_max, strerror(errno));
+            return;
+        }
+        log_info("file descriptors: soft limit raised from %llu to %llu (the hard limit)",
+                 (unsigned long long)was, (unsigned long long)rl.rlim_cur);
+    } else {
+        log_info("file descriptors: limit %llu (soft = hard)", (unsigned long long)rl.rlim_cur);
+    }
+}
+
+static uint32_t log_file_generation(void)
+{
+    return proctable_generation(proctable_get(), PROC_GEN_LOG_FILE);
+}
+
+/* log_file / log_format changed by a reload: this process at once, every
+ * child at its next line (through the process table's generation). */
+static void apply_log_output(struct supervisor *s, const char *why)
+{
+    bool json = strcmp(s->cfg->log_format, "json") == 0;
+    if (proctable_set_log_output(s->procs, s->cfg->log_file, json) != 0) {
+        log_error("%s: log_file %s: path too long; logging stays where it was", why, s->cfg->log_file);
+        return;
+    }
+    log_set_json(json);
+    if (log_set_path(s->cfg->log_file) != 0 || log_reopen() != 0)
+        log_error("%s: log_file %s: %s", why, s->cfg->log_file, strerror(errno));
+    proctable_bump(s->procs, PROC_GEN_LOG_FILE);
+    log_info("%s: logging to %s as %s", why, *s->cfg->log_file ? s->cfg->log_file : "stderr",
+             s->cfg->log_format);
+}
+
+static void on_reopen_logs(struct supervisor *s)
+{
+    const char *path = s->cfg->log_file;
+    if (!path || !*path) {
+        log_info("SIGUSR1: no log_file is set (logging to stderr); nothing to reopen");
+        return;
+    }
+    if (log_reopen() != 0) {
+        log_error("SIGUSR1: log_file %s: %s; still writing to the old file", path, strerror(errno));
+        return;
+    }
+    proctable_bump(s->procs, PROC_GEN_LOG_FILE); /* children reopen at their next line */
+    log_info("SIGUSR1: reopened log_file %s", path);
+}
+
+/* The file a reload reads: hot_reload.watch_path when set, else the file the
+ * server started from (NULL: the search order again, docs/configuration.md). */
+static const char *reload_path(const struct supervisor *s)
+{
+    if (s->cfg->hot_reload.watch_path && *s->cfg->hot_reload.watch_path)
+        return s->cfg->hot_reload.watch_path;
+    return s->cfg->source_path;
+}
+
+/* How a changed key is applied (docs/operations.md, "Reload"). */
+enum apply_how {
+    APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
+    APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
+    APPLY_INGEST,        /* ingest processes restart from their positions */
+    APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
+};
+
+static enum apply_how how_applied(const char *key)
+{
+    static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
+                                           "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
+    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
+                                         "dedup.", "message_format."};
+    if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
+        return APPLY_BOTH;
+    for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
+        if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
+            return APPLY_IN_PLACE;
+    for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
+        if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
+            return APPLY_INGEST;
+    return APPLY_WORKERS; /* host, port, workers, auth, limits, keepalive, streams, ... */
+}
+
+static const char *how_name(enum apply_how h)
+{
+    switch (h) {
+    case APPLY_IN_PLACE: return "applied in place";
+    case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
+                            "from their positions";
+    case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
+                               "connected clients stay on the old workers until they leave)";
+    default: return "applied by rebuilding the log list; changed ingest groups restart from their positions";
+    }
+}
+
+static void watch_open(struct supervisor *s, struct config_watch *w);
+static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed);
+
+/* Everything a reload changes except the workers: in place (log level,
+ * watchdogs, log output, the watch), then the log list and ingest processes
+ * (with a new dedup table if it changed). prev: the configuration before. */
+static void apply_plan(struct supervisor *s, const struct config *prev, const char *why)
+{
+    struct reload_plan *p = &s->plan;
+    int level = log_level_parse(s->cfg->log_level);
+    if (level >= 0) {
+        log_set_level((enum log_level)level);
+        proctable_set_log_level(s->procs, (enum log_level)level);
+    }
+    proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
+    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
+        apply_log_output(s, why);
+    if (p->watch && s->watch)
+        watch_open(s, s->watch);
+    struct dedup *old_dedup = NULL;
+    if (p->new_dedup) { /* restarted ingest processes get it at fork */
+        old_dedup = s->dedup;
+        s->dedup = p->new_dedup;
+    }
+    if (p->ingest)
+        reload_logs(s, p->url, p->settings);
+    dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
+    *p = (struct reload_plan){0};
+}
+
+/* Starts a new generation of fanout workers with the running configuration.
+ * The old generation keeps accepting until every new worker accepts
+ * (check_replacement), then drains. */
+static bool replace_workers(struct supervisor *s)
+{
+    unsigned want = configured_workers(s->cfg), free_slots = fslots_free(s);
+    s->gen++; /* end_replacement(false) takes it back */
+    if (want > free_slots) {
+        log_error("reload: %u new fanout workers needed but only %u of %u worker slots are free "
+                  "(replaced workers still draining, or workers grew past the room planned at start)",
+                  want, free_slots, s->fanout_slots);
+        return false;
+    }
+    for (unsigned i = 0; i < want; i++)
+        if (add_worker(s, i) != 0) {
+            log_error("reload: no slot for new fanout worker %u", i);
+            return false;
+        }
+    s->workers = want;
+    s->replacing = true;
+    s->replace_deadline_ms = mono_ms() + 30000;
+    log_info("reload: starting %u new fanout workers on %s:%u", want,
+             s->cfg->host && *s->cfg->host ? s->cfg->host : "0.0.0.0", (unsigned)s->cfg->port);
+    return true;
+}
+
+static void end_replacement(struct supervisor *s, bool ok)
+{
+    s->replacing = false;
+    unsigned old = 0;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        struct child *c = &s->children[i];
+        if (c->role != ROLE_FANOUT || (ok ? c->gen == s->gen : c->gen != s->gen))
+            continue;
+        /* ok: the old generation drains; failed: the new one stops */
+        c->active = false;
+        if (c->pid > 0) {
+            old++;
+            if (kill(c->pid, ok ? SIGUSR2 : SIGTERM) != 0 && errno != ESRCH)
+                log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
+        } else {
+            ring_waiter_set_active(c->ring, c->fslot, false);
+        }
+    }
+    if (ok && s->prev_ring) {
+        /* the old ring gets nothing new from now on: its workers close their
+         * clients (1001) at once instead of draining; they reconnect to the new
+         * workers. The producers continue from their positions on the new ring. */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if (c->role == ROLE_FANOUT && c->ring == s->prev_ring && c->pid > 0 &&
+                kill(c->pid, SIGTERM) != 0 && errno != ESRCH)
+                log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
+            if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && c->active && c->ring == s->prev_ring)
+                c->retiring = true;
+        }
+        stop_children(s, STOP_RETIRING); /* reaps and repairs on the old ring */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            if ((c->role == ROLE_INGEST || c->role == ROLE_REPLAY) && !c->active && c->ring == s->prev_ring &&
+                c->pid == 0) {
+                c->ring = s->ring;
+                c->active = true;
+                c->restart_at_ms = 0;
+            }
+        }
+        log_info("reload: ring_size: the new ring (%zu bytes) is in use; the old workers close "
+                 "their clients (1001), producers continue from their positions", ring_size(s->ring));
+        for (unsigned i = 0; i < s->n_children; i++) /* nothing may point at the old mapping */
+            if (s->children[i].ring == s->prev_ring)
+                s->children[i].ring = s->ring;
+        ring_destroy(s->prev_ring);
+        s->prev_ring = NULL;
+    }
+    if (ok) {
+        log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
+                 "(at most %u s, then close 1001)", s->workers, old, s->cfg->shutdown.drain_timeout_secs);
+        instance_release(&s->prev_inst);
+        apply_plan(s, s->prev_cfg, "reload");
+    } else {
+        dedup_destroy(s->plan.new_dedup);
+        s->plan = (struct reload_plan){0};
+        /* back to the configuration the old workers run */
+        log_error("reload: the new fanout workers did not start (see above); the old workers keep "
+                  "serving with the previous configuration");
+        if (s->prev_inst.lock_fd >= 0) { /* the address had changed */
+            instance_release(&s->inst);
+            s->inst = s->prev_inst;
+        }
+        if (s->prev_ring) { /* the new ring was only the new workers' */
+            for (unsigned i = 0; i < s->n_children; i++)
+                if (s->children[i].ring == s->ring)
+                    s->children[i].ring = s->prev_ring;
+            ring_destroy(s->ring);
+            s->ring = s->prev_ring;
+            s->prev_ring = NULL;
+        }
+        config_free(s->cfg);
+        *s->cfg = *s->prev_cfg;
+        s->gen--;
+        s->workers = 0;
+        for (unsigned i = 0; i < s->n_children; i++)
+            s->workers += s->children[i].role == ROLE_FANOUT && s->children[i].active;
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        free(s->prev_cfg);
+        s->prev_cfg = NULL;
+        s->prev_inst.lock_fd = -1;
+        on_reload_end(s, false);
+        return;
+    }
+    s->prev_inst.lock_fd = -1;
+    if (s->prev_cfg) {
+        config_free(s->prev_cfg);
+        free(s->prev_cfg);
+        s->prev_cfg = NULL;
+    }
+    stats_set_workers(s->stats, s->workers, s->opts->replay_file ? 1 : (unsigned)s->loglist.n_groups);
+    proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    on_reload_end(s, true);
 }
 
 /* The position store beside the state file (shm/positions.h). Waits for the
@@ -570,14 +1204,259 @@ static int open_positions(struct supervisor *s)
         return -1;
     }
     s->positions = positions_open(path, 30000, &created, err, sizeof err);
-    if (!s->positions) {
-        log_error("position store: %s", err);
+    if (!s->positions && errno == EWOULDBLOCK) {
+        log_error("position store: %s", err);   /* another server on this state file */
         return -1;
+    }
+    if (!s->positions) {
+        /* Like an unwritable state file: run, with positions saved only
+         * every 10 s (a crash may repeat up to 10 s of entries). */
+        log_warn("position store: %s; positions are kept only in the state file", err);
+        return 0;
     }
     if (created)
         log_info("position store %s created; positions imported from %s", path, sf);
     return 0;
 }
+
+/* What /metrics and /health/deep need to know about the configuration and
+ * the supervisor itself (slot 0). */
+static void publish_server_facts(struct supervisor *s)
+{
+    struct stats_server *sv = stats_server(s->stats);
+    sv->loglist_configured = !s->opts->replay_file && s->cfg->ct_logs_url && *s->cfg->ct_logs_url;
+    sv->custom_logs = (uint32_t)(s->cfg->n_custom_logs + s->cfg->n_static_logs);
+    sv->state_configured = !s->opts->replay_file && s->cfg->ct_log.state_file && *s->cfg->ct_log.state_file;
+    stats_proc_set(s->stats, 0, STATS_ROLE_SUPERVISOR, 0);
+    stats_proc_pid(s->stats, 0, (int)getpid());
+    stats_log_add(&sv->starts[STATS_ROLE_SUPERVISOR], 1);
+}
+
+/* certstream_dedup_cache_size: live entries of the shared table, counted
+ * every 5 s (a scan of the table, a few ms at the default size). */
+static void sample_dedup(struct supervisor *s)
+{
+    static uint64_t next_ms;
+    uint64_t now = mono_ms();
+    if (!s->dedup || now < next_ms)
+        return;
+    next_ms = now + 5000;
+    struct stats_server *sv = stats_server(s->stats);
+    stats_log_store(&sv->dedup_size, dedup_live(s->dedup, wall_ms() / 1000u));
+    stats_log_store(&sv->dedup_capacity, dedup_capacity(s->dedup));
+}
+
+/* Once a second: the totals /api/stats turns into rates over the last minute. */
+static void sample_rates(struct supervisor *s)
+{
+    static uint64_t last_sec;
+    uint64_t now = wall_ms(), sec = now / 1000u;
+    if (sec == last_sec)
+        return;
+    last_sec = sec;
+    struct stats_rate_sample *r = &stats_server(s->stats)->rate[sec % STATS_RATE_SAMPLES];
+    stats_log_store(&r->ms, 0);   /* readers skip it while it changes */
+    uint64_t sent = 0;
+    for (int f = 0; f < 3; f++)
+        sent += stats_sum(s->stats, (enum stat_id)(ST_MSG_SENT_FULL + f));
+    stats_log_store(&r->published, stats_sum(s->stats, ST_ENTRIES_PUBLISHED));
+    stats_log_store(&r->sent, sent);
+    stats_log_store(&r->bytes, stats_sum(s->stats, ST_BYTES_SENT));
+    __atomic_store_n(&r->ms, now, __ATOMIC_RELEASE);
+}
+
+/* Once per loop turn while a replacement runs. */
+static void check_replacement(struct supervisor *s, uint64_t now)
+{
+    if (!s->replacing)
+        return;
+    bool all_running = true, failed = false;
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->role != ROLE_FANOUT || c->gen != s->gen || !c->active)
+            continue;
+        if (c->restarts > 0)
+            failed = true; /* died before every new worker accepted: bind failed, crash */
+        if (c->pid <= 0 || !proctable_row(s->procs, c->stats_slot, &row) || row.state != PROC_RUNNING)
+            all_running = false;
+    }
+    if (failed || (!all_running && now >= s->replace_deadline_ms))
+        end_replacement(s, false);
+    else if (all_running)
+        end_replacement(s, true);
+}
+
+/* Log keys changed: a new list from the last download (or the configured
+ * logs only), ingest processes restarted from their positions. */
+static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed)
+{
+    if (s->opts->replay_file) {
+        if (!settings_changed) {
+            log_warn("reload: log settings have no effect with --replay");
+            return;
+        }
+        /* what the producer renders or compresses changed: restart it */
+        for (unsigned i = 0; i < s->n_children; i++) {
+            struct child *c = &s->children[i];
+            c->retiring = c->role == ROLE_REPLAY && (c->active || c->pid);
+        }
+        stop_children(s, STOP_RETIRING);
+        for (unsigned i = 0; i < s->n_children; i++)
+            if (s->children[i].role == ROLE_REPLAY && s->children[i].pid == 0 && !s->children[i].active) {
+                s->children[i].active = true;
+                s->children[i].restart_at_ms = 0;
+                break;
+            }
+        return;
+    }
+    if (url_changed || !s->list_from_url) {
+        /* download the new list now; the configured logs change at once */
+        s->loglist_next_ms = 0;
+        s->list_from_url = false;
+    }
+    struct stat st;
+    char *json = NULL;
+    size_t len = 0;
+    if (!url_changed && s->list_from_url && s->loglist_fd >= 0 && fstat(s->loglist_fd, &st) == 0 &&
+        st.st_size > 0 && (size_t)st.st_size <= SUP_LOGLIST_MAX_BYTES &&
+        (json = malloc((size_t)st.st_size + 1)) != NULL) {
+        if (pread(s->loglist_fd, json, (size_t)st.st_size, 0) == st.st_size) {
+            json[st.st_size] = '\0';
+            len = (size_t)st.st_size;
+        } else {
+            free(json);
+            json = NULL;
+        }
+    }
+    apply_loglist(s, json, len, settings_changed);
+    free(json);
+}
+
+static void on_reload(struct supervisor *s, const char *why)
+{
+    on_reload_begin(s, why);
+    if (s->replacing) {
+        log_warn("%s: a replacement of the fanout workers is still starting; try again in a moment", why);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    struct config fresh;
+    struct config_error err;
+    struct config_flags flags = s->opts->flags ? *s->opts->flags : (struct config_flags){0};
+    flags.config_path = reload_path(s);
+    extern char **environ;
+    if (config_load(&fresh, &flags, environ, &err) != 0) {
+        log_error("%s: configuration refused, nothing changed: %s", why, err.message);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    const char *names[128];
+    size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
+    if (n > sizeof names / sizeof names[0])
+        n = sizeof names / sizeof names[0];
+    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false;
+    for (size_t i = 0; i < n; i++) {
+        enum apply_how h = how_applied(names[i]);
+        workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
+        ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
+        url |= strcmp(names[i], "ct_logs_url") == 0;
+        /* what every ingest process runs with (not which logs): all restart */
+        settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
+                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0 ||
+                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0;
+        watch |= strncmp(names[i], "hot_reload.", 11) == 0;
+        address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
+    }
+    /* a new address is claimed (lock + probe) before anything changes */
+    struct instance inst = {.lock_fd = -1};
+    char ierr[512];
+    if (address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
+        log_error("%s: configuration refused, nothing changed: %s", why, ierr);
+        config_free(&fresh);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    if (n == 0)
+        log_info("%s: configuration %s is valid and unchanged", why,
+                 fresh.source_path ? fresh.source_path : "(built-in defaults)");
+    for (size_t i = 0; i < n; i++)
+        log_info("%s: %s changed: %s", why, names[i], how_name(how_applied(names[i])));
+
+    struct config *prev = malloc(sizeof *prev);
+    if (!prev) {
+        log_error("%s: out of memory; nothing changed", why);
+        instance_release(&inst);
+        config_free(&fresh);
+        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        on_reload_end(s, false);
+        return;
+    }
+    /* a new ring for the new workers, with the eventfds of every worker slot */
+    struct ring *new_ring = NULL;
+    if (fresh.ring_size != s->cfg->ring_size) {
+        new_ring = ring_create((size_t)fresh.ring_size);
+        if (new_ring && ring_set_start(new_ring, ring_tail(s->ring) + 1) != 0) {
+            ring_destroy(new_ring);
+            new_ring = NULL;
+        }
+        for (unsigned k = 0; new_ring && k < s->fanout_slots; k++) {
+            if (ring_add_waiter(new_ring, ring_waiter_fd(s->ring, k)) != 0) {
+                ring_destroy(new_ring);
+                new_ring = NULL;
+                break;
+            }
+            ring_waiter_set_active(new_ring, k, false);
+        }
+        if (!new_ring) {
+            log_error("%s: ring_size %llu: %s; nothing changed", why, (unsigned long long)fresh.ring_size,
+                      strerror(errno));
+            instance_release(&inst);
+            config_free(&fresh);
+            proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+            on_reload_end(s, false);
+            return;
+        }
+    }
+    /* a new dedup table for the ingest processes that restart (apply_plan) */
+    s->plan = (struct reload_plan){.ingest = ingest, .url = url, .settings = settings, .watch = watch};
+    if (s->dedup && (fresh.dedup.capacity != s->cfg->dedup.capacity || fresh.dedup.ttl_secs != s->cfg->dedup.ttl_secs)) {
+        struct dedup *d = dedup_create(fresh.dedup.capacity, fresh.dedup.ttl_secs);
+        if (d) {
+            s->plan.new_dedup = d;
+        } else {
+            log_error("%s: dedup table (%u entries): %s; keeping the running table", why,
+                      fresh.dedup.capacity, strerror(errno));
+            fresh.dedup = s->cfg->dedup;
+        }
+    }
+    *prev = *s->cfg;
+    *s->cfg = fresh;
+    if (new_ring) {
+        s->prev_ring = s->ring;
+        s->ring = new_ring;
+    }
+    if (workers) {
+        s->prev_cfg = prev;
+        s->prev_inst.lock_fd = -1;
+        if (address) {
+            s->prev_inst = s->inst;
+            s->inst = inst;
+        }
+        if (!replace_workers(s))
+            end_replacement(s, false);
+        return; /* applied, counted and ended by end_replacement() */
+    }
+    apply_plan(s, prev, why);
+    config_free(prev);
+    free(prev);
+    proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    on_reload_end(s, true);
+}
+
 
 /* ---------------------------------------------------------- systemd (sd_notify)
  * Only with $NOTIFY_SOCKET set (Type=notify): READY=1 once every fanout
@@ -663,16 +1542,17 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
     uint64_t now = mono_ms();
     if (!n->ready && now >= n->next_probe_ms) {
         n->next_probe_ms = now + 100;
-        if (running(s, ROLE_FANOUT) == s->workers &&
+        if (running(s, ROLE_FANOUT) >= s->workers &&
             probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
-            n->ready = true;
+            n->ready = s->sd_ready = true;
             n->next_watchdog_ms = 0;
             notify_ready();
             log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port);
         }
     }
     if (n->ready && n->watchdog_ms && now >= n->next_watchdog_ms) {
-        if (children_fresh(s) && probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
+        /* running and not stopped (/proc), beating (heartbeats), answering */
+        if (children_fresh(s) && supervisor_children_fresh() && probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
             notify_watchdog();
             n->stale_logged = false;
             n->next_watchdog_ms = mono_ms() + n->watchdog_ms;
@@ -689,14 +1569,44 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
     }
 }
 
+/* hot_reload: the watch (config_watch.c) says when the file changed. */
+static void watch_open(struct supervisor *s, struct config_watch *w)
+{
+    const char *path = reload_path(s);
+    config_watch_open(w, s->cfg->hot_reload.enabled && path && *path ? path : NULL);
+}
+
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
 {
-    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1};
+    struct supervisor s = {.cfg = cfg, .opts = opts, .loglist_fd = -1, .inst = {.lock_fd = -1},
+                           .prev_inst = {.lock_fd = -1}};
+    struct config_watch watch = {.fd = -1};
     int rc = 1;
     char err[512];
 
+    /* The process table first: the log file's reopen generation lives there. */
+    s.procs = proctable_create();
+    if (!s.procs) {
+        log_error("proctable_create: %s", strerror(errno));
+        return 1;
+    }
+    proctable_set_watchdog_ms(s.procs, cfg->watchdog_secs * 1000u);
+    if (log_set_file(cfg->log_file, log_file_generation) != 0) {
+        log_error("log_file %s: %s", cfg->log_file, strerror(errno));
+        proctable_destroy(s.procs);
+        return 2;
+    }
+    if (proctable_set_log_output(s.procs, cfg->log_file, strcmp(cfg->log_format, "json") == 0) != 0) {
+        log_error("log_file %s: path too long", cfg->log_file);
+        proctable_destroy(s.procs);
+        return 2;
+    }
+    log_set_refresh(proctable_log_refresh);
+    raise_fd_limit();
+
     if (opts->replay_file && !(s.replay = replay_open(opts->replay_file, err, sizeof err))) {
         log_error("--replay: %s", err);
+        proctable_destroy(s.procs);
         return 2;
     }
     /* A state file that exists but cannot be read is refused: overwriting it
@@ -704,11 +1614,24 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     if (!opts->replay_file && cfg->ct_log.state_file && *cfg->ct_log.state_file &&
         state_load(cfg->ct_log.state_file, &s.state, err, sizeof err) != 0) {
         log_error("state file: %s", err);
+        state_free(&s.state);
+        proctable_destroy(s.procs);
         return 2;
     }
+    /* The position store first: it waits for the processes of an earlier
+     * server on the same state file (a killed supervisor's children) to exit,
+     * so they no longer hold the port either. */
     if (!opts->replay_file && open_positions(&s) != 0) {
-        state_free(&s.state);
-        return 2;
+        rc = 2;
+        goto out;
+    }
+    /* Fail fast: an address that does not resolve, a port that another
+     * program or another server holds, a privileged port: one line, exit 2,
+     * before anything is forked (instance.h). */
+    if (instance_claim(&s.inst, cfg->host, cfg->port, err, sizeof err) != 0) {
+        log_error("%s", err);
+        rc = 2;
+        goto out;
     }
     /* Signals are handled synchronously in the loop below (sigtimedwait), so
      * they are blocked here and the children restore the old mask. */
@@ -718,6 +1641,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
     sigaddset(&mask, SIGHUP);
+    sigaddset(&mask, SIGUSR1);
     if (sigprocmask(SIG_BLOCK, &mask, &s.old_mask) != 0) {
         log_error("sigprocmask: %s", strerror(errno));
         goto out;
@@ -739,16 +1663,24 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
+    publish_server_facts(&s);
+    proctable_set_loaded(s.procs, (uint64_t)time(NULL));
+    proctable_set_log_level(s.procs, log_get_level());
     if (plan_children(&s) != 0)
         goto out;
-    for (unsigned i = 0; i < s.workers; i++) {
-        int efd = eventfd(0, EFD_NONBLOCK);
+    /* One eventfd per worker slot, all created before any producer forks, so
+     * a worker started by a reload is woken too; idle slots are skipped. */
+    for (unsigned i = 0; i < s.fanout_slots; i++) {
+        int efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (efd < 0 || ring_add_waiter(s.ring, efd) != 0) {
-            log_error("eventfd for worker %u: %s", i, strerror(errno));
+            log_error("eventfd for worker slot %u: %s", i, strerror(errno));
             goto out;
         }
+        ring_waiter_set_active(s.ring, i, false);
     }
-    stats_set_workers(s.stats, s.workers, s.n_children - s.workers);
+    if (start_workers_plan(&s) != 0)
+        goto out;
+    stats_set_workers(s.stats, s.workers, s.opts->replay_file ? 1 : 0);
     if (s.replay)
         replay_register_logs(s.replay, s.stats);
     if (!opts->replay_file) {
@@ -772,13 +1704,14 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     /* Setup parsed files (replay corpus, configuration) and freed their
      * parse trees: give that heap back before the children are forked. */
     malloc_trim(0);
-    struct watch_state watch = {0};
-    poll_watch(&s, &watch); /* the starting point */
+    s.watch = &watch;
+    watch_open(&s, &watch);
     struct sd_state sd;
     sd_init(&sd);
+    s.sd_on = sd.on;
     start_due(&s);
     for (;;) {
-        struct timespec ts = {.tv_sec = 0, .tv_nsec = 200 * 1000000L};
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = SUP_TICK_MS * 1000000L};
         int sig = sigtimedwait(&mask, NULL, &ts);
         if (sig < 0 && errno != EAGAIN && errno != EINTR) {
             log_error("sigtimedwait: %s", strerror(errno));
@@ -790,19 +1723,24 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
                 notify_stopping();
             break;
         }
-        if (sig == SIGHUP) {
-            if (sd.on)
-                notify_reloading();
-            on_reload(&s, "SIGHUP");
-            if (sd.ready)
-                notify_ready();
-        }
-        poll_watch(&s, &watch);
+        if (sig == SIGHUP)
+            on_reload(&s, "SIGHUP"); /* RELOADING=1 ... READY=1: on_reload_begin/end */
+        if (sig == SIGUSR1)
+            on_reopen_logs(&s);
+        uint64_t now = mono_ms();
+        if (config_watch_poll(&watch, now))
+            on_reload(&s, "hot_reload");
         reap(&s);
+        check_heartbeats(&s, now);
+        check_claims(&s, now);
+        check_replacement(&s, now);
+        check_ready(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);
         if (s.have_loglist && mono_ms() - s.state_saved_ms >= SUP_STATE_SAVE_MS)
             save_state(&s);
+        sample_dedup(&s);
+        sample_rates(&s);
         sd_tick(&s, &sd);
     }
     stop_all(&s);
@@ -810,6 +1748,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     log_info("stopped");
     rc = 0;
 out:
+    config_watch_close(&watch);
     if (!s.stopping && s.children)
         stop_all(&s);
     free(s.children);
@@ -826,5 +1765,14 @@ out:
         stats_destroy(s.stats);
     if (s.ring)
         ring_destroy(s.ring);
+    if (s.prev_ring)
+        ring_destroy(s.prev_ring);
+    instance_release(&s.inst);
+    instance_release(&s.prev_inst);
+    if (s.prev_cfg) {
+        config_free(s.prev_cfg);
+        free(s.prev_cfg);
+    }
+    proctable_destroy(s.procs);
     return rc;
 }

@@ -13,9 +13,15 @@ struct supervisor_opts {
     double replay_rate;       /* entries per second */
     bool replay_loop;
     bool bench_stamp;
+    const struct config_flags *flags; /* the command line's overrides, applied again on reload */
 };
 
 /* Runs until SIGTERM/SIGINT; returns the process exit status. */
 int supervisor_run(struct config *cfg, const struct supervisor_opts *opts);
+
+/* True when every child's heartbeat is fresh (none has missed it for
+ * watchdog_secs; always true with watchdog_secs: 0). For the service
+ * manager's watchdog: feed it only while this holds. */
+bool supervisor_children_fresh(void);
 
 #endif

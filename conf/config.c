@@ -23,6 +23,7 @@
 #include <cyaml/cyaml.h>
 #include <yaml.h>
 
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -31,7 +32,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #define DEFAULT_CT_LOGS_URL "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json"
@@ -40,6 +44,7 @@
 #define MAX_STRING 4096   /* any string value, in bytes */
 #define MAX_TOKEN 1024
 #define MAX_NAME 256      /* log names, header name, host */
+#define MAX_PATH 200      /* endpoint paths (streams.*_path) */
 #define WHY 256           /* room for the problem part of a message */
 
 /* ---------------------------------------------------------------- keys */
@@ -48,7 +53,9 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM, K_HEADER,
+    K_URL, K_URL_OR_FILE, K_ENUM,
+    K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
+    K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
 };
 
@@ -67,6 +74,8 @@ static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL}
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
 static const char *const position_aheads[] = {"wait", "restart_at_head", NULL};
 static const char *const signature_modes[] = {"required", "optional", "off", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
+static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
 #define OFF(m) offsetof(struct config, m)
 #define NUM(n, e, t, m, lo, hi) {n, e, t, OFF(m), 0, lo, hi, NULL, NULL}
@@ -86,6 +95,9 @@ static const struct key keys[] = {
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
     BOOL("protocols.health", "CERTSTREAM_HEALTH_ENABLED", protocols.health),
     BOOL("protocols.example_json", "CERTSTREAM_EXAMPLE_JSON_ENABLED", protocols.example_json),
+    BOOL("protocols.web_page", "CERTSTREAM_WEB_PAGE_ENABLED", protocols.web_page),
+    BOOL("protocols.api", "CERTSTREAM_API_ENABLED", protocols.api),
+    TEXT("cors.allowed_origins", "CERTSTREAM_CORS_ALLOWED_ORIGINS", K_PATH_OPT, cors.allowed_origins, MAX_STRING),
     TEXT("ct_log.state_file", "CERTSTREAM_CT_LOG_STATE_FILE", K_STR, ct_log.state_file, MAX_STRING),
     NUM("ct_log.batch_size", "CERTSTREAM_CT_LOG_BATCH_SIZE", K_U32, ct_log.batch_size, 1, 10000),
     NUM("ct_log.poll_interval_ms", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS", K_U32, ct_log.poll_interval_ms, 1, 86400000),
@@ -109,6 +121,7 @@ static const struct key keys[] = {
     BOOL("auth.enabled", "CERTSTREAM_AUTH_ENABLED", auth.enabled),
     {"auth.tokens", "CERTSTREAM_AUTH_TOKENS", K_TOKENS, OFF(auth.tokens), OFF(auth.n_tokens), 0, MAX_TOKEN, NULL, NULL},
     TEXT("auth.header_name", "CERTSTREAM_AUTH_HEADER_NAME", K_HEADER, auth.header_name, MAX_NAME),
+    BOOL("auth.allow_query_token", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN", auth.allow_query_token),
     BOOL("hot_reload.enabled", "CERTSTREAM_HOT_RELOAD_ENABLED", hot_reload.enabled),
     TEXT("hot_reload.watch_path", "CERTSTREAM_HOT_RELOAD_WATCH_PATH", K_PATH_OPT, hot_reload.watch_path, MAX_STRING),
     {"custom_logs", "CERTSTREAM_CUSTOM_LOGS", K_LOGS, OFF(custom_logs), OFF(n_custom_logs), 0, MAX_STRING, NULL, NULL},
@@ -118,6 +131,10 @@ static const struct key keys[] = {
     BOOL("streams.full", "CERTSTREAM_STREAMS_FULL", streams.full),
     BOOL("streams.lite", "CERTSTREAM_STREAMS_LITE", streams.lite),
     BOOL("streams.domains_only", "CERTSTREAM_STREAMS_DOMAINS_ONLY", streams.domains_only),
+    TEXT("streams.lite_path", "CERTSTREAM_STREAMS_LITE_PATH", K_HTTP_PATH, streams.lite_path, MAX_PATH),
+    TEXT("streams.full_path", "CERTSTREAM_STREAMS_FULL_PATH", K_HTTP_PATH, streams.full_path, MAX_PATH),
+    TEXT("streams.domains_path", "CERTSTREAM_STREAMS_DOMAINS_PATH", K_HTTP_PATH, streams.domains_path, MAX_PATH),
+    TEXT("streams.sse_path", "CERTSTREAM_STREAMS_SSE_PATH", K_HTTP_PATH, streams.sse_path, MAX_PATH),
     {"ingest.group_by", "CERTSTREAM_INGEST_GROUP_BY", K_ENUM, OFF(ingest.group_by), 0, 0, 0, group_bys, NULL},
     NUM("ingest.max_processes", "CERTSTREAM_INGEST_MAX_PROCESSES", K_U32, ingest.max_processes, 0, 1024),
     NUM("keepalive.websocket_heartbeat_secs", "CERTSTREAM_KEEPALIVE_WEBSOCKET_HEARTBEAT_SECS", K_U32, keepalive.websocket_heartbeat_secs, 1, 3600),
@@ -132,13 +149,30 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    /* operations */
+    NUM("watchdog_secs", "CERTSTREAM_WATCHDOG_SECS", K_U32, watchdog_secs, 0, 3600),
+    NUM("ring_claim_timeout_ms", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS", K_U32, ring_claim_timeout_ms, 0, 600000),
+    {"log_format", "CERTSTREAM_LOG_FORMAT", K_ENUM, OFF(log_format), 0, 0, 0, log_formats, NULL},
+    TEXT("log_file", "CERTSTREAM_LOG_FILE", K_PATH_OPT, log_file, MAX_STRING),
+    NUM("shutdown.drain_timeout_secs", "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS", K_U32, shutdown.drain_timeout_secs, 0, 86400),
+    BOOL("filters.enabled", "CERTSTREAM_FILTERS_ENABLED", filters.enabled),
+    NUM("filters.max_per_worker", "CERTSTREAM_FILTERS_MAX_PER_WORKER", K_U32, filters.max_per_worker, 1, 1000000),
+    NUM("filters.max_patterns", "CERTSTREAM_FILTERS_MAX_PATTERNS", K_U32, filters.max_patterns, 1, 1024),
+    NUM("filters.max_pattern_bytes", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES", K_U32, filters.max_pattern_bytes, 8, 4096),
+    NUM("filters.regex_match_limit", "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT", K_U32, filters.regex_match_limit, 100, 100000000),
+    BOOL("compression.enabled", "CERTSTREAM_COMPRESSION_ENABLED", compression.enabled),
+    NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
+    NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
+    {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 /* The mappings that group keys ("ct_log: {batch_size: ...}"). */
 static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
-    "streams", "ingest", "keepalive", "dedup", "limits",
+    "streams", "ingest", "keepalive", "dedup", "limits", "shutdown",
+    "message_format", "filters", "compression",
+    "cors",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -362,6 +396,39 @@ static int check_token(const char *s, size_t len, char *why, size_t whyn)
     return 0;
 }
 
+/* An endpoint path as a request line carries it: "/" or "/seg/seg", no
+ * trailing "/", no query or fragment, no "." or ".." segment, only RFC 3986
+ * path characters without percent-escapes (the server compares paths as
+ * bytes). */
+static int check_http_path(const char *s, size_t len, size_t max, char *why, size_t whyn)
+{
+    char q[64];
+    if (len == 0 || s[0] != '/')
+        return snprintf(why, whyn, "expected a path starting with /, got %s", quoted(q, sizeof q, s, len)), -1;
+    if (len > max) return snprintf(why, whyn, "is longer than %zu bytes", max), -1;
+    if (len > 1 && s[len - 1] == '/')
+        return snprintf(why, whyn, "must not end with / (the path with a trailing / is served too), got %s",
+                        quoted(q, sizeof q, s, len)), -1;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  (c && strchr("/-._~!$&'()*+,;=:@", c));
+        if (!ok) {
+            char ch[8];
+            if (c > 0x20 && c < 0x7f) snprintf(ch, sizeof ch, "'%c'", c);
+            else snprintf(ch, sizeof ch, "0x%02x", c);
+            return snprintf(why, whyn, "character %s is not allowed in a path (letters, digits and "
+                            "-._~!$&'()*+,;=:@ only), got %s", ch, quoted(q, sizeof q, s, len)), -1;
+        }
+        if (c == '/' && i + 1 < len && (s[i + 1] == '/' ||
+            (s[i + 1] == '.' && (i + 2 == len || s[i + 2] == '/' ||
+                                 (s[i + 2] == '.' && (i + 3 == len || s[i + 3] == '/'))))))
+            return snprintf(why, whyn, "empty, . or .. segments are not allowed, got %s",
+                            quoted(q, sizeof q, s, len)), -1;
+    }
+    return 0;
+}
+
 /* Checks the scalar s[0..len) for key k. Numbers and booleans are returned
  * in *num. why receives the problem ("expected ..., got ..."). */
 static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t *num,
@@ -432,6 +499,8 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
             return snprintf(why, whyn, "expected one of %s; got %s", list,
                             quoted(q, sizeof q, s, len)), -1;
         }
+    case K_HTTP_PATH:
+        return check_http_path(s, len, k->max, why, whyn);
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -493,6 +562,12 @@ static void free_logs(struct config_log *logs, size_t *n)
     *n = 0;
 }
 
+bool config_absent_names_null(const struct config *cfg)
+{
+    return !cfg || !cfg->message_format.absent_name_fields ||
+           strcmp(cfg->message_format.absent_name_fields, "omit") != 0;
+}
+
 /* --------------------------------------------------- defaults and free */
 
 void config_defaults(struct config *cfg)
@@ -508,6 +583,9 @@ void config_defaults(struct config *cfg)
     cfg->ct_logs_public_key = strdup("");
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
+    cfg->protocols.web_page = true;
+    cfg->protocols.api = true;
+    cfg->cors.allowed_origins = strdup("");
     cfg->ct_log.state_file = strdup("certstream_state.json");
     cfg->ct_log.batch_size = 256;
     cfg->ct_log.poll_interval_ms = 1000;
@@ -532,6 +610,10 @@ void config_defaults(struct config *cfg)
     cfg->workers = 0;
     cfg->ring_size = 64 * MIB;
     cfg->streams.full = cfg->streams.lite = cfg->streams.domains_only = true;
+    cfg->streams.lite_path = strdup("/");
+    cfg->streams.full_path = strdup("/full-stream");
+    cfg->streams.domains_path = strdup("/domains-only");
+    cfg->streams.sse_path = strdup("/sse");
     cfg->ingest.group_by = strdup("operator");
     cfg->ingest.max_processes = 0;
     cfg->keepalive.websocket_heartbeat_secs = 10;
@@ -546,6 +628,20 @@ void config_defaults(struct config *cfg)
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
+    cfg->watchdog_secs = 10;
+    cfg->ring_claim_timeout_ms = 1000;
+    cfg->log_format = strdup("text");
+    cfg->log_file = strdup("");
+    cfg->shutdown.drain_timeout_secs = 300;
+    cfg->message_format.absent_name_fields = strdup("null");
+    cfg->compression.enabled = true;
+    cfg->compression.min_size = 128;
+    cfg->compression.level = 6;
+    cfg->filters.enabled = true;
+    cfg->filters.max_per_worker = 4096;
+    cfg->filters.max_patterns = 64;
+    cfg->filters.max_pattern_bytes = 256;
+    cfg->filters.regex_match_limit = 100000;
     cfg->source_path = NULL;
 }
 
@@ -711,12 +807,24 @@ static const char *suggest(const char *path)
     return best;
 }
 
+/* A choice spelled "null" (message_format.absent_name_fields: null) is the
+ * word, not YAML's null: `key: null` must mean what it says. */
+static bool enum_word_null(const struct key *k, const yaml_event_t *ev)
+{
+    if (k->type != K_ENUM || ev->data.scalar.length != 4 ||
+        memcmp(ev->data.scalar.value, "null", 4) != 0)
+        return false;
+    for (const char *const *c = k->choices; *c; c++)
+        if (strcmp(*c, "null") == 0) return true;
+    return false;
+}
+
 static int vp_scalar_value(struct vpass *v, const struct key *k, const char *path, uint64_t *num)
 {
     char why[WHY];
     if (v->ev.type != YAML_SCALAR_EVENT)
         return vp_fail(v, ev_line(v), path, "expected a single value, got %s", ev_kind(&v->ev));
-    if (ev_is_null(&v->ev))
+    if (ev_is_null(&v->ev) && !enum_word_null(k, &v->ev))
         return vp_fail(v, ev_line(v), path, "has no value (write \"\" for an empty string)");
     if (check_scalar(k, (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length,
                      num, why, sizeof why) < 0)
@@ -948,7 +1056,11 @@ static int validate_yaml(struct load *ld, const char *buf, size_t len)
 
 static const cyaml_schema_field_t cy_protocols[] = {
     CY_SB(protocols, websocket), CY_SB(protocols, sse), CY_SB(protocols, metrics),
-    CY_SB(protocols, health), CY_SB(protocols, example_json), CYAML_FIELD_END,
+    CY_SB(protocols, health), CY_SB(protocols, example_json), CY_SB(protocols, web_page),
+    CY_SB(protocols, api), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_cors[] = {
+    CY_SS(cors, allowed_origins), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SS(ct_log, state_file), CY_SU(ct_log, batch_size), CY_SU(ct_log, poll_interval_ms),
@@ -975,7 +1087,7 @@ static const cyaml_schema_field_t cy_auth[] = {
       .count_offset = (uint32_t)IN(auth, n_tokens), .count_size = (uint8_t)MSIZE(auth.n_tokens),
       .value = { .type = CYAML_SEQUENCE, .flags = CYAML_FLAG_OPTIONAL, .data_size = sizeof(char *),
                  .sequence = { .entry = &cy_token, .min = 0, .max = CONFIG_MAX_TOKENS } } },
-    CY_SS(auth, header_name), CYAML_FIELD_END,
+    CY_SS(auth, header_name), CY_SB(auth, allow_query_token), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_hot_reload[] = {
     CY_SB(hot_reload, enabled), CY_SS(hot_reload, watch_path), CYAML_FIELD_END,
@@ -990,7 +1102,9 @@ static const cyaml_schema_value_t cy_log = {
     .mapping = { .fields = cy_log_fields },
 };
 static const cyaml_schema_field_t cy_streams[] = {
-    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only), CYAML_FIELD_END,
+    CY_SB(streams, full), CY_SB(streams, lite), CY_SB(streams, domains_only),
+    CY_SS(streams, lite_path), CY_SS(streams, full_path), CY_SS(streams, domains_path),
+    CY_SS(streams, sse_path), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ingest[] = {
     CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CYAML_FIELD_END,
@@ -1006,6 +1120,19 @@ static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, max_request_bytes), CY_SU(limits, max_headers),
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
     CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_shutdown[] = {
+    CY_SU(shutdown, drain_timeout_secs), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_message_format[] = {
+    CY_SS(message_format, absent_name_fields), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_filters[] = {
+    CY_SB(filters, enabled), CY_SU(filters, max_per_worker), CY_SU(filters, max_patterns),
+    CY_SU(filters, max_pattern_bytes), CY_SU(filters, regex_match_limit), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_compression[] = {
+    CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
 };
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
@@ -1027,6 +1154,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("connection_limit", connection_limit, cy_connection_limit),
     CY_SECTION("auth", auth, cy_auth),
     CY_SECTION("hot_reload", hot_reload, cy_hot_reload),
+    CY_SECTION("cors", cors, cy_cors),
     CY_LOGS("custom_logs", custom_logs, n_custom_logs),
     CY_LOGS("static_logs", static_logs, n_static_logs),
     CY_UINT("workers", OFF(workers), MSIZE(workers)),
@@ -1038,6 +1166,14 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("keepalive", keepalive, cy_keepalive),
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
+    CY_UINT("watchdog_secs", OFF(watchdog_secs), MSIZE(watchdog_secs)),
+    CY_UINT("ring_claim_timeout_ms", OFF(ring_claim_timeout_ms), MSIZE(ring_claim_timeout_ms)),
+    CY_STR("log_format", OFF(log_format)),
+    CY_STR("log_file", OFF(log_file)),
+    CY_SECTION("shutdown", shutdown, cy_shutdown),
+    CY_SECTION("message_format", message_format, cy_message_format),
+    CY_SECTION("filters", filters, cy_filters),
+    CY_SECTION("compression", compression, cy_compression),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -1148,28 +1284,70 @@ static int load_document(struct load *ld, const char *buf, size_t len)
     return rc;
 }
 
-/* Reads a whole regular file of at most CONFIG_MAX_FILE_BYTES. */
+/* Reads a whole configuration file of at most CONFIG_MAX_FILE_BYTES without
+ * ever blocking for long: the supervisor re-reads it on SIGHUP and must keep
+ * reaping, restarting and saving state. Opened with O_NONBLOCK and checked
+ * with fstat first:
+ *   - a regular file is read;
+ *   - a named FIFO is refused at once (it would wait for a writer);
+ *   - a pipe (`--config <(...)`, /dev/stdin) or a character device
+ *     (/dev/null) is read until it ends, for at most CONFIG_READ_WAIT_MS:
+ *     /dev/null and a pipe that ends empty are an empty file;
+ *   - anything else (socket, block device) is refused. */
+#define CONFIG_READ_WAIT_MS 1000
+#define CONFIG_PIPEFS_MAGIC 0x50495045  /* linux/magic.h PIPEFS_MAGIC: anonymous pipes */
+
 static int read_file(const char *path, const char *label, char **out, size_t *outlen,
                      struct config_error *err)
 {
     struct stat st;
+    struct statfs sfs;
     char *buf = NULL;
     size_t len = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) return fail(err, "%s%s: %s", label, path, strerror(errno));
     if (fstat(fd, &st) < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
     if (S_ISDIR(st.st_mode)) { fail(err, "%s%s: is a directory", label, path); goto err; }
-    if (!S_ISREG(st.st_mode)) { fail(err, "%s%s: not a regular file", label, path); goto err; }
-    if (st.st_size > CONFIG_MAX_FILE_BYTES) {
+    bool regular = S_ISREG(st.st_mode);
+    if (S_ISFIFO(st.st_mode)) {
+        if (fstatfs(fd, &sfs) < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
+        if (sfs.f_type != CONFIG_PIPEFS_MAGIC) {
+            fail(err, "%s%s: is a FIFO; refused (reading it would wait for a writer): "
+                 "use a regular file", label, path);
+            goto err;
+        }
+    } else if (!regular && !S_ISCHR(st.st_mode)) {
+        fail(err, "%s%s: not a regular file, a pipe or a character device", label, path);
+        goto err;
+    }
+    if (regular && st.st_size > CONFIG_MAX_FILE_BYTES) {
         fail(err, "%s%s: file is %jd bytes, more than the %d-byte limit for a configuration file",
              label, path, (intmax_t)st.st_size, CONFIG_MAX_FILE_BYTES);
         goto err;
     }
     buf = malloc(CONFIG_MAX_FILE_BYTES + 1);
     if (!buf) { fail(err, "%s%s: out of memory", label, path); goto err; }
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     for (;;) {
         ssize_t r = read(fd, buf + len, CONFIG_MAX_FILE_BYTES + 1 - len);
         if (r < 0 && errno == EINTR) continue;
+        if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && !regular) {
+            struct timespec t1;
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            long waited = (long)(t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+            if (waited >= CONFIG_READ_WAIT_MS) {
+                fail(err, "%s%s: did not end within %d ms (a pipe or device whose writer has "
+                     "not finished); refused", label, path, CONFIG_READ_WAIT_MS);
+                goto err;
+            }
+            struct pollfd pfd = {.fd = fd, .events = POLLIN};
+            if (poll(&pfd, 1, (int)(CONFIG_READ_WAIT_MS - waited)) < 0 && errno != EINTR) {
+                fail(err, "%s%s: poll: %s", label, path, strerror(errno));
+                goto err;
+            }
+            continue;
+        }
         if (r < 0) { fail(err, "%s%s: %s", label, path, strerror(errno)); goto err; }
         if (r == 0) break;
         len += (size_t)r;
@@ -1368,6 +1546,71 @@ static int check_log_names(const struct load *ld, const struct key *k, int list)
     return 0;
 }
 
+/* cors.allowed_origins: "*" alone, or origins "scheme://host[:port]" (no
+ * path, no trailing slash: a browser's Origin header never has one). */
+static int check_origins(const struct load *ld)
+{
+    const char *p = ld->cfg->cors.allowed_origins;
+    size_t n = 0;
+    bool star = false;
+    while (p && *p) {
+        size_t len = strcspn(p, ", \t");
+        if (len == 0) {
+            p++;
+            continue;
+        }
+        char q[80];
+        quoted(q, sizeof q, p, len);
+        const char *sep = memchr(p, ':', len);
+        bool ok = len == 1 && *p == '*';
+        if (!ok && sep && (size_t)(sep - p) + 3 < len && sep[1] == '/' && sep[2] == '/') {
+            ok = (sep - p == 4 && strncmp(p, "http", 4) == 0) || (sep - p == 5 && strncmp(p, "https", 5) == 0);
+            for (const char *c = sep + 3; ok && c < p + len; c++)
+                ok = isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']';
+        }
+        if (!ok)
+            return cross_fail(ld, "cors.allowed_origins", NULL,
+                              "cors.allowed_origins: %s is not an origin (\"*\" or "
+                              "\"https://host[:port]\", no path)", q);
+        star |= len == 1 && *p == '*';
+        n++;
+        p += len;
+    }
+    if (star && n > 1)
+        return cross_fail(ld, "cors.allowed_origins", NULL,
+                          "cors.allowed_origins: \"*\" allows every origin; list no others with it");
+    return 0;
+}
+
+/* The stream paths, their "/example.json" companions and the fixed
+ * endpoints must all differ: a request path names one thing. */
+static int check_stream_paths(const struct load *ld)
+{
+    static const char *const names[] = {"streams.lite_path", "streams.full_path",
+                                        "streams.domains_path", "streams.sse_path"};
+    static const char *const fixed[] = {"/health", "/health/deep", "/metrics", "/latest.json"};
+    const struct config *c = ld->cfg;
+    const char *p[4] = {c->streams.lite_path, c->streams.full_path, c->streams.domains_path,
+                        c->streams.sse_path};
+    char ex[3][MAX_PATH + 16];
+    for (int i = 0; i < 3; i++)
+        snprintf(ex[i], sizeof ex[i], "%s/example.json", strcmp(p[i], "/") == 0 ? "" : p[i]);
+    for (int i = 0; i < 4; i++) {
+        for (int j = 0; j < i; j++)
+            if (strcmp(p[i], p[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s and %s are both \"%s\"", names[j],
+                                  names[i], p[i]);
+        for (size_t k = 0; k < sizeof fixed / sizeof fixed[0]; k++)
+            if (strcmp(p[i], fixed[k]) == 0)
+                return cross_fail(ld, names[i], NULL, "%s \"%s\" is a fixed endpoint", names[i], p[i]);
+        for (int j = 0; j < 3; j++)
+            if (strcmp(p[i], ex[j]) == 0)
+                return cross_fail(ld, names[i], names[j], "%s \"%s\" is the example of %s", names[i],
+                                  p[i], names[j]);
+    }
+    return 0;
+}
+
 static int cross_check(const struct load *ld)
 {
     const struct config *c = ld->cfg;
@@ -1401,6 +1644,9 @@ static int cross_check(const struct load *ld)
         return cross_fail(ld, "hot_reload.enabled", NULL,
                           "hot_reload.enabled is true but there is no configuration file to "
                           "watch; set hot_reload.watch_path");
+    if (check_stream_paths(ld) < 0) return -1;
+    if (check_origins(ld) < 0)
+        return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)
@@ -1596,33 +1842,50 @@ static bool str_eq(const char *a, const char *b)
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
 }
 
+static bool key_same(const struct key *k, const struct config *a, const struct config *b,
+                     int ignore_tokens)
+{
+    const void *pa = cfield(a, k->off), *pb = cfield(b, k->off);
+    bool same = true;
+    switch (k->type) {
+    case K_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
+    case K_U16: same = *(const uint16_t *)pa == *(const uint16_t *)pb; break;
+    case K_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
+    case K_SIZE: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
+    case K_TOKENS:
+        same = a->auth.n_tokens == b->auth.n_tokens;
+        for (size_t t = 0; same && !ignore_tokens && t < a->auth.n_tokens; t++)
+            same = str_eq(a->auth.tokens[t], b->auth.tokens[t]);
+        break;
+    case K_LOGS: {
+        size_t n = *(const size_t *)cfield(a, k->count_off);
+        const struct config_log *la = pa, *lb = pb;
+        same = n == *(const size_t *)cfield(b, k->count_off);
+        for (size_t t = 0; same && t < n; t++)
+            same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url);
+        break;
+    }
+    default: same = str_eq(*(char *const *)pa, *(char *const *)pb); break;
+    }
+    return same;
+}
+
 const char *config_diff(const struct config *a, const struct config *b, int ignore_tokens)
 {
-    for (size_t i = 0; i < NKEYS; i++) {
-        const struct key *k = &keys[i];
-        const void *pa = cfield(a, k->off), *pb = cfield(b, k->off);
-        bool same = true;
-        switch (k->type) {
-        case K_BOOL: same = *(const bool *)pa == *(const bool *)pb; break;
-        case K_U16: same = *(const uint16_t *)pa == *(const uint16_t *)pb; break;
-        case K_U32: same = *(const uint32_t *)pa == *(const uint32_t *)pb; break;
-        case K_SIZE: same = *(const uint64_t *)pa == *(const uint64_t *)pb; break;
-        case K_TOKENS:
-            same = a->auth.n_tokens == b->auth.n_tokens;
-            for (size_t t = 0; same && !ignore_tokens && t < a->auth.n_tokens; t++)
-                same = str_eq(a->auth.tokens[t], b->auth.tokens[t]);
-            break;
-        case K_LOGS: {
-            size_t n = *(const size_t *)cfield(a, k->count_off);
-            const struct config_log *la = pa, *lb = pb;
-            same = n == *(const size_t *)cfield(b, k->count_off);
-            for (size_t t = 0; same && t < n; t++)
-                same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url);
-            break;
-        }
-        default: same = str_eq(*(char *const *)pa, *(char *const *)pb); break;
-        }
-        if (!same) return k->name;
-    }
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!key_same(&keys[i], a, b, ignore_tokens))
+            return keys[i].name;
     return NULL;
+}
+
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **names,
+                           size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < NKEYS; i++)
+        if (!key_same(&keys[i], a, b, 0)) {
+            if (n < max) names[n] = keys[i].name;
+            n++;
+        }
+    return n;
 }

@@ -30,7 +30,13 @@ struct config {
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
+        bool api;                     /* true: /api/stats, /api/logs, /api/cert/{hash} */
+        bool web_page;                /* true: the live page at / */
     } protocols;
+
+    struct {
+        char *allowed_origins;        /* "": no CORS; "*" or origins separated by commas/spaces */
+    } cors;
 
     struct {
         char *state_file;             /* "certstream_state.json" */
@@ -65,6 +71,7 @@ struct config {
         char *tokens[CONFIG_MAX_TOKENS];
         size_t n_tokens;
         char *header_name;            /* "Authorization" */
+        bool allow_query_token;       /* false: ?token= also accepted (for browsers) */
     } auth;
 
     struct {
@@ -83,6 +90,11 @@ struct config {
 
     struct {
         bool full, lite, domains_only; /* all true */
+        /* WebSocket paths (and "<path>/example.json") and the SSE path */
+        char *lite_path;              /* "/" */
+        char *full_path;              /* "/full-stream" */
+        char *domains_path;           /* "/domains-only" */
+        char *sse_path;               /* "/sse" */
     } streams;
 
     struct {
@@ -111,6 +123,32 @@ struct config {
         uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
     } limits;
 
+    /* operations (docs/operations.md) */
+    uint32_t watchdog_secs;           /* 10: a child silent this long is killed and replaced; 0 = off */
+    uint32_t ring_claim_timeout_ms;   /* 1000: a producer holding a ring claim this long is killed; 0 = off */
+    char *log_format;                 /* "text" | "json" */
+    char *log_file;                   /* "" = stderr; reopened on SIGUSR1 */
+    struct {
+        uint32_t drain_timeout_secs;  /* 300: replaced workers close their clients (1001) after this */
+    } shutdown;
+    struct {
+        bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
+        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t level;               /* 6: zlib level, 1..9 */
+    } compression;
+
+    struct {
+        bool enabled;                 /* true: streams take filter query parameters */
+        uint32_t max_per_worker;      /* 4096 distinct filters per worker (429 beyond) */
+        uint32_t max_patterns;        /* 64 filter values per client (400 beyond) */
+        uint32_t max_pattern_bytes;   /* 256 bytes per value (400 beyond) */
+        uint32_t regex_match_limit;   /* 100000: PCRE2 match and depth limit */
+    } filters;
+
+    struct {
+        char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
+    } message_format;
+
     /* where it came from: NULL when built-in defaults only */
     char *source_path;
 };
@@ -131,6 +169,10 @@ struct config_flags {
     const char *ring_size;            /* --ring-size */
 };
 
+/* message_format.absent_name_fields is "null" (the default; also when cfg
+ * or the value is missing). */
+bool config_absent_names_null(const struct config *cfg);
+
 /* Fills *cfg with built-in defaults (allocates strings). */
 void config_defaults(struct config *cfg);
 
@@ -146,5 +188,11 @@ int config_load(struct config *cfg, const struct config_flags *flags,
 void config_print(const struct config *cfg, void *file /* FILE* */);
 
 void config_free(struct config *cfg);
+
+/* Reload: the names of the keys whose values differ between a and b (at most
+ * max are stored; the return value is the full count). Token values are
+ * compared but never named beyond "auth.tokens". */
+size_t config_changed_keys(const struct config *a, const struct config *b, const char **names,
+                           size_t max);
 
 #endif

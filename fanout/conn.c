@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/filter.h"
 
 /* ---- streaming lists --------------------------------------------------- */
 
@@ -30,6 +31,11 @@ void conn_list_del(struct conn **head, struct conn *c)
     c->next = c->prev = NULL;
 }
 
+struct conn **conn_list_head(struct conn *c)
+{
+    return c->filter ? &c->filter->streams[c->proto][c->fmt] : &c->w->streams[c->proto][c->fmt];
+}
+
 enum stat_id conn_gauge_id(const struct conn *c)
 {
     return (enum stat_id)((c->proto == PROTO_WS ? ST_CONN_WS_FULL : ST_CONN_SSE_FULL) + c->fmt);
@@ -42,8 +48,10 @@ void conn_free(struct conn *c)
     struct worker *w = c->w;
     event_del(&c->rev);
     event_del(&c->wev);
-    if (c->flags & CF_LISTED) conn_list_del(&w->streams[c->proto][c->fmt], c);
+    if (c->flags & CF_LISTED) conn_list_del(conn_list_head(c), c);
     if (c->flags & CF_GAUGED) stats_add(w->stats, w->slot, conn_gauge_id(c), -1);
+    if (c->filter) filter_release(w->filters, c->filter);
+    if (c->deflate) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
     if (c->flags & CF_LIMIT_HELD) stats_conn_release(w->stats, w->slot, &c->peer.sa);
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;
@@ -102,7 +110,7 @@ int conn_linger(struct conn *c)
 void enter_closing(struct conn *c)
 {
     if (c->flags & CF_LISTED) {
-        conn_list_del(&c->w->streams[c->proto][c->fmt], c);
+        conn_list_del(conn_list_head(c), c);
         c->flags &= (uint8_t)~CF_LISTED;
     }
     c->state = CS_CLOSING;

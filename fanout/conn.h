@@ -24,6 +24,8 @@ static inline bool would_block(int e) { return e == EAGAIN || e == EWOULDBLOCK |
 
 void conn_list_add(struct conn **head, struct conn *c);
 void conn_list_del(struct conn **head, struct conn *c);
+/* the streaming list c belongs in: its filter's, or the worker's */
+struct conn **conn_list_head(struct conn *c);
 /* the connection gauge a streaming client counts in */
 enum stat_id conn_gauge_id(const struct conn *c);
 

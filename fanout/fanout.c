@@ -26,10 +26,13 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "fanout/certindex.h"
 #include "fanout/conn.h"
+#include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/request.h"
 #include "fanout/session.h"
+#include "shm/proctable.h"
 
 #define SHUTDOWN_GRACE_SECS 2
 #define ACCEPT_BATCH 64
@@ -120,6 +123,19 @@ static void on_ping(evutil_socket_t fd, short what, void *arg)
     broadcast_ws_control(arg, ping, sizeof ping);
 }
 
+static void drain_check(struct worker *w);
+
+struct sse_tick { uint32_t now, every; };
+
+static void sse_heartbeat(struct conn *c, void *arg)
+{
+    static const char hb[] = ":heartbeat\n\n";
+    const struct sse_tick *t = arg;
+    if (t->now - c->last_send < t->every) return;
+    c->last_send = t->now;
+    if (ctl_append(c, hb, sizeof hb - 1, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+}
+
 /* Once a second: SSE comment heartbeats after silence, and a safety pump in
  * case a wakeup was coalesced away. */
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -127,19 +143,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    uint32_t now = mono_ms32(), every = w->cfg->keepalive.sse_heartbeat_secs * 1000u;
+    struct sse_tick t = { mono_ms32(), w->cfg->keepalive.sse_heartbeat_secs * 1000u };
     worker_pump(w);
-    if (every == 0) return;
-    static const char hb[] = ":heartbeat\n\n";
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        struct conn *next;
-        for (struct conn *c = w->streams[PROTO_SSE][f]; c; c = next) {
-            next = c->next;
-            if (now - c->last_send < every) continue;
-            c->last_send = now;
-            if (ctl_append(c, hb, sizeof hb - 1, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
-        }
-    }
+    certindex_tick(w);
+    drain_check(w);
+    if (t.every == 0) return;
+    worker_each_stream(w, PROTO_SSE, sse_heartbeat, &t);
 }
 
 /* ---- accepting ------------------------------------------------------------ */
@@ -184,7 +193,7 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
                 /* out of descriptors: pause accepting instead of spinning */
-                log_warn("accept: %s; pausing for 100 ms", strerror(errno));
+                log_every(LOG_WARN, 10, "accept: %s; pausing for 100 ms", strerror(errno));
                 struct timeval tv = { 0, 100000 };
                 /* if the retry timer cannot be armed, keep accepting rather
                  * than stop listening for good */
@@ -279,7 +288,7 @@ static void worker_stop(struct worker *w)
         else if (c->state == CS_SSE) sse_end(c);
         else if (c->state == CS_REQUEST) conn_free(c);
     }
-    worker_publish_counters(w);
+    worker_publish_all(w);
     if (w->nconns == 0) {
         event_base_loopexit(w->base, NULL);
         return;
@@ -296,6 +305,55 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)sig;
     (void)what;
     worker_stop(arg);
+}
+
+/* Replaced by a reload (SIGUSR2 from the supervisor once the new workers
+ * accept, as nginx's old workers do): stop accepting, keep streaming to the
+ * clients already here until they leave or shutdown.drain_timeout_secs
+ * passes, then stop as on SIGTERM (WebSocket Close 1001). One worker per
+ * process, so the drain state is the file's. */
+static bool g_draining;
+static struct event *g_drain_ev, *g_sig_drain;
+
+static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct worker *w = arg;
+    log_info("drain: shutdown.drain_timeout_secs passed; closing %u connections (1001)", w->nconns);
+    worker_stop(w);
+}
+
+static void on_drain(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct worker *w = arg;
+    if (w->stopping || g_draining) return;
+    g_draining = true;
+    proctable_set_state(PROC_DRAINING);
+    /* connections already queued on our listener are taken first: closing a
+     * SO_REUSEPORT listener resets what is still in its accept queue */
+    if (w->listen_fd >= 0) on_accept(w->listen_fd, EV_READ, w);
+    if (w->listen_ev) event_del(w->listen_ev);
+    if (w->accept_retry_ev) event_del(w->accept_retry_ev);
+    if (w->listen_fd >= 0 && close(w->listen_fd) != 0) log_debug("close listener: %s", strerror(errno));
+    w->listen_fd = -1;
+    uint32_t secs = w->cfg->shutdown.drain_timeout_secs;
+    log_info("replaced: no longer accepting; serving %u connections until they leave or %u s pass",
+             w->nconns, secs);
+    struct timeval tv = tv_secs(secs);
+    if (secs == 0 || !(g_drain_ev = evtimer_new(w->base, on_drain_timeout, w)) || event_add(g_drain_ev, &tv) != 0)
+        worker_stop(w);
+}
+
+/* While draining, the worker exits once its last client is gone. */
+static void drain_check(struct worker *w)
+{
+    if (g_draining && !w->stopping && w->nconns == 0) {
+        log_info("drain: every client has left");
+        worker_stop(w);
+    }
 }
 
 /* The oldest record still safe to resume from, so that a worker that
@@ -333,8 +391,19 @@ static struct event *timer(struct worker *w, uint32_t secs, event_callback_fn cb
     return ev;
 }
 
+/* The heartbeat the supervisor's watchdog reads (shm/proctable.h): it beats
+ * only while this event loop turns. */
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    proctable_beat();
+}
+
 int fanout_run(const struct fanout_params *p)
 {
+    struct event *beat_ev = NULL;
     struct worker *w = calloc(1, sizeof *w);
     struct event_config *ecfg = NULL;
     int status = 1;
@@ -352,6 +421,8 @@ int fanout_run(const struct fanout_params *p)
     w->recent_cap = pow2_at_least((uint64_t)p->cfg->buffer_size + 1);
     w->recent = calloc(w->recent_cap, sizeof *w->recent);
     if (!w->recent) goto err;
+    w->filters = filter_set_new(p->cfg);
+    if (!w->filters) goto err;
     w->head = first_record(w->ring);
     worker_scan(w);
 
@@ -384,16 +455,26 @@ int fanout_run(const struct fanout_params *p)
     w->tick_ev = timer(w, 1, on_tick);
     if (!w->tick_ev) goto err;
 
+    struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
+    beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, NULL);
+    if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
+    g_sig_drain = evsignal_new(w->base, SIGUSR2, on_drain, w);
+    if (!g_sig_drain || event_add(g_sig_drain, NULL) != 0) goto err;
+    proctable_beat();
+    proctable_set_state(PROC_RUNNING); /* listening and accepting */
     log_info("listening on %s:%u", p->cfg->host ? p->cfg->host : "0.0.0.0", (unsigned)p->cfg->port);
     if (event_base_dispatch(w->base) < 0) goto err;
     status = 0;
 err:
+    if (beat_ev) event_free(beat_ev);
+    if (g_sig_drain) event_free(g_sig_drain);
+    if (g_drain_ev) event_free(g_drain_ev);
     if (status != 0) log_error("fanout worker %u failed to run", p->index);
     while (w->all) {
         w->stopping = false;
         conn_free(w->all);
     }
-    worker_publish_counters(w);
+    worker_publish_all(w);
     struct event *evs[] = { w->listen_ev, w->wake_ev, w->hb_ev, w->ping_ev, w->tick_ev, w->sig_term,
                             w->sig_int, w->stop_ev, w->accept_retry_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -402,6 +483,8 @@ err:
     if (w->base) event_base_free(w->base);
     if (ecfg) event_config_free(ecfg);
     free(w->recent);
+    certindex_free(w->certindex);
+    filter_set_free(w->filters);
     free(w);
     return status;
 }

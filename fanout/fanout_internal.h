@@ -56,6 +56,8 @@ enum conn_proto { PROTO_NONE = 0, PROTO_WS = 1, PROTO_SSE = 2 };
 #define WS_CLOSE_RESERVE (2 + WS_MAX_CONTROL)
 
 struct worker;
+struct filter;
+struct filter_set;
 
 struct conn {
     struct conn *next, *prev;          /* streaming list of its protocol and format */
@@ -67,6 +69,7 @@ struct conn {
     uint64_t cursor;                   /* ring position of the next record to send */
     uint32_t last_send;                /* monotonic ms (low 32 bits): SSE heartbeat */
     uint16_t ctl_len, ctl_off;
+    bool deflate;                      /* permessage-deflate negotiated: send wsz spans */
     struct event rev, wev;
     /* request phase only (NULL afterwards) */
     char *rbuf;
@@ -81,6 +84,7 @@ struct conn {
         struct sockaddr_in6 in6;
     } peer;
     struct ws_reader rd;               /* WebSocket only */
+    struct filter *filter;             /* server-side filter (filter.h), NULL: unfiltered */
     uint8_t ctl[CONN_CTL_CAP];
 };
 
@@ -90,7 +94,10 @@ struct flush_rec {
     uint32_t len;
 };
 
+struct certindex;
+
 struct worker {
+    struct certindex *certindex;       /* /api/cert lookups; NULL until the first */
     const struct config *cfg;
     struct ring *ring;
     struct stats *stats;
@@ -117,13 +124,18 @@ struct worker {
     uint64_t last_seq;                 /* seq of the newest record seen, 0 if none */
 
     uint64_t pend_msgs[RING_NFORMATS], pend_bytes;  /* published to stats per round */
+    uint64_t pend_deflate_msgs;                     /* of those, to permessage-deflate clients */
 
     /* During a pump, the record walk of the previous client is reused by
      * the next one at the same cursor in the same list (the common case: all
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
+    struct filter_set *filters;        /* interned filters (filter.h) */
+
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
+    const struct filter *memo_filter;
+    bool memo_deflate;
     int memo_niov, memo_nrec;
     size_t memo_total;
     uint64_t memo_from, memo_end;
@@ -136,9 +148,30 @@ struct worker {
     struct http_request req;
 };
 
-/* endpoints (http_routes.c) */
+/* /metrics and /health/deep (metrics.c) */
+#define STATE_FAILING_DEGRADED_SECS 60   /* state file unwritable this long: degraded */
+struct health_summary {
+    const char *status;                  /* healthy, degraded, unhealthy */
+    int http_status;                     /* 200 or 503 */
+    unsigned logs_total, healthy, degraded, unhealthy;
+    bool loglist_ok, state_ok;
+    uint64_t state_failing_secs;
+};
+void health_evaluate(struct stats *s, struct health_summary *h);
 void route_health_deep(struct worker *w, struct jbuf *b, int *status);
-void route_metrics(struct worker *w, struct jbuf *b);
+/* Prometheus text format, or OpenMetrics 1.0 when openmetrics */
+void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics);
+bool metrics_wants_openmetrics(const struct http_request *req);
+
+/* /api (api.c) */
+void route_api_stats(struct worker *w, struct jbuf *b);
+void route_api_logs(struct worker *w, struct jbuf *b);
+/* 200 (the full-stream message), 400 (not a hash) or 404; b holds the body */
+int route_api_cert(struct worker *w, struct http_str hash, struct jbuf *b);
+/* CORS response headers for this request (cors.allowed_origins), or "" */
+const char *api_cors_headers(const struct config *cfg, const struct http_request *req, char *buf, size_t n);
+
+/* endpoints (http_routes.c) */
 /* the newest message of format f, copied and checked against lapping;
  * falls back to the built-in sample */
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b);

@@ -23,9 +23,11 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/filter.h"
 
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
 #define FLUSH_BLOCKED_BUDGET (64u * 1024u)
+#define FLUSH_SKIP_BUDGET 4096u   /* records a filter skips in one walk */
 
 /* Sends a Close frame (code 0: an empty one) after anything in flight and
  * closes. Returns -1 if the connection is gone. */
@@ -73,7 +75,8 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
     const uint8_t *base = ring_record_bytes(rec);
     uint32_t total = rec->total_len;
     if (c->proto == PROTO_WS) {
-        struct ring_span s = rec->ws[c->fmt];
+        /* permessage-deflate: the frame compressed at publish, when there is one */
+        struct ring_span s = c->deflate && rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
         if (s.len == 0 || s.off > total || s.len > total - s.off || skip >= s.len) return 0;
         iov[(*niov)++] = (struct iovec){ (void *)(base + s.off + skip), s.len - skip };
         return s.len - skip;
@@ -143,7 +146,7 @@ int conn_flush(struct conn *c)
         if ((c->flags & CF_BLOCKED) && too_slow(w, c)) return slow_close(c);
         bool memo = w->memo_on && niov == 0;
         if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
-            w->memo_fmt == c->fmt) {
+            w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate) {
             iov = w->memo_iov;
             recs = w->memo_recs;
             niov = w->memo_niov;
@@ -162,7 +165,8 @@ int conn_flush(struct conn *c)
         /* a client whose socket was full gets a small walk: its buffer
          * rarely has room for more, and the walk would be wasted */
         size_t budget = (c->flags & CF_BLOCKED) ? FLUSH_BLOCKED_BUDGET : FLUSH_BYTE_BUDGET;
-        while (niov < IOV_MAX - 2 && total < budget) {
+        uint32_t skipped = 0;   /* records a filter left out: a walk has a budget of them too */
+        while (niov < IOV_MAX - 2 && total < budget && skipped < FLUSH_SKIP_BUDGET) {
             enum ring_status st = ring_peek(w->ring, pos, &rec);
             if (st == RING_EMPTY) break;
             if (st != RING_OK) {
@@ -175,6 +179,14 @@ int conn_flush(struct conn *c)
                 break;
             }
             if (rec->kind == RING_KIND_MESSAGE) {
+                /* a filtered client skips what its filter rejects (shared
+                 * result per filter and record); unfiltered ones pay this
+                 * one test per record of a walk, and walks are shared */
+                if (c->filter && !filter_match(w->filters, c->filter, rec, pos)) {
+                    skipped++;
+                    pos = next;
+                    continue;
+                }
                 uint32_t n = record_iov(c, rec, 0, iov, &niov);
                 if (n == 0) {
                     if (nrec == 0 && c->rec_off == 0) return slow_close(c);
@@ -185,12 +197,14 @@ int conn_flush(struct conn *c)
             }
             pos = next;
         }
-        more = niov >= IOV_MAX - 2 || total >= budget;
+        more = niov >= IOV_MAX - 2 || total >= budget || skipped >= FLUSH_SKIP_BUDGET;
         if (memo) {
             w->memo_valid = true;
             w->memo_from = start;
             w->memo_proto = c->proto;
             w->memo_fmt = c->fmt;
+            w->memo_filter = c->filter;
+            w->memo_deflate = c->deflate;
             w->memo_niov = niov;
             w->memo_nrec = nrec;
             w->memo_total = total;
@@ -277,6 +291,7 @@ write:
     }
     if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
     w->pend_msgs[c->fmt] += msgs;
+    if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
     if ((size_t)wr < total) {
@@ -305,16 +320,12 @@ void conn_on_write(evutil_socket_t fd, short what, void *arg)
     conn_flush(c);
 }
 
-/* New records: bring every streaming client up to the head. */
-void worker_pump(struct worker *w)
+static void pump_lists(struct worker *w, struct conn *lists[3][RING_NFORMATS])
 {
-    worker_scan(w);
-    w->memo_on = true;
-    w->memo_valid = false;
     for (int p = PROTO_WS; p <= PROTO_SSE; p++) {
         for (int f = 0; f < RING_NFORMATS; f++) {
             struct conn *next;
-            for (struct conn *c = w->streams[p][f]; c; c = next) {
+            for (struct conn *c = lists[p][f]; c; c = next) {
                 next = c->next;
                 if (c->flags & CF_WRITE_ARMED) {
                     /* waiting for the socket: only check that it is not too far behind */
@@ -326,8 +337,38 @@ void worker_pump(struct worker *w)
             }
         }
     }
-    w->memo_on = false;
+}
+
+void worker_publish_all(struct worker *w)
+{
     worker_publish_counters(w);
+    if (w->filters) filter_publish_counters(w->filters, w->stats, w->slot);
+    if (w->pend_deflate_msgs) {
+        stats_add(w->stats, w->slot, ST_DEFLATE_MESSAGES, (int64_t)w->pend_deflate_msgs);
+        w->pend_deflate_msgs = 0;
+    }
+}
+
+/* New records: bring every streaming client up to the head: the unfiltered
+ * ones, then each filter's (clients of one filter are listed together, so
+ * they share the walk memo and the filter's result). */
+void worker_pump(struct worker *w)
+{
+    worker_scan(w);
+    w->memo_on = true;
+    w->memo_valid = false;
+    pump_lists(w, w->streams);
+    struct filter *fnext;
+    for (struct filter *f = filter_first(w->filters); f; f = fnext) {
+        /* a client closed while its lists are walked may drop the filter's
+         * last reference: hold one until the walk is done */
+        filter_hold(f);
+        pump_lists(w, f->streams);
+        fnext = f->next;
+        filter_unhold(w->filters, f);
+    }
+    w->memo_on = false;
+    worker_publish_all(w);
 }
 
 void worker_on_wake(evutil_socket_t fd, short what, void *arg)
@@ -339,14 +380,41 @@ void worker_on_wake(evutil_socket_t fd, short what, void *arg)
     worker_pump(arg);
 }
 
-void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
+void worker_each_stream(struct worker *w, int proto, void (*fn)(struct conn *c, void *arg), void *arg)
 {
     for (int f = 0; f < RING_NFORMATS; f++) {
         struct conn *next;
-        for (struct conn *c = w->streams[PROTO_WS][f]; c; c = next) {
+        for (struct conn *c = w->streams[proto][f]; c; c = next) {
             next = c->next;
-            if (ctl_append(c, frame, n, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+            fn(c, arg);
         }
     }
-    worker_publish_counters(w);
+    struct filter *fnext;
+    for (struct filter *fl = filter_first(w->filters); fl; fl = fnext) {
+        filter_hold(fl);
+        for (int f = 0; f < RING_NFORMATS; f++) {
+            struct conn *next;
+            for (struct conn *c = fl->streams[proto][f]; c; c = next) {
+                next = c->next;
+                fn(c, arg);
+            }
+        }
+        fnext = fl->next;
+        filter_unhold(w->filters, fl);
+    }
+}
+
+struct ctl_frame { const uint8_t *p; size_t n; };
+
+static void send_control(struct conn *c, void *arg)
+{
+    const struct ctl_frame *fr = arg;
+    if (ctl_append(c, fr->p, fr->n, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+}
+
+void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
+{
+    struct ctl_frame fr = { frame, n };
+    worker_each_stream(w, PROTO_WS, send_control, &fr);
+    worker_publish_all(w);
 }

@@ -16,6 +16,11 @@ void worker_pump(struct worker *w);
 /* event callbacks: a connection's write event; the worker's eventfd */
 void conn_on_write(evutil_socket_t fd, short what, void *arg);
 void worker_on_wake(evutil_socket_t fd, short what, void *arg);
+/* fn for every streaming client of proto (PROTO_WS or PROTO_SSE), filtered
+ * or not; fn may close c. */
+void worker_each_stream(struct worker *w, int proto, void (*fn)(struct conn *c, void *arg), void *arg);
+/* worker_publish_counters plus the filters' counters */
+void worker_publish_all(struct worker *w);
 /* queue a control frame for every WebSocket client and flush */
 void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n);
 

@@ -15,16 +15,66 @@
 #include "fanout/auth.h"
 #include "fanout/respond.h"
 #include "fanout/session.h"
+#include "fanout/stream_metrics.h"
+#include "fanout/web_page.h"
 #include "fanout/ws_handshake.h"
 
+/* The configured path p (streams.*_path), or p with a trailing "/". */
+static bool path_matches(struct http_str path, const char *p)
+{
+    size_t n = strlen(p);
+    if (path.len < n || memcmp(path.p, p, n) != 0) return false;
+    return path.len == n || (n > 1 && path.len == n + 1 && path.p[n] == '/');
+}
+
+/* "<p>/example.json" ("/example.json" for "/"). */
+static bool example_matches(struct http_str path, const char *p)
+{
+    static const char ex[] = "/example.json";
+    size_t n = strcmp(p, "/") == 0 ? 0 : strlen(p);
+    return path.len == n + sizeof ex - 1 && memcmp(path.p, p, n) == 0 &&
+           memcmp(path.p + n, ex, sizeof ex - 1) == 0;
+}
+
 struct ws_route { const char *path, *name; enum ring_format f; };
-static const struct ws_route ws_routes[] = {
-    { "/", "/ (lite stream)", RING_LITE },
-    { "/full-stream", "/full-stream (full stream)", RING_FULL },
-    { "/full-stream/", "/full-stream (full stream)", RING_FULL },
-    { "/domains-only", "/domains-only (domains-only stream)", RING_DOMAINS },
-    { "/domains-only/", "/domains-only (domains-only stream)", RING_DOMAINS },
-};
+
+static void stream_routes(const struct config *cfg, struct ws_route r[3])
+{
+    r[0] = (struct ws_route){ cfg->streams.lite_path, "lite stream", RING_LITE };
+    r[1] = (struct ws_route){ cfg->streams.full_path, "full stream", RING_FULL };
+    r[2] = (struct ws_route){ cfg->streams.domains_path, "domains-only stream", RING_DOMAINS };
+}
+
+/* /api/stats, /api/logs, /api/cert/{hash}: read-only JSON, no token needed
+ * (like /health/deep), behind protocols.api, with CORS headers when the
+ * request's Origin is allowed. */
+static void handle_api(struct conn *c, const struct http_request *req, bool head)
+{
+    struct worker *w = c->w;
+    struct http_str path = req->path;
+    static const char cert_prefix[] = "/api/cert/";
+    char cors[512];
+    const char *extra = api_cors_headers(w->cfg, req, cors, sizeof cors);
+    struct jbuf b;
+    int status = 200;
+    if (!w->cfg->protocols.api) {
+        respond_not_found(c, head);
+        return;
+    }
+    jb_init(&b);
+    if (http_str_eq(path, "/api/stats")) {
+        route_api_stats(w, &b);
+    } else if (http_str_eq(path, "/api/logs")) {
+        route_api_logs(w, &b);
+    } else if (path.len > sizeof cert_prefix - 1 && memcmp(path.p, cert_prefix, sizeof cert_prefix - 1) == 0) {
+        struct http_str h = { path.p + sizeof cert_prefix - 1, path.len - (sizeof cert_prefix - 1) };
+        status = route_api_cert(w, h, &b);
+    } else {
+        status = 404;
+        jb_lit(&b, "{\"error\":\"Not Found\"}");
+    }
+    respond_jbuf_extra(c, status, "application/json", extra, &b, head);
+}
 
 static void handle_request(struct conn *c, const struct http_request *req, const uint8_t *early,
                            size_t early_len)
@@ -39,8 +89,29 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         respond_text(c, 405, "Allow: GET, HEAD\r\n", "Method Not Allowed.\n", false);
         return;
     }
-    for (size_t i = 0; i < sizeof ws_routes / sizeof ws_routes[0]; i++) {
-        if (!http_str_eq(path, ws_routes[i].path)) continue;
+    /* the live page: a plain GET (or HEAD) of "/"; an upgrade of "/" is
+     * the lite stream */
+    if (http_str_eq(path, "/") && cfg->protocols.web_page && (head || !ws_is_upgrade(req))) {
+        struct jbuf b;
+        jb_init(&b);
+        route_web_page(w, &b);
+        if (b.oom) {
+            jb_free(&b);
+            conn_free(c);
+            return;
+        }
+        respond(c, 200, "text/html; charset=utf-8",
+                "X-Content-Type-Options: nosniff\r\nReferrer-Policy: no-referrer\r\n"
+                "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self' ws: wss:\r\n",
+                b.p, b.len, head);
+        jb_free(&b);
+        return;
+    }
+    struct ws_route ws_routes[3];
+    stream_routes(cfg, ws_routes);
+    for (size_t i = 0; i < 3; i++) {
+        if (!path_matches(path, ws_routes[i].path)) continue;
         if (!cfg->protocols.websocket || !stream_enabled(cfg, ws_routes[i].f)) {
             respond_not_found(c, head);
             return;
@@ -48,18 +119,17 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         if (head || !ws_is_upgrade(req)) {
             char text[200];
             snprintf(text, sizeof text,
-                     "Upgrade Required: %s is a WebSocket endpoint; connect with a WebSocket client.\n",
-                     ws_routes[i].name);
+                     "Upgrade Required: %s (%s) is a WebSocket endpoint; connect with a WebSocket client.\n",
+                     ws_routes[i].path, ws_routes[i].name);
             respond_text(c, 426, "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n", text, head);
             return;
         }
         start_websocket(c, req, ws_routes[i].f, early, early_len);
         return;
     }
-    if (http_str_eq(path, "/sse") || http_str_eq(path, "/sse/")) {
+    if (path_matches(path, cfg->streams.sse_path)) {
         if (!cfg->protocols.sse) respond_not_found(c, head);
-        else if (head) respond_text(c, 405, "Allow: GET\r\n", "Method Not Allowed.\n", false);
-        else start_sse(c, req);
+        else start_sse(c, req, head);
         return;
     }
     if (http_str_eq(path, "/health")) {
@@ -86,25 +156,27 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         }
         struct jbuf b;
         jb_init(&b);
-        route_metrics(w, &b);
-        respond_jbuf(c, 200, "text/plain; version=0.0.4; charset=utf-8", &b, head);
+        bool om = metrics_wants_openmetrics(req);
+        route_metrics(w, &b, om);
+        respond_jbuf(c, 200, om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                : "text/plain; version=0.0.4; charset=utf-8", &b, head);
         return;
     }
-    static const struct { const char *path; enum ring_format f; } examples[] = {
-        { "/example.json", RING_LITE },
-        { "/full-stream/example.json", RING_FULL },
-        { "/domains-only/example.json", RING_DOMAINS },
-    };
+    if (path.len >= 4 && memcmp(path.p, "/api", 4) == 0 && (path.len == 4 || path.p[4] == '/')) {
+        handle_api(c, req, head);
+        return;
+    }
     for (size_t i = 0; i < 3; i++) {
-        if (!http_str_eq(path, examples[i].path)) continue;
-        if (!cfg->protocols.example_json || !stream_enabled(cfg, examples[i].f)) {
+        if (!example_matches(path, ws_routes[i].path)) continue;
+        if (!cfg->protocols.example_json || !stream_enabled(cfg, ws_routes[i].f)) {
             respond_not_found(c, head);
             return;
         }
         struct jbuf b;
+        char cors[512];
         jb_init(&b);
-        route_example(w, examples[i].f, &b);
-        respond_jbuf(c, 200, "application/json", &b, head);
+        route_example(w, ws_routes[i].f, &b);
+        respond_jbuf_extra(c, 200, "application/json", api_cors_headers(cfg, req, cors, sizeof cors), &b, head);
         return;
     }
     if (http_str_eq(path, "/latest.json")) {

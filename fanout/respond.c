@@ -59,6 +59,26 @@ void respond(struct conn *c, int status, const char *ctype, const char *extra,
     conn_flush(c);
 }
 
+void respond_head(struct conn *c, const char *head, size_t len)
+{
+    char *out = malloc(len);
+    if (!out) {
+        conn_free(c);
+        return;
+    }
+    memcpy(out, head, len);
+    free(c->rbuf);
+    c->rbuf = NULL;
+    c->out = out;
+    c->out_len = len;
+    c->out_off = 0;
+    c->state = CS_RESPONSE;
+    c->flags = (uint8_t)((c->flags & ~CF_KEEPALIVE) | CF_CLOSE_AFTER);
+    struct timeval tv = tv_secs(CLOSING_TIMEOUT_SECS);
+    if (rearm_read(c, EV_READ | EV_PERSIST, &tv) != 0) return;
+    conn_flush(c);
+}
+
 void respond_text(struct conn *c, int status, const char *extra, const char *text, bool head)
 {
     respond(c, status, "text/plain; charset=utf-8", extra, text, strlen(text), head);
@@ -78,5 +98,17 @@ void respond_jbuf(struct conn *c, int status, const char *ctype, struct jbuf *b,
         return;
     }
     respond(c, status, ctype, NULL, b->p ? b->p : "", b->len, head);
+    jb_free(b);
+}
+
+void respond_jbuf_extra(struct conn *c, int status, const char *ctype, const char *extra, struct jbuf *b,
+                        bool head)
+{
+    if (b->oom) {
+        jb_free(b);
+        conn_free(c);
+        return;
+    }
+    respond(c, status, ctype, extra, b->p ? b->p : "", b->len, head);
     jb_free(b);
 }

@@ -9,7 +9,13 @@ void respond(struct conn *c, int status, const char *ctype, const char *extra, c
              size_t blen, bool head_only);
 void respond_text(struct conn *c, int status, const char *extra, const char *text, bool head);
 void respond_not_found(struct conn *c, bool head);
+/* A response head given whole (no body follows), then close: HEAD on a
+ * stream. */
+void respond_head(struct conn *c, const char *head, size_t len);
 /* responds with b's bytes and frees b (an out-of-memory b drops c) */
 void respond_jbuf(struct conn *c, int status, const char *ctype, struct jbuf *b, bool head);
+/* the same with extra header lines (each ending in CRLF) */
+void respond_jbuf_extra(struct conn *c, int status, const char *ctype, const char *extra, struct jbuf *b,
+                        bool head);
 
 #endif

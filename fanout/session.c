@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "fanout/auth.h"
+#include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/respond.h"
 #include "fanout/ws_handshake.h"
@@ -45,9 +46,10 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
     c->rec_off = 0;
     c->last_send = mono_ms32();
     c->state = proto == PROTO_WS ? CS_WS : CS_SSE;
-    conn_list_add(&w->streams[proto][f], c);
+    conn_list_add(conn_list_head(c), c);
     c->flags |= CF_LISTED | CF_GAUGED;
     stats_add(w->stats, w->slot, conn_gauge_id(c), 1);
+    if (c->filter) log_debug("fd %d: filtered stream (%u distinct filters)", c->fd, filter_count(w->filters));
     /* WebSocket: idle timeout via a common timeout (O(1) re-arm per read);
      * SSE clients send nothing, so only EOF matters */
     if (proto == PROTO_WS) return rearm_read(c, EV_READ | EV_PERSIST, w->idle_tv);
@@ -57,6 +59,20 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
 /* A stream (WebSocket or SSE) needs the token when auth is on (401) and a
  * free place under the shared connection limits (429, before the upgrade).
  * False: the answer has been sent. */
+/* The request's server-side filter (filter.h), interned in c->filter: a bad
+ * one is a 400 and one distinct filter too many a 429, both with the reason,
+ * before the upgrade. False: the answer has been sent. */
+static bool filter_ok(struct worker *w, struct conn *c, const struct http_request *req, bool head)
+{
+    char why[300], text[400];
+    int status = 400;
+    if (filter_acquire(w->filters, req->query, &c->filter, &status, why, sizeof why) >= 0) return true;
+    stats_add(w->stats, w->slot, ST_FILTER_REJECTED, 1);
+    snprintf(text, sizeof text, "%s: %s.\n", status == 429 ? "Too many filters" : "Bad filter", why);
+    respond_text(c, status, status == 429 ? "Retry-After: 5\r\n" : NULL, text, head);
+    return false;
+}
+
 static bool admit_stream(struct worker *w, struct conn *c, const struct http_request *req)
 {
     if (!auth_ok(w, req)) {
@@ -64,6 +80,7 @@ static bool admit_stream(struct worker *w, struct conn *c, const struct http_req
         respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
         return false;
     }
+    if (!filter_ok(w, c, req, false)) return false;
     if (!limit_ok(c)) {
         respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
         return false;
@@ -89,6 +106,7 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     }
     if (!admit_stream(w, c, req))
         return;
+    hs.deflate = w->cfg->compression.enabled && ws_deflate_offer_ok(req);
     char resp[CONN_CTL_CAP];
     size_t n = ws_handshake_response(resp, sizeof resp, &hs);
     if (n == 0 || !ctl_append(c, resp, n, true)) {
@@ -96,6 +114,12 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
         return;
     }
     ws_reader_init(&c->rd, w->cfg->limits.max_frame_bytes, w->cfg->limits.max_message_bytes);
+    if (hs.deflate) {
+        c->deflate = true;
+        c->rd.rsv1_ok = 1;
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, 1);
+        stats_add(w->stats, w->slot, ST_DEFLATE_NEGOTIATED, 1);
+    }
     /* early bytes may live in c->rbuf, which start_stream frees: keep a copy */
     uint8_t early_copy[REQUEST_SLACK + READ_CHUNK];
     if (early_len > sizeof early_copy) early_len = sizeof early_copy;
@@ -160,23 +184,39 @@ static bool parse_sse_stream(struct http_str q, enum ring_format *f)
     return true;
 }
 
-void start_sse(struct conn *c, const struct http_request *req)
+void start_sse(struct conn *c, const struct http_request *req, bool head_only)
 {
     struct worker *w = c->w;
     enum ring_format f;
+    static const char head[] =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
     if (!parse_sse_stream(req->query, &f)) {
-        respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", false);
+        respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", head_only);
         return;
     }
     if (!stream_enabled(w->cfg, f)) {
-        respond_not_found(c, false);
+        respond_not_found(c, head_only);
+        return;
+    }
+    if (head_only) {
+        /* HEAD: the GET answer's head (auth checked, nothing streamed, so no
+         * place under the connection limits is taken) */
+        if (!auth_ok(w, req)) {
+            stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
+            respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", true);
+            return;
+        }
+        if (!filter_ok(w, c, req, true)) return;
+        if (c->filter) {
+            filter_release(w->filters, c->filter);
+            c->filter = NULL;
+        }
+        respond_head(c, head, sizeof head - 1);
         return;
     }
     if (!admit_stream(w, c, req))
         return;
-    static const char head[] =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
     uint64_t cursor = sse_start(w, req);
     if (!ctl_append(c, head, sizeof head - 1, true)) {
         conn_free(c);

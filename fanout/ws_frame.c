@@ -73,7 +73,9 @@ static const char *check_first_bytes(struct ws_reader *r)
 {
     uint8_t b0 = r->hdr[0], b1 = r->hdr[1];
     uint8_t op = b0 & 0x0f;
-    if (b0 & 0x70) return "reserved bits set";
+    /* RSV1 only with permessage-deflate, on the first frame of a data message */
+    if ((b0 & 0x70) && ((b0 & 0x70) != 0x40 || !r->rsv1_ok || (op != WS_OP_TEXT && op != WS_OP_BINARY)))
+        return "reserved bits set";
     if (op != WS_OP_CONT && op != WS_OP_TEXT && op != WS_OP_BINARY && op != WS_OP_CLOSE &&
         op != WS_OP_PING && op != WS_OP_PONG)
         return "unknown opcode";
@@ -115,6 +117,7 @@ static uint16_t start_payload(struct ws_reader *r, const char **why)
         r->msg_opcode = r->opcode;
         r->msg_len = 0;
         r->utf8 = 0;
+        r->msg_compressed = (r->hdr[0] & 0x40) != 0;
     }
     if (len > (uint64_t)r->max_message - r->msg_len) { *why = "message too large"; return WS_CLOSE_TOO_BIG; }
     r->msg_len += len;
@@ -158,7 +161,7 @@ static bool finish_frame(struct ws_reader *r, struct ws_event *ev)
         return true;
     default:
         if (!r->fin) return false;
-        if (r->msg_opcode == WS_OP_TEXT && r->utf8 != 0) {
+        if (r->msg_opcode == WS_OP_TEXT && !r->msg_compressed && r->utf8 != 0) {
             r->state = RS_DONE;
             ev->type = WS_EV_ERROR; ev->close_code = WS_CLOSE_BAD_DATA;
             ev->reason = "text message is not UTF-8";
@@ -201,7 +204,7 @@ size_t ws_reader_feed(struct ws_reader *r, const uint8_t *data, size_t len, stru
         if (is_control(r->opcode)) {
             for (size_t k = 0; k < n; k++)
                 r->ctl[r->ctl_len++] = data[i + k] ^ r->mask[r->mask_idx++ & 3];
-        } else if (r->msg_opcode == WS_OP_TEXT) {
+        } else if (r->msg_opcode == WS_OP_TEXT && !r->msg_compressed) {
             for (size_t k = 0; k < n; k++) {
                 uint8_t c = data[i + k] ^ r->mask[r->mask_idx++ & 3];
                 if (!utf8_step(&r->utf8, c))

@@ -54,6 +54,8 @@ struct ws_reader {
     uint8_t msg_opcode;               /* 0: no fragmented message in progress */
     uint8_t mask_idx;
     uint8_t ctl_len;
+    uint8_t rsv1_ok;                  /* permessage-deflate negotiated: RSV1 marks a compressed message */
+    uint8_t msg_compressed;           /* the current message is compressed (not inflated: ignored) */
     uint8_t hdr[14];
     uint8_t mask[4];
     uint32_t utf8;                    /* incremental UTF-8 validator state */

@@ -15,6 +15,7 @@
 struct ws_handshake {
     char accept[WS_ACCEPT_LEN + 1];
     char protocol[WS_PROTOCOL_MAX + 1];  /* "" when the client offered none */
+    bool deflate;                        /* answer with permessage-deflate */
 };
 
 /* Does the request ask for a WebSocket (an Upgrade header naming websocket)? */
@@ -26,6 +27,13 @@ bool ws_is_upgrade(const struct http_request *req);
  * answer: 400 (bad request) or 426 (unsupported version; answer with
  * Sec-WebSocket-Version: 13). */
 int ws_handshake_check(const struct http_request *req, struct ws_handshake *hs);
+
+/* Is one of the request's permessage-deflate offers (RFC 7692) one the
+ * server can honour with messages compressed once for every client: no
+ * server context takeover, a 32 KiB server window (server_max_window_bits
+ * absent or 15), client_no_context_takeover and client_max_window_bits
+ * allowed, nothing else, no parameter twice? Offers are tried in order. */
+bool ws_deflate_offer_ok(const struct http_request *req);
 
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)). 0 or -1. */
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]);

@@ -4,14 +4,24 @@
 
 #include <stdio.h>
 
-static void name_json(struct jbuf *b, const struct x509_name *n)
+/* absent_null: every key, in the order below, null when the attribute is
+ * absent (certstream-server-go and the original server; the official
+ * clients read subject['CN'] unguarded). Otherwise absent keys are left out
+ * (the Rust server's bytes). aggregated is always a string. */
+static void name_json(struct jbuf *b, const struct x509_name *n, bool absent_null)
 {
     static const char *keys[X509_NATTR] = {"\"C\":", "\"CN\":", "\"L\":", "\"O\":", "\"OU\":", "\"ST\":",
                                            "\"email_address\":"};
     static const char *agg[X509_NATTR - 1] = {"/C=", "/CN=", "/L=", "/O=", "/OU=", "/ST="};
     jb_putc(b, '{');
     for (int i = X509_C; i <= X509_ST; i++) {
-        if (!n->a[i].set) continue;
+        if (!n->a[i].set) {
+            if (absent_null) {
+                jb_put(b, keys[i], strlen(keys[i]));
+                jb_lit(b, "null,");
+            }
+            continue;
+        }
         jb_put(b, keys[i], strlen(keys[i]));
         jb_putc(b, '"');
         x509_str_json(b, &n->a[i]);
@@ -28,16 +38,19 @@ static void name_json(struct jbuf *b, const struct x509_name *n)
         jb_lit(b, ",\"email_address\":\"");
         x509_str_json(b, &n->a[X509_EMAIL]);
         jb_putc(b, '"');
+    } else if (absent_null) {
+        jb_lit(b, ",\"email_address\":null");
     }
     jb_putc(b, '}');
 }
 
-void certjson_head(struct jbuf *b, const struct x509_cert *c, const uint8_t sha1[20], const uint8_t sha256[32])
+void certjson_head(struct jbuf *b, const struct x509_cert *c, const uint8_t sha1[20], const uint8_t sha256[32],
+                   bool absent_null)
 {
     jb_lit(b, "{\"subject\":");
-    name_json(b, &c->subject);
+    name_json(b, &c->subject, absent_null);
     jb_lit(b, ",\"issuer\":");
-    name_json(b, &c->issuer);
+    name_json(b, &c->issuer, absent_null);
     jb_lit(b, ",\"serial_number\":\"");
     /* The minimal unsigned integer: leading zero bytes dropped, "00" for 0. */
     size_t i = 0;
@@ -244,9 +257,10 @@ void certjson_extensions(struct jbuf *b, const struct x509_cert *c, bool poison)
     jb_putc(b, '}');
 }
 
-void certjson_chain_element(struct jbuf *b, const struct x509_cert *c, const uint8_t sha1[20], const uint8_t sha256[32])
+void certjson_chain_element(struct jbuf *b, const struct x509_cert *c, const uint8_t sha1[20], const uint8_t sha256[32],
+                            bool absent_null)
 {
-    certjson_head(b, c, sha1, sha256);
+    certjson_head(b, c, sha1, sha256, absent_null);
     certjson_extensions(b, c, false);
     jb_putc(b, '}');
 }

@@ -33,6 +33,7 @@
 #include "ingest/ctentry.h"
 #include "ingest/pipeline.h"
 #include "ingest/tileproof.h"
+#include "shm/proctable.h"
 
 #define MAX_WINDOWS 32
 #define ENTRY_BYTES_MAX (64u << 10)  /* per entry, for the automatic max_response_bytes: the
@@ -216,6 +217,18 @@ static void on_success(struct ilog *l)
     set_health(l);
 }
 
+/* The per-log failure counter a failed request goes to (docs/monitoring.md). */
+static unsigned fail_reason(const struct req *r)
+{
+    if (!r) return STATS_FAIL_MALFORMED;
+    if (r->too_big) return STATS_FAIL_TOO_LARGE;
+    if (r->cc == CURLE_OPERATION_TIMEDOUT) return STATS_FAIL_TIMEOUT;
+    if (r->cc != CURLE_OK) return STATS_FAIL_NETWORK;
+    if (r->status == 429) return STATS_FAIL_RATE_LIMITED;
+    if (r->status != 200) return STATS_FAIL_HTTP_STATUS;
+    return STATS_FAIL_MALFORMED;
+}
+
 /* Exponential backoff with +-12% jitter; a Retry-After (seconds) wins when
  * longer and also pauses every log of the operator. */
 static void on_failure(struct ilog *l, struct req *r, const char *what)
@@ -244,6 +257,8 @@ static void on_failure(struct ilog *l, struct req *r, const char *what)
     }
     l->retry_at_ms = mono_ms() + d;
     count(l->in, ST_CT_REQUEST_FAILURES, 1);
+    stats_log_add(&l->sl->failures[fail_reason(r)], 1);
+    if (r == &l->head && l->cfg->kind == LOGLIST_TILED) stats_log_add(&l->sl->checkpoint_errors, 1);
     if (l->failures <= 3 || l->failures % 20 == 0)
         log_warn("%s: %s failed (%s); retry %u in %llu ms", l->cfg->name,
                  r ? r->url : "request", what, l->failures, (unsigned long long)d);
@@ -372,6 +387,8 @@ static void op_kick(struct op *op)
         }
         r->state = RS_INFLIGHT;
         count(in, ST_CT_REQUESTS, 1);
+        stats_log_add(&r->log->sl->requests, 1);
+        if (r->log->failures) stats_log_add(&r->log->sl->retries, 1);
         op->next_ms = now + gap;
     }
 }
@@ -512,6 +529,7 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
 {
     struct ingest *in = l->in;
     struct ring_message m;
+    stats_log_store(&l->sl->position_timestamp_ms, o->timestamp_ms);
     uint64_t tag;
     memcpy(&tag, o->leaf_sha256, sizeof tag);
     tag |= 1;   /* never 0 (= none) */
@@ -526,14 +544,17 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
     l->resume_pending = false;
     if (seen) {
         count(in, ST_DEDUP_DROPPED, 1);
+        stats_log_add(&l->sl->duplicates, 1);
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
+    pipeline_deflate(in->pipe, &m);
     if (in->journal_fd >= 0) journal_write(l, 'B', index);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);
         count(in, ST_PARSE_FAILURES, 1);
+        stats_log_add(&l->sl->parse_failures, 1);
         return;
     }
     if (in->journal_fd >= 0) journal_write(l, 'A', index);
@@ -560,6 +581,7 @@ static void skip_entry(struct ilog *l, uint64_t index, enum skip_reason why, con
     struct ingest *in = l->in;
     uint64_t now = mono_ms();
     count(in, ST_PARSE_FAILURES, 1);
+    stats_log_add(&l->sl->parse_failures, 1);
     count(in, why == SKIP_UNDECODABLE ? ST_ENTRIES_SKIPPED_UNDECODABLE : ST_ENTRIES_SKIPPED_UNPARSEABLE, 1);
     if (now - in->skip_log_window_ms >= 60000) {
         if (in->skip_suppressed)
@@ -701,6 +723,7 @@ static void sth_done(struct ilog *l)
         return;
     }
     on_success(l);
+    stats_log_store(&l->sl->head_timestamp_ms, sth.timestamp);
     got_size(l, sth.tree_size);
 }
 
@@ -818,6 +841,7 @@ static int issuer_add(struct ingest *in, const uint8_t *fp, const char *der, siz
 {
     if (in->n_issuers == ISSUER_CACHE_MAX) {
         for (size_t i = 0; i < in->n_issuers; i++) free(in->issuers[i].der);
+        count(in, ST_ISSUER_CACHE_SIZE, -(int64_t)in->n_issuers);
         in->n_issuers = 0;
     }
     if (!in->issuers) {
@@ -834,6 +858,7 @@ static int issuer_add(struct ingest *in, const uint8_t *fp, const char *der, siz
     memcpy(is->fp, fp, 32);
     is->len = len;
     in->n_issuers++;
+    count(in, ST_ISSUER_CACHE_SIZE, 1);
     return 0;
 }
 
@@ -876,6 +901,7 @@ static void checkpoint_done(struct ilog *l)
         l->cp_size = cp.tree_size;
         memcpy(l->cp_root, cp.root_hash, 32);
     }
+    stats_log_store(&l->sl->head_timestamp_ms, wall_ms());
     got_size(l, cp.tree_size);
 }
 
@@ -899,6 +925,7 @@ static void tile_render(struct ilog *l, const size_t *off, const size_t *len, un
             const uint8_t *p = (const uint8_t *)l->tile.body + off[i];
             if (pipeline_render_tile_entry(in->pipe, p, len[i], index, l->cfg->name, l->cfg->url, link,
                                            seen_now(in), &o, err, sizeof err) == 0) {
+                stats_log_add(&l->sl->entries_parsed, 1);
                 publish(l, &o, index);
                 set_position(l, index + 1);
                 continue;
@@ -979,6 +1006,7 @@ static void tile_done(struct ilog *l)
         return;
     }
     on_success(l);
+    stats_log_add(&l->sl->tiles_fetched, 1);
     l->tile_ready = true;
 }
 
@@ -1292,8 +1320,17 @@ static void ingest_free(struct ingest *in)
     if (in->journal_fd >= 0) (void)close(in->journal_fd);
 }
 
+static void on_beat(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    proctable_beat();
+}
+
 int ingest_run(const struct ingest_params *p)
 {
+    struct event *beat_ev = NULL;
     struct ingest in;
     struct event_config *ec = NULL;
     int rc = -1;
@@ -1336,7 +1373,10 @@ int ingest_run(const struct ingest_params *p)
     ec = NULL;
     if (!in.base) goto err;
     in.pipe = pipeline_new();
-    if (!in.pipe) goto err;
+    if (!in.pipe || pipeline_set_absent_names(in.pipe, config_absent_names_null(p->cfg)) != 0 ||
+        pipeline_set_deflate(in.pipe, p->cfg->compression.enabled ? (int)p->cfg->compression.level : 0,
+                             p->cfg->compression.min_size) != 0)
+        goto err;
     pipeline_set_issuer_lookup(in.pipe, issuer_lookup, &in);
     in.multi = curl_multi_init();
     in.curl_timer = evtimer_new(in.base, curl_timer_cb, &in);
@@ -1359,12 +1399,19 @@ int ingest_run(const struct ingest_params *p)
     }
     log_info("following %zu logs of %zu operators", in.n_logs, in.n_ops);
     for (size_t i = 0; i < in.n_logs; i++) pump(&in.logs[i]);
+    /* the supervisor's watchdog reads this heartbeat (shm/proctable.h) */
+    struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
+    beat_ev = event_new(in.base, -1, EV_PERSIST, on_beat, NULL);
+    if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
+    proctable_beat();
+    proctable_set_state(PROC_RUNNING);
     if (event_base_dispatch(in.base) < 0) {
         log_error("event loop failed");
         goto err;
     }
     rc = 0;
 err:
+    if (beat_ev) event_free(beat_ev);
     if (rc != 0) log_error("ingest cannot run (out of memory or event loop setup failed)");
     if (ec) event_config_free(ec);
     ingest_free(&in);

@@ -295,6 +295,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
 {
     cJSON *root;
     const cJSON *op;
+    size_t before = b->ll->n_logs;
     const cJSON *ops = jsondoc_member(json, len, "operators", cJSON_Array, "log list", &root, err, errlen);
     if (!ops)
         goto err;
@@ -309,6 +310,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
         }
         if (cJSON_IsArray(logs)) {
             cJSON_ArrayForEach(l, logs) {
+                b->ll->n_listed++;
                 const char *d = str_item(l, "description"), *u = str_item(l, "url");
                 if (!d || !u || !state_followed(l)) continue;
                 if (add_log(b, LOGLIST_RFC6962, d, u, NULL, opname, str_item(l, "key")) != 0) goto oom;
@@ -316,6 +318,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
         }
         if (cJSON_IsArray(tiled)) {
             cJSON_ArrayForEach(l, tiled) {
+                b->ll->n_listed++;
                 const char *d = str_item(l, "description"), *m = str_item(l, "monitoring_url");
                 const char *s = str_item(l, "submission_url");
                 if (!d || !m || !state_followed(l)) continue;
@@ -323,6 +326,7 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
             }
         }
     }
+    b->ll->n_skipped = b->ll->n_listed - (b->ll->n_logs - before);
     cJSON_Delete(root);
     return 0;
 oom:

@@ -51,6 +51,7 @@ struct loglist {
     size_t n_logs;
     struct loglist_group *groups;
     size_t n_groups;
+    size_t n_listed, n_skipped;   /* logs in the fetched list; of those not followed (state, duplicate, over the limit) */
 };
 
 /* Downloads cfg->ct_logs_url (file://, http://, https://) with libcurl,

@@ -20,12 +20,17 @@
 
 #include "common/b64.h"
 #include "common/jsonw.h"
+#include "common/wsdeflate.h"
 #include "ingest/certjson.h"
 #include "ingest/chaincache.h"
 #include "ingest/x509.h"
 
 struct pipeline {
     bool fixed_seen;
+    bool absent_null;                 /* pipeline_set_absent_names */
+    struct wsdeflate *zd;             /* pipeline_set_deflate; NULL: off */
+    size_t zmin;
+    struct jbuf zout[3];
     struct x509_cert *leaf, *other;   /* large: allocated once */
     struct jbuf parts, doms, elem, link;
     struct jbuf out[3];
@@ -47,6 +52,7 @@ struct pipeline *pipeline_new(void)
     jb_init(&p->elem);
     jb_init(&p->link);
     for (int i = 0; i < 3; i++) jb_init(&p->out[i]);
+    for (int i = 0; i < 3; i++) jb_init(&p->zout[i]);
     return p;
 err:
     free(p->leaf);
@@ -67,10 +73,51 @@ void pipeline_free(struct pipeline *p)
     jb_free(&p->elem);
     jb_free(&p->link);
     for (int i = 0; i < 3; i++) jb_free(&p->out[i]);
+    for (int i = 0; i < 3; i++) jb_free(&p->zout[i]);
+    wsdeflate_free(p->zd);
     free(p);
 }
 
 void pipeline_set_fixed_seen(struct pipeline *p, bool on) { p->fixed_seen = on; }
+
+int pipeline_set_deflate(struct pipeline *p, int level, size_t min_size)
+{
+    wsdeflate_free(p->zd);
+    p->zd = NULL;
+    p->zmin = min_size;
+    if (level == 0) return 0;
+    p->zd = wsdeflate_new(level);
+    return p->zd ? 0 : -1;
+}
+
+void pipeline_deflate(struct pipeline *p, struct ring_message *m)
+{
+    if (!p->zd) return;
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        const uint8_t *z;
+        size_t n = m->json_len[f] >= p->zmin ? wsdeflate_message(p->zd, m->json[f], m->json_len[f], &z) : 0;
+        m->deflated[f] = NULL;
+        m->deflated_len[f] = 0;
+        if (n == 0) continue;
+        jb_reset(&p->zout[f]);
+        jb_put(&p->zout[f], z, n);
+        if (p->zout[f].oom) continue;
+        m->deflated[f] = (const uint8_t *)p->zout[f].p;
+        m->deflated_len[f] = n;
+    }
+}
+
+int pipeline_set_absent_names(struct pipeline *p, bool null_form)
+{
+    if (p->absent_null == null_form) return 0;
+    /* cached chain elements were rendered the other way: start a new cache */
+    struct chaincache *cc = chaincache_new();
+    if (!cc) return -1;
+    chaincache_free(p->cache);
+    p->cache = cc;
+    p->absent_null = null_form;
+    return 0;
+}
 
 void pipeline_set_issuer_lookup(struct pipeline *p, pipeline_issuer_fn lookup, void *ctx)
 {
@@ -106,7 +153,7 @@ static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der
             uint8_t sha1[20], sha256[32];
             mbedtls_sha1_ret(der, len, sha1);
             mbedtls_sha256_ret(der, len, sha256, 0);
-            certjson_chain_element(&p->elem, p->other, sha1, sha256);
+            certjson_chain_element(&p->elem, p->other, sha1, sha256, p->absent_null);
             if (p->elem.oom) return;
         }
         chaincache_put(p->cache, der, len, p->elem.p, p->elem.len, bad);
@@ -147,7 +194,7 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
     if (in->precert) jb_lit(b, "PrecertLogEntry");
     else jb_lit(b, "X509LogEntry");
     jb_lit(b, "\",\"leaf_cert\":");
-    certjson_head(b, c, sha1, out->leaf_sha256);
+    certjson_head(b, c, sha1, out->leaf_sha256, p->absent_null);
     jb_lit(b, ",\"all_domains\":");
     jb_put(b, p->doms.p, p->doms.len);
     size_t b0 = b->len;

@@ -36,6 +36,13 @@ void pipeline_free(struct pipeline *p);
  * in place. Off by default: seen is printed like every other float. */
 void pipeline_set_fixed_seen(struct pipeline *p, bool on);
 
+/* Absent subject/issuer name attributes (message_format.absent_name_fields):
+ * true writes every key with null for absent ones (certstream-server-go and
+ * the original server), false leaves them out (the Rust server's bytes, the
+ * golden corpus). A new pipeline leaves them out. Set it before rendering.
+ * 0, or -1 when out of memory (the setting is unchanged). */
+int pipeline_set_absent_names(struct pipeline *p, bool null_form);
+
 /* An RFC 6962 get-entries item (decoded from base64). log_url is printed as
  * source.url as given; cert_link is log_url without its trailing slash +
  * "/ct/v1/get-entries?start=<index>&end=<index>". 0 ok, -1 error. */
@@ -81,6 +88,13 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
  * stamps the commit time into `seen` (pipeline_set_fixed_seen must be on). */
 void pipeline_message(const struct pipeline_out *o, uint64_t index, uint32_t log_id, bool bench_stamp,
                       struct ring_message *m);
+
+/* permessage-deflate at publish time: level 1..9 (0 = off); messages
+ * shorter than min_size stay uncompressed. 0, or -1 out of memory. */
+int pipeline_set_deflate(struct pipeline *p, int level, size_t min_size);
+/* Adds the compressed form of m's three messages (ring_message.deflated),
+ * valid until the next call on p. Nothing when off. */
+void pipeline_deflate(struct pipeline *p, struct ring_message *m);
 
 /* Chain cache counters (for metrics and the benchmark). */
 void pipeline_cache_stats(const struct pipeline *p, uint64_t *hits, uint64_t *misses);

@@ -1,7 +1,8 @@
 /* render_cli.c - `certstream-server render`.
  *
  *   render [--format full|lite|domains] [--log-name NAME] [--log-url URL]
- *          [--start INDEX] [--seen SECONDS] < get-entries.json
+ *          [--start INDEX] [--seen SECONDS] [--absent-name-fields null|omit]
+ *          < get-entries.json
  *   render --tile FILE [--tile-index N] [--tile-width W] [--issuers DIR] ...
  *
  * Prints one message per entry per line. The body is parsed by ctapi.c, as
@@ -59,9 +60,13 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: certstream-server render [--format full|lite|domains] [--log-name NAME]\n"
-            "         [--log-url URL] [--start INDEX] [--seen SECONDS] < get-entries.json\n"
+            "         [--log-url URL] [--start INDEX] [--seen SECONDS]\n"
+            "         [--absent-name-fields null|omit] < get-entries.json\n"
             "       certstream-server render --tile FILE [--tile-index N] [--tile-width W]\n"
-            "         [--issuers DIR] [--format ...] [--log-name NAME] [--log-url URL] [--seen SECONDS]\n");
+            "         [--issuers DIR] [--format ...] [--log-name NAME] [--log-url URL] [--seen SECONDS]\n"
+            "         [--absent-name-fields null|omit]\n"
+            "  --absent-name-fields: null (default) writes every subject/issuer key, null when\n"
+            "  absent; omit leaves absent keys out (message_format.absent_name_fields)\n");
 }
 
 static double now_seconds(void)
@@ -179,12 +184,13 @@ int render_cli_main(int argc, char **argv)
         {"seen", required_argument, NULL, 'S'},     {"tile", required_argument, NULL, 't'},
         {"tile-index", required_argument, NULL, 'i'}, {"tile-width", required_argument, NULL, 'w'},
         {"issuers", required_argument, NULL, 'I'},  {"help", no_argument, NULL, 'h'},
+        {"absent-name-fields", required_argument, NULL, 'A'},
         {NULL, 0, NULL, 0},
     };
     int fmt = 1;
     const char *name = "", *url = "", *tile = NULL;
     uint64_t start = 0, tile_index = 0, width = 0;
-    bool fixed = false;
+    bool fixed = false, names_null = true;
     double seen = 0;
     struct issuers *is = calloc(1, sizeof *is);
     if (!is) return 2;
@@ -221,13 +227,22 @@ int render_cli_main(int argc, char **argv)
             if (parse_u64(optarg, &width) < 0 || width > 255) { fprintf(stderr, "render: bad --tile-width '%s'\n", optarg); goto err; }
             break;
         case 'I': is->dir = optarg; break;
+        case 'A':
+            if (!strcmp(optarg, "null")) names_null = true;
+            else if (!strcmp(optarg, "omit")) names_null = false;
+            else { fprintf(stderr, "render: --absent-name-fields must be null or omit, not '%s'\n", optarg); goto err; }
+            break;
         case 'h': usage(); status = 0; goto err;
         default: usage(); goto err;
         }
     }
     if (optind != argc) { usage(); goto err; }
     struct pipeline *p = pipeline_new();
-    if (!p) { fprintf(stderr, "render: out of memory\n"); goto err; }
+    if (!p || pipeline_set_absent_names(p, names_null) != 0) {
+        pipeline_free(p);
+        fprintf(stderr, "render: out of memory\n");
+        goto err;
+    }
     if (tile) status = run_tile(p, tile, tile_index, (unsigned)width, is, name, url, fixed, seen, fmt);
     else status = run_entries(p, start, name, url, fixed, seen, fmt);
     pipeline_free(p);

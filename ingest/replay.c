@@ -28,6 +28,7 @@
 #include "common/log.h"
 #include "ingest/ctapi.h"
 #include "ingest/pipeline.h"
+#include "shm/proctable.h"
 
 #define REPLAY_MAX_BATCH 4096
 
@@ -219,10 +220,12 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
             log_warn("replay: entry %llu of %s: %s (counted, skipped)",
                      (unsigned long long)e->index, log->url, perr);
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
+        if (stats_log(p->stats, e->log)) stats_log_add(&stats_log(p->stats, e->log)->parse_failures, 1);
         return false;
     }
     struct ring_message m;
     pipeline_message(&out, e->index, e->log, p->bench_stamp, &m);
+    pipeline_deflate(pl, &m);
     if (ring_publish(p->ring, p->producer_id, &m) == 0) {
         log_warn("replay: entry %llu too large for the ring (counted, skipped)", (unsigned long long)e->index);
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
@@ -250,6 +253,13 @@ int replay_run(const struct replay_params *p)
         return 1;
     }
     pipeline_set_fixed_seen(pl, p->bench_stamp);
+    if (pipeline_set_absent_names(pl, config_absent_names_null(p->cfg)) != 0 ||
+        pipeline_set_deflate(pl, p->cfg->compression.enabled ? (int)p->cfg->compression.level : 0,
+                             p->cfg->compression.min_size) != 0) {
+        log_error("replay: out of memory");
+        pipeline_free(pl);
+        return 1;
+    }
 
     struct sigaction sa = {.sa_handler = on_stop};
     sigemptyset(&sa.sa_mask);
@@ -263,7 +273,9 @@ int replay_run(const struct replay_params *p)
 
     uint64_t t0 = mono_ns(), published = 0;
     const uint64_t min_sleep_ns = 100000;
+    proctable_set_state(PROC_RUNNING);
     while (!g_stop) {
+        proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
         uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * p->rate) + 1;
         unsigned batch = 0;
         while (published < due && batch < REPLAY_MAX_BATCH && !g_stop) {
@@ -278,8 +290,11 @@ int replay_run(const struct replay_params *p)
         if (!p->loop && published >= rs->n) {
             log_info("replay: end of the file after %llu entries; idle until stopped",
                      (unsigned long long)published);
-            while (!g_stop)
-                pause();
+            while (!g_stop) {
+                proctable_beat();
+                struct timespec beat = {0, PROCTABLE_BEAT_MS * 1000000L};
+                nanosleep(&beat, NULL); /* EINTR on SIGTERM */
+            }
             break;
         }
         /* sleep until the next entry is due */
@@ -288,6 +303,8 @@ int replay_run(const struct replay_params *p)
         uint64_t wait = next_due > now ? next_due - now : 0;
         if (wait < min_sleep_ns)
             wait = batch == REPLAY_MAX_BATCH ? 0 : min_sleep_ns;
+        if (wait > PROCTABLE_BEAT_MS * 1000000ull)
+            wait = PROCTABLE_BEAT_MS * 1000000ull; /* beat at slow rates too */
         if (wait) {
             struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000ull), .tv_nsec = (long)(wait % 1000000000ull)};
             nanosleep(&ts, NULL); /* EINTR on SIGTERM is how we stop */

@@ -17,6 +17,7 @@
 #include <stdint.h>
 
 struct loglist;
+struct loglist_log;
 struct stats;
 
 struct state_entry {
@@ -55,6 +56,10 @@ void state_apply(const struct state *st, const struct loglist *ll, struct stats 
  * pos NULL: nothing to do. */
 struct positions;
 void state_positions_apply(struct positions *pos, const struct loglist *ll, struct stats *stats);
+/* The same for one log (a log list change that keeps other groups running). */
+void state_positions_apply_log(struct positions *pos, const struct loglist_log *l, struct stats *stats);
+/* The same for one log's row (a log list change that keeps other groups running). */
+void state_apply_log(const struct state *st, const struct loglist_log *l, struct stats *stats);
 /* Supervisor, before state_save: copies every known position from the
  * per-log table into st. Returns 0 or -1 (out of memory). */
 int state_update(struct state *st, struct stats *stats);

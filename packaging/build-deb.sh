@@ -5,7 +5,8 @@
 # (dpkg-buildpackage writes its results into the parent directory, so the
 # copy lives in build-deb/), then moves the .deb, .buildinfo and .changes
 # files into OUTDIR (default dist/). `make deb` runs this after installing
-# the build dependencies. DEB_BUILD_OPTIONS=nocheck skips the test suite.
+# the build dependencies (and the test suite's, npm clients included).
+# DEB_BUILD_OPTIONS=nocheck skips the test suite.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$here/dist}
@@ -25,6 +26,11 @@ else
 fi
 tar -C "$here" -cf - -T "$work/files" | tar -C "$src" -xf -
 rm -f "$work/files"
+# The npm test clients (installed by `sh packaging/install-deps.sh test` or
+# `deb`) are not in git; the package build's test run needs them.
+if [ -d "$here/test/clients/node_modules" ]; then
+    tar -C "$here" -cf - test/clients/node_modules | tar -C "$src" -xf -
+fi
 
 (cd "$src" && dpkg-buildpackage -b -us -uc)
 

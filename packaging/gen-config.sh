@@ -12,8 +12,8 @@ cat <<'HEAD'
 # Every key below is commented out and shows its built-in default; the server
 # follows the public CT logs of ct_logs_url. Uncomment a key to change it,
 # check with `certstream-server --config /etc/certstream/config.yaml
-# --check-config`, then `systemctl reload certstream-server` (validates) or
-# `systemctl restart certstream-server` (applies).
+# --check-config`, then `systemctl reload certstream-server` (applies it
+# without dropping clients; see docs/operations.md, "Reload").
 # Only ct_log.state_file is set: the positions in the CT logs live in the
 # service's state directory, /var/lib/certstream.
 # Reference: /usr/share/doc/certstream-server/docs/configuration.md

@@ -11,11 +11,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
- libsystemd-dev"
-# Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage,
-# debhelper, and what the package build's own test run needs.
-deb_pkgs="dpkg-dev debhelper fakeroot
- python3 python3-websocket python3-websockets curl procps iproute2"
+ libsystemd-dev libpcre2-dev libidn2-dev zlib1g-dev"
+# Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage and
+# debhelper; unless DEB_BUILD_OPTIONS has nocheck, also what the package
+# build's own run of the test suite needs (the npm clients included).
+deb_pkgs="dpkg-dev debhelper fakeroot"
+deb_check_pkgs="python3 python3-websocket python3-websockets curl procps iproute2 nodejs npm"
 # The package tests: lintian, systemd-analyze (systemd), setpriv
 # (util-linux), the adduser the package depends on, man-db for `man -w`;
 # mmdebstrap and systemd-container only for the optional boot test
@@ -23,10 +24,17 @@ deb_pkgs="dpkg-dev debhelper fakeroot
 pkgtest_pkgs="lintian systemd util-linux adduser man-db"
 nspawn_pkgs="mmdebstrap systemd-container"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
- curl nodejs npm procps iproute2"
+ curl nodejs npm procps iproute2
+ chromium haproxy openssl"
+# promtool checks live /metrics output and packaging/alerts.yml; Debian ships
+# it only in the prometheus package (no separate promtool package in Debian 12).
+test_pkgs="$test_pkgs prometheus"
 
 pkgs=$build_pkgs
+deb_check=no
+case " ${DEB_BUILD_OPTIONS:-} " in *" nocheck "*) ;; *) [ "$mode" = deb ] && deb_check=yes ;; esac
 [ "$mode" = deb ] && pkgs="$build_pkgs $deb_pkgs"
+[ "$deb_check" = yes ] && pkgs="$pkgs $deb_check_pkgs"
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs $deb_pkgs $pkgtest_pkgs"
 [ "${CERTSTREAM_TEST_NSPAWN:-0}" = 1 ] && pkgs="$pkgs $nspawn_pkgs"
 
@@ -51,7 +59,7 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends $missing
 fi
 
-if [ "$mode" = test ] && [ -f "$here/test/clients/package.json" ]; then
+if { [ "$mode" = test ] || [ "$deb_check" = yes ]; } && [ -f "$here/test/clients/package.json" ]; then
   if [ ! -d "$here/test/clients/node_modules/ws" ] || [ ! -d "$here/test/clients/node_modules/eventsource" ]; then
     echo "install-deps: npm packages for test clients"
     (cd "$here/test/clients" && npm ci --no-audit --no-fund --loglevel=error)

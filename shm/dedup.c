@@ -79,6 +79,18 @@ void dedup_destroy(struct dedup *d)
 
 size_t dedup_capacity(const struct dedup *d) { return d->n_entries; }
 
+size_t dedup_live(const struct dedup *d, uint64_t now_secs)
+{
+    uint32_t now = (uint32_t)((now_secs / d->gran) & DEDUP_STAMP_MASK);
+    size_t n = 0;
+    for (size_t i = 0; i < d->n_entries; i++) {
+        uint64_t w = atomic_load_explicit(&d->entries[i], memory_order_relaxed);
+        if (w != 0 && ((now - (uint32_t)(w & DEDUP_STAMP_MASK)) & DEDUP_STAMP_MASK) < d->ttl_stamps)
+            n++;
+    }
+    return n;
+}
+
 static uint64_t key_u64(const uint8_t *p, int n)
 {
     uint64_t v = 0;

@@ -25,6 +25,9 @@ struct dedup;
 struct dedup *dedup_create(uint32_t capacity, uint32_t ttl_secs);
 void dedup_destroy(struct dedup *d);
 size_t dedup_capacity(const struct dedup *d);
+/* Entries still live (younger than ttl_secs) at now_secs: a scan of the
+ * whole table, for metrics only. */
+size_t dedup_live(const struct dedup *d, uint64_t now_secs);
 
 /* true: key was inserted less than ttl_secs before now_secs (drop the entry);
  * false: it was not, and is now recorded as seen at now_secs (publish it). */

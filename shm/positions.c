@@ -93,6 +93,7 @@ struct positions *positions_open(const char *path, unsigned wait_ms, bool *creat
     } else if ((size_t)st.st_size != sizeof(struct positions_file)) {
         snprintf(err, errlen, "%s: %lld bytes, not a position file of this version; move it away "
                  "(positions are then imported from the state file)", path, (long long)st.st_size);
+        errno = EINVAL;
         goto fail;
     }
     void *m = mmap(NULL, sizeof(struct positions_file), PROT_READ | PROT_WRITE, MAP_SHARED, p->fd, 0);
@@ -115,14 +116,18 @@ struct positions *positions_open(const char *path, unsigned wait_ms, bool *creat
                h->row_size != sizeof(struct position_row)) {
         snprintf(err, errlen, "%s: not a position file of this version; move it away "
                  "(positions are then imported from the state file)", path);
+        errno = EINVAL;
         goto fail;
     }
     return p;
-fail:
+fail: {
+    int saved = errno;
     if (p->map) munmap(p->map, sizeof *p->map);
     if (p->fd >= 0) close(p->fd);
     free(p);
+    errno = saved;   /* EWOULDBLOCK: another server holds it */
     return NULL;
+}
 }
 
 int positions_sync(struct positions *p)

@@ -117,6 +117,8 @@ struct ring_ctl {
     _Atomic uint32_t checksums;   /* 1: producers fill ring_record.checksum */
     _Alignas(64) _Atomic uint64_t claim;
     _Alignas(64) struct ring_slot slots[RING_MAX_PRODUCERS];
+    /* bit i set: waiter i has no worker now (ring_notify skips it) */
+    _Alignas(64) _Atomic uint64_t waiter_idle[RING_MAX_WAITERS / 64];
 };
 
 /* Process-local. The waiters live here, not in shared memory: an eventfd
@@ -261,6 +263,19 @@ void ring_set_checksums(struct ring *r, bool on)
     atomic_store_explicit(&r->ctl->checksums, on ? 1u : 0u, memory_order_relaxed);
 }
 
+int ring_set_start(struct ring *r, uint64_t after)
+{
+    if (r == NULL || load_claim(r) != r->ctl->start) {
+        errno = EINVAL;
+        return -1;
+    }
+    uint64_t start = after > r->size ? after : r->size;
+    start = (start + r->size - 1) & ~(uint64_t)(r->size - 1); /* a multiple of size, as size is */
+    r->ctl->start = start;
+    atomic_store_explicit(&r->ctl->claim, start, memory_order_release);
+    return 0;
+}
+
 uint64_t ring_tail(const struct ring *r) { return load_claim(r); }
 
 uint64_t ring_start_position(const struct ring *r) { return load_claim(r); }
@@ -357,6 +372,11 @@ static int message_body_len(const struct ring_message *m, uint64_t *out)
         if (m->json_len[f] > UINT32_MAX)
             return -1;
         n += ws_header_len(m->json_len[f]) + m->json_len[f] + 2;
+        if (m->deflated[f] && m->deflated_len[f]) {
+            if (m->deflated_len[f] > UINT32_MAX)
+                return -1;
+            n += ws_header_len(m->deflated_len[f]) + m->deflated_len[f];
+        }
     }
     *out = n;
     return 0;
@@ -440,6 +460,18 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
             memcpy(base + off + wh, m->json[f], n);
         memcpy(base + off + wh + n, "\n\n", 2);
         off += wh + n + 2;
+    }
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
+        if (n == 0) {
+            h->wsz[f] = (struct ring_span){0, 0};
+            continue;
+        }
+        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
+        base[off] = 0xc1;   /* FIN, RSV1 (compressed), Text */
+        h->wsz[f] = (struct ring_span){off, wh + n};
+        memcpy(base + off + wh, m->deflated[f], n);
+        off += wh + n;
     }
     memset(base + off, 0, len - off);
     test_hook(RING_TEST_WRITTEN, pos);
@@ -627,6 +659,17 @@ void ring_repair(struct ring *r, unsigned producer_id)
     atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
 }
 
+bool ring_claim_open(const struct ring *r, unsigned producer_id, uint64_t *pos)
+{
+    if (r == NULL || producer_id >= RING_MAX_PRODUCERS)
+        return false;
+    uint64_t w = atomic_load_explicit(&r->ctl->slots[producer_id].word, memory_order_acquire);
+    if ((w & SLOT_STATE_MASK) == SLOT_IDLE)
+        return false;
+    *pos = w & ~SLOT_STATE_MASK;
+    return true;
+}
+
 /* --- wakeups --- */
 
 int ring_add_waiter(struct ring *r, int eventfd)
@@ -639,10 +682,23 @@ int ring_add_waiter(struct ring *r, int eventfd)
     return 0;
 }
 
+void ring_waiter_set_active(struct ring *r, unsigned i, bool active)
+{
+    if (r == NULL || i >= RING_MAX_WAITERS)
+        return;
+    uint64_t bit = (uint64_t)1 << (i % 64);
+    if (active)
+        atomic_fetch_and_explicit(&r->ctl->waiter_idle[i / 64], ~bit, memory_order_release);
+    else
+        atomic_fetch_or_explicit(&r->ctl->waiter_idle[i / 64], bit, memory_order_release);
+}
+
 void ring_notify(struct ring *r)
 {
     const uint64_t one = 1;
     for (unsigned i = 0; i < r->n_waiters; i++) {
+        if (atomic_load_explicit(&r->ctl->waiter_idle[i / 64], memory_order_acquire) & ((uint64_t)1 << (i % 64)))
+            continue;
         ssize_t n = write(r->waiters[i], &one, sizeof one);
         if (n == (ssize_t)sizeof one || (n < 0 && errno == EAGAIN))
             continue;

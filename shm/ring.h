@@ -64,6 +64,11 @@ struct ring_record {
     struct ring_span sse_head;
     uint32_t committed;       /* 0 while being written; 1 = committed (release) */
     uint32_t reserved;
+    /* permessage-deflate (RFC 7692): for each format, a WebSocket Text frame
+     * with RSV1 set whose payload is the compressed JSON; len 0 = none (the
+     * message was not compressed: send ws[f]) */
+    struct ring_span wsz[RING_NFORMATS];
+    uint8_t spare[40];        /* keeps the header a multiple of RING_ALIGN */
 };
 
 struct ring;                   /* opaque: the mapping in this process */
@@ -80,6 +85,11 @@ struct ring_message {
      * "%010llu.%06llu" (seconds.micros), just before commit. Ignored when it
      * does not fit in json[f]. See docs/benchmarks.md. -1 = not used. */
     long bench_stamp_off[RING_NFORMATS];
+    /* Optional: json[f] compressed for permessage-deflate (the frame
+     * payload, see common/wsdeflate.h); NULL/0 = send json[f] uncompressed
+     * to every client. Not stamped in benchmark mode. */
+    const uint8_t *deflated[RING_NFORMATS];
+    size_t deflated_len[RING_NFORMATS];
 };
 
 /* Supervisor, before fork. size: power of two >= 1 MiB. Returns NULL + errno. */
@@ -88,6 +98,11 @@ struct ring *ring_create(size_t size);
 void ring_destroy(struct ring *r);
 
 size_t ring_size(const struct ring *r);
+/* Before anything is published: positions start at `after` or later (a
+ * multiple of the size) instead of at size. A ring that replaces another
+ * (ring_size reload) starts after the old one's tail, so an SSE id of the old
+ * ring is never mistaken for a record of the new one. 0, or -1 (EINVAL). */
+int ring_set_start(struct ring *r, uint64_t after);
 /* Checksums are off after ring_create (ring_record.checksum is 0): the ring's
  * tests turn them on to verify every record; nothing in the server reads
  * them, and on, a publish of 7 KB of JSON costs ~8 us instead of ~0.4 us
@@ -126,10 +141,21 @@ enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);
 
+/* Supervisor, watching for a stuck producer: true and the position when
+ * producer_id holds a claim it has not committed yet (a claim is held for
+ * microseconds normally; one held for long means the producer is stopped or
+ * spinning, and it is killed and repaired). */
+bool ring_claim_open(const struct ring *r, unsigned producer_id, uint64_t *pos);
+
 /* Wakeups: one eventfd per fanout worker, created by the supervisor. */
 int ring_add_waiter(struct ring *r, int eventfd);   /* supervisor, before fork; 0 or -1 */
 /* Producer: signal every waiter (call once per published batch). */
 void ring_notify(struct ring *r);
 int ring_waiter_fd(const struct ring *r, unsigned worker_index);
+/* Supervisor: waiter i has a worker (true) or not (false). The supervisor
+ * creates a pool of waiters before the producers fork, so workers started
+ * later by a reload are woken too; ring_notify writes only to active ones.
+ * Every waiter is active after ring_add_waiter. */
+void ring_waiter_set_active(struct ring *r, unsigned i, bool active);
 
 #endif

@@ -48,6 +48,12 @@ struct stats_shm {
     struct stats_row retired;
     struct stats_row rows[STATS_MAX_SLOTS];
     struct stats_log logs[STATS_MAX_LOGS];
+    struct stats_server server;
+    struct {
+        _Atomic uint32_t role;     /* enum stats_role + 1; 0 = slot unused */
+        _Atomic uint32_t index;
+        _Atomic int32_t pid;
+    } procs[STATS_MAX_SLOTS];
 };
 
 struct stats {
@@ -61,7 +67,27 @@ struct stats {
 
 static bool is_gauge(unsigned id)
 {
-    return id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS;
+    return (id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS) ||
+           (id >= ST_FILTERS_DISTINCT && id <= ST_CLIENTS_DEFLATE) || id == ST_ISSUER_CACHE_SIZE;
+}
+
+const char *stats_role_name(unsigned role)
+{
+    static const char *const names[STATS_NROLES] = { "supervisor", "fanout", "ingest", "replay", "loglist" };
+    return role < STATS_NROLES ? names[role] : "unknown";
+}
+
+const char *stats_cause_name(unsigned cause)
+{
+    static const char *const names[STATS_NCAUSES] = { "clean_exit", "error_exit", "signal" };
+    return cause < STATS_NCAUSES ? names[cause] : "unknown";
+}
+
+const char *stats_fail_name(unsigned reason)
+{
+    static const char *const names[STATS_NFAIL] = { "timeout", "network", "http_status", "rate_limited",
+                                                    "malformed", "too_large" };
+    return reason < STATS_NFAIL ? names[reason] : "unknown";
 }
 
 struct stats *stats_create(void)
@@ -160,6 +186,45 @@ void stats_set_log_count(struct stats *s, unsigned n)
 struct stats_log *stats_log(struct stats *s, unsigned log_id)
 {
     return log_id < STATS_MAX_LOGS ? &s->shm->logs[log_id] : NULL;
+}
+
+struct stats_server *stats_server(struct stats *s)
+{
+    return &s->shm->server;
+}
+
+void stats_proc_set(struct stats *s, unsigned slot, unsigned role, unsigned index)
+{
+    if (slot >= STATS_MAX_SLOTS || role >= STATS_NROLES)
+        return;
+    atomic_store_explicit(&s->shm->procs[slot].index, index, memory_order_relaxed);
+    atomic_store_explicit(&s->shm->procs[slot].role, role + 1, memory_order_release);
+}
+
+void stats_proc_pid(struct stats *s, unsigned slot, int pid)
+{
+    if (slot < STATS_MAX_SLOTS)
+        atomic_store_explicit(&s->shm->procs[slot].pid, pid, memory_order_release);
+}
+
+bool stats_proc_get(const struct stats *s, unsigned slot, unsigned *role, unsigned *index, int *pid)
+{
+    if (slot >= STATS_MAX_SLOTS)
+        return false;
+    uint32_t r = atomic_load_explicit(&s->shm->procs[slot].role, memory_order_acquire);
+    if (r == 0)
+        return false;
+    *role = r - 1;
+    *index = atomic_load_explicit(&s->shm->procs[slot].index, memory_order_relaxed);
+    *pid = atomic_load_explicit(&s->shm->procs[slot].pid, memory_order_acquire);
+    return true;
+}
+
+int64_t stats_slot_value(const struct stats *s, unsigned slot, enum stat_id id)
+{
+    if (slot >= STATS_MAX_SLOTS || (unsigned)id >= ST_COUNT)
+        return 0;
+    return atomic_load_explicit(&s->shm->rows[slot].c[id], memory_order_relaxed);
 }
 
 void stats_set_started(struct stats *s, uint64_t unix_secs)

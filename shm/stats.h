@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+struct stats;  /* opaque mapping */
+
 enum stat_id {
     /* fanout */
     ST_MSG_SENT_FULL, ST_MSG_SENT_LITE, ST_MSG_SENT_DOMAINS,   /* messages delivered to clients */
@@ -40,10 +42,37 @@ enum stat_id {
     ST_INFLIGHT_BUDGET_HITS,          /* answers dropped: ct_log.max_inflight_bytes in use */
     ST_TILES_VERIFIED,                /* data tiles proven against a checkpoint */
     ST_TILE_VERIFY_FAILURES,          /* data tiles that did not verify (alarm) */
+    ST_ISSUER_CACHE_SIZE,                                     /* gauge */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
+    /* fanout stream features: gauges, then counters */
+    ST_FILTERS_DISTINCT, ST_CLIENTS_FILTERED, ST_CLIENTS_DEFLATE,        /* gauges */
+    ST_FILTER_EVALUATIONS, ST_FILTER_MATCHES, ST_FILTER_REJECTED, ST_FILTER_REGEX_LIMIT,
+    ST_DEFLATE_NEGOTIATED, ST_DEFLATE_MESSAGES,
     ST_COUNT
 };
+
+/* Process roles, for the per-role process metrics. */
+enum stats_role {
+    STATS_ROLE_SUPERVISOR = 0, STATS_ROLE_FANOUT, STATS_ROLE_INGEST, STATS_ROLE_REPLAY,
+    STATS_ROLE_LOGLIST, STATS_NROLES
+};
+/* Why a child was restarted. */
+enum stats_exit_cause { STATS_EXIT_CLEAN = 0, STATS_EXIT_ERROR, STATS_EXIT_SIGNAL, STATS_NCAUSES };
+const char *stats_role_name(unsigned role);
+const char *stats_cause_name(unsigned cause);
+
+/* Why a request to a CT log failed (per-log failure counters). */
+enum stats_fail_reason {
+    STATS_FAIL_TIMEOUT = 0,   /* no answer within ct_log.request_timeout_secs */
+    STATS_FAIL_NETWORK,       /* connect / TLS / transfer error */
+    STATS_FAIL_HTTP_STATUS,   /* an HTTP status other than 200 and 429 */
+    STATS_FAIL_RATE_LIMITED,  /* 429 */
+    STATS_FAIL_MALFORMED,     /* the answer did not parse or verify */
+    STATS_FAIL_TOO_LARGE,     /* the answer exceeded the size limit */
+    STATS_NFAIL
+};
+const char *stats_fail_name(unsigned reason);
 
 #define STATS_MAX_SLOTS 128
 #define STATS_MAX_LOGS 256
@@ -62,9 +91,71 @@ struct stats_log {
     uint32_t consecutive_failures;
     uint64_t entries;            /* entries published from this log */
     char reason[96];             /* why not healthy ("" = the failure streak says it) */
+    /* Written by the supervisor when the log set is built. */
+    char operator_name[64];
+    uint32_t kind;               /* 0 RFC 6962, 1 static-ct-api (tiled) */
+    /* Written by the log's ingest process (relaxed atomics; stats_log_add). */
+    uint64_t head_timestamp_ms;  /* STH timestamp; for a checkpoint, when it was fetched */
+    uint64_t position_timestamp_ms; /* log timestamp of the last entry processed */
+    uint64_t requests;           /* HTTP requests made to the log */
+    uint64_t failures[STATS_NFAIL];
+    uint64_t retries;            /* requests sent again after a failure */
+    uint64_t parse_failures;     /* entries that could not be rendered */
+    uint64_t duplicates;         /* entries dropped as already sent */
+    uint64_t tiles_fetched;      /* data tiles received (static-ct-api) */
+    uint64_t entries_parsed;     /* tile entries rendered (static-ct-api) */
+    uint64_t checkpoint_errors;  /* checkpoints that failed to fetch, parse or verify */
 };
 
-struct stats;  /* opaque mapping */
+/* Relaxed atomic add / store on a field of a shared per-log row. */
+static inline void stats_log_add(uint64_t *field, uint64_t n)
+{
+    __atomic_add_fetch(field, n, __ATOMIC_RELAXED);
+}
+static inline void stats_log_store(uint64_t *field, uint64_t v)
+{
+    __atomic_store_n(field, v, __ATOMIC_RELAXED);
+}
+static inline uint64_t stats_log_load(const uint64_t *field)
+{
+    return __atomic_load_n(field, __ATOMIC_RELAXED);
+}
+
+#define STATS_RATE_SAMPLES 64
+
+/* Server-wide values written by the supervisor (log list, state file,
+ * dedup table) and read by /metrics and /health/deep. Times are Unix ms,
+ * 0 = never. */
+struct stats_server {
+    uint64_t loglist_last_success_ms;
+    uint64_t loglist_failures;
+    uint64_t loglist_listed, loglist_followed, loglist_skipped;
+    uint32_t loglist_configured;         /* 1: a log list URL is configured */
+    uint32_t loglist_failing;            /* 1: the latest fetch of the list failed */
+    uint32_t custom_logs;                /* logs configured by hand (custom/static) */
+    uint64_t state_last_write_ms;
+    uint64_t state_write_failures;
+    uint64_t state_failing_since_ms;     /* first failure of the current streak, 0 = ok */
+    uint32_t state_configured;
+    uint64_t dedup_size, dedup_capacity;
+    uint64_t starts[STATS_NROLES];
+    uint64_t restarts[STATS_NROLES][STATS_NCAUSES];
+    uint64_t retired_cpu_us[STATS_NROLES]; /* CPU time of processes already reaped */
+    /* Once a second, totals for the rates of /api/stats (slot = second % N). */
+    struct stats_rate_sample {
+        uint64_t ms;                     /* wall clock of the sample; 0 = none */
+        uint64_t published, sent, bytes; /* entries published, messages and bytes to clients */
+    } rate[STATS_RATE_SAMPLES];
+};
+struct stats_server *stats_server(struct stats *s);
+
+/* Which process holds a counter slot (written by the supervisor). */
+void stats_proc_set(struct stats *s, unsigned slot, unsigned role, unsigned index);
+void stats_proc_pid(struct stats *s, unsigned slot, int pid);   /* 0 = not running */
+/* false if the slot was never given a role */
+bool stats_proc_get(const struct stats *s, unsigned slot, unsigned *role, unsigned *index, int *pid);
+/* One slot's counter (0 for an out-of-range slot or id). */
+int64_t stats_slot_value(const struct stats *s, unsigned slot, enum stat_id id);
 
 struct stats *stats_create(void);           /* supervisor, before fork */
 void stats_destroy(struct stats *s);

@@ -108,7 +108,7 @@ class Setup:
                 t = r.read().decode()
         except OSError:
             return 0
-        m = re.search(r"^certstream_entries_published (\d+)$", t, re.M)
+        m = re.search(r"^certstream_entries_published_total (\d+)$", t, re.M)
         return int(m.group(1)) if m else 0
 
     def ingest_pids(self):

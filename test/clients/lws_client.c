@@ -1,11 +1,12 @@
 /* lws_client.c - cs-lws-client: a WebSocket test client built on
  * libwebsockets, an implementation independent of the server's own.
  *
- *   cs-lws-client [--heartbeats] [--timeout S] URL COUNT
+ *   cs-lws-client [--heartbeats] [--timeout S] [--deflate] URL COUNT
  *
  * Connects to URL (ws://host:port/path), prints every received text
  * message on its own line until COUNT messages have arrived (heartbeats are
- * not printed or counted unless --heartbeats), then closes with 1000 and
+ * not printed or counted unless --heartbeats; --deflate offers
+ * permessage-deflate with libwebsockets' own RFC 7692 extension), then closes with 1000 and
  * exits 0. Exit 1: connection failed or closed early (the close code is
  * printed on stderr); 2: usage; 3: timeout. */
 #include <getopt.h>
@@ -98,20 +99,28 @@ static const struct lws_protocols protocols[] = {
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
+static const struct lws_extension deflate_exts[] = {
+    {"permessage-deflate", lws_extension_callback_pm_deflate,
+     "permessage-deflate; client_no_context_takeover; client_max_window_bits"},
+    {NULL, NULL, NULL},
+};
+
 static void usage(void)
 {
-    fprintf(stderr, "usage: cs-lws-client [--heartbeats] [--timeout S] ws://HOST:PORT/PATH COUNT\n");
+    fprintf(stderr, "usage: cs-lws-client [--heartbeats] [--timeout S] [--deflate] ws://HOST:PORT/PATH COUNT\n");
 }
 
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"heartbeats", 0, 0, 'b'}, {"timeout", 1, 0, 't'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"heartbeats", 0, 0, 'b'}, {"timeout", 1, 0, 't'}, {"help", 0, 0, 'h'}, {"deflate", 0, 0, 'z'},
+        {0, 0, 0, 0}};
     double timeout = 60;
-    int o;
-    while ((o = getopt_long(argc, argv, "bt:h", opts, NULL)) != -1) {
+    int o, deflate = 0;
+    while ((o = getopt_long(argc, argv, "bt:hz", opts, NULL)) != -1) {
         switch (o) {
         case 'b': g.heartbeats = 1; break;
+        case 'z': deflate = 1; break;
         case 't': timeout = atof(optarg); break;
         default: usage(); return 2;
         }
@@ -143,6 +152,7 @@ int main(int argc, char **argv)
     memset(&info, 0, sizeof info);
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.protocols = protocols;
+    if (deflate) info.extensions = deflate_exts;
     struct lws_context *ctx = lws_create_context(&info);
     if (!ctx) {
         fprintf(stderr, "cs-lws-client: lws_create_context failed\n");

@@ -89,7 +89,8 @@ static void test_defaults(void)
     CHECK(d.buffer_size == 1000);
     CHECK_STR(d.ct_logs_url, "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json");
     CHECK(d.protocols.websocket && d.protocols.sse && d.protocols.metrics &&
-          d.protocols.health && d.protocols.example_json);
+          d.protocols.health && d.protocols.example_json && d.protocols.api);
+    CHECK_STR(d.cors.allowed_origins, "");
     CHECK_STR(d.ct_log.state_file, "certstream_state.json");
     CHECK(d.ct_log.batch_size == 256);
     CHECK(d.ct_log.poll_interval_ms == 1000);
@@ -133,6 +134,11 @@ static void test_defaults(void)
     CHECK(d.limits.max_frame_bytes == 65536);
     CHECK(d.limits.max_message_bytes == 262144);
     CHECK(d.limits.send_buffer_bytes == 1048576);
+    CHECK(d.watchdog_secs == 10);
+    CHECK(d.ring_claim_timeout_ms == 1000);
+    CHECK_STR(d.log_format, "text");
+    CHECK_STR(d.log_file, "");
+    CHECK(d.shutdown.drain_timeout_secs == 300);
     CHECK(d.source_path == NULL);
 
     /* No file anywhere in the search order: built-in defaults only. */
@@ -162,6 +168,10 @@ static const char every_key_yaml[] =
     "  metrics: off\n"
     "  health: 0\n"
     "  example_json: False\n"
+    "  web_page: false\n"
+    "  api: false\n"
+    "cors:\n"
+    "  allowed_origins: https://a.example, http://127.0.0.1:3000\n"
     "ct_log:\n"
     "  state_file: /var/lib/certstream/state.json\n"
     "  batch_size: 1024\n"
@@ -190,6 +200,7 @@ static const char every_key_yaml[] =
     "    - secret-one\n"
     "    - \"secret-two\"\n"
     "  header_name: X-Api-Key\n"
+    "  allow_query_token: yes\n"
     "hot_reload:\n"
     "  enabled: true\n"
     "  watch_path: /etc/certstream/extra.yaml\n"
@@ -206,6 +217,10 @@ static const char every_key_yaml[] =
     "  full: false\n"
     "  lite: FALSE\n"
     "  domains_only: no\n"
+    "  lite_path: /lite\n"
+    "  full_path: /v1/full\n"
+    "  domains_path: /v1/domains\n"
+    "  sse_path: /events\n"
     "ingest:\n"
     "  group_by: single\n"
     "  max_processes: 2\n"
@@ -223,7 +238,25 @@ static const char every_key_yaml[] =
     "  request_timeout_secs: 5\n"
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
-    "  send_buffer_bytes: 65536\n";
+    "  send_buffer_bytes: 65536\n"
+    "watchdog_secs: 3\n"
+    "ring_claim_timeout_ms: 250\n"
+    "log_format: json\n"
+    "log_file: /var/log/certstream.log\n"
+    "shutdown:\n"
+    "  drain_timeout_secs: 30\n"
+    "message_format:\n"
+    "  absent_name_fields: omit\n"
+    "filters:\n"
+    "  enabled: false\n"
+    "  max_per_worker: 50\n"
+    "  max_patterns: 8\n"
+    "  max_pattern_bytes: 100\n"
+    "  regex_match_limit: 5000\n"
+    "compression:\n"
+    "  enabled: no\n"
+    "  min_size: 1000\n"
+    "  level: 1\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -233,7 +266,8 @@ static void check_every_key(const struct config *c)
     CHECK(c->buffer_size == 5000);
     CHECK_STR(c->ct_logs_url, "http://127.0.0.1:9/list.json");
     CHECK(!c->protocols.websocket && !c->protocols.sse && !c->protocols.metrics &&
-          !c->protocols.health && !c->protocols.example_json);
+          !c->protocols.health && !c->protocols.example_json && !c->protocols.api);
+    CHECK_STR(c->cors.allowed_origins, "https://a.example, http://127.0.0.1:3000");
     CHECK_STR(c->ct_log.state_file, "/var/lib/certstream/state.json");
     CHECK(c->ct_log.batch_size == 1024);
     CHECK(c->ct_log.poll_interval_ms == 2500);
@@ -292,6 +326,20 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    CHECK(c->watchdog_secs == 3);
+    CHECK(c->ring_claim_timeout_ms == 250);
+    CHECK_STR(c->log_format, "json");
+    CHECK_STR(c->log_file, "/var/log/certstream.log");
+    CHECK(c->shutdown.drain_timeout_secs == 30);
+    CHECK_STR(c->message_format.absent_name_fields, "omit");
+    CHECK_STR(c->streams.lite_path, "/lite");
+    CHECK_STR(c->streams.full_path, "/v1/full");
+    CHECK_STR(c->streams.domains_path, "/v1/domains");
+    CHECK_STR(c->streams.sse_path, "/events");
+    CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
+          c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
+    CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
+    CHECK(!c->protocols.web_page && c->auth.allow_query_token);
 }
 
 static void test_every_key_from_yaml(void)
@@ -339,6 +387,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_WS_ENABLED=false", "CERTSTREAM_SSE_ENABLED=no",
         "CERTSTREAM_METRICS_ENABLED=off", "CERTSTREAM_HEALTH_ENABLED=0",
         "CERTSTREAM_EXAMPLE_JSON_ENABLED=False",
+        "CERTSTREAM_API_ENABLED=false",
+        "CERTSTREAM_CORS_ALLOWED_ORIGINS=https://a.example, http://127.0.0.1:3000",
         "CERTSTREAM_CT_LOG_STATE_FILE=/var/lib/certstream/state.json",
         "CERTSTREAM_CT_LOG_BATCH_SIZE=1024", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS=2500",
         "CERTSTREAM_CT_LOG_RETRY_MAX_ATTEMPTS=7", "CERTSTREAM_CT_LOG_REQUEST_TIMEOUT_SECS=12",
@@ -372,6 +422,18 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        "CERTSTREAM_WATCHDOG_SECS=3", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS=250",
+        "CERTSTREAM_LOG_FORMAT=json", "CERTSTREAM_LOG_FILE=/var/log/certstream.log",
+        "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS=30",
+        "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS=omit",
+        "CERTSTREAM_STREAMS_LITE_PATH=/lite", "CERTSTREAM_STREAMS_FULL_PATH=/v1/full",
+        "CERTSTREAM_STREAMS_DOMAINS_PATH=/v1/domains", "CERTSTREAM_STREAMS_SSE_PATH=/events",
+        "CERTSTREAM_FILTERS_ENABLED=false", "CERTSTREAM_FILTERS_MAX_PER_WORKER=50",
+        "CERTSTREAM_FILTERS_MAX_PATTERNS=8", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES=100",
+        "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
+        "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
+        "CERTSTREAM_COMPRESSION_LEVEL=1",
+        "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
         "UNRELATED=1",
         NULL,
     };
@@ -606,6 +668,12 @@ static const struct bad_case bad_files[] = {
      "config.yaml:3: key 'connection_limit.max_connections': connection_limit.per_ip_limit (100) is greater than connection_limit.max_connections (10)"},
     {"hot_reload:\n  enabled: true\n",
      "config.yaml:2: key 'hot_reload.enabled': hot_reload.enabled is true but there is no configuration file to watch; set hot_reload.watch_path"},
+    {"cors:\n  allowed_origins: https://a.example/app\n",
+     "config.yaml:2: key 'cors.allowed_origins': cors.allowed_origins: \"https://a.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path)"},
+    {"protocols:\n  api: true\ncors:\n  allowed_origins: \"*, https://a.example\"\n",
+     "config.yaml:4: key 'cors.allowed_origins': cors.allowed_origins: \"*\" allows every origin; list no others with it"},
+    {"cors:\n  allowed_origins: [https://a.example]\n",
+     "config.yaml:2: key 'cors.allowed_origins': expected a single value, got a sequence"},
 };
 
 static void test_bad_files(void)

@@ -81,6 +81,17 @@ def parse_metrics(body):
     return out
 
 
+def total(metrics, name, **labels):
+    """Sum over parse_metrics() keys of family `name` carrying `labels`."""
+    want = ['%s="%s"' % kv for kv in labels.items()]
+    out = 0.0
+    for key, v in metrics.items():
+        fam, _, rest = key.partition("{")
+        if fam == name and all(w in rest for w in want):
+            out += v
+    return out
+
+
 class FakeLog:
     """test/fakelog/fakelog.py on a free loopback port, serving real fixtures.
     args: fakelog's command-line options (e.g. ["--golden", "a=URL"])."""
@@ -184,9 +195,11 @@ class Golden:
 
 class Server:
     def __init__(self, binary, testdata, workers=1, rate=50.0, loop=True, extra_yaml="",
-                 replay=None, env=None, ring_size=None, ct_log=None, buffer_size=None):
+                 replay=None, env=None, ring_size=None, ct_log=None, buffer_size=None,
+                 absent_name_fields="omit"):
         """ct_log: extra keys of the ct_log block ({"poll_interval_ms": 100});
-        buffer_size: the top-level buffer_size key."""
+        buffer_size: the top-level buffer_size key; absent_name_fields: the
+        message_format key (None: the server's default)."""
         time_scale(binary)
         self.binary = binary
         self.testdata = testdata
@@ -208,6 +221,10 @@ class Server:
             lines.append("buffer_size: %d" % buffer_size)
         if ring_size:
             lines.append("ring_size: %d" % ring_size)
+        # The golden corpus holds the Rust server's bytes (absent name keys
+        # left out); None leaves the server's default (null).
+        if absent_name_fields:
+            lines += ["message_format:", "  absent_name_fields: %s" % absent_name_fields]
         with open(self.config, "w") as f:
             f.write("\n".join(lines) + "\n" + extra_yaml)
         self.replay = replay if replay else os.path.join(testdata, "golden", "live_ct.json")
@@ -309,6 +326,11 @@ class Server:
 
     def metric(self, key, default=None):
         return self.metrics().get(key, default)
+
+    def metric_total(self, name, **labels):
+        """Sum of the samples of family `name` whose labels include `labels`
+        (e.g. every worker's certstream_slow_client_drops_total)."""
+        return total(self.metrics(), name, **labels)
 
     def health_deep(self):
         return json.loads(self.http("/health/deep")[2])

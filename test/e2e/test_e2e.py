@@ -19,7 +19,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server as server_mod  # noqa: E402
-from server import FakeLog, Golden, Server, mask_seen, wait_for  # noqa: E402
+from server import FakeLog, Golden, Server, mask_seen, total, wait_for  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -207,7 +207,7 @@ def case_kill_worker():
     worker panic."""
     with server(workers=2, rate=100) as s:
         m0 = s.metrics()
-        assert (m0["certstream_worker_panics"], m0["certstream_child_restarts"]) == (0, 0), m0
+        assert (m0["certstream_worker_panics"], total(m0, "certstream_process_restarts_total")) == (0, 0), m0
         clients = [WSRaw(s.port, "/") for _ in range(12)]
         ports = [c.sock.getsockname()[1] for c in clients]
         owners = wait_for(lambda: (lambda o: all(p in o for p in ports) and o)(s.socket_owners()), 10,
@@ -229,13 +229,14 @@ def case_kill_worker():
         for c in by_pid[survivor]:
             # the 5 read before the kill and 20 after: one contiguous run
             GOLDEN.check_sequence("lite", before[id(c)] + [c.recv_message() for _ in range(20)])
-        wait_for(lambda: s.metric("certstream_child_restarts") == 1, 10, "the restart to be counted")
+        wait_for(lambda: s.metric_total("certstream_process_restarts_total") == 1, 10, "the restart to be counted")
         new = wait_for(lambda: (lambda k: victim not in k and len(k) == 3 and k)(s.children()), 10,
                        "the supervisor to restart the worker")
         assert set(s.role_pids("fanout").values()) <= set(new) and victim not in s.role_pids("fanout").values()
         m = s.metrics()
-        assert (m["certstream_worker_panics"], m["certstream_child_restarts"],
-                m["certstream_ingest_restarts"]) == (1, 1, 0), m
+        assert (m["certstream_worker_panics"],
+                total(m, "certstream_process_restarts_total", role="fanout", cause="signal"),
+                total(m, "certstream_process_restarts_total")) == (1, 1, 1), m
         for _ in range(6):
             c = WSRaw(s.port, "/")
             GOLDEN.check_sequence("lite", [c.recv_message() for _ in range(5)])
@@ -265,19 +266,19 @@ def case_slow_client():
         try:
             def dropped():
                 m = s.metrics()
-                return m.get("certstream_slow_client_disconnects") and m
+                return total(m, "certstream_slow_client_drops_total") and m
             m = wait_for(dropped, 20, "the stalled client to be dropped", interval=0.02)
         finally:
             t.join(60)
         assert not err, "good client: %r" % err[0]
-        assert m["certstream_slow_client_disconnects"] == 1, m["certstream_slow_client_disconnects"]
+        assert total(m, "certstream_slow_client_drops_total") == 1, total(m, "certstream_slow_client_drops_total")
         moved = m["certstream_ring_head_sequence"] - start
         assert moved < half, "dropped only after the head moved %d bytes (half the ring: %d)" % (moved, half)
         code = stalled.expect_close(timeout=10)
         assert (code, stalled.close_reason) == (1008, b"client too slow"), (code, stalled.close_reason)
         GOLDEN.check_sequence("lite", got)
         GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(100)])
-        assert s.metric("certstream_slow_client_disconnects") == 1
+        assert s.metric_total("certstream_slow_client_drops_total") == 1
 
 
 def raw_http(port, data, read_timeout=5):
@@ -413,7 +414,7 @@ def case_keepalive():
     # sse_heartbeat_secs (2) pass without anything sent (checked once a second)
     yaml = yaml.replace("sse_heartbeat_secs: 1", "sse_heartbeat_secs: 2")
     with server(rate=100, loop=False, extra_yaml=yaml) as s:
-        wait_for(lambda: s.metric("certstream_entries_published") == 28, 10, "the 28 entries to be out")
+        wait_for(lambda: s.metric("certstream_entries_published_total") == 28, 10, "the 28 entries to be out")
         sk, body = sse_connect(s.port, "lite")
         t0 = time.monotonic()
         beats = []
@@ -449,7 +450,7 @@ def split_latest(body):
 
 def case_endpoints():
     with server(rate=100) as s:
-        wait_for(lambda: s.metric("certstream_entries_published", 0) >= 30, 10, "30 messages published")
+        wait_for(lambda: s.metric("certstream_entries_published_total", 0) >= 30, 10, "30 messages published")
         st, h, b = s.http("/health")
         assert st == 200 and b == b"OK"
         st, h, b = s.http("/health/deep")
@@ -469,11 +470,11 @@ def case_endpoints():
             if line and not line.startswith("#"):
                 key, _, val = line.rpartition(" ")
                 metrics[key] = float(val)
-        for name in ("certstream_worker_panics", "certstream_slow_client_disconnects",
-                     "certstream_child_restarts"):
-            assert metrics.get(name) == 0, "%s: %r" % (name, metrics.get(name))
-        assert metrics.get("certstream_messages_sent", 0) >= 1, "no message counted as sent"
-        assert metrics.get('certstream_connections{protocol="websocket",stream="lite"}', 0) >= 1, \
+        for name in ("certstream_worker_panics", "certstream_slow_client_drops_total",
+                     "certstream_process_restarts_total"):
+            assert total(metrics, name) == 0, "%s: %r" % (name, total(metrics, name))
+        assert total(metrics, "certstream_client_messages_sent_total") >= 1, "no message counted as sent"
+        assert total(metrics, "certstream_clients", protocol="websocket", stream="lite") >= 1, \
             "the open lite WebSocket client is not counted"
         assert metrics.get("certstream_ring_head_sequence", 0) > 0
         for path, fmt in (("/example.json", "lite"), ("/full-stream/example.json", "full"),
@@ -514,8 +515,8 @@ def case_auth_and_limits():
         extra = WSRaw(s.port, "/", headers={"Authorization": "other"})
         assert extra.status == 429, extra.head
         ok[0].close()
-        key = 'certstream_connections{protocol="websocket",stream="lite"}'
-        wait_for(lambda: s.metric(key) == 2, 10, "the closed connection to be released")
+        wait_for(lambda: s.metric_total("certstream_clients", protocol="websocket", stream="lite") == 2, 10,
+                 "the closed connection to be released")
         again = WSRaw(s.port, "/", headers={"Authorization": "other"})
         assert again.status == 101, again.head
         GOLDEN.check_sequence("lite", [again.recv_message() for _ in range(5)])
@@ -528,7 +529,7 @@ def case_sigterm():
             c.recv_message()
         sse = subprocess.Popen(["curl", "-sN", "--max-time", "20", s.url("/sse", "http")],
                                stdout=subprocess.PIPE)
-        wait_for(lambda: s.metric('certstream_connections{protocol="sse",stream="lite"}') == 1, 10,
+        wait_for(lambda: s.metric_total("certstream_clients", protocol="sse", stream="lite") == 1, 10,
                  "the SSE client to be streaming")
         t0 = time.time()
         s.proc.send_signal(signal.SIGTERM)
@@ -563,9 +564,9 @@ def case_reload():
     is refused with file, line and key, and the server keeps serving: same
     processes, no restart, an open client streams on without a gap."""
     with server(rate=50, extra_yaml="hot_reload:\n  enabled: true\n") as s:
-        kids = sorted(s.children())
         c = WSRaw(s.port, "/")
         got = [c.recv_message() for _ in range(3)]
+        kids = sorted(s.children())   # after messages arrive: the replay child exists by then
         time.sleep(1.1)   # the file's mtime has a 1 s granularity on some file systems
         with open(s.config, "a") as f:
             f.write("workers: lots\n")
@@ -584,7 +585,7 @@ def case_reload():
         got += [c.recv_message() for _ in range(50)]
         GOLDEN.check_sequence("lite", got)
         assert s.proc.poll() is None and sorted(s.children()) == kids, (kids, s.children())
-        assert s.metric("certstream_child_restarts") == 0
+        assert s.metric_total("certstream_process_restarts_total") == 0
         GOLDEN.check_sequence("lite", [WSRaw(s.port, "/").recv_message() for _ in range(1)])
 
 
@@ -704,7 +705,7 @@ def case_state_file():
             fl.control("size", log="a", size=15)
             wait_positions(s, {ua: a0 + 15, ub: n0 + 10})
             first = [i for i in sorted(argon) if a0 + 10 <= i < a0 + 15]
-            wait_for(lambda: s.metric("certstream_entries_published") == len(first), 10,
+            wait_for(lambda: s.metric("certstream_entries_published_total") == len(first), 10,
                      "%d entries published" % len(first))
             check_against_golden(latest_lite(s), ua, argon, first)
             assert s.stop() == 0, s.logtext()
@@ -719,7 +720,7 @@ def case_state_file():
             wait_positions(s, {ua: a0 + 20, ub: n0 + 20})
             more_a = [i for i in sorted(argon) if i >= a0 + 15]
             more_b = [i for i in sorted(nimbus) if i >= n0 + 10]
-            wait_for(lambda: s.metric("certstream_entries_published") == len(more_a) + len(more_b), 10,
+            wait_for(lambda: s.metric("certstream_entries_published_total") == len(more_a) + len(more_b), 10,
                      "%d entries published after the restart" % (len(more_a) + len(more_b)))
             msgs = latest_lite(s)
             check_against_golden([m for m in msgs if m["source"]["url"] == ua], ua, argon, more_a)
@@ -733,7 +734,7 @@ def case_state_file():
 def case_dedup():
     """Two logs serving the same certificates, each followed by its own ingest
     process: every certificate is published once (the shared dedup table of
-    the real server), the other copy counted in certstream_dedup_dropped."""
+    the real server), the other copy counted in certstream_duplicates_filtered."""
     argon = golden_of(ARGON_URL)
     a0 = min(argon)
     args = ["--golden", "a=" + ARGON_URL, "--golden", "b=" + ARGON_URL, "--size", "a=0", "--size", "b=0"]
@@ -747,12 +748,12 @@ def case_dedup():
             wait_positions(s, {ua: a0 + 20, ub: a0 + 20})
             n = len(argon)
             # every entry of both logs is either published or dropped as a duplicate
-            m = wait_for(lambda: (lambda m: m.get("certstream_entries_published", 0) +
-                                  m.get("certstream_dedup_dropped", 0) >= 2 * n and m)(s.metrics()),
+            m = wait_for(lambda: (lambda m: m.get("certstream_entries_published_total", 0) +
+                                  m.get("certstream_duplicates_filtered", 0) >= 2 * n and m)(s.metrics()),
                          10, "%d entries published or dropped" % (2 * n))
-            assert (m["certstream_entries_published"], m["certstream_dedup_dropped"]) == (n, n), \
+            assert (m["certstream_entries_published_total"], m["certstream_duplicates_filtered"]) == (n, n), \
                 "published %d, dropped as duplicates %d; want %d and %d" % (
-                    m["certstream_entries_published"], m["certstream_dedup_dropped"], n, n)
+                    m["certstream_entries_published_total"], m["certstream_duplicates_filtered"], n, n)
             msgs = latest_lite(s)
             assert sorted(x["cert_index"] for x in msgs) == sorted(argon), [x["cert_index"] for x in msgs]
             for x in msgs:
@@ -832,7 +833,7 @@ def case_limits_workers():
             extra.close()
         st, _, _ = s.http("/health")
         assert st == 200, "the small endpoints are not counted"
-        assert s.metric("certstream_connections_rejected_limit") == 8
+        assert s.metric_total("certstream_handshake_failures_total", reason="connection_limit") == 8
         ok[0].close()
         wait_for(lambda: s.health_deep()["active_connections"] == 5, 10, "the closed connection to be released")
         again = WSRaw(s.port, "/domains-only")
@@ -866,7 +867,7 @@ def case_auth_header():
         assert s.http("/latest.json", headers={"Authorization": "s3cret"})[0] == 401
         head, body = curl_sse(s.port, "lite", 1, headers=["X-Api-Key: s3cret"])
         assert head.startswith("HTTP/1.1 200"), head
-        assert s.metric("certstream_auth_failures") == 5
+        assert s.metric_total("certstream_handshake_failures_total", reason="unauthorized") == 5
 
 
 def case_kill_ingest():
@@ -882,20 +883,21 @@ def case_kill_ingest():
             fl.control("size", log="a", size=10)
             wait_positions(s, {ua: a0 + 10})
             first = [i for i in sorted(argon) if i < a0 + 10]
-            wait_for(lambda: s.metric("certstream_entries_published") == len(first), 10, "the first entries")
+            wait_for(lambda: s.metric("certstream_entries_published_total") == len(first), 10, "the first entries")
             ingest = s.role_pids("ingest")
             assert len(ingest) == 1, ingest
             victim = ingest[0]
             os.kill(victim, signal.SIGKILL)
-            wait_for(lambda: s.metric("certstream_ingest_restarts") == 1, 10, "the ingest restart")
+            wait_for(lambda: s.metric_total("certstream_process_restarts_total", role="ingest") == 1, 10,
+                     "the ingest restart")
             wait_for(lambda: s.role_pids("ingest").get(0, victim) != victim, 10, "a new ingest process")
             fl.control("size", log="a", size=20)
             wait_positions(s, {ua: a0 + 20})
-            wait_for(lambda: s.metric("certstream_entries_published") >= len(argon), 10, "all entries")
+            wait_for(lambda: s.metric("certstream_entries_published_total") >= len(argon), 10, "all entries")
             # let a poll or two pass: nothing more may come
             n = fl.stats().get("a sth", 0)
             wait_for(lambda: fl.stats().get("a sth", 0) >= n + 2, 10, "two more polls")
-            assert s.metric("certstream_entries_published") == len(argon), s.metric("certstream_entries_published")
+            assert s.metric("certstream_entries_published_total") == len(argon), s.metric("certstream_entries_published_total")
             check_against_golden(latest_lite(s), ua, argon, sorted(argon))
 
 
@@ -961,9 +963,10 @@ def case_tile_partial_gone():
                 if e.get("subject_cn"):
                     assert m["leaf_cert"]["subject"].get("CN") == e["subject_cn"], (m["cert_index"], e)
                 assert set(e["dns_names"]) <= set(m["leaf_cert"]["all_domains"]), (m["cert_index"], e["dns_names"])
-            wait_for(lambda: s.metric("certstream_entries_published") == 256, 10, "256 entries published")
+            wait_for(lambda: s.metric("certstream_entries_published_total") == 256, 10, "256 entries published")
             m = s.metrics()
-            assert m["certstream_ct_request_failures"] == 0, "the gone partial tile counted as a failure"
+            assert any(k.startswith("certstream_log_request_failures_total{") for k in m), sorted(m)
+            assert total(m, "certstream_log_request_failures_total") == 0, "the gone partial tile counted as a failure"
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}

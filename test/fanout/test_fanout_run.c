@@ -405,8 +405,30 @@ static void cfg_setup(struct config *cfg, int port)
     cfg->buffer_size = 1000;
 }
 
+/* Sum of the samples of `family` whose labels contain `with` (NULL: all). */
+static unsigned long metric_sum(const char *body, const char *family, const char *with)
+{
+    unsigned long sum = 0;
+    size_t fl = strlen(family);
+    for (const char *p = body; (p = strstr(p, family)) != NULL; p += fl) {
+        if (p != body && p[-1] != '\n') continue;
+        const char *eol = strchr(p, '\n');
+        if (!eol) break;
+        if (p[fl] != '{' && p[fl] != ' ') continue;
+        const char *sp = memchr(p, ' ', (size_t)(eol - p));
+        if (!sp) continue;
+        if (with) {
+            const char *w = strstr(p, with);
+            if (!w || w > sp) continue;
+        }
+        sum += strtoul(sp + 1, NULL, 10);
+    }
+    return sum;
+}
+
 static pid_t start_worker(const struct config *cfg, unsigned index, int wake_fd)
 {
+    stats_proc_set(stats, index + 1, STATS_ROLE_FANOUT, index);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
@@ -646,16 +668,16 @@ static void test_streams(void)
     free(r);
     r = get(port1, "/metrics", NULL);
     const char *b = body_of(r);
-    char line[128];
-    snprintf(line, sizeof line, "\ncertstream_messages_sent{stream=\"lite\"} %d\n", n);
-    CHECK_MSG(strstr(b, line) != NULL, "%s", line);
-    snprintf(line, sizeof line, "\ncertstream_messages_sent %d\n", 4 * n + (n - 3));
-    CHECK_MSG(strstr(b, line) != NULL, "%s", line);
-    CHECK(strstr(b, "# TYPE certstream_connections gauge\n"));
-    CHECK(strstr(b, "certstream_connections{protocol=\"websocket\",stream=\"full\"} 1\n"));
-    CHECK(strstr(b, "certstream_connections{protocol=\"sse\",stream=\"full\"} 1\n"));
-    CHECK(strstr(b, "# TYPE certstream_slow_client_disconnects counter\n"));
-    CHECK(strstr(b, "\ncertstream_child_restarts 0\n"));
+
+    CHECK_MSG(metric_sum(b, "certstream_client_messages_sent_total", "stream=\"lite\"") == (unsigned long)n,
+              "lite messages %lu", metric_sum(b, "certstream_client_messages_sent_total", "stream=\"lite\""));
+    CHECK_MSG(metric_sum(b, "certstream_client_messages_sent_total", NULL) == (unsigned long)(4 * n + (n - 3)),
+              "messages %lu", metric_sum(b, "certstream_client_messages_sent_total", NULL));
+    CHECK(strstr(b, "# TYPE certstream_clients gauge\n"));
+    CHECK(metric_sum(b, "certstream_clients", "protocol=\"websocket\",stream=\"full\"") == 1);
+    CHECK(metric_sum(b, "certstream_clients", "protocol=\"sse\",stream=\"full\"") == 1);
+    CHECK(strstr(b, "# TYPE certstream_slow_client_drops_total counter\n"));
+    CHECK(strstr(b, "\ncertstream_worker_panics 0\n"));
     CHECK(strstr(b, "\ncertstream_ring_head_sequence "));
     CHECK(strstr(r, "Content-Type: text/plain; version=0.0.4"));
     free(r);
@@ -728,8 +750,7 @@ static void test_slow_client(void)
     }
     usleep(100000);
     char *m0 = get(port1, "/metrics", NULL);
-    const char *p = strstr(body_of(m0), "\ncertstream_slow_client_disconnects ");
-    unsigned long before = p ? strtoul(p + 36, NULL, 10) : 0;
+    unsigned long before = metric_sum(body_of(m0), "certstream_slow_client_drops_total", NULL);
     free(m0);
 
     const int total = 1500, batch = 20;
@@ -782,8 +803,7 @@ static void test_slow_client(void)
               (ss.code == 1008 || ss.code == -1),
               "slow: eof %d msgs %d bad %d control %d code %d", slow->eof, ss.msgs, ss.bad, ss.ctl, ss.code);
     char *m1 = get(port1, "/metrics", NULL);
-    p = strstr(body_of(m1), "\ncertstream_slow_client_disconnects ");
-    unsigned long after = p ? strtoul(p + 36, NULL, 10) : 0;
+    unsigned long after = metric_sum(body_of(m1), "certstream_slow_client_drops_total", NULL);
     CHECK_MSG(after == before + 1, "slow disconnects %lu -> %lu", before, after);
     free(m1);
     for (int i = 0; i < NFAST; i++) client_free(fasts[i]);
@@ -945,7 +965,7 @@ static void test_auth_and_limits(void)
         ws_send(alive, 8, "\x03\xe8", 2, true);
         CHECK(ws_wait_close(alive, 2000) == 1000);
         char *m = get(port2, "/metrics", NULL);
-        CHECK(strstr(body_of(m), "\ncertstream_idle_disconnects 1\n"));
+        CHECK(strstr(body_of(m), "\ncertstream_idle_client_disconnects_total{worker=\"1\"} 1\n"));
         free(m);
     }
     client_free(silent);
@@ -990,7 +1010,7 @@ static void test_idle_memory(pid_t worker)
     bool all = false;
     for (uint64_t t0 = now_ms(); !all && now_ms() - t0 < 20000;) {
         char *m = get(port1, "/metrics", NULL);
-        all = m && strstr(body_of(m), "certstream_connections{protocol=\"websocket\",stream=\"lite\"} 2000\n");
+        all = m && metric_sum(body_of(m), "certstream_clients", "protocol=\"websocket\",stream=\"lite\"") == 2000;
         free(m);
         if (!all) usleep(20000);
     }
@@ -1011,7 +1031,8 @@ static void test_idle_memory(pid_t worker)
     bool none = false;
     for (uint64_t t0 = now_ms(); !none && now_ms() - t0 < 20000;) {
         char *m = get(port1, "/metrics", NULL);
-        none = m && strstr(body_of(m), "certstream_connections{protocol=\"websocket\",stream=\"lite\"} 0\n");
+        none = m && strstr(body_of(m), "\ncertstream_clients{") &&
+               metric_sum(body_of(m), "certstream_clients", "protocol=\"websocket\",stream=\"lite\"") == 0;
         free(m);
         if (!none) usleep(20000);
     }
@@ -1117,7 +1138,7 @@ int main(void)
     CHECK(status_of(r) == 200 && strstr(body_of(r), "\"status\":\"healthy\""));
     free(r);
     r = get(port1, "/metrics", NULL);
-    CHECK(strstr(body_of(r), "certstream_log_lag{log=\"log \\\"2\\\"\"} 10\n"));
+    CHECK(strstr(body_of(r), "certstream_log_lag_entries{log=\"log \\\"2\\\"\",url=\"\",operator=\"\",kind=\"rfc6962\"} 10\n"));
     free(r);
 
     /* SIGTERM: WebSocket clients get 1001, SSE ends, the worker exits 0 */

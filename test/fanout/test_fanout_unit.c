@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fanout/certhash.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_frame.h"
 #include "fanout/ws_handshake.h"
@@ -386,8 +387,38 @@ static void test_handshake(void)
     CHECK(ws_handshake_check(&req, &hs) == 400);                          /* two keys */
 }
 
+/* /api/cert hashes: the forms the messages print, plain hex, lower case;
+ * anything else is refused. */
+static void test_certhash(void)
+{
+    uint8_t h[32];
+    static const uint8_t sha1[20] = { 0x30, 0xAF, 0x23, 0xFE, 0x9B, 0xE0, 0x77, 0x2E, 0xFF, 0x5C,
+                                      0x05, 0x26, 0x70, 0x0B, 0x79, 0xFF, 0x56, 0x6B, 0xBE, 0x3A };
+    static const char *const good1[] = { "30:AF:23:FE:9B:E0:77:2E:FF:5C:05:26:70:0B:79:FF:56:6B:BE:3A",
+                                         "30af23fe9be0772eff5c0526700b79ff566bbe3a",
+                                         "30AF23FE9BE0772EFF5C0526700B79FF566BBE3A" };
+    for (size_t i = 0; i < 3; i++) {
+        memset(h, 0, sizeof h);
+        CHECK(certhash_parse(good1[i], strlen(good1[i]), h) == 20 && memcmp(h, sha1, 20) == 0);
+    }
+    const char *s256 = "DE:72:2A:58:26:7A:42:3C:AA:DF:F9:CB:59:A8:50:8B:C9:CC:61:6D:12:C0:A2:FF:93:27:B1:15:1B:5E:C3:86";
+    CHECK(certhash_parse(s256, strlen(s256), h) == 32 && h[0] == 0xDE && h[31] == 0x86);
+    static const char *const bad[] = { "", "3", "30:", ":30", "30::AF", "zz", "30af23fe9be0772eff5c0526700b79ff566bbe",
+                                       "30af23fe9be0772eff5c0526700b79ff566bbe3a00",
+                                       "de722a58267a423caadff9cb59a8508bc9cc616d12c0a2ff9327b1151b5ec38600" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) CHECK(certhash_parse(bad[i], strlen(bad[i]), h) == 0);
+    /* the leaf's hashes, not the chain's */
+    const char *msg = "{\"data\":{\"leaf_cert\":{\"subject\":{\"CN\":\"\\\"sha1\\\":\\\"00\"},"
+                      "\"sha1\":\"30:AF:23:FE:9B:E0:77:2E:FF:5C:05:26:70:0B:79:FF:56:6B:BE:3A\"},"
+                      "\"chain\":[{\"sha1\":\"00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00\"}]}}";
+    CHECK(certhash_leaf(msg, strlen(msg), "sha1", h) == 20 && memcmp(h, sha1, 20) == 0);
+    CHECK(certhash_leaf(msg, strlen(msg), "sha256", h) == 0);
+    CHECK(certhash_leaf("{}", 2, "sha1", h) == 0);
+}
+
 int main(void)
 {
+    test_certhash();
     test_http_good();
     test_http_incremental();
     test_http_bad();

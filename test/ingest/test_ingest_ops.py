@@ -140,7 +140,7 @@ class Run:
             t = get("http://127.0.0.1:%d/metrics" % self.port).decode()
         except OSError:
             return None
-        m = re.search(r"^%s (\d+)$" % re.escape(name), t, re.M)
+        m = re.search(r"^%s(?:\{[^}]*\})? (\d+)$" % re.escape(name), t, re.M)
         return int(m.group(1)) if m else None
 
     def logtext(self):
@@ -197,7 +197,7 @@ def case_ahead(a, mode):
             assert h["reason"] == "saved position 5000 beyond tree size 100", h
             assert h["next_index"] == 5000 and h["tree_size"] == 100, h
             time.sleep(1.0)  # several polls: still waiting, counted once, nothing sent
-            assert r.metric("certstream_ct_position_ahead") == 1, r.metric("certstream_ct_position_ahead")
+            assert r.metric("certstream_ct_position_ahead_total") == 1, r.metric("certstream_ct_position_ahead_total")
             assert not r.published(), r.published()
             r.ctl("size?log=s&size=5010")
             r.expect_exactly(range(5000, 5010))
@@ -205,7 +205,7 @@ def case_ahead(a, mode):
                          "healthy again")
             assert "reason" not in h, h
         else:
-            wait_for(lambda: r.metric("certstream_ct_position_ahead") == 1, 30, "the count")
+            wait_for(lambda: r.metric("certstream_ct_position_ahead_total") == 1, 30, "the count")
             r.ctl("size?log=s&size=110")
             r.expect_exactly(range(100, 110))
             assert r.health()["health"] == "healthy", r.health()
@@ -219,14 +219,14 @@ def case_corrupt(a):
         r.ctl("fault?log=s&kind=corrupt&endpoint=entries&count=1&arg=5")
         r.ctl("size?log=s&size=64")
         r.expect_exactly(range(0, 64))
-        assert r.metric("certstream_ct_answers_refetched") == 1, r.metric("certstream_ct_answers_refetched")
-        assert r.metric("certstream_entries_skipped_undecodable") == 0
+        assert r.metric("certstream_ct_answers_refetched_total") == 1, r.metric("certstream_ct_answers_refetched_total")
+        assert r.metric("certstream_entries_skipped_undecodable_total") == 0
         assert r.metric("certstream_parse_failures") == 0
         r.ctl("fault?log=s&kind=corrupt&endpoint=entries&count=3&arg=0")
         r.ctl("size?log=s&size=128")
         r.expect_exactly([i for i in range(0, 128) if i != 64])
-        assert r.metric("certstream_ct_answers_refetched") == 3, r.metric("certstream_ct_answers_refetched")
-        assert r.metric("certstream_entries_skipped_undecodable") == 1
+        assert r.metric("certstream_ct_answers_refetched_total") == 3, r.metric("certstream_ct_answers_refetched_total")
+        assert r.metric("certstream_entries_skipped_undecodable_total") == 1
         assert r.metric("certstream_parse_failures") == 1
         assert re.search(r"s: entry 64 skipped \(undecodable\)", r.logtext()), r.logtext()[-2000:]
     finally:
@@ -243,8 +243,8 @@ def case_oversize(a):
         r.ctl("fault?log=s&kind=huge&endpoint=entries&count=4&arg=40")
         r.ctl("size?log=s&size=64")
         r.expect_exactly(range(0, 64))
-        assert r.metric("certstream_ct_answers_too_large") == 4, r.metric("certstream_ct_answers_too_large")
-        assert r.metric("certstream_ct_inflight_budget_hits") == 0
+        assert r.metric("certstream_ct_answers_too_large_total") == 4, r.metric("certstream_ct_answers_too_large_total")
+        assert r.metric("certstream_ct_inflight_budget_hits_total") == 0
         after = private_kb(pid) if pid else None
         print("ingest private memory: %s kB before, %s kB after 4 refused 40 MiB answers" % (before, after))
         if a.memory:
@@ -299,9 +299,9 @@ def case_verify_tiles(a):
         r.ctl("size?log=nav&size=1024")
         r.expect_exactly(range(0, 1024), url=nav, timeout=90)
         r.expect_exactly(range(65280, 66000), url=big, timeout=120)
-        assert r.metric("certstream_ct_tile_verify_failures") == 1, r.metric("certstream_ct_tile_verify_failures")
+        assert r.metric("certstream_ct_tile_verify_failures_total") == 1, r.metric("certstream_ct_tile_verify_failures_total")
         assert "ALARM" in r.logtext(), r.logtext()[-2000:]
-        verified = r.metric("certstream_ct_tiles_verified")
+        verified = r.metric("certstream_ct_tiles_verified_total")
         stats = r.ctl("stats")
         # nav: tiles 0, 1, 2, 3.p/10 then 3 (the rest of it); big: 255, 256, 257.p/208
         assert verified >= 4 + 3, verified

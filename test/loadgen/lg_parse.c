@@ -67,6 +67,7 @@ static void fill_msg(struct lg_parser *p, struct lg_result *r)
     r->tail = p->tail;
     r->tail_len = p->tail_len;
     r->len = p->msg_len;
+    r->compressed = p->compressed;
 }
 
 static enum lg_event fail(struct lg_parser *p, struct lg_result *r, const char *why)
@@ -235,7 +236,12 @@ static enum lg_event parse_ws(struct lg_parser *p, const uint8_t *b, size_t len,
         if (p->sub == WS_HDR) {
             p->hdr[p->hdr_len++] = b[i++];
             if (p->hdr_len == 2) {
-                if (p->hdr[0] & 0x70) { ev = fail(p, r, "reserved bits set"); break; }
+                uint8_t rsv = p->hdr[0] & 0x70, op = p->hdr[0] & 0x0f;
+                if (rsv && (rsv != 0x40 || !p->rsv1_ok || (op != 1 && op != 2))) {
+                    ev = fail(p, r, "reserved bits set");
+                    break;
+                }
+                if (op == 1 || op == 2) p->compressed = rsv != 0;
                 if (p->hdr[1] & 0x80) { ev = fail(p, r, "masked server frame"); break; }
             }
             if (p->hdr_len < 2) continue;

@@ -45,6 +45,8 @@ struct lg_parser {
     uint8_t sse_field;    /* SSE: field of the current line */
     uint8_t cstate;       /* SSE: chunked-coding state */
     uint8_t skip_lf;      /* SSE: last line ended with CR; skip a following LF */
+    uint8_t rsv1_ok;      /* WS: permessage-deflate offered: RSV1 marks a compressed message */
+    uint8_t compressed;   /* WS: the current message is compressed (not inflated) */
     uint16_t line_len;
     uint16_t head_len;
     uint16_t tail_len;
@@ -71,6 +73,7 @@ struct lg_result {
     size_t tail_len;
     uint64_t len;         /* LG_EV_MSG: total message length */
     int64_t sse_id;       /* LG_EV_MSG over SSE: the event id, -1 if none */
+    int compressed;       /* LG_EV_MSG: permessage-deflate payload (head/tail are compressed bytes) */
     const uint8_t *ctl;   /* LG_EV_PING: payload */
     size_t ctl_len;
 };

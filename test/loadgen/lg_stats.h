@@ -49,6 +49,7 @@ struct lg_class {
     uint64_t heartbeats;
     uint64_t pings;
     uint64_t no_stamp;      /* certificate messages without a bench-mode seen */
+    uint64_t compressed;    /* permessage-deflate messages (counted, not inflated or checked) */
     uint64_t unparsed;      /* certificate messages without cert_index/source url,
                                or (with --corpus) an entry the corpus lacks */
     uint64_t out_of_order;  /* cert_index not above the last one for its log */

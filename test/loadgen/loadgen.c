@@ -71,6 +71,9 @@ struct config {
     int quiet;
     const char *corpus;
     const char *mark;      /* file told when the window starts and ends */
+    const char *query;     /* --query: appended to every client's path, %u = index mod query_count */
+    int query_count;
+    int deflate;           /* --deflate: offer permessage-deflate */
 };
 
 enum { CS_FREE = 0, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_DONE };
@@ -89,6 +92,7 @@ struct client {
     int64_t tokens;        /* slow clients: bytes they may read now */
     int64_t started_us;    /* monotonic, for the handshake timeout */
     int64_t last_sse_id;
+    uint32_t gidx;         /* index over all workers (for --query) */
     struct client_log logs[CLIENT_LOGS];
     struct lg_parser p;
 };
@@ -243,10 +247,12 @@ static void client_open(struct worker *w, struct client *c, int global_idx)
     c->state = CS_CONNECTING;
     c->started_us = w->now_us;
     c->last_sse_id = -1;
+    c->gidx = (uint32_t)global_idx;
     w->pending++;
     cls_of(w, c)->clients++;
     const struct target *t = &cfg->urls[c->target];
     lg_parser_init(&c->p, (enum lg_proto)t->proto, w->accept);
+    c->p.rsv1_ok = (uint8_t)cfg->deflate;
     c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (c->fd < 0) {
         log_error_once(w, "socket", errno);
@@ -274,6 +280,42 @@ err:
     client_end(w, c, LG_R_CONNECT);
 }
 
+/* A client's own request: the target's path plus --query (every "%u"
+ * replaced by the client's index modulo --query-count, so K distinct
+ * server-side filters can be spread over the clients), plus the
+ * permessage-deflate offer with --deflate. Length, or -1. */
+static int client_request(const struct config *cfg, const struct target *t, uint32_t gidx, char *out, size_t cap)
+{
+    char q[600];
+    size_t o = 0;
+    if (cfg->query) {
+        q[o++] = strchr(t->path, '?') ? '&' : '?';
+        for (const char *s = cfg->query; *s && o + 12 < sizeof q; s++) {
+            if (s[0] == '%' && s[1] == 'u') {
+                o += (size_t)snprintf(q + o, sizeof q - o, "%u", gidx % (uint32_t)cfg->query_count);
+                s++;
+            } else {
+                q[o++] = *s;
+            }
+        }
+    }
+    q[o] = 0;
+    int n;
+    if (t->proto == LG_PROTO_WS)
+        n = snprintf(out, cap,
+                     "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n%s"
+                     "User-Agent: certstream-loadgen\r\n\r\n",
+                     t->path, q, t->host, t->port,
+                     cfg->deflate ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+    else
+        n = snprintf(out, cap,
+                     "GET %s%s HTTP/1.1\r\nHost: %s:%d\r\nAccept: text/event-stream\r\n"
+                     "Cache-Control: no-cache\r\nUser-Agent: certstream-loadgen\r\n\r\n",
+                     t->path, q, t->host, t->port);
+    return n < 0 || (size_t)n >= cap ? -1 : n;
+}
+
 /* Connected: send the request. */
 static void client_connected(struct worker *w, struct client *c)
 {
@@ -286,8 +328,21 @@ static void client_connected(struct worker *w, struct client *c)
         return;
     }
     const struct target *t = &w->cfg->urls[c->target];
-    ssize_t n = write(c->fd, t->request, t->request_len);
-    if (n != (ssize_t)t->request_len) {
+    const char *req = t->request;
+    size_t req_len = t->request_len;
+    char own[1536];
+    if (w->cfg->query || w->cfg->deflate) {
+        int k = client_request(w->cfg, t, c->gidx, own, sizeof own);
+        if (k < 0) {
+            log_error_once(w, "request too long", 0);
+            client_end(w, c, LG_R_CONNECT);
+            return;
+        }
+        req = own;
+        req_len = (size_t)k;
+    }
+    ssize_t n = write(c->fd, req, req_len);
+    if (n != (ssize_t)req_len) {
         /* A fresh socket takes 300 bytes whole; anything else is an error. */
         log_error_once(w, "write request", n < 0 ? errno : 0);
         client_end(w, c, LG_R_CONNECT);
@@ -459,6 +514,10 @@ static void on_message(struct worker *w, struct client *c, const struct lg_resul
     if (w->measuring) {
         k->msgs++;
         k->bytes += r->len;
+    }
+    if (r->compressed) {   /* not inflated: no stamp or order to read */
+        k->compressed++;
+        return;
     }
     if (r->sse_id >= 0) {
         if (c->last_sse_id >= 0) {
@@ -862,12 +921,13 @@ static void print_json(const struct config *cfg, const struct lg_report *r, cons
            r->window_s, r->cpu_s, r->window_s > 0 ? 100 * r->cpu_s / r->window_s : 0.0, r->cpu_total_s);
     printf("\"established\":%llu,\"failed\":%llu,\"disconnected\":%llu,\"msgs\":%llu,\"msgs_per_s\":%.1f,"
            "\"bytes_per_s\":%.1f,\"out_of_order\":%llu,\"gaps\":%llu,\"sse_id_back\":%llu,\"loop_restarts\":%llu,"
-           "\"latency\":",
+           "\"wire_bytes\":%llu,\"compressed\":%llu,\"latency\":",
            (unsigned long long)(r->cls[0].established + r->cls[1].established + r->cls[2].established),
            (unsigned long long)(r->cls[0].failed + r->cls[1].failed + r->cls[2].failed),
            (unsigned long long)live->disconnected, (unsigned long long)live->msgs, live_rate, live_brate,
            (unsigned long long)live->out_of_order, (unsigned long long)live->gaps,
-           (unsigned long long)live->sse_id_back, (unsigned long long)live->loop_restarts);
+           (unsigned long long)live->sse_id_back, (unsigned long long)live->loop_restarts,
+           (unsigned long long)live->wire_bytes, (unsigned long long)live->compressed);
     print_latency_json(stdout, &live->lat);
     printf(",\"ramp_unresolved\":%llu,\"lws_sample_disabled\":%s,\"classes\":{",
            (unsigned long long)r->ramp_unresolved, r->lws_sample_disabled ? "true" : "false");
@@ -906,6 +966,11 @@ static void usage(FILE *f)
             "                          closes (worker 0), for scripts sampling the server\n"
             "      --corpus FILE       the replayed corpus (golden JSON): finds skipped entries\n"
             "                          exactly; without it only reordering is detected\n"
+            "      --query Q           append Q to every client's path (server-side filters); each\n"
+            "                          %%u becomes the client's index modulo --query-count\n"
+            "      --query-count K     distinct values of %%u (default 1)\n"
+            "      --deflate           offer permessage-deflate; compressed messages are counted\n"
+            "                          (and their bytes), not inflated, so they carry no latency\n"
             "  -q, --quiet             only the JSON line\n"
             "Targets must be loopback (127.0.0.0/8 or localhost); there is no override.\n"
             "Latency needs the server's --bench-stamp (seen in microseconds).\n",
@@ -915,18 +980,19 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     static struct config cfg = {.clients = 100, .ramp = 1000, .duration = 10, .warmup = 1, .hs_timeout = 10,
-                                .src_addrs = 16, .slow_rate = 20000};
+                                .src_addrs = 16, .slow_rate = 20000, .query_count = 1};
     const char *host = "127.0.0.1", *stream = "lite", *path = NULL;
     int port = 8080, sse = 0;
     enum { O_HOST = 256, O_PORT, O_STREAM, O_SSE, O_PATH, O_WARMUP, O_SRC, O_SLOWF, O_SLOWR, O_STALL, O_LWS,
-           O_PROCS, O_HST, O_CORPUS, O_MARK };
+           O_PROCS, O_HST, O_CORPUS, O_MARK, O_QUERY, O_QCOUNT, O_DEFLATE };
     static const struct option opts[] = {
         {"clients", 1, 0, 'n'}, {"url", 1, 0, 'u'}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
         {"stream", 1, 0, O_STREAM}, {"sse", 0, 0, O_SSE}, {"path", 1, 0, O_PATH}, {"ramp", 1, 0, 'r'},
         {"duration", 1, 0, 'd'}, {"warmup", 1, 0, O_WARMUP}, {"src-addrs", 1, 0, O_SRC},
         {"slow-fraction", 1, 0, O_SLOWF}, {"slow-rate", 1, 0, O_SLOWR}, {"stall-fraction", 1, 0, O_STALL},
         {"lws-sample", 1, 0, O_LWS}, {"procs", 1, 0, O_PROCS}, {"handshake-timeout", 1, 0, O_HST},
-        {"corpus", 1, 0, O_CORPUS}, {"mark", 1, 0, O_MARK}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'}, {0, 0, 0, 0}};
+        {"corpus", 1, 0, O_CORPUS}, {"mark", 1, 0, O_MARK}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
+        {"query", 1, 0, O_QUERY}, {"query-count", 1, 0, O_QCOUNT}, {"deflate", 0, 0, O_DEFLATE}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "n:u:r:d:qh", opts, NULL)) != -1) {
         switch (o) {
@@ -952,6 +1018,9 @@ int main(int argc, char **argv)
         case O_HST: cfg.hs_timeout = atof(optarg); break;
         case O_CORPUS: cfg.corpus = optarg; break;
         case O_MARK: cfg.mark = optarg; break;
+        case O_QUERY: cfg.query = optarg; break;
+        case O_QCOUNT: cfg.query_count = atoi(optarg); break;
+        case O_DEFLATE: cfg.deflate = 1; break;
         case 'q': cfg.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -983,7 +1052,8 @@ int main(int argc, char **argv)
     if (cfg.clients < 0 || cfg.clients > 10000000 || cfg.ramp <= 0 || cfg.duration <= 0 || cfg.duration > 86400 ||
         cfg.warmup < 0 || cfg.src_addrs < 1 || cfg.src_addrs > 250 || cfg.slow_fraction < 0 ||
         cfg.stall_fraction < 0 || cfg.slow_fraction + cfg.stall_fraction > 1 || cfg.slow_rate <= 0 ||
-        cfg.lws_sample < 0 || cfg.lws_sample > 10000 || cfg.procs < 0 || cfg.procs > 64 || cfg.hs_timeout <= 0) {
+        cfg.lws_sample < 0 || cfg.lws_sample > 10000 || cfg.procs < 0 || cfg.procs > 64 || cfg.hs_timeout <= 0 ||
+        cfg.query_count < 0 || cfg.query_count > 10000000 || (cfg.query && strlen(cfg.query) > 400)) {
         fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
         return 2;
     }

@@ -88,7 +88,7 @@ def main():
     with open(os.path.join(src, ".dockerignore")) as f:
         patterns = [l.strip() for l in f if l.strip() and not l.startswith("#")]
     stages, root, final = {}, None, {}
-    workdir, user = "/", None
+    workdir, user, env = "/", None, {}
     for op, arg in instructions(os.path.join(src, "Dockerfile")):
         if op == "FROM":
             words = arg.split()
@@ -96,7 +96,7 @@ def main():
             assert image in ("debian:bookworm", "debian:bookworm-slim"), image
             root = os.path.join(work, name)
             stages[name] = root
-            workdir, user = "/", None
+            workdir, user, env = "/", None, {}
             p = subprocess.run(["mmdebstrap", "--variant=minbase", "bookworm", root, mirror],
                                capture_output=True, text=True)
             assert p.returncode == 0, p.stderr[-3000:]
@@ -119,7 +119,7 @@ def main():
                 copy_context(src, host_path(root, words[1]), patterns)
             print("ok   COPY %s" % arg, flush=True)
         elif op == "RUN":
-            nspawn(root, ["/bin/sh", "-c", arg], chdir=workdir, env={"DEBIAN_FRONTEND": "noninteractive"})
+            nspawn(root, ["/bin/sh", "-c", arg], chdir=workdir, env=dict(env, DEBIAN_FRONTEND="noninteractive"))
             print("ok   RUN %s" % arg[:100], flush=True)
         elif op == "USER":
             user = arg
@@ -127,7 +127,11 @@ def main():
             final[op] = json.loads(arg)
         elif op == "HEALTHCHECK":
             final[op] = json.loads(arg[arg.index("CMD") + 3:].strip())
-        elif op in ("VOLUME", "EXPOSE", "STOPSIGNAL", "ENV"):
+        elif op == "ENV":
+            for kv in shlex.split(arg):
+                k, _, v = kv.partition("=")
+                env[k] = v
+        elif op in ("VOLUME", "EXPOSE", "STOPSIGNAL"):
             final[op] = arg
         else:
             raise SystemExit("FAIL: instruction %s not handled by this test" % op)
@@ -142,7 +146,7 @@ def main():
     script = ("%s & pid=$!; ok=1; for i in $(seq 100); do if %s; then ok=0; break; fi; sleep 0.2; done; "
               "kill -TERM $pid; wait $pid; rc=$?; echo health=$ok exit=$rc" % (server, health))
     p = nspawn(root, ["/bin/bash", "-c", script], chdir=workdir, user=user, check=False,
-               env={"CERTSTREAM_PORT": str(port), "CERTSTREAM_HOST": "127.0.0.1",
+               env={**env, "CERTSTREAM_PORT": str(port), "CERTSTREAM_HOST": "127.0.0.1",
                     "CERTSTREAM_CT_LOGS_URL": "http://127.0.0.1:%d/loglist.json" % fport})
     assert "health=0 exit=0" in p.stdout, "FAIL run:\n%s\n%s" % (p.stdout[-3000:], p.stderr[-3000:])
     assert final.get("EXPOSE") == "8080" and final.get("VOLUME") == "/var/lib/certstream", final

@@ -88,7 +88,8 @@ def case_build(args):
 # ---------------------------------------------------------------- contents
 
 DIRS = """./ ./etc/ ./etc/certstream/ ./lib/ ./lib/systemd/ ./lib/systemd/system/ ./usr/ ./usr/bin/
-./usr/share/ ./usr/share/certstream-server/ ./usr/share/certstream-server/sysctl.d/ ./usr/share/doc/
+./usr/share/ ./usr/share/certstream-server/ ./usr/share/certstream-server/sysctl.d/
+./usr/share/certstream-server/monitoring/ ./usr/share/doc/
 ./usr/share/doc/certstream-server/ ./usr/share/doc/certstream-server/docs/ ./usr/share/man/
 ./usr/share/man/man1/ ./usr/share/lintian/ ./usr/share/lintian/overrides/""".split()
 SERVER_FILES = {
@@ -96,6 +97,8 @@ SERVER_FILES = {
     "./lib/systemd/system/certstream-server.service": "-rw-r--r--",
     "./usr/bin/certstream-server": "-rwxr-xr-x",
     "./usr/share/certstream-server/sysctl.d/60-certstream-server.conf": "-rw-r--r--",
+    "./usr/share/certstream-server/monitoring/alerts.yml": "-rw-r--r--",
+    "./usr/share/certstream-server/monitoring/grafana-dashboard.json": "-rw-r--r--",
     "./usr/share/doc/certstream-server/README.md": "-rw-r--r--",
     "./usr/share/doc/certstream-server/changelog.gz": "-rw-r--r--",
     "./usr/share/doc/certstream-server/copyright": "-rw-r--r--",
@@ -380,7 +383,9 @@ def install_run_purge(args, d):
     print("systemd-analyze security: %s %s" % (m.group(1), m.group(2)))
     assert float(m.group(1)) <= 2.0 and m.group(2) == "OK", p.stdout
 
-    scratch = tempfile.mkdtemp(prefix="cs-pkg-")
+    # The service user must reach the notify socket: a directory under /run
+    # (0755), not under $TMPDIR, whose parents may be private (mktemp -d).
+    scratch = tempfile.mkdtemp(prefix="cs-pkg-", dir="/run")
     os.chmod(scratch, 0o755)
     fake = srv = None
     try:
@@ -449,6 +454,13 @@ def install_run_purge(args, d):
                 p.wait()
         shutil.rmtree(scratch, ignore_errors=True)
 
+    # remove keeps the configuration, the state and the user; purge removes them.
+    apt("remove", "certstream-server", "certstream-loadgen")
+    assert not os.path.exists("/usr/bin/certstream-server") and not os.path.exists("/usr/bin/certstream-loadgen")
+    assert os.path.exists("/etc/certstream/config.yaml") and os.path.exists("/var/lib/certstream/state.json")
+    pwd.getpwnam("certstream")
+    status = run(["dpkg-query", "-W", "-f=${db:Status-Abbrev}", "certstream-server"]).stdout.strip()
+    assert status == "rc", status
     apt("purge", "certstream-server", "certstream-loadgen")
     left = leftovers()
     assert not left, "left after purge: %r" % left

@@ -7,28 +7,50 @@ and compares every output line with the record's expected message, byte for
 byte. Also checks that a malformed entry is reported on stderr by index,
 that the entries around it still render, and that the exit status is 1.
 
-usage: render_golden.py --testdata DIR -- COMMAND [ARGS...]
+With --names null the command runs without --absent-name-fields (its
+default) and every expected full/lite message is the corpus's, rewritten to
+the null form of absent subject/issuer keys (absent_names.py); without it
+the command runs with --absent-name-fields omit and the corpus bytes are
+expected as they are.
+
+usage: render_golden.py --testdata DIR [--names null|omit] -- COMMAND [ARGS...]
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from absent_names import null_form  # noqa: E402
+
 FORMATS = (("full", "expected_full"), ("lite", "expected_lite"), ("domains", "expected_domains_only"))
+
+
+NAMES = "omit"
 
 
 def run(cmd, body, fmt, rec, start):
     args = cmd + ["--format", fmt, "--log-name", rec["log_name"], "--log-url", rec["log_url"],
                   "--start", str(start), "--seen", "1700000000"]
+    if NAMES == "omit":
+        args += ["--absent-name-fields", "omit"]
     return subprocess.run(args, input=json.dumps(body).encode(), capture_output=True, timeout=60)
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--testdata", required=True)
+    ap.add_argument("--names", choices=("null", "omit"), default="omit")
     ap.add_argument("cmd", nargs="+")
     a = ap.parse_args()
+    global NAMES
+    NAMES = a.names
     records = json.load(open(a.testdata + "/golden/live_ct.json"))
+    if NAMES == "null":
+        for r in records:
+            r["expected_full"] = null_form(r["expected_full"])
+            r["expected_lite"] = null_form(r["expected_lite"])
     runs = []
     for r in records:
         last = runs[-1][-1] if runs else None

@@ -355,9 +355,50 @@ static void test_ip_table_memory(void)
     stats_destroy(s);
 }
 
+/* The process table, per-slot values, the issuer-cache gauge and the
+ * supervisor's server-wide facts, all seen from another process. */
+static void test_procs_and_server(void)
+{
+    struct stats *s = stats_create();
+    CHECK(s != NULL);
+    if (!s)
+        return;
+    unsigned role, index;
+    int pid;
+    CHECK(!stats_proc_get(s, 3, &role, &index, &pid));          /* never given a role */
+    stats_proc_set(s, 3, STATS_ROLE_FANOUT, 2);
+    stats_proc_pid(s, 3, 4242);
+    stats_proc_set(s, STATS_MAX_SLOTS, STATS_ROLE_FANOUT, 0);    /* ignored */
+    stats_proc_set(s, 4, STATS_NROLES, 0);                       /* ignored */
+    CHECK(!stats_proc_get(s, 4, &role, &index, &pid));
+    pid_t child = fork();
+    if (child == 0) {
+        unsigned r, i;
+        int p;
+        bool ok = stats_proc_get(s, 3, &r, &i, &p) && r == STATS_ROLE_FANOUT && i == 2 && p == 4242;
+        stats_add(s, 5, ST_ISSUER_CACHE_SIZE, 7);
+        stats_add(s, 5, ST_ENTRIES_PUBLISHED, 9);
+        stats_log_add(&stats_server(s)->restarts[STATS_ROLE_INGEST][STATS_EXIT_SIGNAL], 1);
+        _exit(ok ? 0 : 1);
+    }
+    CHECK(wait_all(&child, 1));
+    CHECK(stats_slot_value(s, 5, ST_ISSUER_CACHE_SIZE) == 7 && stats_slot_value(s, 5, ST_ENTRIES_PUBLISHED) == 9);
+    CHECK(stats_slot_value(s, STATS_MAX_SLOTS, ST_ENTRIES_PUBLISHED) == 0);
+    CHECK(stats_server(s)->restarts[STATS_ROLE_INGEST][STATS_EXIT_SIGNAL] == 1);
+    /* the issuer cache is a gauge: it leaves with its process, the counter stays */
+    stats_slot_reset(s, 5);
+    CHECK(stats_sum(s, ST_ISSUER_CACHE_SIZE) == 0 && stats_sum(s, ST_ENTRIES_PUBLISHED) == 9);
+    CHECK(strcmp(stats_role_name(STATS_ROLE_LOGLIST), "loglist") == 0);
+    CHECK(strcmp(stats_cause_name(STATS_EXIT_ERROR), "error_exit") == 0);
+    CHECK(strcmp(stats_fail_name(STATS_FAIL_RATE_LIMITED), "rate_limited") == 0);
+    CHECK(strcmp(stats_fail_name(STATS_NFAIL), "unknown") == 0);
+    stats_destroy(s);
+}
+
 int main(void)
 {
     RUN(test_counters);
+    RUN(test_procs_and_server);
     RUN(test_logs_and_info);
     RUN(test_limits_single);
     RUN(test_limits_across_processes);

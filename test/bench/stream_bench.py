@@ -1,0 +1,207 @@
+#!/usr/bin/env python3
+"""stream_bench.py - cost of the stream features, measured with the bundled
+load generator against the real server replaying the golden corpus:
+
+  filters      1k and 10k lite WebSocket clients, unfiltered and spread over
+               1, 50 and 1,000 distinct server-side filters (each filter
+               distinct, all matching the same ~11 % of the corpus:
+               domain=*.x<i>.example.com,*workday*)
+  compression  1k and 10k lite clients: compression off; on with clients
+               that do not offer permessage-deflate; on with clients that do
+
+For every point: server CPU (utime+stime of every server process over the
+loadgen's measured window, from /proc), delivered messages/s, bytes on the
+wire per delivered message (what the clients read from their sockets), and
+the server's own filter counters. Each point runs --repeats times and the
+table shows medians; ratios are against the unfiltered / uncompressed point
+of the same run. Loopback only, bounded in time.
+
+usage: test/bench/stream_bench.py [--build DIR] [--clients 1000,10000] [--repeats 3]
+                                  [--only filters|compression]
+"""
+import argparse
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import HZ, children, cpu_ticks, free_port, loadgen_result, wait_mark, wait_port  # noqa: E402
+
+
+def log(*a):
+    print(*a, file=sys.stderr, flush=True)
+
+
+class Server:
+    def __init__(self, args, port, workdir, extra_yaml, rate):
+        self.args, self.port, self.workdir, self.extra, self.rate = args, port, workdir, extra_yaml, rate
+
+    def __enter__(self):
+        cfg = os.path.join(self.workdir, "config-%d.yaml" % self.port)
+        with open(cfg, "w") as f:
+            f.write("host: 127.0.0.1\nport: %d\nworkers: %d\nbuffer_size: 1000\n" % (self.port, self.args.workers))
+            f.write("ct_log:\n  state_file: %s\n" % os.path.join(self.workdir, "state-%d.json" % self.port))
+            f.write(self.extra)
+        self.logf = open(os.path.join(self.workdir, "server-%d.log" % self.port), "w")
+        self.proc = subprocess.Popen([self.args.server, "--config", cfg, "--replay", self.args.corpus,
+                                      "--rate", str(self.rate), "--loop", "--bench-stamp"],
+                                     stdout=self.logf, stderr=self.logf, start_new_session=True)
+        if not wait_port(self.port):
+            raise RuntimeError("server did not listen")
+        time.sleep(1.0)
+        return self
+
+    def metrics(self):
+        out = {}
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=60) as r:
+            for line in r.read().decode().splitlines():
+                if line and not line.startswith("#") and "{" not in line:
+                    k, v = line.split()
+                    out[k] = float(v)
+        return out
+
+    def __exit__(self, *exc):
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.logf.close()
+
+
+def point(args, workdir, clients, extra_yaml, lg_extra):
+    port = free_port()
+    rate = args.offered / clients   # the same offered msg/s at every client count
+    with Server(args, port, workdir, extra_yaml, rate) as srv:
+        mark = os.path.join(workdir, "mark-%d" % port)
+        cmd = [args.loadgen, "--port", str(port), "-n", str(clients), "--stream", "lite",
+               "--duration", str(args.duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp),
+               "--handshake-timeout", "30", "--mark", mark, "-q"] + lg_extra
+        bound = clients / args.ramp + args.warmup + args.duration + 90
+        lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        if not wait_mark(mark, "start", lg, bound):
+            return {"error": "window never opened: " + json.dumps(loadgen_result(lg, bound))[:300]}
+        # CPU first: /metrics may be slow to answer a saturated worker
+        pids = children(srv.proc.pid)
+        a = {p: cpu_ticks(p) for p in pids}
+        t0 = time.monotonic()
+        m0, tm0 = srv.metrics(), time.monotonic()
+        wait_mark(mark, "end", lg, bound)
+        b = {p: cpu_ticks(p) for p in pids}
+        secs = time.monotonic() - t0
+        m1, tm1 = srv.metrics(), time.monotonic()
+        res = loadgen_result(lg, bound)
+    cpu = sum((b[p] - a[p]) / HZ for p in pids if a.get(p) is not None and b.get(p) is not None)
+    msgs = res["msgs"]
+    return {"clients": clients, "established": res["established"], "msgs": msgs,
+            "msgs_per_s": res["msgs_per_s"], "cpu_pct": 100 * cpu / secs,
+            "cpu_us_per_msg": 1e6 * cpu / msgs if msgs else None,
+            "wire_per_msg": res["wire_bytes"] / msgs if msgs else None,
+            "compressed": res["compressed"], "disconnected": res["disconnected"],
+            "evals_per_s": (m1.get("certstream_filter_evaluations_total", 0) - m0.get("certstream_filter_evaluations_total", 0)) / (tm1 - tm0),
+            "published_per_s": (m1.get("certstream_entries_published", 0) - m0.get("certstream_entries_published", 0)) / (tm1 - tm0),
+            "distinct": m1.get("certstream_filters_distinct"), "deflate_clients": m1.get("certstream_clients_deflate")}
+
+
+def med(runs, key):
+    vals = [r[key] for r in runs if "error" not in r and r.get(key) is not None]
+    return statistics.median(vals) if vals else None
+
+
+def f(v, spec=".1f"):
+    return "n/a" if v is None else format(v, spec)
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(os.path.dirname(here))
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default=os.path.join(root, "build-release"))
+    ap.add_argument("--clients", default="1000,10000")
+    ap.add_argument("--filters", default="0,1,50,1000", help="distinct filters (0: unfiltered)")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--offered", type=float, default=100000,
+                    help="offered msg/s over all clients: the replay rate is this / clients "
+                         "(100/s for 1k clients, 10/s for 10k)")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--duration", type=float, default=8)
+    ap.add_argument("--warmup", type=float, default=2)
+    ap.add_argument("--ramp", type=float, default=2000)
+    ap.add_argument("--only", choices=("filters", "compression"))
+    ap.add_argument("--corpus", default=os.path.join(root, "test", "data", "golden", "live_ct.json"))
+    args = ap.parse_args()
+    args.server = os.path.join(args.build, "certstream-server")
+    args.loadgen = os.path.join(args.build, "test", "loadgen", "certstream-loadgen")
+    for p in (args.server, args.loadgen, args.corpus):
+        if not os.path.exists(p):
+            sys.exit("missing " + p)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    workdir = tempfile.mkdtemp(prefix="cs-stream-bench-")
+    clients = [int(x) for x in args.clients.split(",")]
+    print("stream_bench: offered %g msg/s (replay rate = that / clients), %d worker(s), %g s windows, "
+          "medians of %d; loadgen %s" % (args.offered, args.workers, args.duration, args.repeats, args.loadgen))
+    if args.only in (None, "filters"):
+        print("\n### Filter cost (lite, WebSocket)\n")
+        print("| clients | distinct filters | delivered msg/s | filter evaluations/s | server CPU % | "
+              "CPU vs unfiltered | CPU us per delivered msg |")
+        print("|---|---|---|---|---|---|---|")
+        for n in clients:
+            base = None
+            for k in [int(x) for x in args.filters.split(",")]:
+                runs = []
+                for r in range(args.repeats):
+                    log("filters: clients=%d distinct=%d run %d" % (n, k, r + 1))
+                    extra = ["--query", "domain=*.x%u.example.com,*workday*", "--query-count", str(k)] if k else []
+                    try:
+                        runs.append(point(args, workdir, n, "filters:\n  max_per_worker: 100000\n", extra))
+                    except Exception as e:  # noqa: BLE001
+                        runs.append({"error": str(e)})
+                    log("  ", json.dumps(runs[-1]))
+                cpu = med(runs, "cpu_pct")
+                if k == 0:
+                    base = cpu
+                print("| %d | %s | %s | %s | %s | %s | %s |" % (
+                    n, k or "unfiltered", f(med(runs, "msgs_per_s"), ".0f"), f(med(runs, "evals_per_s"), ".0f"),
+                    f(cpu), ("%.2fx" % (cpu / base)) if base and cpu else "1.00x" if k == 0 else "n/a",
+                    f(med(runs, "cpu_us_per_msg"), ".2f")), flush=True)
+    if args.only in (None, "compression"):
+        print("\n### permessage-deflate (lite, WebSocket)\n")
+        print("| clients | compression | delivered msg/s | wire bytes per msg | bytes vs off | server CPU % | "
+              "CPU us per delivered msg | CPU/msg vs off |")
+        print("|---|---|---|---|---|---|---|---|")
+        modes = [("off", "compression:\n  enabled: false\n", []),
+                 ("on, clients without deflate", "", []),
+                 ("on, deflate clients", "", ["--deflate"])]
+        for n in clients:
+            base = None
+            for name, yaml, extra in modes:
+                runs = []
+                for r in range(args.repeats):
+                    log("compression: clients=%d %s run %d" % (n, name, r + 1))
+                    try:
+                        runs.append(point(args, workdir, n, yaml, extra))
+                    except Exception as e:  # noqa: BLE001
+                        runs.append({"error": str(e)})
+                    log("  ", json.dumps(runs[-1]))
+                w, c = med(runs, "wire_per_msg"), med(runs, "cpu_us_per_msg")
+                if base is None:
+                    base = (w, c)
+                print("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                    n, name, f(med(runs, "msgs_per_s"), ".0f"), f(w, ".0f"),
+                    ("%.2fx" % (w / base[0])) if w and base[0] else "n/a", f(med(runs, "cpu_pct")), f(c, ".2f"),
+                    ("%.2fx" % (c / base[1])) if c and base[1] else "n/a"), flush=True)
+    print("\n(logs in %s)" % workdir)
+
+
+if __name__ == "__main__":
+    main()
