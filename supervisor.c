@@ -38,6 +38,7 @@
 #include "shm/addrtable.h"
 #include "nats/natsnode.h"
 #include "shm/dedup.h"
+#include "shm/positions.h"
 #include "shm/proctable.h"
 #include "shm/ratelimit.h"
 #include "shm/ring.h"
@@ -128,6 +129,7 @@ struct supervisor {
     uint32_t loglist_backoff_ms;
     uint64_t state_saved_ms;
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
+    struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
 
 static unsigned stats_role_of(enum child_role r)
@@ -296,7 +298,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         struct ingest_params ip = {
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
-            .n_logs = g->n_logs, .dedup = s->dedup,
+            .n_logs = g->n_logs, .dedup = s->dedup, .positions = s->positions,
         };
         log_info("following %zu log(s) of group %s", g->n_logs, g->name);
         rc = ingest_run(&ip) == 0 ? 0 : 1;
@@ -672,6 +674,8 @@ static void save_state(struct supervisor *s)
         stats_log_store(&sv->state_last_write_ms, wall_ms());
         stats_log_store(&sv->state_failing_since_ms, 0);
     }
+    if (positions_sync(s->positions) != 0)
+        log_warn("position store: msync: %s", strerror(errno));
     s->state_saved_ms = mono_ms();
 }
 
@@ -765,13 +769,16 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len, bo
     stats_log_store(&sv->loglist_followed, s->loglist.n_logs);
     if (kept == 0) {
         state_apply(&s->state, &s->loglist, s->stats);
+        state_positions_apply(s->positions, &s->loglist, s->stats);
     } else {
         /* the rows of running groups are theirs: only the others are (re)seeded */
         size_t n = s->loglist.n_logs < STATS_MAX_LOGS ? s->loglist.n_logs : STATS_MAX_LOGS;
         stats_set_log_count(s->stats, (unsigned)n);
         for (size_t i = 0; i < n; i++)
-            if (!kept_log[s->loglist.logs[i].log_id])
+            if (!kept_log[s->loglist.logs[i].log_id]) {
                 state_apply_log(&s->state, &s->loglist.logs[i], s->stats);
+                state_positions_apply_log(s->positions, &s->loglist.logs[i], s->stats);
+            }
     }
     size_t groups = s->loglist.n_groups, started = 0;
     if (groups > s->max_producers) {
@@ -1263,6 +1270,35 @@ static void end_replacement(struct supervisor *s, bool ok)
     on_reload_end(s, true);
 }
 
+/* The position store beside the state file (shm/positions.h). Waits for the
+ * processes of an earlier server on the same file to exit. */
+static int open_positions(struct supervisor *s)
+{
+    char path[4096], err[4608];
+    bool created = false;
+    const char *sf = s->cfg->ct_log.state_file;
+    if (!sf || !*sf)
+        return 0;
+    if (positions_path_for(sf, path, sizeof path) != 0) {
+        log_error("state file path too long: %s", sf);
+        return -1;
+    }
+    s->positions = positions_open(path, 30000, &created, err, sizeof err);
+    if (!s->positions && errno == EWOULDBLOCK) {
+        log_error("position store: %s", err);   /* another server on this state file */
+        return -1;
+    }
+    if (!s->positions) {
+        /* Like an unwritable state file: run, with positions saved only
+         * every 10 s (a crash may repeat up to 10 s of entries). */
+        log_warn("position store: %s; positions are kept only in the state file", err);
+        return 0;
+    }
+    if (created)
+        log_info("position store %s created; positions imported from %s", path, sf);
+    return 0;
+}
+
 /* What /metrics and /health/deep need to know about the configuration and
  * the supervisor itself (slot 0). */
 static void publish_server_facts(struct supervisor *s)
@@ -1709,6 +1745,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         proctable_destroy(s.procs);
         return 2;
     }
+    /* The position store first: it waits for the processes of an earlier
+     * server on the same state file (a killed supervisor's children) to exit,
+     * so they no longer hold the port either. */
+    if (!opts->replay_file && open_positions(&s) != 0) {
+        rc = 2;
+        goto out;
+    }
     /* Fail fast: an address that does not resolve, a port that another
      * program or another server holds, a privileged port: one line, exit 2,
      * before anything is forked (instance.h). */
@@ -1854,6 +1897,7 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
+    positions_close(s.positions);
     replay_close(s.replay);
     if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)
         log_warn("close: %s", strerror(errno));

@@ -76,6 +76,8 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
 static const char *const ingest_sources[] = {"logs", "nats", NULL};
+static const char *const position_aheads[] = {"wait", "restart_at_head", NULL};
+static const char *const signature_modes[] = {"required", "optional", "off", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
@@ -90,6 +92,8 @@ static const struct key keys[] = {
     {"log_level", "CERTSTREAM_LOG_LEVEL", K_ENUM, OFF(log_level), 0, 0, 0, log_levels, "--log-level"},
     NUM("buffer_size", "CERTSTREAM_BUFFER_SIZE", K_U32, buffer_size, 1, 1000000),
     TEXT("ct_logs_url", "CERTSTREAM_CT_LOGS_URL", K_URL_OR_FILE, ct_logs_url, MAX_STRING),
+    {"ct_logs_signature", "CERTSTREAM_CT_LOGS_SIGNATURE", K_ENUM, OFF(ct_logs_signature), 0, 0, 0, signature_modes, NULL},
+    TEXT("ct_logs_public_key", "CERTSTREAM_CT_LOGS_PUBLIC_KEY", K_PATH_OPT, ct_logs_public_key, MAX_STRING),
     BOOL("protocols.websocket", "CERTSTREAM_WS_ENABLED", protocols.websocket),
     BOOL("protocols.sse", "CERTSTREAM_SSE_ENABLED", protocols.sse),
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
@@ -108,6 +112,13 @@ static const struct key keys[] = {
     NUM("ct_log.retry_initial_delay_ms", "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS", K_U32, ct_log.retry_initial_delay_ms, 1, 3600000),
     NUM("ct_log.retry_max_delay_ms", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS", K_U32, ct_log.retry_max_delay_ms, 1, 86400000),
     NUM("ct_log.operator_rate_limit_ms", "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS", K_U32, ct_log.operator_rate_limit_ms, 0, 60000),
+    {"ct_log.position_ahead", "CERTSTREAM_CT_LOG_POSITION_AHEAD", K_ENUM, OFF(ct_log.position_ahead), 0, 0, 0, position_aheads, NULL},
+    NUM("ct_log.max_response_bytes", "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES", K_U32, ct_log.max_response_bytes, 0, 1073741824),
+    NUM("ct_log.max_inflight_bytes", "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES", K_U32, ct_log.max_inflight_bytes, 1048576, 4294967295u),
+    BOOL("ct_log.list_enabled", "CERTSTREAM_CT_LOG_LIST_ENABLED", ct_log.list_enabled),
+    BOOL("ct_log.rfc6962_enabled", "CERTSTREAM_CT_LOG_RFC6962_ENABLED", ct_log.rfc6962_enabled),
+    BOOL("ct_log.static_enabled", "CERTSTREAM_CT_LOG_STATIC_ENABLED", ct_log.static_enabled),
+    BOOL("ct_log.verify_tiles", "CERTSTREAM_CT_LOG_VERIFY_TILES", ct_log.verify_tiles),
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
@@ -689,6 +700,8 @@ void config_defaults(struct config *cfg)
     cfg->log_level = strdup("info");
     cfg->buffer_size = 1000;
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
+    cfg->ct_logs_signature = strdup("optional");
+    cfg->ct_logs_public_key = strdup("");
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
     cfg->protocols.web_page = true;
@@ -704,6 +717,10 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.retry_initial_delay_ms = 1000;
     cfg->ct_log.retry_max_delay_ms = 60000;
     cfg->ct_log.operator_rate_limit_ms = 100;
+    cfg->ct_log.position_ahead = strdup("wait");
+    cfg->ct_log.max_response_bytes = 0;
+    cfg->ct_log.max_inflight_bytes = 64u << 20;
+    cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -1235,7 +1252,11 @@ static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SU(ct_log, retry_max_attempts), CY_SU(ct_log, request_timeout_secs),
     CY_SU(ct_log, fetch_concurrency), CY_SU(ct_log, start_overlap),
     CY_SU(ct_log, retry_initial_delay_ms), CY_SU(ct_log, retry_max_delay_ms),
-    CY_SU(ct_log, operator_rate_limit_ms), CYAML_FIELD_END,
+    CY_SU(ct_log, operator_rate_limit_ms),
+    CY_SS(ct_log, position_ahead), CY_SU(ct_log, max_response_bytes), CY_SU(ct_log, max_inflight_bytes),
+    CY_SB(ct_log, list_enabled), CY_SB(ct_log, rfc6962_enabled), CY_SB(ct_log, static_enabled),
+    CY_SB(ct_log, verify_tiles),
+    CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {
     CY_SB(connection_limit, enabled), CY_SU(connection_limit, max_connections),
@@ -1329,6 +1350,8 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_STR("log_level", OFF(log_level)),
     CY_UINT("buffer_size", OFF(buffer_size), MSIZE(buffer_size)),
     CY_STR("ct_logs_url", OFF(ct_logs_url)),
+    CY_STR("ct_logs_signature", OFF(ct_logs_signature)),
+    CY_STR("ct_logs_public_key", OFF(ct_logs_public_key)),
     CY_SECTION("protocols", protocols, cy_protocols),
     CY_SECTION("ct_log", ct_log, cy_ct_log),
     CY_SECTION("connection_limit", connection_limit, cy_connection_limit),

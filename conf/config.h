@@ -25,6 +25,8 @@ struct config {
     char *log_level;         /* "info": debug|info|warn|error */
     uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
     char *ct_logs_url;       /* Google's v3 all_logs_list.json */
+    char *ct_logs_signature; /* "optional": required|optional|off (docs/ingest.md) */
+    char *ct_logs_public_key;/* "": Google's key (embedded); else a PEM file */
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
@@ -48,6 +50,14 @@ struct config {
         uint32_t retry_initial_delay_ms; /* 1000 */
         uint32_t retry_max_delay_ms;  /* 60000 */
         uint32_t operator_rate_limit_ms; /* 100: minimum gap between requests to one operator */
+        /* positions and memory (docs/ingest.md) */
+        char *position_ahead;         /* "wait": saved position beyond the tree size: wait|restart_at_head */
+        uint32_t max_response_bytes;  /* 0 = auto (max(batch_size, 256) * 64 KiB): one answer, checked while receiving */
+        uint32_t max_inflight_bytes;  /* 64 MiB: all answers held by one ingest process */
+        bool list_enabled;            /* true: follow the logs of ct_logs_url */
+        bool rfc6962_enabled;         /* true: follow RFC 6962 logs (list and custom_logs) */
+        bool static_enabled;          /* true: follow static-ct-api logs (list and static_logs) */
+        bool verify_tiles;            /* false: prove tiled entries against the checkpoint (hash tiles) */
     } ct_log;
 
     struct {

@@ -163,9 +163,14 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
         jb_lit(b, ",\"url\":");
         jb_str(b, l->url, strnlen(l->url, sizeof l->url));
         jb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
-                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
+                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64,
                   health_name(l->health), stats_log_load(&l->tree_size), stats_log_load(&l->next_index),
                   lag_entries(l), stats_log_load(&l->entries));
+        if (l->reason[0]) {   /* why the log is not healthy (docs/ingest.md) */
+            jb_lit(b, ",\"reason\":");
+            jb_str(b, l->reason, strnlen(l->reason, sizeof l->reason));
+        }
+        jb_put(b, "}", 1);
     }
     jb_lit(b, "]");
     ops_health_deep(b);
@@ -286,6 +291,32 @@ static void render_product(struct mw *m, struct stats *s)
     sample_u(m, "certstream_duplicates_filtered", stats_sum(s, ST_DEDUP_DROPPED));
     family(m, "certstream_dedup_cache_size", M_GAUGE, "Live entries in the shared deduplication table.");
     sample_u(m, "certstream_dedup_cache_size", stats_log_load(&stats_server(s)->dedup_size));
+    /* Ingest robustness (docs/ingest.md): skips by reason, refetches,
+     * positions, bounded answers, verified tiles. */
+    static const struct { const char *name; enum stat_id id; const char *help; } ingest_counters[] = {
+        { "certstream_entries_skipped_undecodable_total", ST_ENTRIES_SKIPPED_UNDECODABLE,
+          "Log entries skipped because they did not decode after the answer was fetched again." },
+        { "certstream_entries_skipped_unparseable_total", ST_ENTRIES_SKIPPED_UNPARSEABLE,
+          "Log entries skipped because their certificate could not be rendered." },
+        { "certstream_ct_answers_refetched_total", ST_ANSWERS_REFETCHED,
+          "CT log answers requested again because some entries did not decode." },
+        { "certstream_ct_position_ahead_total", ST_POSITION_AHEAD,
+          "Saved positions found beyond the log's tree size." },
+        { "certstream_ct_tree_size_shrank_total", ST_TREE_SIZE_SHRANK,
+          "Tree heads smaller than one already seen (ignored)." },
+        { "certstream_ct_answers_too_large_total", ST_ANSWERS_TOO_LARGE,
+          "CT log answers refused for exceeding ct_log.max_response_bytes." },
+        { "certstream_ct_inflight_budget_hits_total", ST_INFLIGHT_BUDGET_HITS,
+          "CT log answers dropped because ct_log.max_inflight_bytes was in use." },
+        { "certstream_ct_tiles_verified_total", ST_TILES_VERIFIED,
+          "Data tiles proven against the checkpoint's root hash (ct_log.verify_tiles)." },
+        { "certstream_ct_tile_verify_failures_total", ST_TILE_VERIFY_FAILURES,
+          "Data tiles whose entries did not verify against the checkpoint (held back, alarm)." },
+    };
+    for (size_t k = 0; k < sizeof ingest_counters / sizeof ingest_counters[0]; k++) {
+        family(m, ingest_counters[k].name, M_COUNTER, ingest_counters[k].help);
+        sample_u(m, ingest_counters[k].name, stats_sum(s, ingest_counters[k].id));
+    }
 }
 
 static void render_logs(struct mw *m, struct stats *s)
