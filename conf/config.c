@@ -56,6 +56,7 @@ enum ktype {
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
     K_URL, K_URL_OR_FILE, K_ENUM, K_CIDRS,
+    K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
     K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
     K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
@@ -74,6 +75,9 @@ struct key {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
+static const char *const ingest_sources[] = {"logs", "nats", NULL};
+static const char *const position_aheads[] = {"wait", "restart_at_head", NULL};
+static const char *const signature_modes[] = {"required", "optional", "off", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
@@ -88,6 +92,8 @@ static const struct key keys[] = {
     {"log_level", "CERTSTREAM_LOG_LEVEL", K_ENUM, OFF(log_level), 0, 0, 0, log_levels, "--log-level"},
     NUM("buffer_size", "CERTSTREAM_BUFFER_SIZE", K_U32, buffer_size, 1, 1000000),
     TEXT("ct_logs_url", "CERTSTREAM_CT_LOGS_URL", K_URL_OR_FILE, ct_logs_url, MAX_STRING),
+    {"ct_logs_signature", "CERTSTREAM_CT_LOGS_SIGNATURE", K_ENUM, OFF(ct_logs_signature), 0, 0, 0, signature_modes, NULL},
+    TEXT("ct_logs_public_key", "CERTSTREAM_CT_LOGS_PUBLIC_KEY", K_PATH_OPT, ct_logs_public_key, MAX_STRING),
     BOOL("protocols.websocket", "CERTSTREAM_WS_ENABLED", protocols.websocket),
     BOOL("protocols.sse", "CERTSTREAM_SSE_ENABLED", protocols.sse),
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
@@ -106,6 +112,13 @@ static const struct key keys[] = {
     NUM("ct_log.retry_initial_delay_ms", "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS", K_U32, ct_log.retry_initial_delay_ms, 1, 3600000),
     NUM("ct_log.retry_max_delay_ms", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS", K_U32, ct_log.retry_max_delay_ms, 1, 86400000),
     NUM("ct_log.operator_rate_limit_ms", "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS", K_U32, ct_log.operator_rate_limit_ms, 0, 60000),
+    {"ct_log.position_ahead", "CERTSTREAM_CT_LOG_POSITION_AHEAD", K_ENUM, OFF(ct_log.position_ahead), 0, 0, 0, position_aheads, NULL},
+    NUM("ct_log.max_response_bytes", "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES", K_U32, ct_log.max_response_bytes, 0, 1073741824),
+    NUM("ct_log.max_inflight_bytes", "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES", K_U32, ct_log.max_inflight_bytes, 1048576, 4294967295u),
+    BOOL("ct_log.list_enabled", "CERTSTREAM_CT_LOG_LIST_ENABLED", ct_log.list_enabled),
+    BOOL("ct_log.rfc6962_enabled", "CERTSTREAM_CT_LOG_RFC6962_ENABLED", ct_log.rfc6962_enabled),
+    BOOL("ct_log.static_enabled", "CERTSTREAM_CT_LOG_STATIC_ENABLED", ct_log.static_enabled),
+    BOOL("ct_log.verify_tiles", "CERTSTREAM_CT_LOG_VERIFY_TILES", ct_log.verify_tiles),
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
@@ -131,6 +144,7 @@ static const struct key keys[] = {
     TEXT("streams.sse_path", "CERTSTREAM_STREAMS_SSE_PATH", K_HTTP_PATH, streams.sse_path, MAX_PATH),
     {"ingest.group_by", "CERTSTREAM_INGEST_GROUP_BY", K_ENUM, OFF(ingest.group_by), 0, 0, 0, group_bys, NULL},
     NUM("ingest.max_processes", "CERTSTREAM_INGEST_MAX_PROCESSES", K_U32, ingest.max_processes, 0, 1024),
+    {"ingest.source", "CERTSTREAM_INGEST_SOURCE", K_ENUM, OFF(ingest.source), 0, 0, 0, ingest_sources, NULL},
     NUM("keepalive.websocket_heartbeat_secs", "CERTSTREAM_KEEPALIVE_WEBSOCKET_HEARTBEAT_SECS", K_U32, keepalive.websocket_heartbeat_secs, 1, 3600),
     NUM("keepalive.ping_interval_secs", "CERTSTREAM_KEEPALIVE_PING_INTERVAL_SECS", K_U32, keepalive.ping_interval_secs, 1, 3600),
     NUM("keepalive.idle_timeout_secs", "CERTSTREAM_KEEPALIVE_IDLE_TIMEOUT_SECS", K_U32, keepalive.idle_timeout_secs, 1, 86400),
@@ -143,6 +157,20 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    /* scale-out over NATS JetStream (docs/scale-out.md); nats.stream and
+     * nats.subject_prefix: min 0 = a plain name, 1 = dot-separated tokens;
+     * durations: min..max in seconds */
+    TEXT("nats.url", "CERTSTREAM_NATS_URL", K_NATS_URL, nats.url, MAX_STRING),
+    {"nats.stream", "CERTSTREAM_NATS_STREAM", K_NATS_NAME, OFF(nats.stream), 0, 0, 64, NULL, NULL},
+    {"nats.subject_prefix", "CERTSTREAM_NATS_SUBJECT_PREFIX", K_NATS_NAME, OFF(nats.subject_prefix), 0, 1, 200, NULL, NULL},
+    BOOL("nats.publish", "CERTSTREAM_NATS_PUBLISH", nats.publish),
+    {"nats.max_age", "CERTSTREAM_NATS_MAX_AGE", K_DURATION, OFF(nats.max_age), 0, 1, 366 * 86400ull, NULL, NULL},
+    {"nats.duplicate_window", "CERTSTREAM_NATS_DUPLICATE_WINDOW", K_DURATION, OFF(nats.duplicate_window), 0, 1, 7 * 86400ull, NULL, NULL},
+    NUM("nats.replicas", "CERTSTREAM_NATS_REPLICAS", K_U32, nats.replicas, 1, 5),
+    TEXT("nats.creds_file", "CERTSTREAM_NATS_CREDS_FILE", K_PATH_OPT, nats.creds_file, MAX_STRING),
+    TEXT("nats.position_file", "CERTSTREAM_NATS_POSITION_FILE", K_STR, nats.position_file, MAX_STRING),
+    NUM("nats.max_pending", "CERTSTREAM_NATS_MAX_PENDING", K_U32, nats.max_pending, 16, 1000000),
+    NUM("nats.max_lag_secs", "CERTSTREAM_NATS_MAX_LAG_SECS", K_U32, nats.max_lag_secs, 1, 86400),
     /* operations */
     NUM("watchdog_secs", "CERTSTREAM_WATCHDOG_SECS", K_U32, watchdog_secs, 0, 3600),
     NUM("ring_claim_timeout_ms", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS", K_U32, ring_claim_timeout_ms, 0, 600000),
@@ -178,6 +206,7 @@ static const char *const sections[] = {
     "message_format", "filters", "compression",
     "cors",
     "access", "rate_limit", "tls",
+    "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -212,6 +241,7 @@ struct load {
     uint32_t line[NKEYS];                  /* file line of the key, L_FILE */
     uint32_t item_line[2][CONFIG_MAX_LOGS]; /* custom_logs[i] / static_logs[i] */
     uint64_t num[NKEYS];                   /* numbers and booleans as the walk read them */
+    char *nats_url;                        /* nats.url as the walk read it (a list joined by commas) */
 };
 
 static int fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -350,6 +380,53 @@ static void size_str(char *out, size_t n, uint64_t v)
     if (v >= GIB && v % GIB == 0) snprintf(out, n, "%" PRIu64 "GiB", v / GIB);
     else if (v >= MIB && v % MIB == 0) snprintf(out, n, "%" PRIu64 "MiB", v / MIB);
     else snprintf(out, n, "%" PRIu64, v);
+}
+
+/* "90", "90s", "2m", "24h", "7d": seconds, or a number with one unit. */
+static int parse_duration(const char *s, size_t len, uint64_t *out)
+{
+    size_t digits = 0;
+    while (digits < len && s[digits] >= '0' && s[digits] <= '9') digits++;
+    uint64_t v, mul = 1;
+    if (digits == 0 || (digits > 1 && s[0] == '0') || parse_uint(s, digits, &v) < 0) return -1;
+    if (len == digits + 1) {
+        switch (s[digits]) {
+        case 's': mul = 1; break;
+        case 'm': mul = 60; break;
+        case 'h': mul = 3600; break;
+        case 'd': mul = 86400; break;
+        default: return -1;
+        }
+    } else if (len != digits) {
+        return -1;
+    }
+    if (v > UINT64_MAX / mul) return -1;
+    *out = v * mul;
+    return 0;
+}
+
+int config_duration_secs(const char *s, uint64_t *secs)
+{
+    return s ? parse_duration(s, strlen(s), secs) : -1;
+}
+
+/* A NATS stream name (tokens = 0) or subject prefix (tokens = 1: tokens of
+ * letters, digits, - and _ joined by dots; no wildcards, no empty token). */
+static int check_nats_name(const char *s, size_t len, size_t max, bool tokens, char *why, size_t whyn)
+{
+    char q[64];
+    bool ok = len > 0 && len <= max && s[0] != '.' && s[len - 1] != '.';
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '.' && tokens && s[i + 1] != '.') continue;
+        ok = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+             c == '-' || c == '_';
+    }
+    if (!ok)
+        return snprintf(why, whyn, "expected %s (letters, digits, - and _%s, at most %zu bytes), got %s",
+                        tokens ? "a NATS subject prefix" : "a NATS stream name",
+                        tokens ? ", tokens joined by dots" : "", max, quoted(q, sizeof q, s, len)), -1;
+    return 0;
 }
 
 static bool is_tchar(unsigned char c)
@@ -504,6 +581,37 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
             return snprintf(why, whyn, "expected one of %s; got %s", list,
                             quoted(q, sizeof q, s, len)), -1;
         }
+    case K_DURATION: {
+        uint64_t v;
+        if (parse_duration(s, len, &v) < 0)
+            return snprintf(why, whyn, "expected a duration such as 90s, 2m, 24h or 7d, got %s",
+                            quoted(q, sizeof q, s, len)), -1;
+        if (v < k->min || v > k->max)
+            return snprintf(why, whyn, "duration %.*s out of range %" PRIu64 "s..%" PRIu64 "s",
+                            (int)len, s, k->min, k->max), -1;
+        return 0;
+    }
+    case K_NATS_URL: {
+        /* one server or several, comma-separated, as the NATS client takes them */
+        if (check_text(s, len, k->max, false, why, whyn) < 0) return -1;
+        size_t i = 0;
+        while (i <= len) {
+            size_t e = i;
+            while (e < len && s[e] != ',') e++;
+            size_t skip = 0;
+            static const char *const schemes[] = {"nats://", "tls://", NULL};
+            for (const char *const *sc = schemes; *sc; sc++)
+                if (e - i > strlen(*sc) && strncmp(s + i, *sc, strlen(*sc)) == 0) skip = strlen(*sc);
+            if (skip == 0 || memchr(s + i, ' ', e - i))
+                return snprintf(why, whyn, "expected nats://host:port or tls://host:port "
+                                "(several joined by commas), got %s",
+                                quoted(q, sizeof q, s + i, e - i)), -1;
+            i = e + 1;
+        }
+        return 0;
+    }
+    case K_NATS_NAME:
+        return check_nats_name(s, len, k->max, k->min != 0, why, whyn);
     case K_HTTP_PATH:
         return check_http_path(s, len, k->max, why, whyn);
     case K_CIDRS: {
@@ -592,6 +700,8 @@ void config_defaults(struct config *cfg)
     cfg->log_level = strdup("info");
     cfg->buffer_size = 1000;
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
+    cfg->ct_logs_signature = strdup("optional");
+    cfg->ct_logs_public_key = strdup("");
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
     cfg->protocols.web_page = true;
@@ -607,6 +717,10 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.retry_initial_delay_ms = 1000;
     cfg->ct_log.retry_max_delay_ms = 60000;
     cfg->ct_log.operator_rate_limit_ms = 100;
+    cfg->ct_log.position_ahead = strdup("wait");
+    cfg->ct_log.max_response_bytes = 0;
+    cfg->ct_log.max_inflight_bytes = 64u << 20;
+    cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -623,6 +737,18 @@ void config_defaults(struct config *cfg)
     cfg->streams.sse_path = strdup("/sse");
     cfg->ingest.group_by = strdup("operator");
     cfg->ingest.max_processes = 0;
+    cfg->ingest.source = strdup("logs");
+    cfg->nats.url = strdup("nats://127.0.0.1:4222");
+    cfg->nats.stream = strdup("CERTSTREAM");
+    cfg->nats.subject_prefix = strdup("certstream");
+    cfg->nats.publish = false;
+    cfg->nats.max_age = strdup("24h");
+    cfg->nats.duplicate_window = strdup("2m");
+    cfg->nats.replicas = 1;
+    cfg->nats.creds_file = strdup("");
+    cfg->nats.position_file = strdup("certstream_nats_position");
+    cfg->nats.max_pending = 10000;
+    cfg->nats.max_lag_secs = 60;
     cfg->keepalive.websocket_heartbeat_secs = 10;
     cfg->keepalive.ping_interval_secs = 15;
     cfg->keepalive.idle_timeout_secs = 60;
@@ -642,7 +768,7 @@ void config_defaults(struct config *cfg)
     cfg->shutdown.drain_timeout_secs = 300;
     cfg->message_format.absent_name_fields = strdup("null");
     cfg->compression.enabled = true;
-    cfg->compression.min_size = 128;
+    cfg->compression.min_size = 0;
     cfg->compression.level = 6;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;
@@ -936,12 +1062,52 @@ static int vp_logs(struct vpass *v, const struct key *k)
     }
 }
 
+/* nats.url: one server, or a sequence of them; kept joined by commas (the
+ * form the environment variable takes), which is what libcyaml cannot map. */
+static int vp_nats_url(struct vpass *v, const struct key *k)
+{
+    char path[64];
+    uint64_t num;
+    size_t n = 0, len = 0;
+    if (v->ev.type == YAML_SCALAR_EVENT) {
+        if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
+        return set_str(&v->ld->nats_url, (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length) < 0
+                   ? vp_fail(v, ev_line(v), k->name, "out of memory") : 0;
+    }
+    if (v->ev.type != YAML_SEQUENCE_START_EVENT)
+        return vp_fail(v, ev_line(v), k->name, "expected a server URL or a sequence of them, got %s",
+                       ev_kind(&v->ev));
+    char joined[MAX_STRING + 1];
+    uint32_t line = ev_line(v);
+    for (;;) {
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type == YAML_SEQUENCE_END_EVENT) break;
+        snprintf(path, sizeof path, "%s[%zu]", k->name, n);
+        if (v->ev.type != YAML_SCALAR_EVENT)
+            return vp_fail(v, ev_line(v), path, "expected a server URL, got %s", ev_kind(&v->ev));
+        size_t l = v->ev.data.scalar.length;
+        if (memchr(v->ev.data.scalar.value, ',', l))
+            return vp_fail(v, ev_line(v), path, "one server per item (no commas)");
+        if (vp_scalar_value(v, k, path, &num) < 0) return -1;
+        if (len + (n ? 1 : 0) + l > MAX_STRING)
+            return vp_fail(v, ev_line(v), k->name, "the servers are longer than %d bytes in all", MAX_STRING);
+        if (n) joined[len++] = ',';
+        memcpy(joined + len, v->ev.data.scalar.value, l);
+        len += l;
+        n++;
+    }
+    if (n == 0)
+        return vp_fail(v, line, k->name, "an empty sequence: give at least one server");
+    return set_str(&v->ld->nats_url, joined, len) < 0 ? vp_fail(v, line, k->name, "out of memory") : 0;
+}
+
 static int vp_value(struct vpass *v, const struct key *k)
 {
     uint64_t num = 0;
     if (vp_next(v) < 0) return -1;
     if (k->type == K_TOKENS) return vp_tokens(v, k);
     if (k->type == K_LOGS) return vp_logs(v, k);
+    if (k->type == K_NATS_URL) return vp_nats_url(v, k);
     if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
     v->ld->num[k - keys] = num;
     return 0;
@@ -1086,7 +1252,11 @@ static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SU(ct_log, retry_max_attempts), CY_SU(ct_log, request_timeout_secs),
     CY_SU(ct_log, fetch_concurrency), CY_SU(ct_log, start_overlap),
     CY_SU(ct_log, retry_initial_delay_ms), CY_SU(ct_log, retry_max_delay_ms),
-    CY_SU(ct_log, operator_rate_limit_ms), CYAML_FIELD_END,
+    CY_SU(ct_log, operator_rate_limit_ms),
+    CY_SS(ct_log, position_ahead), CY_SU(ct_log, max_response_bytes), CY_SU(ct_log, max_inflight_bytes),
+    CY_SB(ct_log, list_enabled), CY_SB(ct_log, rfc6962_enabled), CY_SB(ct_log, static_enabled),
+    CY_SB(ct_log, verify_tiles),
+    CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {
     CY_SB(connection_limit, enabled), CY_SU(connection_limit, max_connections),
@@ -1123,7 +1293,15 @@ static const cyaml_schema_field_t cy_streams[] = {
     CY_SS(streams, sse_path), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ingest[] = {
-    CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CYAML_FIELD_END,
+    CY_SS(ingest, group_by), CY_SU(ingest, max_processes), CY_SS(ingest, source), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_nats[] = {
+    /* nats.url may be a sequence: the walk has joined it (load.nats_url) */
+    { .key = "url", .value = { .type = CYAML_IGNORE, .flags = CYAML_FLAG_OPTIONAL } },
+    CY_SS(nats, stream), CY_SS(nats, subject_prefix), CY_SB(nats, publish),
+    CY_SS(nats, max_age), CY_SS(nats, duplicate_window), CY_SU(nats, replicas),
+    CY_SS(nats, creds_file), CY_SS(nats, position_file), CY_SU(nats, max_pending),
+    CY_SU(nats, max_lag_secs), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_keepalive[] = {
     CY_SU(keepalive, websocket_heartbeat_secs), CY_SU(keepalive, ping_interval_secs),
@@ -1172,6 +1350,8 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_STR("log_level", OFF(log_level)),
     CY_UINT("buffer_size", OFF(buffer_size), MSIZE(buffer_size)),
     CY_STR("ct_logs_url", OFF(ct_logs_url)),
+    CY_STR("ct_logs_signature", OFF(ct_logs_signature)),
+    CY_STR("ct_logs_public_key", OFF(ct_logs_public_key)),
     CY_SECTION("protocols", protocols, cy_protocols),
     CY_SECTION("ct_log", ct_log, cy_ct_log),
     CY_SECTION("connection_limit", connection_limit, cy_connection_limit),
@@ -1189,6 +1369,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("keepalive", keepalive, cy_keepalive),
     CY_SECTION("dedup", dedup, cy_dedup),
     CY_SECTION("limits", limits, cy_limits),
+    CY_SECTION("nats", nats, cy_nats),
     CY_UINT("watchdog_secs", OFF(watchdog_secs), MSIZE(watchdog_secs)),
     CY_UINT("ring_claim_timeout_ms", OFF(ring_claim_timeout_ms), MSIZE(ring_claim_timeout_ms)),
     CY_STR("log_format", OFF(log_format)),
@@ -1239,6 +1420,10 @@ static int merge_file(struct load *ld, const struct config *from)
         case K_U32: got = *(const uint32_t *)src; *(uint32_t *)dst = (uint32_t)got; break;
         /* the walk's value: libcyaml cannot read unit suffixes (see cy_top) */
         case K_SIZE: got = ld->num[i]; *(uint64_t *)dst = got; break;
+        /* the walk's value: it may have been a sequence (see vp_nats_url) */
+        case K_NATS_URL:
+            if (!ld->nats_url || set_str(dst, ld->nats_url, strlen(ld->nats_url)) < 0) return -1;
+            continue;
         case K_TOKENS:
             free_tokens(cfg);
             for (size_t t = 0; t < from->auth.n_tokens && t < CONFIG_MAX_TOKENS; t++) {
@@ -1701,6 +1886,16 @@ static int cross_check(const struct load *ld)
         return cross_fail(ld, "hot_reload.enabled", NULL,
                           "hot_reload.enabled is true but there is no configuration file to "
                           "watch; set hot_reload.watch_path");
+    if (strcmp(c->ingest.source, "nats") == 0 && c->nats.publish)
+        return cross_fail(ld, "nats.publish", "ingest.source",
+                          "nats.publish is true but ingest.source is nats: an edge node "
+                          "consumes the stream and does not publish to it");
+    uint64_t age = 0, window = 0;
+    if (config_duration_secs(c->nats.max_age, &age) == 0 &&
+        config_duration_secs(c->nats.duplicate_window, &window) == 0 && window > age)
+        return cross_fail(ld, "nats.duplicate_window", "nats.max_age",
+                          "nats.duplicate_window (%s) is longer than nats.max_age (%s)",
+                          c->nats.duplicate_window, c->nats.max_age);
     if (check_stream_paths(ld) < 0) return -1;
     if (check_origins(ld) < 0)
         return -1;
@@ -1740,9 +1935,11 @@ int config_load_buffer(struct config *cfg, const char *data, size_t len, const c
     }
     rc = load_document(ld, data, len);
     if (rc < 0 || (rc = cross_check(ld)) < 0) goto err;
+    free(ld->nats_url);
     free(ld);
     return 0;
 err:
+    free(ld->nats_url);
     free(ld);
     config_free(cfg);
     return rc == -2 ? -2 : -1;
@@ -1801,10 +1998,12 @@ int config_load_search(struct config *cfg, const struct config_flags *flags, cha
         buf = NULL;
     }
     if (apply_env(ld, env) < 0 || apply_flags(ld, flags) < 0 || cross_check(ld) < 0) goto err;
+    free(ld->nats_url);
     free(ld);
     return 0;
 err:
     free(buf);
+    free(ld->nats_url);
     free(ld);
     config_free(cfg);
     return -1;

@@ -25,6 +25,8 @@ struct config {
     char *log_level;         /* "info": debug|info|warn|error */
     uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
     char *ct_logs_url;       /* Google's v3 all_logs_list.json */
+    char *ct_logs_signature; /* "optional": required|optional|off (docs/ingest.md) */
+    char *ct_logs_public_key;/* "": Google's key (embedded); else a PEM file */
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
@@ -48,6 +50,14 @@ struct config {
         uint32_t retry_initial_delay_ms; /* 1000 */
         uint32_t retry_max_delay_ms;  /* 60000 */
         uint32_t operator_rate_limit_ms; /* 100: minimum gap between requests to one operator */
+        /* positions and memory (docs/ingest.md) */
+        char *position_ahead;         /* "wait": saved position beyond the tree size: wait|restart_at_head */
+        uint32_t max_response_bytes;  /* 0 = auto (max(batch_size, 256) * 64 KiB): one answer, checked while receiving */
+        uint32_t max_inflight_bytes;  /* 64 MiB: all answers held by one ingest process */
+        bool list_enabled;            /* true: follow the logs of ct_logs_url */
+        bool rfc6962_enabled;         /* true: follow RFC 6962 logs (list and custom_logs) */
+        bool static_enabled;          /* true: follow static-ct-api logs (list and static_logs) */
+        bool verify_tiles;            /* false: prove tiled entries against the checkpoint (hash tiles) */
     } ct_log;
 
     struct {
@@ -93,6 +103,7 @@ struct config {
     struct {
         char *group_by;               /* "operator" | "log" | "single" */
         uint32_t max_processes;       /* 0 = no cap; groups are merged to fit */
+        char *source;                 /* "logs" | "nats": where the ring is fed from */
     } ingest;
 
     struct {
@@ -116,6 +127,20 @@ struct config {
         uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
     } limits;
 
+    struct {                          /* scale-out, docs/scale-out.md */
+        char *url;                    /* "nats://127.0.0.1:4222"; several joined by commas */
+        char *stream;                 /* "CERTSTREAM" */
+        char *subject_prefix;         /* "certstream" */
+        bool publish;                 /* false; true on ingest nodes */
+        char *max_age;                /* "24h": stream retention */
+        char *duplicate_window;       /* "2m" */
+        uint32_t replicas;            /* 1 */
+        char *creds_file;             /* "": NATS credentials file (JWT + nkey seed) */
+        char *position_file;          /* "certstream_nats_position": edge resume point */
+        uint32_t max_pending;         /* 10000: publishes in flight awaiting acknowledgement */
+        uint32_t max_lag_secs;        /* 60: edge lag that makes /health/deep degraded */
+    } nats;
+
     /* operations (docs/operations.md) */
     uint32_t watchdog_secs;           /* 10: a child silent this long is killed and replaced; 0 = off */
     uint32_t ring_claim_timeout_ms;   /* 1000: a producer holding a ring claim this long is killed; 0 = off */
@@ -126,7 +151,7 @@ struct config {
     } shutdown;
     struct {
         bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
-        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t min_size;            /* 0: shorter messages are sent uncompressed */
         uint32_t level;               /* 6: zlib level, 1..9 */
     } compression;
 
@@ -194,6 +219,10 @@ void config_defaults(struct config *cfg);
  * Returns 0, or -1 with err filled; *cfg is then freed/undefined. */
 int config_load(struct config *cfg, const struct config_flags *flags,
                 char *const *env, struct config_error *err);
+
+/* Seconds of a duration key ("90s", "2m", "24h", "7d", or plain seconds).
+ * 0, or -1 when s is not a duration (a loaded configuration never has one). */
+int config_duration_secs(const char *s, uint64_t *secs);
 
 /* Prints the effective configuration as YAML (for --check-config). */
 void config_print(const struct config *cfg, void *file /* FILE* */);

@@ -52,7 +52,10 @@ void conn_free(struct conn *c)
     if (c->flags & CF_LISTED) conn_list_del(conn_list_head(c), c);
     if (c->flags & CF_GAUGED) stats_add(w->stats, w->slot, conn_gauge_id(c), -1);
     if (c->filter) filter_release(w->filters, c->filter);
-    if (c->deflate) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
+    if (c->deflate) {
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
+        w->deflate_clients--;
+    }
     edge_conn_free(c);   /* limits held, TLS session */
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;

@@ -18,6 +18,7 @@ struct fanout_params {
     unsigned index;        /* 0..workers-1 */
     unsigned stats_slot;   /* this process's counter slot */
     int wake_fd;           /* this worker's eventfd (ring_waiter_fd(ring, index)) */
+    const struct config_flags *flags; /* the command line's overrides, for a reload in place */
     /* network edge (shared, created before fork; NULL: per-address limits
      * fall back to shm/stats' buckets, no rate limit) */
     struct addrtable *addrs;

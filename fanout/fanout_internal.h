@@ -133,6 +133,8 @@ struct worker {
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
     struct filter_set *filters;        /* interned filters (filter.h) */
+    struct wsdeflate *zd;              /* heartbeats for permessage-deflate clients; made on first use */
+    uint32_t deflate_clients;          /* this worker's clients with permessage-deflate */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;

@@ -22,6 +22,8 @@
 #include "fanout/stream_metrics.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -99,9 +101,32 @@ void health_evaluate(struct stats *s, struct health_summary *h)
         h->status = "unhealthy";
         h->http_status = 503;
     } else if (n == 0 || h->degraded || h->unhealthy || !h->loglist_ok || ops_stale_processes() ||
+               stats_nats_degraded(s) ||
                (since && h->state_failing_secs >= STATE_FAILING_DEGRADED_SECS)) {
         h->status = "degraded";
     }
+}
+
+/* ---- NATS (docs/scale-out.md) ------------------------------------------------- */
+
+static const char *nats_role_name(uint32_t role)
+{
+    return role == NATS_ROLE_PUBLISHER ? "publisher" : "consumer";
+}
+
+/* "nats":{...} in /health/deep on a node with a NATS role. */
+static void nats_health(struct stats *s, struct jbuf *b)
+{
+    struct stats_nats *n = stats_nats(s);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    jb_printf(b, ",\"nats\":{\"role\":\"%s\",\"connected\":%s,\"ready\":%s,\"stream_sequence\":%" PRIu64
+                 ",\"lag_messages\":%" PRIu64 ",\"lag_seconds\":%.3f}",
+              nats_role_name(role), atomic_load_explicit(&n->connected, memory_order_relaxed) ? "true" : "false",
+              role == NATS_ROLE_PUBLISHER || atomic_load_explicit(&n->ready, memory_order_relaxed) ? "true" : "false",
+              (uint64_t)atomic_load_explicit(&n->stream_seq, memory_order_relaxed),
+              (uint64_t)atomic_load_explicit(&n->lag_msgs, memory_order_relaxed),
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
 }
 
 /* ---- /health/deep ------------------------------------------------------------ */
@@ -138,12 +163,18 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
         jb_lit(b, ",\"url\":");
         jb_str(b, l->url, strnlen(l->url, sizeof l->url));
         jb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
-                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
+                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64,
                   health_name(l->health), stats_log_load(&l->tree_size), stats_log_load(&l->next_index),
                   lag_entries(l), stats_log_load(&l->entries));
+        if (l->reason[0]) {   /* why the log is not healthy (docs/ingest.md) */
+            jb_lit(b, ",\"reason\":");
+            jb_str(b, l->reason, strnlen(l->reason, sizeof l->reason));
+        }
+        jb_put(b, "}", 1);
     }
     jb_lit(b, "]");
     ops_health_deep(b);
+    nats_health(s, b);
     jb_lit(b, "}");
 }
 
@@ -260,6 +291,32 @@ static void render_product(struct mw *m, struct stats *s)
     sample_u(m, "certstream_duplicates_filtered", stats_sum(s, ST_DEDUP_DROPPED));
     family(m, "certstream_dedup_cache_size", M_GAUGE, "Live entries in the shared deduplication table.");
     sample_u(m, "certstream_dedup_cache_size", stats_log_load(&stats_server(s)->dedup_size));
+    /* Ingest robustness (docs/ingest.md): skips by reason, refetches,
+     * positions, bounded answers, verified tiles. */
+    static const struct { const char *name; enum stat_id id; const char *help; } ingest_counters[] = {
+        { "certstream_entries_skipped_undecodable_total", ST_ENTRIES_SKIPPED_UNDECODABLE,
+          "Log entries skipped because they did not decode after the answer was fetched again." },
+        { "certstream_entries_skipped_unparseable_total", ST_ENTRIES_SKIPPED_UNPARSEABLE,
+          "Log entries skipped because their certificate could not be rendered." },
+        { "certstream_ct_answers_refetched_total", ST_ANSWERS_REFETCHED,
+          "CT log answers requested again because some entries did not decode." },
+        { "certstream_ct_position_ahead_total", ST_POSITION_AHEAD,
+          "Saved positions found beyond the log's tree size." },
+        { "certstream_ct_tree_size_shrank_total", ST_TREE_SIZE_SHRANK,
+          "Tree heads smaller than one already seen (ignored)." },
+        { "certstream_ct_answers_too_large_total", ST_ANSWERS_TOO_LARGE,
+          "CT log answers refused for exceeding ct_log.max_response_bytes." },
+        { "certstream_ct_inflight_budget_hits_total", ST_INFLIGHT_BUDGET_HITS,
+          "CT log answers dropped because ct_log.max_inflight_bytes was in use." },
+        { "certstream_ct_tiles_verified_total", ST_TILES_VERIFIED,
+          "Data tiles proven against the checkpoint's root hash (ct_log.verify_tiles)." },
+        { "certstream_ct_tile_verify_failures_total", ST_TILE_VERIFY_FAILURES,
+          "Data tiles whose entries did not verify against the checkpoint (held back, alarm)." },
+    };
+    for (size_t k = 0; k < sizeof ingest_counters / sizeof ingest_counters[0]; k++) {
+        family(m, ingest_counters[k].name, M_COUNTER, ingest_counters[k].help);
+        sample_u(m, ingest_counters[k].name, stats_sum(s, ingest_counters[k].id));
+    }
 }
 
 static void render_logs(struct mw *m, struct stats *s)
@@ -413,13 +470,21 @@ static void render_workers(struct mw *m, struct stats *s)
 }
 
 /* Process metrics from /proc, summed per role over the live processes. */
-static void render_processes(struct mw *m, struct stats *s)
+/* The per-role sums are read from /proc at most once a second per worker
+ * (a scraper polling faster sees the same figures): reading every process's
+ * files is most of what a scrape costs. The cached snapshot includes the
+ * CPU of exited processes as it was then, so the CPU counter never goes
+ * back between snapshots. */
+#define PROC_CACHE_MS 1000
+
+struct role_sums {
+    uint64_t n, rss, pss, cpu_us, fds, max_fds;
+    double fd_ratio;
+};
+
+static void read_processes(struct stats *s, struct role_sums r[STATS_NROLES])
 {
-    struct {
-        uint64_t n, rss, pss, cpu_us, fds, max_fds;
-        double fd_ratio;
-    } r[STATS_NROLES];
-    memset(r, 0, sizeof r);
+    memset(r, 0, sizeof(struct role_sums) * STATS_NROLES);
     const struct stats_server *sv = stats_server(s);
     for (unsigned role = 0; role < STATS_NROLES; role++) r[role].cpu_us = stats_log_load(&sv->retired_cpu_us[role]);
     for (unsigned slot = 0; slot < STATS_MAX_SLOTS; slot++) {
@@ -436,6 +501,18 @@ static void render_processes(struct mw *m, struct stats *s)
         r[role].max_fds += pi.max_fds;
         if (pi.max_fds && (double)pi.open_fds / (double)pi.max_fds > r[role].fd_ratio)
             r[role].fd_ratio = (double)pi.open_fds / (double)pi.max_fds;
+    }
+}
+
+static void render_processes(struct mw *m, struct stats *s)
+{
+    static struct role_sums r[STATS_NROLES];
+    static uint64_t read_at_ms;
+    const struct stats_server *sv = stats_server(s);
+    uint64_t now = mono_ms();
+    if (read_at_ms == 0 || now - read_at_ms >= PROC_CACHE_MS) {
+        read_processes(s, r);
+        read_at_ms = now ? now : 1;
     }
     static const struct { const char *name; enum mtype t; const char *help; } fams[] = {
         { "certstream_processes", M_GAUGE, "Running processes of the server, by role." },
@@ -501,6 +578,39 @@ static void render_operations(struct mw *m, struct worker *w)
     edge_metrics(w, m->b, m->om);   /* network edge (fanout/edge.c) */
 }
 
+/* The NATS process's state, on a node with a NATS role (docs/scale-out.md). */
+static void render_nats(struct mw *m, struct stats *s)
+{
+    struct stats_nats *n = stats_nats(s);
+    uint32_t role = atomic_load_explicit(&n->role, memory_order_relaxed);
+    if (role == NATS_ROLE_NONE) return;
+    static const struct { const char *name; enum mtype t; const char *help; size_t off; bool u32; } f[] = {
+        { "certstream_nats_connected", M_GAUGE, "1 while the NATS connection is up.", offsetof(struct stats_nats, connected), true },
+        { "certstream_nats_stream_sequence", M_GAUGE, "Last stream sequence acknowledged (ingest node) or put in the ring (edge node).", offsetof(struct stats_nats, stream_seq), false },
+        { "certstream_nats_lag_messages", M_GAUGE, "Ingest node: ring records not yet acknowledged by JetStream; edge node: stream messages not yet consumed.", offsetof(struct stats_nats, lag_msgs), false },
+        { "certstream_nats_published_total", M_COUNTER, "Messages JetStream stored as new.", offsetof(struct stats_nats, published), false },
+        { "certstream_nats_duplicates_total", M_COUNTER, "Publishes JetStream dropped as duplicates within the duplicate window.", offsetof(struct stats_nats, duplicates), false },
+        { "certstream_nats_publish_errors_total", M_COUNTER, "Publish batches not fully acknowledged (sent again).", offsetof(struct stats_nats, publish_errors), false },
+        { "certstream_nats_consumed_total", M_COUNTER, "Stream messages put in the ring.", offsetof(struct stats_nats, consumed), false },
+        { "certstream_nats_backfilled_total", M_COUNTER, "Entries before the resume point put in a fresh ring, so clients can resume from it.", offsetof(struct stats_nats, backfilled), false },
+        { "certstream_nats_redeliveries_total", M_COUNTER, "Stream messages delivered more than once (dropped).", offsetof(struct stats_nats, redeliveries), false },
+        { "certstream_nats_missed_total", M_COUNTER, "Entries lost: gone from the stream before consumed (edge behind retention), or overwritten in the ring before published.", offsetof(struct stats_nats, missed), false },
+        { "certstream_nats_bad_messages_total", M_COUNTER, "Stream messages or ring records that were not certstream entries (skipped).", offsetof(struct stats_nats, bad_messages), false },
+        { "certstream_nats_disconnects_total", M_COUNTER, "NATS connection losses.", offsetof(struct stats_nats, disconnects), false },
+    };
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++) {
+        const void *p = (const char *)n + f[i].off;
+        uint64_t v = f[i].u32 ? atomic_load_explicit((_Atomic uint32_t *)p, memory_order_relaxed)
+                              : atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
+        family(m, f[i].name, f[i].t, f[i].help);
+        jb_printf(m->b, "%s{role=\"%s\"} %" PRIu64 "\n", f[i].name, nats_role_name(role), v);
+    }
+    family(m, "certstream_nats_lag_seconds", M_GAUGE,
+           "Age of the oldest entry not yet acknowledged (ingest node) or consumed (edge node).");
+    jb_printf(m->b, "certstream_nats_lag_seconds{role=\"%s\"} %.3f\n", nats_role_name(role),
+              (double)atomic_load_explicit(&n->lag_ms, memory_order_relaxed) / 1000.0);
+}
+
 void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
 {
     struct stats *s = w->stats;
@@ -513,6 +623,7 @@ void route_metrics(struct worker *w, struct jbuf *b, bool openmetrics)
     render_processes(&m, s);
     render_ring(&m, w);
     render_operations(&m, w);
+    render_nats(&m, s);
     if (m.om) jb_lit(b, "# EOF\n");
 }
 

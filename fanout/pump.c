@@ -421,17 +421,24 @@ void worker_each_stream(struct worker *w, int proto, void (*fn)(struct conn *c, 
     }
 }
 
-struct ctl_frame { const uint8_t *p; size_t n; };
+struct ctl_frame { const uint8_t *p, *zp; size_t n, zn; };
 
 static void send_control(struct conn *c, void *arg)
 {
     const struct ctl_frame *fr = arg;
-    if (ctl_append(c, fr->p, fr->n, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+    bool z = c->deflate && fr->zp;
+    if (ctl_append(c, z ? fr->zp : fr->p, z ? fr->zn : fr->n, false) && !(c->flags & CF_WRITE_ARMED))
+        conn_flush(c);
+}
+
+void broadcast_ws_message(struct worker *w, const uint8_t *frame, size_t n, const uint8_t *zframe, size_t zn)
+{
+    struct ctl_frame fr = { frame, zframe, n, zn };
+    worker_each_stream(w, PROTO_WS, send_control, &fr);
+    worker_publish_all(w);
 }
 
 void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
 {
-    struct ctl_frame fr = { frame, n };
-    worker_each_stream(w, PROTO_WS, send_control, &fr);
-    worker_publish_all(w);
+    broadcast_ws_message(w, frame, n, NULL, 0);
 }

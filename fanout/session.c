@@ -2,10 +2,12 @@
  * limits), the upgrade or the SSE response head, where a client starts in
  * the ring (SSE resume), and the WebSocket input (Ping, Close, errors).
  *
- * SSE resume (Last-Event-ID): see sse_start(). Connection limits apply to
- * streaming clients (WebSocket, SSE); the small endpoints are not counted. */
+ * SSE resume (Last-Event-ID) and WebSocket ?resume=: see resume_start().
+ * Connection limits apply to streaming clients (WebSocket, SSE); the small
+ * endpoints are not counted. */
 #include "fanout/session.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +18,8 @@
 #include "fanout/pump.h"
 #include "fanout/respond.h"
 #include "fanout/ws_handshake.h"
+
+static uint64_t resume_start(struct worker *w, const struct http_str *v);
 
 bool stream_enabled(const struct config *cfg, enum ring_format f)
 {
@@ -47,6 +51,16 @@ static int start_stream(struct conn *c, int proto, enum ring_format f, uint64_t 
 /* A stream (WebSocket or SSE) needs the token when auth is on (401) and a
  * free place under the shared connection limits (429, before the upgrade).
  * False: the answer has been sent. */
+/* An edge node (ingest.source: nats) serves stream clients once its NATS
+ * consumer has filled its fresh ring (docs/scale-out.md): before that, a
+ * live client would get old entries and a resuming one could not be placed. */
+static bool edge_ready(const struct worker *w)
+{
+    struct stats_nats *n = stats_nats(w->stats);
+    return atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_CONSUMER ||
+           atomic_load_explicit(&n->ready, memory_order_acquire);
+}
+
 /* The request's server-side filter (filter.h), interned in c->filter: a bad
  * one is a 400 and one distinct filter too many a 429, both with the reason,
  * before the upgrade. False: the answer has been sent. */
@@ -63,6 +77,10 @@ static bool filter_ok(struct worker *w, struct conn *c, const struct http_reques
 
 static bool admit_stream(struct worker *w, struct conn *c, const struct http_request *req)
 {
+    if (!edge_ready(w)) {
+        respond_text(c, 503, "Retry-After: 1\r\n", "Starting: filling the ring from NATS.\n", false);
+        return false;
+    }
     if (!auth_ok(w, req)) {
         stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
         respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", false);
@@ -111,6 +129,7 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     if (hs.deflate) {
         c->deflate = true;
         c->rd.rsv1_ok = 1;
+        w->deflate_clients++;
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, 1);
         stats_add(w->stats, w->slot, ST_DEFLATE_NEGOTIATED, 1);
     }
@@ -118,28 +137,64 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     uint8_t early_copy[REQUEST_SLACK + READ_CHUNK];
     if (early_len > sizeof early_copy) early_len = sizeof early_copy;
     if (early_len) memcpy(early_copy, early, early_len);
-    if (start_stream(c, PROTO_WS, f, ring_start_position(w->ring)) != 0) return;
+    /* ?resume=ID: the same ids as SSE (docs/wire-format.md) */
+    struct http_str rv;
+    bool has_resume = http_query_param(req->query, "resume", &rv);
+    uint64_t cursor = has_resume ? resume_start(w, &rv) : ring_start_position(w->ring);
+    if (start_stream(c, PROTO_WS, f, cursor) != 0) return;
     if (conn_flush(c) != 0) return;
     if (early_len) ws_consume(c, early_copy, early_len);
 }
 
-/* Where an SSE client starts: the live position, or after its Last-Event-ID
- * if that record is still in the ring. An id that was already overwritten
+/* Edge node (ingest.source: nats): ids are stream sequences, the same on
+ * every edge, so a client resumes on any of them. The record after `id`
+ * among the records this worker knows (newest first; ids grow with
+ * positions); an id older than all of them starts at the oldest known (the
+ * entries between are not read back from JetStream: docs/scale-out.md); an
+ * id in the future starts live. */
+static uint64_t resume_stream_id(struct worker *w, uint64_t id, uint64_t live)
+{
+    uint64_t n = worker_recent_n(w), pos, start = live;
+    for (uint64_t back = 0; back < n; back++) {
+        const struct ring_record *rec;
+        if (!worker_recent_at(w, back, &pos) || ring_peek(w->ring, pos, &rec) != RING_OK) break;
+        uint64_t rid = ring_record_sse_id(rec);
+        if (ring_lapped_since(w->ring, pos)) break;
+        if (rid <= id) return rid == id ? ring_next(rec) : start;
+        start = pos;
+    }
+    return start;
+}
+
+/* The resume id of a request: SSE Last-Event-ID, or WebSocket ?resume=ID. */
+static bool resume_id(const struct http_str *v, uint64_t *id)
+{
+    uint64_t seq = 0;
+    if (!v || v->len == 0 || v->len > 20) return false;
+    for (size_t i = 0; i < v->len; i++) {
+        if (v->p[i] < '0' || v->p[i] > '9') return false;
+        uint64_t d = (uint64_t)(v->p[i] - '0');
+        if (seq > (UINT64_MAX - d) / 10) return false;
+        seq = seq * 10 + d;
+    }
+    *id = seq;
+    return true;
+}
+
+/* Where a resuming client starts (SSE Last-Event-ID, WebSocket ?resume=ID):
+ * the live position, or after its id if that record is still in the ring. An id that was already overwritten
  * resumes at the oldest intact record this worker knows; an id that is not a
  * record (or in the future) starts live. A resume never starts more than
  * buffer_size records back (the client would be dropped as slow at once). */
-static uint64_t sse_start(struct worker *w, const struct http_request *req)
+static uint64_t resume_start(struct worker *w, const struct http_str *v)
 {
     uint64_t live = ring_start_position(w->ring), seq = 0, start;
-    const struct http_str *v = http_header_get(req, "Last-Event-ID");
-    if (!v || v->len == 0 || v->len > 20) return live;
-    for (size_t i = 0; i < v->len; i++) {
-        if (v->p[i] < '0' || v->p[i] > '9') return live;
-        uint64_t d = (uint64_t)(v->p[i] - '0');
-        if (seq > (UINT64_MAX - d) / 10) return live;
-        seq = seq * 10 + d;
-    }
+    if (!resume_id(v, &seq)) return live;
     worker_scan(w);
+    if (strcmp(w->cfg->ingest.source, "nats") == 0) {
+        start = resume_stream_id(w, seq, live);
+        goto limit;
+    }
     const struct ring_record *rec;
     enum ring_status st = ring_find(w->ring, seq, &rec);
     if (st == RING_OK) {
@@ -159,6 +214,7 @@ static uint64_t sse_start(struct worker *w, const struct http_request *req)
     } else if (st != RING_OK) {
         return live;
     }
+limit:;
     uint64_t limit_pos;
     if (w->cfg->buffer_size && worker_recent_at(w, w->cfg->buffer_size - 1, &limit_pos) &&
         start < limit_pos)
@@ -211,7 +267,7 @@ void start_sse(struct conn *c, const struct http_request *req, bool head_only)
     }
     if (!admit_stream(w, c, req))
         return;
-    uint64_t cursor = sse_start(w, req);
+    uint64_t cursor = resume_start(w, http_header_get(req, "Last-Event-ID"));
     if (!ctl_append(c, head, sizeof head - 1, true)) {
         conn_free(c);
         return;

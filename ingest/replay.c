@@ -278,7 +278,8 @@ int replay_run(const struct replay_params *p)
         proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
         uint64_t due = (uint64_t)((double)(mono_ns() - t0) / 1e9 * p->rate) + 1;
         unsigned batch = 0;
-        while (published < due && batch < REPLAY_MAX_BATCH && !g_stop) {
+        while (published < due && batch < REPLAY_MAX_BATCH && !g_stop &&
+               !stats_nats_gate_closed(p->stats, ring_tail(p->ring))) { /* NATS behind: wait */
             if (!p->loop && published >= rs->n)
                 break;
             publish_one(p, pl, &rs->entries[published % rs->n], published < rs->n);

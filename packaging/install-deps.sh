@@ -11,12 +11,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
- libsystemd-dev libpcre2-dev libidn2-dev zlib1g-dev"
+ libsystemd-dev libpcre2-dev libidn2-dev zlib1g-dev libnats-dev"
 # Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage and
 # debhelper; unless DEB_BUILD_OPTIONS has nocheck, also what the package
 # build's own run of the test suite needs (the npm clients included).
 deb_pkgs="dpkg-dev debhelper fakeroot"
-deb_check_pkgs="python3 python3-websocket python3-websockets curl procps iproute2 nodejs npm"
+deb_check_pkgs="python3 python3-websocket python3-websockets curl procps iproute2 nodejs npm nats-server"
 # The package tests: lintian, systemd-analyze (systemd), setpriv
 # (util-linux), the adduser the package depends on, man-db for `man -w`;
 # mmdebstrap and systemd-container only for the optional boot test
@@ -25,7 +25,7 @@ pkgtest_pkgs="lintian systemd util-linux adduser man-db"
 nspawn_pkgs="mmdebstrap systemd-container"
 test_pkgs="clang libclang-rt-14-dev python3 python3-websocket python3-websockets
  curl nodejs npm procps iproute2
- chromium haproxy openssl"
+ chromium haproxy openssl nats-server"
 # promtool checks live /metrics output and packaging/alerts.yml; Debian ships
 # it only in the prometheus package (no separate promtool package in Debian 12).
 test_pkgs="$test_pkgs prometheus"

@@ -383,12 +383,13 @@ static int message_body_len(const struct ring_message *m, uint64_t *out)
 }
 
 /* Steps 1-3 of the commit protocol: returns the claimed position. */
-static uint64_t claim_space(struct ring *r, struct ring_slot *slot, uint64_t body, uint32_t *len_out)
+static uint64_t claim_space(struct ring *r, struct ring_slot *slot, uint64_t body, uint64_t sse_id,
+                            uint32_t *len_out)
 {
     uint64_t c = atomic_load_explicit(&r->ctl->claim, memory_order_relaxed);
     uint32_t len;
     for (;;) {
-        len = align_up(body + sse_head_len(c));
+        len = align_up(body + sse_head_len(sse_id ? sse_id : c));
         atomic_store_explicit(&slot->len, len, memory_order_relaxed);
         atomic_store_explicit(&slot->word, c | SLOT_INTENT, memory_order_release);
         test_hook(RING_TEST_INTENT, c);
@@ -436,7 +437,7 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
         ring_repair(r, producer_id);
     }
 
-    uint64_t pos = claim_space(r, slot, body, &len);
+    uint64_t pos = claim_space(r, slot, body, m->sse_id, &len);
     struct ring_record *h = record_at(r, pos);
     uint8_t *base = (uint8_t *)h;
     header_open(h, pos);
@@ -447,7 +448,7 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
     h->cert_index = m->cert_index;
     h->log_id = m->log_id;
     uint32_t off = RING_HDR;
-    size_t head = sse_head_put((char *)base + off, pos);
+    size_t head = sse_head_put((char *)base + off, m->sse_id ? m->sse_id : pos);
     h->sse_head = (struct ring_span){off, (uint32_t)head};
     off += (uint32_t)head;
     for (int f = 0; f < RING_NFORMATS; f++) {
@@ -714,4 +715,20 @@ int ring_waiter_fd(const struct ring *r, unsigned worker_index)
     if (r == NULL || worker_index >= r->n_waiters)
         return -1;
     return r->waiters[worker_index];
+}
+
+uint64_t ring_record_sse_id(const struct ring_record *rec)
+{
+    struct ring_span sp = rec->sse_head;
+    if (sp.len < 4 + 1 + 7 || sp.len > RING_SSE_HEAD_MAX || sp.off < RING_HDR || sp.off > rec->total_len ||
+        sp.len > rec->total_len - sp.off)
+        return 0;
+    const char *p = (const char *)ring_record_bytes(rec) + sp.off;
+    uint64_t v = 0;
+    for (uint32_t i = 4; i < sp.len - 7; i++) {
+        if (p[i] < '0' || p[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (uint64_t)(p[i] - '0');
+    }
+    return v;
 }

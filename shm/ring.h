@@ -85,6 +85,10 @@ struct ring_message {
      * "%010llu.%06llu" (seconds.micros), just before commit. Ignored when it
      * does not fit in json[f]. See docs/benchmarks.md. -1 = not used. */
     long bench_stamp_off[RING_NFORMATS];
+    /* The SSE id of the record: 0 = its position (the default); an edge node
+     * fed by NATS gives the stream sequence, so that a client can resume on
+     * any edge (docs/scale-out.md). Must grow with the position. */
+    uint64_t sse_id;
     /* Optional: json[f] compressed for permessage-deflate (the frame
      * payload, see common/wsdeflate.h); NULL/0 = send json[f] uncompressed
      * to every client. Not stamped in benchmark mode. */
@@ -126,6 +130,10 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
 enum ring_status ring_peek(const struct ring *r, uint64_t pos, const struct ring_record **rec);
 /* Position of the record after rec. */
 static inline uint64_t ring_next(const struct ring_record *rec) { return rec->seq + rec->total_len; }
+/* The SSE id written in a record's sse_head ("id: <n>\ndata: "): its
+ * position, or ring_message.sse_id when the producer gave one. 0 when the
+ * record has no sane head. */
+uint64_t ring_record_sse_id(const struct ring_record *rec);
 /* Base address of a record's bytes (for spans). */
 static inline const uint8_t *ring_record_bytes(const struct ring_record *rec) { return (const uint8_t *)rec; }
 /* After copying/sending bytes of the records in [pos, end): were any of them

@@ -48,6 +48,7 @@ struct stats_shm {
     struct stats_row retired;
     struct stats_row rows[STATS_MAX_SLOTS];
     struct stats_log logs[STATS_MAX_LOGS];
+    struct stats_nats nats;
     struct stats_server server;
     struct {
         _Atomic uint32_t role;     /* enum stats_role + 1; 0 = slot unused */
@@ -359,4 +360,29 @@ void stats_conn_release(struct stats *s, unsigned slot, const struct sockaddr *a
 uint64_t stats_conn_total(const struct stats *s)
 {
     return conn_sum(s);
+}
+
+struct stats_nats *stats_nats(struct stats *s)
+{
+    return &s->shm->nats;
+}
+
+bool stats_nats_gate_closed(struct stats *s, uint64_t ring_tail)
+{
+    const struct stats_nats *n = &s->shm->nats;
+    if (atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_PUBLISHER)
+        return false;
+    uint64_t acked = atomic_load_explicit(&n->ring_acked, memory_order_acquire);
+    uint64_t gate = atomic_load_explicit(&n->gate_bytes, memory_order_relaxed);
+    return gate != 0 && ring_tail > acked && ring_tail - acked > gate;
+}
+
+bool stats_nats_degraded(struct stats *s)
+{
+    const struct stats_nats *n = &s->shm->nats;
+    if (atomic_load_explicit(&n->role, memory_order_relaxed) != NATS_ROLE_PUBLISHER)
+        return false;
+    return !atomic_load_explicit(&n->connected, memory_order_relaxed) ||
+           atomic_load_explicit(&n->lag_ms, memory_order_relaxed) >
+               atomic_load_explicit(&n->lag_limit_ms, memory_order_relaxed);
 }

@@ -33,6 +33,15 @@ enum stat_id {
     /* ingest */
     ST_ENTRIES_PUBLISHED, ST_PARSE_FAILURES, ST_DEDUP_DROPPED,
     ST_CT_REQUESTS, ST_CT_REQUEST_FAILURES,
+    ST_ENTRIES_SKIPPED_UNDECODABLE,   /* bad base64/field or tile data, after the refetches */
+    ST_ENTRIES_SKIPPED_UNPARSEABLE,   /* decoded, but the certificate cannot be rendered */
+    ST_ANSWERS_REFETCHED,             /* answers asked again because entries did not decode */
+    ST_POSITION_AHEAD,                /* saved position beyond the log's first tree head */
+    ST_TREE_SIZE_SHRANK,              /* tree heads smaller than one seen before (ignored) */
+    ST_ANSWERS_TOO_LARGE,             /* answers over ct_log.max_response_bytes */
+    ST_INFLIGHT_BUDGET_HITS,          /* answers dropped: ct_log.max_inflight_bytes in use */
+    ST_TILES_VERIFIED,                /* data tiles proven against a checkpoint */
+    ST_TILE_VERIFY_FAILURES,          /* data tiles that did not verify (alarm) */
     ST_ISSUER_CACHE_SIZE,                                     /* gauge */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
@@ -81,6 +90,7 @@ struct stats_log {
     uint32_t health;             /* enum log_health */
     uint32_t consecutive_failures;
     uint64_t entries;            /* entries published from this log */
+    char reason[96];             /* why not healthy ("" = the failure streak says it) */
     /* Written by the supervisor when the log set is built. */
     char operator_name[64];
     uint32_t kind;               /* 0 RFC 6962, 1 static-ct-api (tiled) */
@@ -95,6 +105,39 @@ struct stats_log {
     uint64_t tiles_fetched;      /* data tiles received (static-ct-api) */
     uint64_t entries_parsed;     /* tile entries rendered (static-ct-api) */
     uint64_t checkpoint_errors;  /* checkpoints that failed to fetch, parse or verify */
+};
+
+/* Scale-out over NATS JetStream (nats/, docs/scale-out.md): written by the
+ * one NATS process of the server (publisher on an ingest node, consumer on an
+ * edge node), read by fanout for /metrics and /health/deep and by the
+ * producers for back-pressure. In shared memory so that it outlives a
+ * restart of the NATS process: the publisher resumes from ring_acked. */
+enum stats_nats_role { NATS_ROLE_NONE = 0, NATS_ROLE_PUBLISHER = 1, NATS_ROLE_CONSUMER = 2 };
+struct stats_nats {
+    _Atomic uint32_t role;             /* enum stats_nats_role */
+    _Atomic uint32_t connected;        /* 1 while the NATS connection is up */
+    _Atomic uint64_t ring_acked;       /* publisher: ring position below which every record is acknowledged */
+    _Atomic uint64_t gate_bytes;       /* publisher: producers pause while tail - ring_acked exceeds this */
+    _Atomic uint64_t stream_seq;       /* last stream sequence acknowledged (publisher) / put in the ring (consumer) */
+    _Atomic uint64_t lag_msgs;         /* publisher: records in the ring not yet acknowledged; consumer: stream messages not yet consumed */
+    _Atomic uint64_t lag_ms;           /* age of the oldest of those */
+    _Atomic uint64_t published;        /* messages acknowledged as new */
+    _Atomic uint64_t duplicates;       /* publishes JetStream dropped as duplicates (another ingest node, or a retry) */
+    _Atomic uint64_t publish_errors;   /* failed or timed-out publish batches (retried) */
+    _Atomic uint64_t consumed;         /* messages put in the ring */
+    _Atomic uint64_t redeliveries;     /* messages delivered more than once */
+    _Atomic uint64_t missed;           /* stream messages skipped: gone from the stream (retention) before consumed */
+    _Atomic uint64_t bad_messages;     /* messages that are not certstream entries */
+    _Atomic uint64_t disconnects;      /* NATS connection losses */
+    /* consumer: the last stream sequence in this server's ring, and the one
+     * being published (with its ring position), so that a restarted consumer
+     * process neither repeats nor skips one in the same ring */
+    _Atomic uint64_t ring_seq;
+    _Atomic uint64_t ring_pending_seq;
+    _Atomic uint64_t ring_pending_pos;
+    _Atomic uint64_t backfilled;       /* consumer: entries before its position put in a fresh ring (resume) */
+    _Atomic uint32_t ready;            /* consumer: the ring is filled; stream clients are served */
+    _Atomic uint64_t lag_limit_ms;     /* nats.max_lag_secs, for /health/deep */
 };
 
 /* Relaxed atomic add / store on a field of a shared per-log row. */
@@ -168,6 +211,15 @@ void stats_set_started(struct stats *s, uint64_t unix_secs);
 uint64_t stats_started(const struct stats *s);
 void stats_set_workers(struct stats *s, unsigned fanout_workers, unsigned ingest_procs);
 void stats_get_workers(const struct stats *s, unsigned *fanout_workers, unsigned *ingest_procs);
+
+/* The NATS state block (zeroed at creation). */
+struct stats_nats *stats_nats(struct stats *s);
+/* Producers (ingest, replay): true while the NATS publisher is too far
+ * behind the ring (NATS unreachable): do not fetch or publish more now. */
+bool stats_nats_gate_closed(struct stats *s, uint64_t ring_tail);
+/* /health/deep: an ingest node's publisher cannot reach NATS or lags past
+ * nats.max_lag_secs (an edge's state is its stream row in the per-log table). */
+bool stats_nats_degraded(struct stats *s);
 
 /* Connection limits across workers. A max of 0 means unlimited.
  * Returns true and counts the connection, or false (caller answers 429).

@@ -101,6 +101,13 @@ static void test_defaults(void)
     CHECK(d.ct_log.retry_initial_delay_ms == 1000);
     CHECK(d.ct_log.retry_max_delay_ms == 60000);
     CHECK(d.ct_log.operator_rate_limit_ms == 100);
+    CHECK_STR(d.ct_log.position_ahead, "wait");
+    CHECK(d.ct_log.max_response_bytes == 0);
+    CHECK(d.ct_log.max_inflight_bytes == 64u << 20);
+    CHECK(d.ct_log.list_enabled && d.ct_log.rfc6962_enabled && d.ct_log.static_enabled);
+    CHECK(!d.ct_log.verify_tiles);
+    CHECK_STR(d.ct_logs_signature, "optional");
+    CHECK_STR(d.ct_logs_public_key, "");
     CHECK(!d.connection_limit.enabled);
     CHECK(d.connection_limit.max_connections == 10000);
     CHECK(d.connection_limit.per_ip_limit == 100);
@@ -153,6 +160,8 @@ static const char every_key_yaml[] =
     "log_level: debug\n"
     "buffer_size: 5000\n"
     "ct_logs_url: http://127.0.0.1:9/list.json\n"
+    "ct_logs_signature: required\n"
+    "ct_logs_public_key: /etc/certstream/list.pem\n"
     "protocols:\n"
     "  websocket: false\n"
     "  sse: no\n"
@@ -174,6 +183,13 @@ static const char every_key_yaml[] =
     "  retry_initial_delay_ms: 250\n"
     "  retry_max_delay_ms: 30000\n"
     "  operator_rate_limit_ms: 0\n"
+    "  position_ahead: restart_at_head\n"
+    "  max_response_bytes: 8388608\n"
+    "  max_inflight_bytes: 33554432\n"
+    "  list_enabled: false\n"
+    "  rfc6962_enabled: no\n"
+    "  static_enabled: off\n"
+    "  verify_tiles: true\n"
     "connection_limit:\n"
     "  enabled: yes\n"
     "  max_connections: 500\n"
@@ -210,6 +226,7 @@ static const char every_key_yaml[] =
     "ingest:\n"
     "  group_by: single\n"
     "  max_processes: 2\n"
+    "  source: nats\n"
     "keepalive:\n"
     "  websocket_heartbeat_secs: 5\n"
     "  ping_interval_secs: 20\n"
@@ -255,7 +272,19 @@ static const char every_key_yaml[] =
     "tls:\n"
     "  cert_file: \"\"\n"
     "  key_file: \"\"\n"
-    "  plain_port: 0\n";
+    "  plain_port: 0\n"
+    "nats:\n"
+    "  url: \"nats://10.0.0.1:4222,tls://10.0.0.2:4222\"\n"
+    "  stream: CT_1\n"
+    "  subject_prefix: ct.prod\n"
+    "  publish: false\n"
+    "  max_age: 7d\n"
+    "  duplicate_window: 90s\n"
+    "  replicas: 3\n"
+    "  creds_file: /etc/certstream/nats.creds\n"
+    "  position_file: /var/lib/certstream/nats.pos\n"
+    "  max_pending: 500\n"
+    "  max_lag_secs: 30\n";
 
 static void check_every_key(const struct config *c)
 {
@@ -277,6 +306,13 @@ static void check_every_key(const struct config *c)
     CHECK(c->ct_log.retry_initial_delay_ms == 250);
     CHECK(c->ct_log.retry_max_delay_ms == 30000);
     CHECK(c->ct_log.operator_rate_limit_ms == 0);
+    CHECK_STR(c->ct_log.position_ahead, "restart_at_head");
+    CHECK(c->ct_log.max_response_bytes == 8388608);
+    CHECK(c->ct_log.max_inflight_bytes == 33554432);
+    CHECK(!c->ct_log.list_enabled && !c->ct_log.rfc6962_enabled && !c->ct_log.static_enabled);
+    CHECK(c->ct_log.verify_tiles);
+    CHECK_STR(c->ct_logs_signature, "required");
+    CHECK_STR(c->ct_logs_public_key, "/etc/certstream/list.pem");
     CHECK(c->connection_limit.enabled);
     CHECK(c->connection_limit.max_connections == 500);
     CHECK(c->connection_limit.per_ip_limit == 5);
@@ -303,6 +339,17 @@ static void check_every_key(const struct config *c)
     }
     CHECK(c->workers == 3);
     CHECK(c->ring_size == 256u * 1024 * 1024);
+    CHECK_STR(c->ingest.source, "nats");
+    CHECK_STR(c->nats.url, "nats://10.0.0.1:4222,tls://10.0.0.2:4222");
+    CHECK_STR(c->nats.stream, "CT_1");
+    CHECK_STR(c->nats.subject_prefix, "ct.prod");
+    CHECK(!c->nats.publish);
+    CHECK_STR(c->nats.max_age, "7d");
+    CHECK_STR(c->nats.duplicate_window, "90s");
+    CHECK(c->nats.replicas == 3);
+    CHECK_STR(c->nats.creds_file, "/etc/certstream/nats.creds");
+    CHECK_STR(c->nats.position_file, "/var/lib/certstream/nats.pos");
+    CHECK(c->nats.max_pending == 500 && c->nats.max_lag_secs == 30);
     CHECK(!c->streams.full && !c->streams.lite && !c->streams.domains_only);
     CHECK_STR(c->ingest.group_by, "single");
     CHECK(c->ingest.max_processes == 2);
@@ -398,6 +445,12 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_CT_LOG_FETCH_CONCURRENCY=8", "CERTSTREAM_CT_LOG_START_OVERLAP=100",
         "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS=250", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS=30000",
         "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS=0",
+        "CERTSTREAM_CT_LOG_POSITION_AHEAD=restart_at_head",
+        "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES=8388608",
+        "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES=33554432",
+        "CERTSTREAM_CT_LOG_LIST_ENABLED=false", "CERTSTREAM_CT_LOG_RFC6962_ENABLED=no",
+        "CERTSTREAM_CT_LOG_STATIC_ENABLED=off", "CERTSTREAM_CT_LOG_VERIFY_TILES=true",
+        "CERTSTREAM_CT_LOGS_SIGNATURE=required", "CERTSTREAM_CT_LOGS_PUBLIC_KEY=/etc/certstream/list.pem",
         "CERTSTREAM_CONNECTION_LIMIT_ENABLED=yes", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS=500",
         "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT=5",
         "CERTSTREAM_AUTH_ENABLED=on", "CERTSTREAM_AUTH_TOKENS=secret-one, secret-two",
@@ -419,6 +472,13 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        "CERTSTREAM_INGEST_SOURCE=nats", "CERTSTREAM_NATS_URL=nats://10.0.0.1:4222,tls://10.0.0.2:4222",
+        "CERTSTREAM_NATS_STREAM=CT_1", "CERTSTREAM_NATS_SUBJECT_PREFIX=ct.prod",
+        "CERTSTREAM_NATS_PUBLISH=false", "CERTSTREAM_NATS_MAX_AGE=7d",
+        "CERTSTREAM_NATS_DUPLICATE_WINDOW=90s", "CERTSTREAM_NATS_REPLICAS=3",
+        "CERTSTREAM_NATS_CREDS_FILE=/etc/certstream/nats.creds",
+        "CERTSTREAM_NATS_POSITION_FILE=/var/lib/certstream/nats.pos",
+        "CERTSTREAM_NATS_MAX_PENDING=500", "CERTSTREAM_NATS_MAX_LAG_SECS=30",
         "CERTSTREAM_WATCHDOG_SECS=3", "CERTSTREAM_RING_CLAIM_TIMEOUT_MS=250",
         "CERTSTREAM_LOG_FORMAT=json", "CERTSTREAM_LOG_FILE=/var/log/certstream.log",
         "CERTSTREAM_SHUTDOWN_DRAIN_TIMEOUT_SECS=30",
@@ -639,6 +699,9 @@ static const struct bad_case bad_files[] = {
     {"auth:\n  tokens: [\"\"]\n", "config.yaml:2: key 'auth.tokens[0]': a token must not be empty"},
     {"host: \"a\\tb\"\n", "config.yaml:1: key 'host': contains a control character (0x09)"},
     {"ct_log:\n  state_file: \"\"\n", "config.yaml:2: key 'ct_log.state_file': must not be empty"},
+    {"ct_logs_signature: maybe\n", "config.yaml:1: key 'ct_logs_signature': expected one of required, optional, off; got \"maybe\""},
+    {"ct_log:\n  position_ahead: skip\n", "config.yaml:2: key 'ct_log.position_ahead': expected one of wait, restart_at_head; got \"skip\""},
+    {"ct_log:\n  max_inflight_bytes: 1000\n", "config.yaml:2: key 'ct_log.max_inflight_bytes': value 1000 out of range 1048576..4294967295"},
     {"custom_logs:\n  - name: a\n", "config.yaml:2: key 'custom_logs[0]': missing 'url' (an entry needs name and url)"},
     {"custom_logs:\n  - name: a\n    url: https://x/\n  - name: a\n    url: https://y/\n",
      "config.yaml:4: key 'custom_logs[1].name': duplicate name \"a\" (also custom_logs[0], line 2)"},
