@@ -308,7 +308,11 @@ write:
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
     if ((size_t)wr < total || edge_out_pending(c)) {
-        c->flags |= CF_BLOCKED;
+        /* blocked = the socket is full. TLS also stops at its bounded
+         * ciphertext buffer (fanout/tls.h) with room left in the socket:
+         * that client is not blocked, it continues when writable */
+        if (!c->edge.tls || edge_out_pending(c)) c->flags |= CF_BLOCKED;
+        else c->flags &= (uint8_t)~CF_BLOCKED;
         arm_write(c);
         return 0;
     }

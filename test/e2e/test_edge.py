@@ -677,12 +677,15 @@ def case_tls_slow_and_proxy():
     certs = Certs()
     try:
         chain, key, _ = certs.server_cert("s")
-        with tls_server(certs, chain, key, workers=1, rate=500, ring_size=1 << 20) as s:
+        # 200 entries/s: the reading client (Python, decrypting in the test
+        # process) must keep up on a loaded machine; the stalled one still
+        # falls buffer_size (1000) records behind within seconds
+        with tls_server(certs, chain, key, workers=1, rate=200, ring_size=1 << 20) as s:
             stalled = tls_conn(s.port, certs.ca, "/full-stream", rcvbuf=4096)
             good = tls_conn(s.port, certs.ca, "/", rcvbuf=1 << 20)
             assert stalled.status == 101 and good.status == 101
-            GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(1500)])
-            wait_for(lambda: metric(s, "certstream_slow_client_drops_total") >= 1, 20, "the slow TLS client dropped")
+            GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(600)])
+            wait_for(lambda: metric(s, "certstream_slow_client_drops_total") >= 1, 60, "the slow TLS client dropped")
             assert metric(s, "certstream_slow_client_drops_total") == 1
             GOLDEN.check_sequence("lite", [good.recv_message() for _ in range(100)])
             stalled.close()
