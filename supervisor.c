@@ -35,9 +35,12 @@
 #include "ingest/state.h"
 #include "config_watch.h"
 #include "instance.h"
+#include "shm/addrtable.h"
 #include "nats/natsnode.h"
 #include "shm/dedup.h"
+#include "shm/positions.h"
 #include "shm/proctable.h"
+#include "shm/ratelimit.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
 #include "shm/stats.h"
@@ -83,6 +86,8 @@ struct supervisor {
     struct ring *ring;
     struct stats *stats;
     struct dedup *dedup;         /* shared by the ingest processes; NULL with --replay */
+    struct addrtable *addrs;     /* network edge: exact per-address counts */
+    struct ratelimit *ratelimit; /* network edge: new connections per address */
     struct replay_source *replay; /* --replay: decoded once, inherited by the replay child */
     struct child *children;
     unsigned n_children;         /* slots in use (fanout first, then producers) */
@@ -98,6 +103,8 @@ struct supervisor {
     struct config *prev_cfg;     /* the configuration before it (restored on failure) */
     struct instance prev_inst;   /* the old address's lock, released when done */
     struct config_watch *watch;  /* hot_reload */
+    uint32_t inplace_owed;       /* reloads applied in place, counted once every worker loaded them */
+    bool reload_deferred;        /* a reload arrived during a replacement: run it after */
     struct reload_plan {         /* what a reload applies besides the workers; with a worker
                                   * replacement, once the new workers accept */
         bool ingest, url, settings, watch;
@@ -122,6 +129,7 @@ struct supervisor {
     uint32_t loglist_backoff_ms;
     uint64_t state_saved_ms;
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
+    struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
 
 static unsigned stats_role_of(enum child_role r)
@@ -190,7 +198,7 @@ static enum proc_role proc_role_of(enum child_role r)
 
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
  * makes a producer stop itself (SIGSTOP) between claim and commit of its Nth
- * record, as a debugger or a hung process would, so the tests can measure how
+ * record ("N@G": only the ingest process of group index G), as a debugger or a hung process would, so the tests can measure how
  * long one stuck producer holds up the others. Only a producer's first run
  * arms it. Unset in production. */
 static unsigned long g_stop_in_claim, g_claims;
@@ -205,11 +213,16 @@ static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *a
     }
 }
 
-static void arm_test_hooks(void)
+static void arm_test_hooks(unsigned producer_index)
 {
     const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
-    if (v && (g_stop_in_claim = strtoul(v, NULL, 10)) > 0)
-        ring_test_set_hook(stop_in_claim_hook, NULL);
+    char *end;
+    if (!v || (g_stop_in_claim = strtoul(v, &end, 10)) == 0)
+        return;
+    /* "N@G": only the producer of ingest group index G */
+    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
+        return;
+    ring_test_set_hook(stop_in_claim_hook, NULL);
 }
 
 /* Each fanout worker says how many descriptors it may hold (one per client). */
@@ -258,13 +271,15 @@ static void child_main(struct supervisor *s, const struct child *c)
 
     int rc = 1;
     if ((c->role == ROLE_REPLAY || c->role == ROLE_INGEST) && c->restarts == 0)
-        arm_test_hooks(); /* first run only: its replacement runs normally */
+        arm_test_hooks(c->index); /* first run only: its replacement runs normally */
     switch (c->role) {
     case ROLE_FANOUT: {
         log_fd_limit(s->cfg);
         struct fanout_params fp = {
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .index = c->index,
             .stats_slot = c->stats_slot, .wake_fd = ring_waiter_fd(c->ring, c->fslot),
+            .flags = s->opts->flags,
+            .addrs = s->addrs, .ratelimit = s->ratelimit,
         };
         rc = fanout_run(&fp);
         break;
@@ -283,7 +298,7 @@ static void child_main(struct supervisor *s, const struct child *c)
         struct ingest_params ip = {
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
-            .n_logs = g->n_logs, .dedup = s->dedup,
+            .n_logs = g->n_logs, .dedup = s->dedup, .positions = s->positions,
         };
         log_info("following %zu log(s) of group %s", g->n_logs, g->name);
         rc = ingest_run(&ip) == 0 ? 0 : 1;
@@ -387,6 +402,7 @@ static void reap(struct supervisor *s)
         if (c->role != ROLE_FANOUT)
             ring_repair(c->ring, c->producer_id);
         stats_slot_reset(s->stats, c->stats_slot);
+        addrtable_slot_reset(s->addrs, c->stats_slot);   /* exactly its per-address holdings */
         if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
             ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
@@ -658,6 +674,8 @@ static void save_state(struct supervisor *s)
         stats_log_store(&sv->state_last_write_ms, wall_ms());
         stats_log_store(&sv->state_failing_since_ms, 0);
     }
+    if (positions_sync(s->positions) != 0)
+        log_warn("position store: msync: %s", strerror(errno));
     s->state_saved_ms = mono_ms();
 }
 
@@ -751,13 +769,16 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len, bo
     stats_log_store(&sv->loglist_followed, s->loglist.n_logs);
     if (kept == 0) {
         state_apply(&s->state, &s->loglist, s->stats);
+        state_positions_apply(s->positions, &s->loglist, s->stats);
     } else {
         /* the rows of running groups are theirs: only the others are (re)seeded */
         size_t n = s->loglist.n_logs < STATS_MAX_LOGS ? s->loglist.n_logs : STATS_MAX_LOGS;
         stats_set_log_count(s->stats, (unsigned)n);
         for (size_t i = 0; i < n; i++)
-            if (!kept_log[s->loglist.logs[i].log_id])
+            if (!kept_log[s->loglist.logs[i].log_id]) {
                 state_apply_log(&s->state, &s->loglist.logs[i], s->stats);
+                state_positions_apply_log(s->positions, &s->loglist.logs[i], s->stats);
+            }
     }
     size_t groups = s->loglist.n_groups, started = 0;
     if (groups > s->max_producers) {
@@ -1040,6 +1061,7 @@ static const char *reload_path(const struct supervisor *s)
 /* How a changed key is applied (docs/operations.md, "Reload"). */
 enum apply_how {
     APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
+    APPLY_FANOUT,        /* every fanout worker loads it at its next heartbeat (in place) */
     APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
     APPLY_INGEST,        /* ingest processes restart from their positions */
     APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
@@ -1066,21 +1088,29 @@ static enum apply_how how_applied(const char *key)
                                            "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
     static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
                                          "dedup.", "message_format."};
+    /* what a running worker reads per connection or per request */
+    static const char *const fanout[] = {"auth.", "connection_limit.", "limits.", "keepalive.",
+                                         "protocols.", "streams.", "shutdown."};
     if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
         return APPLY_BOTH;
+    for (size_t i = 0; i < sizeof fanout / sizeof fanout[0]; i++)
+        if (strncmp(key, fanout[i], strlen(fanout[i])) == 0)
+            return APPLY_FANOUT;
     for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
         if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
             return APPLY_IN_PLACE;
     for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
         if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
             return APPLY_INGEST;
-    return APPLY_WORKERS; /* host, port, workers, auth, limits, keepalive, streams, ... */
+    return APPLY_WORKERS; /* host, port, workers, ring_size, buffer_size, filters */
 }
 
 static const char *how_name(enum apply_how h)
 {
     switch (h) {
     case APPLY_IN_PLACE: return "applied in place";
+    case APPLY_FANOUT: return "applied in place by every fanout worker (new connections use it; "
+                              "connected clients keep what they were admitted with)";
     case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
                             "from their positions";
     case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
@@ -1240,6 +1270,35 @@ static void end_replacement(struct supervisor *s, bool ok)
     on_reload_end(s, true);
 }
 
+/* The position store beside the state file (shm/positions.h). Waits for the
+ * processes of an earlier server on the same file to exit. */
+static int open_positions(struct supervisor *s)
+{
+    char path[4096], err[4608];
+    bool created = false;
+    const char *sf = s->cfg->ct_log.state_file;
+    if (!sf || !*sf)
+        return 0;
+    if (positions_path_for(sf, path, sizeof path) != 0) {
+        log_error("state file path too long: %s", sf);
+        return -1;
+    }
+    s->positions = positions_open(path, 30000, &created, err, sizeof err);
+    if (!s->positions && errno == EWOULDBLOCK) {
+        log_error("position store: %s", err);   /* another server on this state file */
+        return -1;
+    }
+    if (!s->positions) {
+        /* Like an unwritable state file: run, with positions saved only
+         * every 10 s (a crash may repeat up to 10 s of entries). */
+        log_warn("position store: %s; positions are kept only in the state file", err);
+        return 0;
+    }
+    if (created)
+        log_info("position store %s created; positions imported from %s", path, sf);
+    return 0;
+}
+
 /* What /metrics and /health/deep need to know about the configuration and
  * the supervisor itself (slot 0). */
 static void publish_server_facts(struct supervisor *s)
@@ -1358,8 +1417,8 @@ static void on_reload(struct supervisor *s, const char *why)
 {
     on_reload_begin(s, why);
     if (s->replacing) {
-        log_warn("%s: a replacement of the fanout workers is still starting; try again in a moment", why);
-        proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
+        log_info("%s: a replacement of the fanout workers is still starting; this reload runs after it", why);
+        s->reload_deferred = true;
         on_reload_end(s, false);
         return;
     }
@@ -1387,10 +1446,12 @@ static void on_reload(struct supervisor *s, const char *why)
         on_reload_end(s, false);
         return;
     }
-    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false;
+    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false,
+         fanout = false;
     for (size_t i = 0; i < n; i++) {
         enum apply_how h = how_applied(names[i]);
         workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
+        fanout |= h == APPLY_FANOUT;
         ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
         url |= strcmp(names[i], "ct_logs_url") == 0;
         /* what every ingest process runs with (not which logs): all restart */
@@ -1480,18 +1541,54 @@ static void on_reload(struct supervisor *s, const char *why)
             end_replacement(s, false);
         return; /* applied, counted and ended by end_replacement() */
     }
+    /* network edge: with TLS on and the workers kept, they re-read the
+     * certificate files (rotation in place: same paths, new contents); new
+     * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
+    if (s->cfg->tls.cert_file[0])
+        for (unsigned i = 0; i < s->n_children; i++)
+            if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
+                kill(s->children[i].pid, SIGHUP) != 0)
+                log_warn("SIGHUP to fanout[%u]: %s", s->children[i].index, strerror(errno));
     apply_plan(s, prev, why);
+    /* the running workers load the same file at their next heartbeat */
     config_free(prev);
     free(prev);
+    if (fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
+        proctable_bump(s->procs, PROC_GEN_CONFIG);
+        s->inplace_owed++; /* counted and ended in check_inplace() */
+        return;
+    }
+    if (fanout)
+        log_error("%s: the configuration path is too long for the workers", why);
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    on_reload_end(s, true);
+}
+
+/* A reload in place is counted (and READY=1 sent) once every running worker
+ * of the current generation has loaded it (each does at its next heartbeat). */
+static void check_inplace(struct supervisor *s)
+{
+    if (!s->inplace_owed)
+        return;
+    uint32_t gen = proctable_generation(s->procs, PROC_GEN_CONFIG);
+    for (unsigned i = 0; i < s->n_children; i++) {
+        const struct child *c = &s->children[i];
+        struct proc_row row;
+        if (c->role == ROLE_FANOUT && c->active && c->gen == s->gen && c->pid > 0 &&
+            proctable_row(s->procs, c->stats_slot, &row) && row.state == PROC_RUNNING && row.config_gen != gen)
+            return;
+    }
+    for (; s->inplace_owed; s->inplace_owed--)
+        proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
+    log_info("reload: every fanout worker runs the new configuration");
     on_reload_end(s, true);
 }
 
 
 /* ---------------------------------------------------------- systemd (sd_notify)
  * Only with $NOTIFY_SOCKET set (Type=notify): READY=1 once every fanout
- * worker runs and one answered an HTTP request on the listen port (so the
- * port is bound and workers accept); WATCHDOG=1 every half $WATCHDOG_USEC,
+ * worker has accepted (check_ready, the heartbeat table) and one answered an
+ * HTTP request on the listen port (so the port is bound and workers accept); WATCHDOG=1 every half $WATCHDOG_USEC,
  * but only while the children are fresh and the port still answers;
  * STATUS= with clients, logs and lag. docs/operations.md. */
 #define SUP_PROBE_TIMEOUT_MS 1000
@@ -1572,12 +1669,12 @@ static void sd_tick(struct supervisor *s, struct sd_state *n)
     uint64_t now = mono_ms();
     if (!n->ready && now >= n->next_probe_ms) {
         n->next_probe_ms = now + 100;
-        if (running(s, ROLE_FANOUT) >= s->workers &&
+        if (s->ready && running(s, ROLE_FANOUT) >= s->workers &&
             probe_http(s->cfg->host, s->cfg->port, "/health", SUP_PROBE_TIMEOUT_MS) == 0) {
             n->ready = s->sd_ready = true;
             n->next_watchdog_ms = 0;
+            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port); /* logged before it is said */
             notify_ready();
-            log_info("ready: %s:%u answers", s->cfg->host, s->cfg->port);
         }
     }
     if (n->ready && n->watchdog_ms && now >= n->next_watchdog_ms) {
@@ -1648,6 +1745,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         proctable_destroy(s.procs);
         return 2;
     }
+    /* The position store first: it waits for the processes of an earlier
+     * server on the same state file (a killed supervisor's children) to exit,
+     * so they no longer hold the port either. */
+    if (!opts->replay_file && open_positions(&s) != 0) {
+        rc = 2;
+        goto out;
+    }
     /* Fail fast: an address that does not resolve, a port that another
      * program or another server holds, a privileged port: one line, exit 2,
      * before anything is forked (instance.h). */
@@ -1683,6 +1787,13 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     s.stats = stats_create();
     if (!s.stats) {
         log_error("stats_create: %s", strerror(errno));
+        goto out;
+    }
+    /* network edge tables, shared by the fanout workers */
+    s.addrs = addrtable_create(cfg->connection_limit.address_table_size);
+    s.ratelimit = ratelimit_create(cfg->connection_limit.address_table_size);
+    if (!s.addrs || !s.ratelimit) {
+        log_error("network edge tables: %s", strerror(errno));
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));
@@ -1760,6 +1871,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         check_heartbeats(&s, now);
         check_claims(&s, now);
         check_replacement(&s, now);
+        check_inplace(&s);
+        if (!s.replacing && s.reload_deferred) {
+            s.reload_deferred = false;
+            on_reload(&s, "reload (deferred)");
+        }
         check_ready(&s);
         maybe_fetch_loglist(&s);
         start_due(&s);
@@ -1781,6 +1897,7 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
+    positions_close(s.positions);
     replay_close(s.replay);
     if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)
         log_warn("close: %s", strerror(errno));
@@ -1788,6 +1905,8 @@ out:
         dedup_destroy(s.dedup);
     if (s.stats)
         stats_destroy(s.stats);
+    addrtable_destroy(s.addrs);
+    ratelimit_destroy(s.ratelimit);
     if (s.ring)
         ring_destroy(s.ring);
     if (s.prev_ring)

@@ -5,6 +5,7 @@
  * has the speed of both). */
 #include "common/wsdeflate.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -37,7 +38,19 @@ void wsdeflate_free(struct wsdeflate *d)
     free(d);
 }
 
+static size_t message_payload(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out, bool always);
+
 size_t wsdeflate_message(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out)
+{
+    return message_payload(d, in, n, out, false);
+}
+
+size_t wsdeflate_message_always(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out)
+{
+    return message_payload(d, in, n, out, true);
+}
+
+static size_t message_payload(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out, bool always)
 {
     if (n == 0 || n > UINT32_MAX) return 0;
     /* deflateBound plus the sync flush's empty stored block */
@@ -59,7 +72,7 @@ size_t wsdeflate_message(struct wsdeflate *d, const void *in, size_t n, const ui
     /* a sync flush ends with an empty stored block: 00 00 ff ff */
     if (len < 4 || memcmp(d->buf + len - 4, "\x00\x00\xff\xff", 4) != 0) return 0;
     len -= 4;
-    if (len >= n) return 0;
+    if (len >= n && !always) return 0;
     *out = d->buf;
     return len;
 }

@@ -21,5 +21,8 @@ void wsdeflate_free(struct wsdeflate *d);
  * make the message smaller (send it uncompressed). No allocation after the
  * output buffer has grown to the largest message. */
 size_t wsdeflate_message(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out);
+/* The same, also when the result is not smaller (a short message): for
+ * streams where every message should be compressed. 0 only on failure. */
+size_t wsdeflate_message_always(struct wsdeflate *d, const void *in, size_t n, const uint8_t **out);
 
 #endif

@@ -19,6 +19,8 @@
  *     over the defaults (merge_file). */
 #include "conf/config.h"
 #include "conf/config_internal.h"
+#include "common/cidr.h"
+#include "conf/tls_files.h"
 
 #include <cyaml/cyaml.h>
 #include <yaml.h>
@@ -53,7 +55,7 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM,
+    K_URL, K_URL_OR_FILE, K_ENUM, K_CIDRS,
     K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
     K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
     K_HEADER,
@@ -74,6 +76,8 @@ struct key {
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const group_bys[] = {"operator", "log", "single", NULL};
 static const char *const ingest_sources[] = {"logs", "nats", NULL};
+static const char *const position_aheads[] = {"wait", "restart_at_head", NULL};
+static const char *const signature_modes[] = {"required", "optional", "off", NULL};
 static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const absent_name_modes[] = {"null", "omit", NULL};
 
@@ -88,6 +92,8 @@ static const struct key keys[] = {
     {"log_level", "CERTSTREAM_LOG_LEVEL", K_ENUM, OFF(log_level), 0, 0, 0, log_levels, "--log-level"},
     NUM("buffer_size", "CERTSTREAM_BUFFER_SIZE", K_U32, buffer_size, 1, 1000000),
     TEXT("ct_logs_url", "CERTSTREAM_CT_LOGS_URL", K_URL_OR_FILE, ct_logs_url, MAX_STRING),
+    {"ct_logs_signature", "CERTSTREAM_CT_LOGS_SIGNATURE", K_ENUM, OFF(ct_logs_signature), 0, 0, 0, signature_modes, NULL},
+    TEXT("ct_logs_public_key", "CERTSTREAM_CT_LOGS_PUBLIC_KEY", K_PATH_OPT, ct_logs_public_key, MAX_STRING),
     BOOL("protocols.websocket", "CERTSTREAM_WS_ENABLED", protocols.websocket),
     BOOL("protocols.sse", "CERTSTREAM_SSE_ENABLED", protocols.sse),
     BOOL("protocols.metrics", "CERTSTREAM_METRICS_ENABLED", protocols.metrics),
@@ -106,9 +112,19 @@ static const struct key keys[] = {
     NUM("ct_log.retry_initial_delay_ms", "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS", K_U32, ct_log.retry_initial_delay_ms, 1, 3600000),
     NUM("ct_log.retry_max_delay_ms", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS", K_U32, ct_log.retry_max_delay_ms, 1, 86400000),
     NUM("ct_log.operator_rate_limit_ms", "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS", K_U32, ct_log.operator_rate_limit_ms, 0, 60000),
+    {"ct_log.position_ahead", "CERTSTREAM_CT_LOG_POSITION_AHEAD", K_ENUM, OFF(ct_log.position_ahead), 0, 0, 0, position_aheads, NULL},
+    NUM("ct_log.max_response_bytes", "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES", K_U32, ct_log.max_response_bytes, 0, 1073741824),
+    NUM("ct_log.max_inflight_bytes", "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES", K_U32, ct_log.max_inflight_bytes, 1048576, 4294967295u),
+    BOOL("ct_log.list_enabled", "CERTSTREAM_CT_LOG_LIST_ENABLED", ct_log.list_enabled),
+    BOOL("ct_log.rfc6962_enabled", "CERTSTREAM_CT_LOG_RFC6962_ENABLED", ct_log.rfc6962_enabled),
+    BOOL("ct_log.static_enabled", "CERTSTREAM_CT_LOG_STATIC_ENABLED", ct_log.static_enabled),
+    BOOL("ct_log.verify_tiles", "CERTSTREAM_CT_LOG_VERIFY_TILES", ct_log.verify_tiles),
     BOOL("connection_limit.enabled", "CERTSTREAM_CONNECTION_LIMIT_ENABLED", connection_limit.enabled),
     NUM("connection_limit.max_connections", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS", K_U32, connection_limit.max_connections, 1, 10000000),
     NUM("connection_limit.per_ip_limit", "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT", K_U32, connection_limit.per_ip_limit, 1, 10000000),
+    /* network edge: exact per-address accounting */
+    NUM("connection_limit.ipv6_prefix", "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX", K_U32, connection_limit.ipv6_prefix, 1, 128),
+    NUM("connection_limit.address_table_size", "CERTSTREAM_CONNECTION_LIMIT_ADDRESS_TABLE_SIZE", K_U32, connection_limit.address_table_size, 16, 16777216),
     BOOL("auth.enabled", "CERTSTREAM_AUTH_ENABLED", auth.enabled),
     {"auth.tokens", "CERTSTREAM_AUTH_TOKENS", K_TOKENS, OFF(auth.tokens), OFF(auth.n_tokens), 0, MAX_TOKEN, NULL, NULL},
     TEXT("auth.header_name", "CERTSTREAM_AUTH_HEADER_NAME", K_HEADER, auth.header_name, MAX_NAME),
@@ -170,6 +186,16 @@ static const struct key keys[] = {
     NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
     NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
     {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
+    /* network edge */
+    TEXT("trusted_proxies", "CERTSTREAM_TRUSTED_PROXIES", K_CIDRS, trusted_proxies, MAX_STRING),
+    BOOL("proxy_protocol", "CERTSTREAM_PROXY_PROTOCOL", proxy_protocol),
+    TEXT("access.streams_allow", "CERTSTREAM_ACCESS_STREAMS_ALLOW", K_CIDRS, access.streams_allow, MAX_STRING),
+    TEXT("access.metrics_allow", "CERTSTREAM_ACCESS_METRICS_ALLOW", K_CIDRS, access.metrics_allow, MAX_STRING),
+    NUM("rate_limit.connections_per_minute", "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE", K_U32, rate_limit.connections_per_minute, 0, 6000000),
+    NUM("rate_limit.burst", "CERTSTREAM_RATE_LIMIT_BURST", K_U32, rate_limit.burst, 1, 1000000),
+    TEXT("tls.cert_file", "CERTSTREAM_TLS_CERT_FILE", K_PATH_OPT, tls.cert_file, MAX_STRING),
+    TEXT("tls.key_file", "CERTSTREAM_TLS_KEY_FILE", K_PATH_OPT, tls.key_file, MAX_STRING),
+    NUM("tls.plain_port", "CERTSTREAM_TLS_PLAIN_PORT", K_U16, tls.plain_port, 0, 65535),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -178,7 +204,9 @@ static const char *const sections[] = {
     "protocols", "ct_log", "connection_limit", "auth", "hot_reload",
     "streams", "ingest", "keepalive", "dedup", "limits", "shutdown",
     "message_format", "filters", "compression",
-    "cors", "nats",
+    "cors",
+    "access", "rate_limit", "tls",
+    "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
 
@@ -586,6 +614,14 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
         return check_nats_name(s, len, k->max, k->min != 0, why, whyn);
     case K_HTTP_PATH:
         return check_http_path(s, len, k->max, why, whyn);
+    case K_CIDRS: {
+        struct cidr_list *l = malloc(sizeof *l);
+        if (!l) return snprintf(why, whyn, "out of memory"), -1;
+        int rc = check_text(s, len, k->max, true, why, whyn);
+        if (rc == 0) rc = cidr_list_parse(s, len, l, why, whyn);
+        free(l);
+        return rc;
+    }
     case K_HEADER:
         if (len == 0 || len > k->max) goto bad_header;
         for (size_t i = 0; i < len; i++)
@@ -664,6 +700,8 @@ void config_defaults(struct config *cfg)
     cfg->log_level = strdup("info");
     cfg->buffer_size = 1000;
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
+    cfg->ct_logs_signature = strdup("optional");
+    cfg->ct_logs_public_key = strdup("");
     cfg->protocols.websocket = cfg->protocols.sse = cfg->protocols.metrics = true;
     cfg->protocols.health = cfg->protocols.example_json = true;
     cfg->protocols.web_page = true;
@@ -679,6 +717,10 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.retry_initial_delay_ms = 1000;
     cfg->ct_log.retry_max_delay_ms = 60000;
     cfg->ct_log.operator_rate_limit_ms = 100;
+    cfg->ct_log.position_ahead = strdup("wait");
+    cfg->ct_log.max_response_bytes = 0;
+    cfg->ct_log.max_inflight_bytes = 64u << 20;
+    cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -726,7 +768,7 @@ void config_defaults(struct config *cfg)
     cfg->shutdown.drain_timeout_secs = 300;
     cfg->message_format.absent_name_fields = strdup("null");
     cfg->compression.enabled = true;
-    cfg->compression.min_size = 128;
+    cfg->compression.min_size = 0;
     cfg->compression.level = 6;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;
@@ -734,6 +776,18 @@ void config_defaults(struct config *cfg)
     cfg->filters.max_pattern_bytes = 256;
     cfg->filters.regex_match_limit = 100000;
     cfg->source_path = NULL;
+    /* network edge */
+    cfg->connection_limit.ipv6_prefix = 64;
+    cfg->connection_limit.address_table_size = 65536;
+    cfg->trusted_proxies = strdup("");
+    cfg->proxy_protocol = false;
+    cfg->access.streams_allow = strdup("");
+    cfg->access.metrics_allow = strdup("");
+    cfg->rate_limit.connections_per_minute = 0;
+    cfg->rate_limit.burst = 10;
+    cfg->tls.cert_file = strdup("");
+    cfg->tls.key_file = strdup("");
+    cfg->tls.plain_port = 0;
 }
 
 static bool defaults_ok(const struct config *cfg)
@@ -1198,11 +1252,16 @@ static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SU(ct_log, retry_max_attempts), CY_SU(ct_log, request_timeout_secs),
     CY_SU(ct_log, fetch_concurrency), CY_SU(ct_log, start_overlap),
     CY_SU(ct_log, retry_initial_delay_ms), CY_SU(ct_log, retry_max_delay_ms),
-    CY_SU(ct_log, operator_rate_limit_ms), CYAML_FIELD_END,
+    CY_SU(ct_log, operator_rate_limit_ms),
+    CY_SS(ct_log, position_ahead), CY_SU(ct_log, max_response_bytes), CY_SU(ct_log, max_inflight_bytes),
+    CY_SB(ct_log, list_enabled), CY_SB(ct_log, rfc6962_enabled), CY_SB(ct_log, static_enabled),
+    CY_SB(ct_log, verify_tiles),
+    CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_connection_limit[] = {
     CY_SB(connection_limit, enabled), CY_SU(connection_limit, max_connections),
-    CY_SU(connection_limit, per_ip_limit), CYAML_FIELD_END,
+    CY_SU(connection_limit, per_ip_limit), CY_SU(connection_limit, ipv6_prefix),
+    CY_SU(connection_limit, address_table_size), CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_token = {
     .type = CYAML_STRING, .flags = CYAML_FLAG_POINTER, .data_size = 1,
@@ -1269,6 +1328,15 @@ static const cyaml_schema_field_t cy_filters[] = {
 static const cyaml_schema_field_t cy_compression[] = {
     CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
 };
+static const cyaml_schema_field_t cy_access[] = {
+    CY_SS(access, streams_allow), CY_SS(access, metrics_allow), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_rate_limit[] = {
+    CY_SU(rate_limit, connections_per_minute), CY_SU(rate_limit, burst), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_tls[] = {
+    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port), CYAML_FIELD_END,
+};
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
       .count_size = (uint8_t)MSIZE(n), \
@@ -1282,6 +1350,8 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_STR("log_level", OFF(log_level)),
     CY_UINT("buffer_size", OFF(buffer_size), MSIZE(buffer_size)),
     CY_STR("ct_logs_url", OFF(ct_logs_url)),
+    CY_STR("ct_logs_signature", OFF(ct_logs_signature)),
+    CY_STR("ct_logs_public_key", OFF(ct_logs_public_key)),
     CY_SECTION("protocols", protocols, cy_protocols),
     CY_SECTION("ct_log", ct_log, cy_ct_log),
     CY_SECTION("connection_limit", connection_limit, cy_connection_limit),
@@ -1308,6 +1378,12 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("message_format", message_format, cy_message_format),
     CY_SECTION("filters", filters, cy_filters),
     CY_SECTION("compression", compression, cy_compression),
+    /* network edge */
+    CY_STR("trusted_proxies", OFF(trusted_proxies)),
+    CY_BOOL("proxy_protocol", OFF(proxy_protocol)),
+    CY_SECTION("access", access, cy_access),
+    CY_SECTION("rate_limit", rate_limit, cy_rate_limit),
+    CY_SECTION("tls", tls, cy_tls),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -1749,6 +1825,34 @@ static int check_stream_paths(const struct load *ld)
     return 0;
 }
 
+/* The network edge's keys that depend on each other, and the TLS files
+ * (read and matched here, so a bad certificate is refused at start and on
+ * reload with the key that names it). */
+static int edge_cross_check(const struct load *ld)
+{
+    const struct config *c = ld->cfg;
+    if (c->proxy_protocol && c->trusted_proxies[0] == '\0')
+        return cross_fail(ld, "proxy_protocol", "trusted_proxies",
+                          "proxy_protocol is true but trusted_proxies is empty; list the "
+                          "addresses of the proxies that send the PROXY header");
+    bool cert = c->tls.cert_file[0] != '\0', key = c->tls.key_file[0] != '\0';
+    if (cert != key)
+        return cross_fail(ld, cert ? "tls.cert_file" : "tls.key_file", NULL,
+                          "tls.cert_file and tls.key_file must be set together");
+    if (c->tls.plain_port && !cert)
+        return cross_fail(ld, "tls.plain_port", NULL,
+                          "tls.plain_port is set but TLS is off (no tls.cert_file)");
+    if (c->tls.plain_port && c->tls.plain_port == c->port)
+        return cross_fail(ld, "tls.plain_port", "port", "tls.plain_port must differ from port");
+    if (cert) {
+        char why[WHY];
+        const char *bad = NULL;
+        if (tls_files_check(c->tls.cert_file, c->tls.key_file, &bad, why, sizeof why) < 0)
+            return cross_fail(ld, bad, NULL, "%s", why);
+    }
+    return 0;
+}
+
 static int cross_check(const struct load *ld)
 {
     const struct config *c = ld->cfg;
@@ -1795,6 +1899,7 @@ static int cross_check(const struct load *ld)
     if (check_stream_paths(ld) < 0) return -1;
     if (check_origins(ld) < 0)
         return -1;
+    if (edge_cross_check(ld) < 0) return -1;
     size_t ic, is;
     if (check_log_names(ld, key_by_name("custom_logs", &ic), 0) < 0 ||
         check_log_names(ld, key_by_name("static_logs", &is), 1) < 0)

@@ -25,6 +25,8 @@ struct config {
     char *log_level;         /* "info": debug|info|warn|error */
     uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
     char *ct_logs_url;       /* Google's v3 all_logs_list.json */
+    char *ct_logs_signature; /* "optional": required|optional|off (docs/ingest.md) */
+    char *ct_logs_public_key;/* "": Google's key (embedded); else a PEM file */
 
     struct {
         bool websocket, sse, metrics, health, example_json; /* all true */
@@ -48,12 +50,23 @@ struct config {
         uint32_t retry_initial_delay_ms; /* 1000 */
         uint32_t retry_max_delay_ms;  /* 60000 */
         uint32_t operator_rate_limit_ms; /* 100: minimum gap between requests to one operator */
+        /* positions and memory (docs/ingest.md) */
+        char *position_ahead;         /* "wait": saved position beyond the tree size: wait|restart_at_head */
+        uint32_t max_response_bytes;  /* 0 = auto (max(batch_size, 256) * 64 KiB): one answer, checked while receiving */
+        uint32_t max_inflight_bytes;  /* 64 MiB: all answers held by one ingest process */
+        bool list_enabled;            /* true: follow the logs of ct_logs_url */
+        bool rfc6962_enabled;         /* true: follow RFC 6962 logs (list and custom_logs) */
+        bool static_enabled;          /* true: follow static-ct-api logs (list and static_logs) */
+        bool verify_tiles;            /* false: prove tiled entries against the checkpoint (hash tiles) */
     } ct_log;
 
     struct {
         bool enabled;                 /* false */
         uint32_t max_connections;     /* 10000: across all workers */
         uint32_t per_ip_limit;        /* 100 */
+        /* network edge: exact per-address accounting (shm/addrtable.h) */
+        uint32_t ipv6_prefix;         /* 64: IPv6 clients are counted per /64 */
+        uint32_t address_table_size;  /* 65536: distinct addresses tracked at once */
     } connection_limit;
 
     struct {
@@ -138,7 +151,7 @@ struct config {
     } shutdown;
     struct {
         bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
-        uint32_t min_size;            /* 128: shorter messages are sent uncompressed */
+        uint32_t min_size;            /* 0: shorter messages are sent uncompressed */
         uint32_t level;               /* 6: zlib level, 1..9 */
     } compression;
 
@@ -153,6 +166,24 @@ struct config {
     struct {
         char *absent_name_fields;     /* "null" (every name key, null when absent) | "omit" */
     } message_format;
+    /* ---- network edge (docs/operations.md): real client address, allow-lists,
+     * rate limit on new connections, TLS. CIDR lists are text: entries
+     * separated by commas or spaces ("10.0.0.0/8, ::1"); "" = empty. */
+    char *trusted_proxies;            /* "": peers whose X-Forwarded-For / X-Real-IP / PROXY header is believed */
+    bool proxy_protocol;              /* false: PROXY v1/v2 header required on every connection */
+    struct {
+        char *streams_allow;          /* "": everyone may stream (and read the JSON endpoints) */
+        char *metrics_allow;          /* "": everyone may read /metrics */
+    } access;
+    struct {
+        uint32_t connections_per_minute; /* 0 = off */
+        uint32_t burst;               /* 10 */
+    } rate_limit;
+    struct {
+        char *cert_file;              /* "": no TLS; else host:port speaks TLS */
+        char *key_file;               /* "" */
+        uint16_t plain_port;          /* 0: with TLS, an extra plain listener on this port */
+    } tls;
 
     /* where it came from: NULL when built-in defaults only */
     char *source_path;

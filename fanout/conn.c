@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 
 /* ---- streaming lists --------------------------------------------------- */
@@ -51,8 +52,11 @@ void conn_free(struct conn *c)
     if (c->flags & CF_LISTED) conn_list_del(conn_list_head(c), c);
     if (c->flags & CF_GAUGED) stats_add(w->stats, w->slot, conn_gauge_id(c), -1);
     if (c->filter) filter_release(w->filters, c->filter);
-    if (c->deflate) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
-    if (c->flags & CF_LIMIT_HELD) stats_conn_release(w->stats, w->slot, &c->peer.sa);
+    if (c->deflate) {
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
+        w->deflate_clients--;
+    }
+    edge_conn_free(c);   /* limits held, TLS session */
     if (c->all_prev) c->all_prev->all_next = c->all_next;
     else w->all = c->all_next;
     if (c->all_next) c->all_next->all_prev = c->all_prev;
@@ -96,6 +100,7 @@ int conn_linger(struct conn *c)
 {
     event_del(&c->wev);
     c->flags &= (uint8_t)~CF_WRITE_ARMED;
+    edge_shutdown(c);    /* TLS: close_notify */
     if (shutdown(c->fd, SHUT_WR) != 0) {
         conn_free(c);
         return -1;

@@ -26,8 +26,10 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/wsdeflate.h"
 #include "fanout/certindex.h"
 #include "fanout/conn.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/request.h"
@@ -40,7 +42,7 @@
 static void drain_input(struct conn *c)
 {
     char buf[READ_CHUNK];
-    ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+    ssize_t n = edge_recv(c, buf, sizeof buf);
     if (n < 0 && !would_block(errno)) {
         conn_free(c);
     } else if (n == 0) {
@@ -76,7 +78,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
         }
         {
             uint8_t buf[READ_CHUNK];
-            ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+            ssize_t n = edge_recv(c, buf, sizeof buf);
             if (n == 0 || (n < 0 && !would_block(errno))) conn_free(c);
             else if (n > 0) ws_consume(c, buf, (size_t)n);
         }
@@ -89,6 +91,25 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 }
 
 /* ---- keep-alive timers --------------------------------------------------- */
+
+/* Sends the heartbeat frame; permessage-deflate clients get it compressed
+ * (once per heartbeat), so that they only ever see compressed messages. */
+static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
+{
+    const uint8_t *z;
+    uint8_t zf[2 + 125];
+    /* the compressor (~256 KiB of zlib state) only once a client needs it */
+    if (w->deflate_clients && !w->zd) w->zd = wsdeflate_new((int)w->cfg->compression.level);
+    size_t zn = w->deflate_clients && w->zd ? wsdeflate_message_always(w->zd, frame + 2, n - 2, &z) : 0;
+    if (zn == 0 || zn > 125) {
+        broadcast_ws_control(w, frame, n);
+        return;
+    }
+    zf[0] = 0x80 | 0x40 | WS_OP_TEXT;   /* FIN, RSV1 (compressed), Text */
+    zf[1] = (uint8_t)zn;
+    memcpy(zf + 2, z, zn);
+    broadcast_ws_message(w, frame, n, zf, zn + 2);
+}
 
 /* Every heartbeat_secs, not per message: the frame is built in a jbuf with
  * the same float format as the certificate messages' timestamps. */
@@ -109,7 +130,7 @@ static void on_heartbeat(evutil_socket_t fd, short what, void *arg)
         size_t h = ws_frame_header(hdr, WS_OP_TEXT, jn);
         if (h == 2) {
             memcpy(b.p, hdr, 2);
-            broadcast_ws_control(arg, (const uint8_t *)b.p, b.len);
+            heartbeat_send(arg, (const uint8_t *)b.p, b.len);
         }
     }
     jb_free(&b);
@@ -153,7 +174,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
 
 /* ---- accepting ------------------------------------------------------------ */
 
-static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen)
+static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen, bool tls)
 {
     struct conn *c = calloc(1, sizeof *c);
     if (!c) {
@@ -178,9 +199,10 @@ static void conn_new(struct worker *w, int fd, const void *peer, socklen_t plen)
         return;
     }
     stats_add(w->stats, w->slot, ST_CONN_ACCEPTED, 1);
+    if (edge_conn_start(c, tls) != 0) conn_free(c);
 }
 
-static void on_accept(evutil_socket_t lfd, short what, void *arg)
+void fanout_on_accept(evutil_socket_t lfd, short what, void *arg)
 {
     (void)what;
     struct worker *w = arg;
@@ -216,7 +238,11 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg)
         int sb = (int)w->cfg->limits.send_buffer_bytes;
         if (sb > 0 && setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sb, sizeof sb) != 0)
             log_debug("SO_SNDBUF: %s", strerror(errno));
-        conn_new(w, fd, &peer, plen);
+        if (!edge_accept(w, fd, &peer.sa)) {
+            if (close(fd) != 0) log_debug("close: %s", strerror(errno));
+            continue;
+        }
+        conn_new(w, fd, &peer, plen, lfd == w->listen_fd);
     }
 }
 
@@ -228,7 +254,7 @@ static void on_accept_retry(evutil_socket_t fd, short what, void *arg)
     if (!w->stopping && event_add(w->listen_ev, NULL) != 0) log_error("cannot resume accepting");
 }
 
-static int listen_socket(const char *host, uint16_t port)
+int fanout_listen_socket(const char *host, uint16_t port)
 {
     struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                               .ai_flags = AI_PASSIVE | AI_NUMERICSERV }, *res = NULL;
@@ -281,6 +307,7 @@ static void worker_stop(struct worker *w)
     if (w->accept_retry_ev) event_del(w->accept_retry_ev);
     if (w->listen_fd >= 0 && close(w->listen_fd) != 0) log_debug("close listener: %s", strerror(errno));
     w->listen_fd = -1;
+    edge_worker_stop(w);
     struct conn *next;
     for (struct conn *c = w->all; c; c = next) {
         next = c->all_next;
@@ -334,11 +361,12 @@ static void on_drain(evutil_socket_t sig, short what, void *arg)
     proctable_set_state(PROC_DRAINING);
     /* connections already queued on our listener are taken first: closing a
      * SO_REUSEPORT listener resets what is still in its accept queue */
-    if (w->listen_fd >= 0) on_accept(w->listen_fd, EV_READ, w);
+    if (w->listen_fd >= 0) fanout_on_accept(w->listen_fd, EV_READ, w);
     if (w->listen_ev) event_del(w->listen_ev);
     if (w->accept_retry_ev) event_del(w->accept_retry_ev);
     if (w->listen_fd >= 0 && close(w->listen_fd) != 0) log_debug("close listener: %s", strerror(errno));
     w->listen_fd = -1;
+    edge_worker_drain(w);   /* the same for the tls.plain_port listener */
     uint32_t secs = w->cfg->shutdown.drain_timeout_secs;
     log_info("replaced: no longer accepting; serving %u connections until they leave or %u s pass",
              w->nconns, secs);
@@ -391,14 +419,78 @@ static struct event *timer(struct worker *w, uint32_t secs, event_callback_fn cb
     return ev;
 }
 
+/* Reload in place (the supervisor validated the file and bumped
+ * PROC_GEN_CONFIG): this worker loads the same file with the same command
+ * line and environment, and new connections use it at once; connected
+ * clients keep what they were admitted with (except the keep-alive timers,
+ * which are the worker's). What only a new worker can change (listen address,
+ * buffer_size, filters, compression) is kept as the worker started with it;
+ * the supervisor replaces the workers for those. The file is read again here,
+ * so an edit in the 250 ms between the supervisor's check and this load is
+ * what the worker gets; a file that became invalid keeps the running
+ * configuration (logged). The first configuration is the fork's copy and the
+ * filter set keeps pointing at it; later ones are this worker's. */
+static uint32_t g_config_gen;
+static struct config *g_owned_cfg;
+static const struct config_flags *g_flags;
+
+static void rearm(struct event *ev, uint32_t secs)
+{
+    struct timeval tv = tv_secs(secs);
+    if (ev && (event_del(ev) != 0 || event_add(ev, &tv) != 0)) log_error("cannot re-arm a keep-alive timer");
+}
+
+static void worker_reload(struct worker *w)
+{
+    uint32_t gen = proctable_generation(proctable_get(), PROC_GEN_CONFIG);
+    if (gen == g_config_gen) return;
+    g_config_gen = gen;
+    proctable_set_config_gen(gen); /* tried: the supervisor counts the reload when all have */
+    extern char **environ;
+    char path[4096];
+    struct config_error err;
+    struct config_flags flags = g_flags ? *g_flags : (struct config_flags){0};
+    proctable_config_path(proctable_get(), path, sizeof path);
+    flags.config_path = path[0] ? path : NULL;
+    struct config *fresh = malloc(sizeof *fresh);
+    if (!fresh || config_load(fresh, &flags, environ, &err) != 0) {
+        log_error("reload in place: %s; keeping the running configuration",
+                  fresh ? err.message : "out of memory");
+        free(fresh);
+        return;
+    }
+    const struct config *old = w->cfg;
+    fresh->buffer_size = old->buffer_size;      /* sizes this worker's recent[] */
+    fresh->filters = old->filters;              /* the filter set's limits */
+    fresh->compression.enabled = old->compression.enabled; /* the producers' framing */
+    bool hb = fresh->keepalive.websocket_heartbeat_secs != old->keepalive.websocket_heartbeat_secs,
+         ping = fresh->keepalive.ping_interval_secs != old->keepalive.ping_interval_secs,
+         idle = fresh->keepalive.idle_timeout_secs != old->keepalive.idle_timeout_secs;
+    w->cfg = fresh;
+    if (g_owned_cfg) {
+        /* strings shared with fresh by the field copies above: none (all scalar) */
+        config_free(g_owned_cfg);
+        free(g_owned_cfg);
+    }
+    g_owned_cfg = fresh;
+    if (hb) rearm(w->hb_ev, fresh->keepalive.websocket_heartbeat_secs);
+    if (ping) rearm(w->ping_ev, fresh->keepalive.ping_interval_secs);
+    if (idle) {
+        struct timeval tv = tv_secs(fresh->keepalive.idle_timeout_secs);
+        const struct timeval *t = event_base_init_common_timeout(w->base, &tv);
+        if (t) w->idle_tv = t;
+    }
+    log_info("configuration reloaded in place; new connections use it");
+}
+
 /* The heartbeat the supervisor's watchdog reads (shm/proctable.h): it beats
  * only while this event loop turns. */
 static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
     proctable_beat();
+    worker_reload(arg);
 }
 
 int fanout_run(const struct fanout_params *p)
@@ -433,11 +525,11 @@ int fanout_run(const struct fanout_params *p)
     w->base = event_base_new_with_config(ecfg);
     if (!w->base) goto err;
 
-    w->listen_fd = listen_socket(p->cfg->host, p->cfg->port);
+    w->listen_fd = fanout_listen_socket(p->cfg->host, p->cfg->port);
     if (w->listen_fd < 0) goto err;
     struct timeval idle = tv_secs(p->cfg->keepalive.idle_timeout_secs ? p->cfg->keepalive.idle_timeout_secs : 60);
     w->idle_tv = event_base_init_common_timeout(w->base, &idle);
-    w->listen_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, on_accept, w);
+    w->listen_ev = event_new(w->base, w->listen_fd, EV_READ | EV_PERSIST, fanout_on_accept, w);
     w->accept_retry_ev = evtimer_new(w->base, on_accept_retry, w);
     w->stop_ev = evtimer_new(w->base, on_stop_timer, w);
     w->sig_term = evsignal_new(w->base, SIGTERM, on_signal, w);
@@ -454,9 +546,12 @@ int fanout_run(const struct fanout_params *p)
     w->ping_ev = timer(w, p->cfg->keepalive.ping_interval_secs, on_ping);
     w->tick_ev = timer(w, 1, on_tick);
     if (!w->tick_ev) goto err;
+    if (edge_worker_init(w, p) != 0) goto err;
 
     struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
-    beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, NULL);
+    g_flags = p->flags;
+    g_config_gen = proctable_generation(proctable_get(), PROC_GEN_CONFIG);
+    beat_ev = event_new(w->base, -1, EV_PERSIST, on_beat, w);
     if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
     g_sig_drain = evsignal_new(w->base, SIGUSR2, on_drain, w);
     if (!g_sig_drain || event_add(g_sig_drain, NULL) != 0) goto err;
@@ -475,6 +570,7 @@ err:
         conn_free(w->all);
     }
     worker_publish_all(w);
+    edge_worker_free(w);
     struct event *evs[] = { w->listen_ev, w->wake_ev, w->hb_ev, w->ping_ev, w->tick_ev, w->sig_term,
                             w->sig_int, w->stop_ev, w->accept_retry_ev };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
@@ -485,6 +581,12 @@ err:
     free(w->recent);
     certindex_free(w->certindex);
     filter_set_free(w->filters);
+    wsdeflate_free(w->zd);
     free(w);
+    if (g_owned_cfg) {
+        config_free(g_owned_cfg);
+        free(g_owned_cfg);
+        g_owned_cfg = NULL;
+    }
     return status;
 }

@@ -8,6 +8,8 @@
 struct config;
 struct ring;
 struct stats;
+struct addrtable;
+struct ratelimit;
 
 struct fanout_params {
     const struct config *cfg;
@@ -16,6 +18,11 @@ struct fanout_params {
     unsigned index;        /* 0..workers-1 */
     unsigned stats_slot;   /* this process's counter slot */
     int wake_fd;           /* this worker's eventfd (ring_waiter_fd(ring, index)) */
+    const struct config_flags *flags; /* the command line's overrides, for a reload in place */
+    /* network edge (shared, created before fork; NULL: per-address limits
+     * fall back to shm/stats' buckets, no rate limit) */
+    struct addrtable *addrs;
+    struct ratelimit *ratelimit;
 };
 
 /* Runs the worker until SIGTERM/SIGINT (WebSocket clients get close 1001, SSE

@@ -16,6 +16,7 @@
 
 #include "common/jsonw.h"
 #include "conf/config.h"
+#include "fanout/edge.h"
 #include "fanout/fanout.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_frame.h"
@@ -83,6 +84,7 @@ struct conn {
         struct sockaddr_in in;
         struct sockaddr_in6 in6;
     } peer;
+    struct conn_edge edge;             /* network edge: real address, limits held, TLS */
     struct ws_reader rd;               /* WebSocket only */
     struct filter *filter;             /* server-side filter (filter.h), NULL: unfiltered */
     uint8_t ctl[CONN_CTL_CAP];
@@ -131,6 +133,8 @@ struct worker {
      * caught-up clients share a cursor), so the ring is walked once per
      * wakeup and format, not once per client. */
     struct filter_set *filters;        /* interned filters (filter.h) */
+    struct wsdeflate *zd;              /* heartbeats for permessage-deflate clients; made on first use */
+    uint32_t deflate_clients;          /* this worker's clients with permessage-deflate */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
@@ -146,7 +150,13 @@ struct worker {
     struct iovec iov[IOV_MAX];
     struct flush_rec recs[IOV_MAX];
     struct http_request req;
+
+    struct edge_worker *edge;          /* network edge (edge.c) */
 };
+
+/* fanout.c, for the edge's extra listener */
+int fanout_listen_socket(const char *host, uint16_t port);
+void fanout_on_accept(evutil_socket_t lfd, short what, void *arg);
 
 /* /metrics and /health/deep (metrics.c) */
 #define STATE_FAILING_DEGRADED_SECS 60   /* state file unwritable this long: degraded */

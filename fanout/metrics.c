@@ -13,6 +13,7 @@
  * what dashboards expect. Label values are bounded: log names, URLs and
  * operators come from the log list (at most STATS_MAX_LOGS rows), workers
  * and roles from the process table; client addresses are never labels. */
+#include "fanout/edge.h"
 #include "fanout/fanout_internal.h"
 
 #include "common/clock.h"
@@ -162,9 +163,14 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
         jb_lit(b, ",\"url\":");
         jb_str(b, l->url, strnlen(l->url, sizeof l->url));
         jb_printf(b, ",\"health\":\"%s\",\"tree_size\":%" PRIu64 ",\"next_index\":%" PRIu64
-                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64 "}",
+                     ",\"lag\":%" PRIu64 ",\"entries\":%" PRIu64,
                   health_name(l->health), stats_log_load(&l->tree_size), stats_log_load(&l->next_index),
                   lag_entries(l), stats_log_load(&l->entries));
+        if (l->reason[0]) {   /* why the log is not healthy (docs/ingest.md) */
+            jb_lit(b, ",\"reason\":");
+            jb_str(b, l->reason, strnlen(l->reason, sizeof l->reason));
+        }
+        jb_put(b, "}", 1);
     }
     jb_lit(b, "]");
     ops_health_deep(b);
@@ -285,6 +291,32 @@ static void render_product(struct mw *m, struct stats *s)
     sample_u(m, "certstream_duplicates_filtered", stats_sum(s, ST_DEDUP_DROPPED));
     family(m, "certstream_dedup_cache_size", M_GAUGE, "Live entries in the shared deduplication table.");
     sample_u(m, "certstream_dedup_cache_size", stats_log_load(&stats_server(s)->dedup_size));
+    /* Ingest robustness (docs/ingest.md): skips by reason, refetches,
+     * positions, bounded answers, verified tiles. */
+    static const struct { const char *name; enum stat_id id; const char *help; } ingest_counters[] = {
+        { "certstream_entries_skipped_undecodable_total", ST_ENTRIES_SKIPPED_UNDECODABLE,
+          "Log entries skipped because they did not decode after the answer was fetched again." },
+        { "certstream_entries_skipped_unparseable_total", ST_ENTRIES_SKIPPED_UNPARSEABLE,
+          "Log entries skipped because their certificate could not be rendered." },
+        { "certstream_ct_answers_refetched_total", ST_ANSWERS_REFETCHED,
+          "CT log answers requested again because some entries did not decode." },
+        { "certstream_ct_position_ahead_total", ST_POSITION_AHEAD,
+          "Saved positions found beyond the log's tree size." },
+        { "certstream_ct_tree_size_shrank_total", ST_TREE_SIZE_SHRANK,
+          "Tree heads smaller than one already seen (ignored)." },
+        { "certstream_ct_answers_too_large_total", ST_ANSWERS_TOO_LARGE,
+          "CT log answers refused for exceeding ct_log.max_response_bytes." },
+        { "certstream_ct_inflight_budget_hits_total", ST_INFLIGHT_BUDGET_HITS,
+          "CT log answers dropped because ct_log.max_inflight_bytes was in use." },
+        { "certstream_ct_tiles_verified_total", ST_TILES_VERIFIED,
+          "Data tiles proven against the checkpoint's root hash (ct_log.verify_tiles)." },
+        { "certstream_ct_tile_verify_failures_total", ST_TILE_VERIFY_FAILURES,
+          "Data tiles whose entries did not verify against the checkpoint (held back, alarm)." },
+    };
+    for (size_t k = 0; k < sizeof ingest_counters / sizeof ingest_counters[0]; k++) {
+        family(m, ingest_counters[k].name, M_COUNTER, ingest_counters[k].help);
+        sample_u(m, ingest_counters[k].name, stats_sum(s, ingest_counters[k].id));
+    }
 }
 
 static void render_logs(struct mw *m, struct stats *s)
@@ -438,13 +470,21 @@ static void render_workers(struct mw *m, struct stats *s)
 }
 
 /* Process metrics from /proc, summed per role over the live processes. */
-static void render_processes(struct mw *m, struct stats *s)
+/* The per-role sums are read from /proc at most once a second per worker
+ * (a scraper polling faster sees the same figures): reading every process's
+ * files is most of what a scrape costs. The cached snapshot includes the
+ * CPU of exited processes as it was then, so the CPU counter never goes
+ * back between snapshots. */
+#define PROC_CACHE_MS 1000
+
+struct role_sums {
+    uint64_t n, rss, pss, cpu_us, fds, max_fds;
+    double fd_ratio;
+};
+
+static void read_processes(struct stats *s, struct role_sums r[STATS_NROLES])
 {
-    struct {
-        uint64_t n, rss, pss, cpu_us, fds, max_fds;
-        double fd_ratio;
-    } r[STATS_NROLES];
-    memset(r, 0, sizeof r);
+    memset(r, 0, sizeof(struct role_sums) * STATS_NROLES);
     const struct stats_server *sv = stats_server(s);
     for (unsigned role = 0; role < STATS_NROLES; role++) r[role].cpu_us = stats_log_load(&sv->retired_cpu_us[role]);
     for (unsigned slot = 0; slot < STATS_MAX_SLOTS; slot++) {
@@ -461,6 +501,18 @@ static void render_processes(struct mw *m, struct stats *s)
         r[role].max_fds += pi.max_fds;
         if (pi.max_fds && (double)pi.open_fds / (double)pi.max_fds > r[role].fd_ratio)
             r[role].fd_ratio = (double)pi.open_fds / (double)pi.max_fds;
+    }
+}
+
+static void render_processes(struct mw *m, struct stats *s)
+{
+    static struct role_sums r[STATS_NROLES];
+    static uint64_t read_at_ms;
+    const struct stats_server *sv = stats_server(s);
+    uint64_t now = mono_ms();
+    if (read_at_ms == 0 || now - read_at_ms >= PROC_CACHE_MS) {
+        read_processes(s, r);
+        read_at_ms = now ? now : 1;
     }
     static const struct { const char *name; enum mtype t; const char *help; } fams[] = {
         { "certstream_processes", M_GAUGE, "Running processes of the server, by role." },
@@ -523,6 +575,7 @@ static void render_operations(struct mw *m, struct worker *w)
 {
     ops_metrics(m->b, m->om);
     route_metrics_stream(w, m->b, m->om);
+    edge_metrics(w, m->b, m->om);   /* network edge (fanout/edge.c) */
 }
 
 /* The NATS process's state, on a node with a NATS role (docs/scale-out.md). */

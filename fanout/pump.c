@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "common/log.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
@@ -125,6 +126,18 @@ int conn_flush(struct conn *c)
     bool more = false;
     const struct ring_record *rec;
 
+    /* TLS: ciphertext of the previous pass goes first */
+    if (edge_out_pending(c)) {
+        if (edge_writev(c, NULL, 0) < 0) {
+            conn_free(c);
+            return -1;
+        }
+        if (edge_out_pending(c)) {
+            c->flags |= CF_BLOCKED;
+            arm_write(c);
+            return 0;
+        }
+    }
     if (c->out) {
         iov[niov++] = (struct iovec){ c->out + c->out_off, c->out_len - c->out_off };
         total += c->out_len - c->out_off;
@@ -222,7 +235,7 @@ write:
         return 0;
     }
 
-    ssize_t wr = writev(c->fd, iov, niov);
+    ssize_t wr = edge_writev(c, iov, niov);   /* writev, or TLS (fanout/tls.h) */
     if (wr < 0) {
         if (would_block(errno)) {
             c->flags |= CF_BLOCKED;
@@ -294,7 +307,7 @@ write:
     if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
-    if ((size_t)wr < total) {
+    if ((size_t)wr < total || edge_out_pending(c)) {
         c->flags |= CF_BLOCKED;
         arm_write(c);
         return 0;
@@ -404,17 +417,24 @@ void worker_each_stream(struct worker *w, int proto, void (*fn)(struct conn *c, 
     }
 }
 
-struct ctl_frame { const uint8_t *p; size_t n; };
+struct ctl_frame { const uint8_t *p, *zp; size_t n, zn; };
 
 static void send_control(struct conn *c, void *arg)
 {
     const struct ctl_frame *fr = arg;
-    if (ctl_append(c, fr->p, fr->n, false) && !(c->flags & CF_WRITE_ARMED)) conn_flush(c);
+    bool z = c->deflate && fr->zp;
+    if (ctl_append(c, z ? fr->zp : fr->p, z ? fr->zn : fr->n, false) && !(c->flags & CF_WRITE_ARMED))
+        conn_flush(c);
+}
+
+void broadcast_ws_message(struct worker *w, const uint8_t *frame, size_t n, const uint8_t *zframe, size_t zn)
+{
+    struct ctl_frame fr = { frame, zframe, n, zn };
+    worker_each_stream(w, PROTO_WS, send_control, &fr);
+    worker_publish_all(w);
 }
 
 void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n)
 {
-    struct ctl_frame fr = { frame, n };
-    worker_each_stream(w, PROTO_WS, send_control, &fr);
-    worker_publish_all(w);
+    broadcast_ws_message(w, frame, n, NULL, 0);
 }

@@ -23,5 +23,8 @@ void worker_each_stream(struct worker *w, int proto, void (*fn)(struct conn *c, 
 void worker_publish_all(struct worker *w);
 /* queue a control frame for every WebSocket client and flush */
 void broadcast_ws_control(struct worker *w, const uint8_t *frame, size_t n);
+/* the same with a second form for permessage-deflate clients (zframe, or
+ * frame when zframe is NULL) */
+void broadcast_ws_message(struct worker *w, const uint8_t *frame, size_t n, const uint8_t *zframe, size_t zn);
 
 #endif

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "fanout/auth.h"
+#include "fanout/edge.h"
 #include "fanout/respond.h"
 #include "fanout/session.h"
 #include "fanout/stream_metrics.h"
@@ -214,11 +215,11 @@ void request_read(struct conn *c)
     ssize_t n;
 
     if (!c->rbuf) {
-        n = recv(c->fd, stack, cap < sizeof stack ? cap : sizeof stack, 0);
+        n = edge_recv(c, stack, cap < sizeof stack ? cap : sizeof stack);
         buf = stack;
     } else {
         old = c->rlen;
-        n = recv(c->fd, c->rbuf + old, cap - old, 0);
+        n = edge_recv(c, c->rbuf + old, cap - old);
         buf = c->rbuf;
     }
     if (n == 0 || (n < 0 && !would_block(errno))) {
@@ -266,5 +267,7 @@ void request_read(struct conn *c)
                                   : (conn_hdr && http_list_has_token(*conn_hdr, "keep-alive"));
     c->flags &= (uint8_t)~(CF_KEEPALIVE | CF_REUSED);
     if (keep && have == w->req.head_len && !w->stopping) c->flags |= CF_KEEPALIVE;
+    /* network edge: real address, allow-lists, rate limit */
+    if (!edge_request(c, &w->req)) return;
     handle_request(c, &w->req, (const uint8_t *)buf + w->req.head_len, have - w->req.head_len);
 }

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "fanout/auth.h"
+#include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
 #include "fanout/respond.h"
@@ -23,19 +24,6 @@ static uint64_t resume_start(struct worker *w, const struct http_str *v);
 bool stream_enabled(const struct config *cfg, enum ring_format f)
 {
     return f == RING_FULL ? cfg->streams.full : f == RING_LITE ? cfg->streams.lite : cfg->streams.domains_only;
-}
-
-static bool limit_ok(struct conn *c)
-{
-    struct worker *w = c->w;
-    if (!w->cfg->connection_limit.enabled) return true;
-    if (!stats_conn_acquire(w->stats, w->slot, &c->peer.sa, w->cfg->connection_limit.max_connections,
-                            w->cfg->connection_limit.per_ip_limit)) {
-        stats_add(w->stats, w->slot, ST_CONN_REJECTED_LIMIT, 1);
-        return false;
-    }
-    c->flags |= CF_LIMIT_HELD;
-    return true;
 }
 
 /* Shared by both protocols once the request is accepted. */
@@ -99,8 +87,14 @@ static bool admit_stream(struct worker *w, struct conn *c, const struct http_req
         return false;
     }
     if (!filter_ok(w, c, req, false)) return false;
-    if (!limit_ok(c)) {
+    /* limits count the real address, exactly (fanout/edge.c) */
+    int lim = edge_limit_acquire(c);
+    if (lim == 429) {
         respond_text(c, 429, "Retry-After: 5\r\n", "Too many connections.\n", false);
+        return false;
+    }
+    if (lim == 503) {
+        respond_text(c, 503, "Retry-After: 5\r\n", "Too many client addresses.\n", false);
         return false;
     }
     return true;
@@ -135,6 +129,7 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     if (hs.deflate) {
         c->deflate = true;
         c->rd.rsv1_ok = 1;
+        w->deflate_clients++;
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, 1);
         stats_add(w->stats, w->slot, ST_DEFLATE_NEGOTIATED, 1);
     }

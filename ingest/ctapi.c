@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/b64.h"
 #include "ingest/jsondoc.h"
 
 
@@ -18,7 +19,7 @@ static int b64_exact(const char *s, size_t slen, uint8_t *out, size_t want)
     uint8_t tmp[64];
     size_t olen = 0;
     if (slen > 88) return -1;
-    if (mbedtls_base64_decode(tmp, sizeof tmp, &olen, (const unsigned char *)s, slen) != 0) return -1;
+    if (b64_decode(tmp, sizeof tmp, &olen, s, slen) != 0) return -1;
     if (olen != want) return -1;
     memcpy(out, tmp, want);
     return 0;
@@ -62,8 +63,7 @@ static int b64_into(const cJSON *s, uint8_t **cursor, uint8_t *end, const uint8_
 {
     if (!cJSON_IsString(s)) return -1;
     size_t olen = 0, slen = strlen(s->valuestring);
-    if (mbedtls_base64_decode(*cursor, (size_t)(end - *cursor), &olen,
-                              (const unsigned char *)s->valuestring, slen) != 0)
+    if (b64_decode(*cursor, (size_t)(end - *cursor), &olen, s->valuestring, slen) != 0)
         return -1;
     *out = *cursor;
     *outlen = olen;

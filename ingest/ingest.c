@@ -15,6 +15,8 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
 #include <event2/event.h>
 #include <mbedtls/sha256.h>
 #include <signal.h>
@@ -30,14 +32,19 @@
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
 #include "ingest/pipeline.h"
+#include "ingest/tileproof.h"
 #include "shm/proctable.h"
 
 #define MAX_WINDOWS 32
-#define MAX_BODY (64u << 20)         /* a get-entries answer of 1000 entries is ~5 MB */
+#define ENTRY_BYTES_MAX (64u << 10)  /* per entry, for the automatic max_response_bytes: the
+                                        * largest entry of the test corpus is 7.9 KB of JSON */
+#define BODY_KEEP (2u << 20)         /* a body buffer larger than this is freed after use (a
+                                        * normal answer of 256 entries, ~1.3 MB, fits) */
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
 
-enum req_kind { REQ_STH, REQ_ENTRIES, REQ_CHECKPOINT, REQ_TILE, REQ_ISSUER };
+enum req_kind { REQ_STH, REQ_ENTRIES, REQ_CHECKPOINT, REQ_TILE, REQ_ISSUER, REQ_HASH_TILE };
+#define HASH_TILE_CACHE 16
 enum req_state { RS_IDLE, RS_QUEUED, RS_INFLIGHT, RS_DONE };
 
 struct ingest;
@@ -55,7 +62,8 @@ struct req {
     char url[1024];
     char *body;
     size_t len, cap;
-    bool too_big;
+    bool too_big;                     /* over max_response_bytes */
+    bool over_budget;                 /* over max_inflight_bytes */
     CURLcode cc;
     long status;
     long retry_after_s;               /* -1 = none */
@@ -65,6 +73,7 @@ struct req {
 
 struct window {                       /* get-entries [start, end], inclusive */
     uint64_t start, end;
+    unsigned undecodable_tries;       /* fetches of this window that held undecodable entries */
     struct req r;
 };
 
@@ -81,6 +90,7 @@ struct ilog {
     const struct loglist_log *cfg;
     struct op *op;
     struct stats_log *sl;
+    struct position_row *pos;         /* crash-proof position (NULL: none) */
     const char *base;                 /* where requests go (fetch_url or url) */
     bool have_pos, have_size;
     uint64_t tree_size;               /* latest STH / checkpoint size */
@@ -89,6 +99,10 @@ struct ilog {
     uint64_t next_poll_ms;
     uint64_t retry_at_ms;             /* backoff: no request before this */
     uint32_t failures;                /* consecutive */
+    bool ahead;                       /* saved position beyond the tree size (position_ahead: wait) */
+    bool resume_pending;              /* the entry at resume_index not yet handled */
+    uint64_t resume_index;            /* where this process resumed a saved position */
+    uint64_t resume_tag;              /* the position store's pending leaf tag there */
     struct event *timer;
     struct req head;                  /* get-sth / checkpoint */
     /* RFC 6962 windows, a FIFO in index order */
@@ -105,6 +119,16 @@ struct ilog {
     struct req issuer;
     uint8_t issuer_fp[32];
     unsigned issuer_attempts;
+    /* ct_log.verify_tiles: the checkpoint tiles are proven against */
+    uint64_t cp_size;                 /* latest checkpoint */
+    uint8_t cp_root[32];
+    bool vhave;
+    uint64_t vsize;                   /* the one in use for proofs */
+    uint8_t vroot[32];
+    struct req htile;                 /* hash tile being fetched */
+    struct tileproof_need hneed;
+    struct { unsigned level; uint64_t n; unsigned width; uint8_t *h; } hcache[HASH_TILE_CACHE];
+    unsigned hcache_next;
 };
 
 struct issuer {
@@ -131,6 +155,12 @@ struct ingest {
     unsigned batch;
     unsigned published_since_notify;
     unsigned rng;
+    int journal_fd;                   /* tests: publish journal, -1 = none */
+    size_t max_body;                  /* ct_log.max_response_bytes (resolved) */
+    size_t budget;                    /* ct_log.max_inflight_bytes */
+    size_t held;                      /* bytes of answers held (received, not yet reset) */
+    uint64_t skip_log_window_ms;      /* rate limit of "entry skipped" lines */
+    unsigned skip_logged, skip_suppressed;
 };
 
 static void pump(struct ilog *l);
@@ -157,11 +187,18 @@ static void count(struct ingest *in, enum stat_id id, int64_t d)
 /* Health from the failure streak: healthy after a success, degraded while
  * retrying, unhealthy after retry_max_attempts failures in a row (or when a
  * log was never reached and is failing). */
+static void set_reason(struct ilog *l, const char *reason)
+{
+    if (strncmp(l->sl->reason, reason, sizeof l->sl->reason - 1) != 0)
+        snprintf(l->sl->reason, sizeof l->sl->reason, "%s", reason);
+}
+
 static void set_health(struct ilog *l)
 {
     uint32_t max = l->in->cfg->ct_log.retry_max_attempts ? l->in->cfg->ct_log.retry_max_attempts : 3;
     uint32_t h;
-    if (l->failures == 0) h = LOG_HEALTHY;
+    if (l->failures == 0 && l->ahead) h = LOG_DEGRADED;   /* reason set by got_size */
+    else if (l->failures == 0) h = LOG_HEALTHY;
     else if (l->failures >= max) h = LOG_UNHEALTHY;
     else h = LOG_DEGRADED;
     if (h == LOG_UNHEALTHY && l->sl->health != LOG_UNHEALTHY)
@@ -173,6 +210,7 @@ static void set_health(struct ilog *l)
 static void on_success(struct ilog *l)
 {
     if (l->failures >= 3) log_info("%s: reachable again", l->cfg->name);
+    if (l->failures && !l->ahead) set_reason(l, "");
     l->failures = 0;
     l->retry_at_ms = 0;
     sl_store(&l->sl->last_success_ms, wall_ms());
@@ -196,6 +234,13 @@ static unsigned fail_reason(const struct req *r)
 static void on_failure(struct ilog *l, struct req *r, const char *what)
 {
     const struct config *cfg = l->in->cfg;
+    if (r && r->over_budget) {
+        /* Our memory limit, not the log's fault: try again soon, health unchanged. */
+        count(l->in, ST_INFLIGHT_BUDGET_HITS, 1);
+        l->retry_at_ms = mono_ms() + 200;
+        return;
+    }
+    if (r && r->too_big) count(l->in, ST_ANSWERS_TOO_LARGE, 1);
     uint64_t lo = cfg->ct_log.retry_initial_delay_ms ? cfg->ct_log.retry_initial_delay_ms : 1000;
     uint64_t hi = cfg->ct_log.retry_max_delay_ms ? cfg->ct_log.retry_max_delay_ms : 60000;
     uint64_t d = lo;
@@ -217,6 +262,7 @@ static void on_failure(struct ilog *l, struct req *r, const char *what)
     if (l->failures <= 3 || l->failures % 20 == 0)
         log_warn("%s: %s failed (%s); retry %u in %llu ms", l->cfg->name,
                  r ? r->url : "request", what, l->failures, (unsigned long long)d);
+    if (!l->ahead) set_reason(l, what);
     set_health(l);
 }
 
@@ -225,11 +271,19 @@ static void on_failure(struct ilog *l, struct req *r, const char *what)
 static size_t body_write(char *data, size_t sz, size_t nm, void *ud)
 {
     struct req *r = ud;
+    struct ingest *in = r->log->in;
     size_t n = sz * nm;
-    if (r->len + n + 1 > MAX_BODY) {
+    /* Checked while receiving (after gzip decoding), so a hostile or broken
+     * log never makes us hold more than these limits. */
+    if (r->len + n + 1 > in->max_body) {
         r->too_big = true;
         return 0;
     }
+    if (in->held + n > in->budget) {
+        r->over_budget = true;
+        return 0;
+    }
+    in->held += n;
     if (r->len + n + 1 > r->cap) {
         size_t cap = r->cap ? r->cap : 65536;
         while (cap < r->len + n + 1) cap *= 2;
@@ -265,6 +319,7 @@ static int req_init(struct ingest *in, struct ilog *l, struct req *r, enum req_k
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_USERAGENT, "certstream-server/" CERTSTREAM_VERSION);
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)in->max_body);  /* by Content-Length */
     return 0;
 }
 
@@ -276,6 +331,20 @@ static void req_cleanup(struct ingest *in, struct req *r)
     }
     free(r->body);
     memset(r, 0, sizeof *r);
+}
+
+/* The answer in r is used up: a buffer grown by an unusually large (or
+ * refused) answer goes back to the system at once, so a burst of huge answers
+ * leaves no lasting footprint. Normal buffers are kept for the next request. */
+static void body_trim(struct req *r)
+{
+    if (r->cap > BODY_KEEP) {
+        free(r->body);
+        r->body = NULL;
+        r->cap = 0;
+        r->len = 0;
+        malloc_trim(0);
+    }
 }
 
 static void op_kick(struct op *op);
@@ -304,6 +373,7 @@ static void op_kick(struct op *op)
         r->qnext = NULL;
         r->len = 0;
         r->too_big = false;
+        r->over_budget = false;
         r->status = 0;
         r->retry_after_s = -1;
         r->errbuf[0] = '\0';
@@ -347,11 +417,14 @@ static void check_done(struct ingest *in)
         curl_multi_remove_handle(in->multi, e);
         if (!r) continue;
         r->cc = cc;
+        /* Received in full: no longer "in flight" for the budget. */
+        in->held -= r->len < in->held ? r->len : in->held;
         curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &r->status);
         curl_off_t ra = -1;
         if (curl_easy_getinfo(e, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
             r->retry_after_s = (long)ra;
         r->state = RS_DONE;
+        if (cc != CURLE_OK || r->status != 200) body_trim(r);   /* the body is not used */
         pump(r->log);
     }
 }
@@ -410,10 +483,17 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
 }
 
 /* 0 when the request got a 200; else fills err with why not. */
-static int req_failed(const struct req *r, char *err, size_t errlen)
+static int req_failed(struct req *r, char *err, size_t errlen)
 {
     if (r->cc != CURLE_OK) {
-        snprintf(err, errlen, "%s", r->too_big ? "answer too large" : r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+        if (r->too_big || r->cc == CURLE_FILESIZE_EXCEEDED) {
+            r->too_big = true;
+            snprintf(err, errlen, "answer larger than ct_log.max_response_bytes (%zu)", r->log->in->max_body);
+        } else if (r->over_budget) {
+            snprintf(err, errlen, "ct_log.max_inflight_bytes (%zu) in use", r->log->in->budget);
+        } else {
+            snprintf(err, errlen, "%s", r->errbuf[0] ? r->errbuf : curl_easy_strerror(r->cc));
+        }
         return -1;
     }
     if (r->status != 200) {
@@ -431,18 +511,45 @@ static double seen_now(struct ingest *in)
     return (double)wall_ms() / 1000.0;
 }
 
+/* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): "B <url> <index>" just
+ * before an entry goes into the ring and "A <url> <index>" just after (before
+ * its position is stored), each one write(2) with O_APPEND, so a crash test
+ * can check across kills that every entry went out exactly once: two A lines
+ * are a duplicate, no line a gap, and a B without its A marks a kill inside
+ * the publish of that entry (docs/ingest.md). */
+static void journal_write(struct ilog *l, char what, uint64_t index)
+{
+    char line[600];
+    int n = snprintf(line, sizeof line, "%c %s %llu\n", what, l->cfg->url, (unsigned long long)index);
+    if (n > 0 && (size_t)n < sizeof line && write(l->in->journal_fd, line, (size_t)n) != n)
+        log_warn("publish journal: %s", strerror(errno));
+}
+
 static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index)
 {
     struct ingest *in = l->in;
     struct ring_message m;
     stats_log_store(&l->sl->position_timestamp_ms, o->timestamp_ms);
-    if (in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u)) {
+    uint64_t tag;
+    memcpy(&tag, o->leaf_sha256, sizeof tag);
+    tag |= 1;   /* never 0 (= none) */
+    position_store_pending(l->pos, tag);
+    bool seen = in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u);
+    if (seen && l->resume_pending && index == l->resume_index && tag == l->resume_tag) {
+        /* The previous process of this group recorded this very entry in the
+         * dedup table and was killed before it reached the ring (the stored
+         * leaf tag says so): publish it rather than lose it. */
+        seen = false;
+    }
+    l->resume_pending = false;
+    if (seen) {
         count(in, ST_DEDUP_DROPPED, 1);
         stats_log_add(&l->sl->duplicates, 1);
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
     pipeline_deflate(in->pipe, &m);
+    if (in->journal_fd >= 0) journal_write(l, 'B', index);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
                  l->cfg->name, (unsigned long long)index);
@@ -450,6 +557,7 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         stats_log_add(&l->sl->parse_failures, 1);
         return;
     }
+    if (in->journal_fd >= 0) journal_write(l, 'A', index);
     count(in, ST_ENTRIES_PUBLISHED, 1);
     __atomic_add_fetch(&l->sl->entries, 1, __ATOMIC_RELAXED);
     in->published_since_notify++;
@@ -463,23 +571,48 @@ static void notify(struct ingest *in)
     }
 }
 
+enum skip_reason { SKIP_UNDECODABLE, SKIP_UNPARSEABLE };
+
+/* An entry that cannot be published: counted (in total and by reason) and
+ * logged with log, index and reason, at most 20 lines a minute per process
+ * (a broken log could otherwise fill the disk); the rest are summed up. */
+static void skip_entry(struct ilog *l, uint64_t index, enum skip_reason why, const char *err)
+{
+    struct ingest *in = l->in;
+    uint64_t now = mono_ms();
+    count(in, ST_PARSE_FAILURES, 1);
+    stats_log_add(&l->sl->parse_failures, 1);
+    count(in, why == SKIP_UNDECODABLE ? ST_ENTRIES_SKIPPED_UNDECODABLE : ST_ENTRIES_SKIPPED_UNPARSEABLE, 1);
+    if (now - in->skip_log_window_ms >= 60000) {
+        if (in->skip_suppressed)
+            log_warn("%u more skipped entries were not logged in the last minute", in->skip_suppressed);
+        in->skip_log_window_ms = now;
+        in->skip_logged = in->skip_suppressed = 0;
+    }
+    if (in->skip_logged < 20) {
+        in->skip_logged++;
+        log_warn("%s: entry %llu skipped (%s): %s", l->cfg->name, (unsigned long long)index,
+                 why == SKIP_UNDECODABLE ? "undecodable" : "unparseable", err);
+    } else {
+        in->skip_suppressed++;
+    }
+}
+
 static void render_rfc6962(struct ilog *l, const struct ctapi_entry *e, uint64_t index)
 {
     struct ingest *in = l->in;
     char err[256] = "";
     if (e->bad) {
-        snprintf(err, sizeof err, "bad base64 or missing field");
-    } else {
-        struct pipeline_out o;
-        if (pipeline_render_rfc6962(in->pipe, e->leaf_input, e->leaf_len, e->extra_data, e->extra_len,
-                                    index, l->cfg->name, l->cfg->url, seen_now(in), &o, err, sizeof err) == 0) {
-            publish(l, &o, index);
-            return;
-        }
+        skip_entry(l, index, SKIP_UNDECODABLE, "bad base64 or missing field, also when fetched again");
+        return;
     }
-    count(in, ST_PARSE_FAILURES, 1);
-    stats_log_add(&l->sl->parse_failures, 1);
-    log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
+    struct pipeline_out o;
+    if (pipeline_render_rfc6962(in->pipe, e->leaf_input, e->leaf_len, e->extra_data, e->extra_len,
+                                index, l->cfg->name, l->cfg->url, seen_now(in), &o, err, sizeof err) == 0) {
+        publish(l, &o, index);
+        return;
+    }
+    skip_entry(l, index, SKIP_UNPARSEABLE, err);
 }
 
 /* ---- RFC 6962 ---- */
@@ -496,19 +629,68 @@ static void win_send(struct ilog *l, struct window *w)
     submit(l, &w->r);
 }
 
+/* Called after every entry (published, deduplicated or skipped): the
+ * position store then never lags the ring by more than the entry in hand. */
 static void set_position(struct ilog *l, uint64_t next)
 {
     l->next_index = next;
     sl_store(&l->sl->next_index, next);
+    position_store(l->pos, next);
+}
+
+/* A saved position beyond the tree size (the log was reset, its URL reused,
+ * or a backup of our state restored): ct_log.position_ahead says whether to
+ * wait for the log to grow past it (default) or to start again at its head. */
+static void check_ahead(struct ilog *l, uint64_t size)
+{
+    char why[96];
+    if (!l->have_pos || l->next_index <= size) {
+        if (l->ahead) {
+            log_info("%s: tree size %llu reached the saved position; following again", l->cfg->name,
+                     (unsigned long long)size);
+            l->ahead = false;
+            set_reason(l, "");
+            set_health(l);
+        }
+        return;
+    }
+    if (strcmp(l->in->cfg->ct_log.position_ahead ? l->in->cfg->ct_log.position_ahead : "wait",
+               "restart_at_head") == 0) {
+        log_warn("%s: saved position %llu is beyond the tree size %llu; restarting at the head "
+                 "(ct_log.position_ahead: restart_at_head)", l->cfg->name,
+                 (unsigned long long)l->next_index, (unsigned long long)size);
+        count(l->in, ST_POSITION_AHEAD, 1);
+        set_position(l, size);
+        l->fetch_next = size;
+        return;
+    }
+    if (!l->ahead) {
+        log_warn("%s: saved position %llu is beyond the tree size %llu; waiting for the log to grow "
+                 "(ct_log.position_ahead: wait)", l->cfg->name, (unsigned long long)l->next_index,
+                 (unsigned long long)size);
+        count(l->in, ST_POSITION_AHEAD, 1);
+        l->ahead = true;
+    }
+    snprintf(why, sizeof why, "saved position %llu beyond tree size %llu", (unsigned long long)l->next_index,
+             (unsigned long long)size);
+    set_reason(l, why);
+    set_health(l);
 }
 
 static void got_size(struct ilog *l, uint64_t size)
 {
-    if (!l->have_size || size > l->tree_size) {
+    bool first = !l->have_size;
+    if (first || size > l->tree_size) {
+        /* The first head of this process sets the size even when smaller
+         * than the saved one: that is the log as it is now. */
         l->tree_size = size;
         sl_store(&l->sl->tree_size, size);
+        position_store_size(l->pos, size);
+    } else if (size < l->tree_size) {
+        count(l->in, ST_TREE_SIZE_SHRANK, 1);   /* a stale frontend: ignored */
     }
     l->have_size = true;
+    if (first || l->ahead) check_ahead(l, l->tree_size);
     if (!l->have_pos) {
         uint64_t ov = l->in->cfg->ct_log.start_overlap;
         set_position(l, size > ov ? size - ov : 0);
@@ -569,11 +751,38 @@ static void apply_windows(struct ilog *l)
             on_failure(l, r, "no entries in the answer");
             return;
         }
-        size_t got = es.n;
+        size_t got = es.n, first_bad = got;
+        uint32_t max = l->in->cfg->ct_log.retry_max_attempts ? l->in->cfg->ct_log.retry_max_attempts : 3;
+        for (size_t i = 0; i < got && first_bad == got; i++)
+            if (es.v[i].bad) first_bad = i;
+        if (first_bad < got && w->undecodable_tries + 1 < max) {
+            /* Maybe corrupted on the way: publish what comes before it, then
+             * ask again from that entry (after a backoff). Only after
+             * retry_max_attempts fetches is it skipped, alone. */
+            w->undecodable_tries++;
+            for (size_t i = 0; i < first_bad; i++) {
+                render_rfc6962(l, &es.v[i], w->start + i);
+                set_position(l, w->start + i + 1);
+            }
+            if (first_bad) w->undecodable_tries = 1;   /* progress: a fresh count for the new head */
+            w->start += first_bad;
+            ctapi_entries_free(&es);
+            body_trim(r);
+            notify(l->in);
+            count(l->in, ST_ANSWERS_REFETCHED, 1);
+            snprintf(err, sizeof err, "entry %llu does not decode (bad base64 or missing field); fetching it again",
+                     (unsigned long long)w->start);
+            on_failure(l, r, err);
+            return;
+        }
+        w->undecodable_tries = 0;
         on_success(l);
-        for (size_t i = 0; i < got; i++) render_rfc6962(l, &es.v[i], w->start + i);
-        set_position(l, w->start + got);
+        for (size_t i = 0; i < got; i++) {
+            render_rfc6962(l, &es.v[i], w->start + i);
+            set_position(l, w->start + i + 1);
+        }
         ctapi_entries_free(&es);
+        body_trim(r);
         notify(l->in);
         if (got < want) {                 /* short answer: ask for the rest */
             w->start += got;
@@ -587,7 +796,10 @@ static void apply_windows(struct ilog *l)
 static void pump_rfc6962(struct ilog *l, uint64_t now)
 {
     struct ingest *in = l->in;
-    if (l->head.state == RS_DONE) sth_done(l);
+    if (l->head.state == RS_DONE) {
+        sth_done(l);
+        body_trim(&l->head);
+    }
     apply_windows(l);
     if (now < l->retry_at_ms) return;
     if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
@@ -595,7 +807,7 @@ static void pump_rfc6962(struct ilog *l, uint64_t now)
         l->next_poll_ms = now + in->cfg->ct_log.poll_interval_ms;
         submit(l, &l->head);
     }
-    if (!l->have_pos) return;
+    if (!l->have_pos || !l->have_size) return;   /* a saved size may be stale: wait for a head */
     /* Resend windows that failed or came back short. */
     for (unsigned k = 0; k < l->n_win; k++) {
         struct window *w = win_at(l, k);
@@ -607,6 +819,7 @@ static void pump_rfc6962(struct ilog *l, uint64_t now)
         if (end > l->tree_size - 1) end = l->tree_size - 1;
         w->start = l->fetch_next;
         w->end = end;
+        w->undecodable_tries = 0;
         l->fetch_next = end + 1;
         l->n_win++;
         win_send(l, w);
@@ -684,6 +897,10 @@ static void checkpoint_done(struct ilog *l)
         return;
     }
     on_success(l);
+    if (!l->cp_size || cp.tree_size > l->cp_size) {
+        l->cp_size = cp.tree_size;
+        memcpy(l->cp_root, cp.root_hash, 32);
+    }
     stats_log_store(&l->sl->head_timestamp_ms, wall_ms());
     got_size(l, cp.tree_size);
 }
@@ -700,7 +917,9 @@ static void tile_render(struct ilog *l, const size_t *off, const size_t *len, un
         uint64_t index = first + i;
         char err[256] = "";
         if (i >= n_decoded) {
-            snprintf(err, sizeof err, "undecodable tile data");
+            skip_entry(l, index, SKIP_UNDECODABLE, "undecodable tile data, also when fetched again");
+            set_position(l, index + 1);
+            continue;
         } else {
             struct pipeline_out o;
             const uint8_t *p = (const uint8_t *)l->tile.body + off[i];
@@ -708,14 +927,13 @@ static void tile_render(struct ilog *l, const size_t *off, const size_t *len, un
                                            seen_now(in), &o, err, sizeof err) == 0) {
                 stats_log_add(&l->sl->entries_parsed, 1);
                 publish(l, &o, index);
+                set_position(l, index + 1);
                 continue;
             }
         }
-        count(in, ST_PARSE_FAILURES, 1);
-        stats_log_add(&l->sl->parse_failures, 1);
-        log_debug("%s: entry %llu skipped: %s", l->cfg->name, (unsigned long long)index, err);
+        skip_entry(l, index, SKIP_UNPARSEABLE, err);
+        set_position(l, index + 1);
     }
-    set_position(l, first + l->tile_width);
     notify(in);
 }
 
@@ -825,6 +1043,96 @@ static void issuer_done(struct ilog *l)
  * that does not decode is refetched; after retry_max_attempts the entries
  * that cannot be located are counted as parse failures and skipped, so a
  * broken tile never stalls the log. */
+/* ---- verified tiles (ct_log.verify_tiles; ingest/tileproof.h) ---- */
+
+static const uint8_t *hcache_get(void *ctx, unsigned level, uint64_t n, unsigned width)
+{
+    struct ilog *l = ctx;
+    for (unsigned i = 0; i < HASH_TILE_CACHE; i++)
+        if (l->hcache[i].h && l->hcache[i].level == level && l->hcache[i].n == n && l->hcache[i].width == width)
+            return l->hcache[i].h;
+    return NULL;
+}
+
+static void hcache_clear(struct ilog *l)
+{
+    for (unsigned i = 0; i < HASH_TILE_CACHE; i++) {
+        free(l->hcache[i].h);
+        l->hcache[i].h = NULL;
+    }
+}
+
+static void htile_done(struct ilog *l)
+{
+    struct req *r = &l->htile;
+    char err[256];
+    r->state = RS_IDLE;
+    if (req_failed(r, err, sizeof err) != 0) {
+        on_failure(l, r, err);
+        return;
+    }
+    if (r->len != 32u * l->hneed.width) {
+        snprintf(err, sizeof err, "hash tile of %zu bytes, expected %u", r->len, 32u * l->hneed.width);
+        on_failure(l, r, err);
+        return;
+    }
+    unsigned k = l->hcache_next++ % HASH_TILE_CACHE;
+    free(l->hcache[k].h);
+    l->hcache[k].h = malloc(r->len);
+    if (!l->hcache[k].h) return;
+    memcpy(l->hcache[k].h, r->body, r->len);
+    l->hcache[k].level = l->hneed.level;
+    l->hcache[k].n = l->hneed.n;
+    l->hcache[k].width = l->hneed.width;
+    on_success(l);
+}
+
+/* 0: the n decoded entries of the tile are proven in the checkpoint's tree;
+ * 1: a hash tile is being fetched; -1: they are not (alarm, refetch later). */
+static int tile_verify(struct ilog *l, const size_t *off, const size_t *len, unsigned n)
+{
+    uint8_t hashes[TILE_WIDTH][32];
+    struct tileproof_need need;
+    char err[256];
+    if (n == 0) return 0;
+    if (!l->vhave || l->tile_n * TILE_WIDTH + n > l->vsize) {
+        /* A newer checkpoint only when the one in use does not cover the
+         * tile: the right-edge hash tiles stay cached meanwhile. */
+        l->vsize = l->cp_size;
+        memcpy(l->vroot, l->cp_root, 32);
+        l->vhave = true;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        struct ct_entry e;
+        size_t used;
+        char derr[128];
+        if (ct_decode_tile_entry((const uint8_t *)l->tile.body + off[i], len[i], &used, &e, derr, sizeof derr) != 0)
+            return -1;
+        tileproof_leaf_hash(&e, hashes[i]);
+    }
+    int rc = tileproof_check(l->vsize, l->vroot, l->tile_n, n, &hashes[0][0], hcache_get, l, &need, err, sizeof err);
+    if (rc == 1) {
+        if (l->htile.state == RS_IDLE) {
+            char path[128];
+            l->hneed = need;
+            tileproof_path(path, sizeof path, need.level, need.n, need.width == TILE_WIDTH ? 0 : need.width);
+            snprintf(l->htile.url, sizeof l->htile.url, "%s%s", l->base, path);
+            submit(l, &l->htile);
+        }
+        return 1;
+    }
+    if (rc == 0) {
+        count(l->in, ST_TILES_VERIFIED, 1);
+        return 0;
+    }
+    count(l->in, ST_TILE_VERIFY_FAILURES, 1);
+    log_error("%s: ALARM: %s (checkpoint size %llu); entries held back, fetched again", l->cfg->name, err,
+              (unsigned long long)l->vsize);
+    hcache_clear(l);
+    l->vhave = false;
+    return -1;
+}
+
 static void tile_process(struct ilog *l)
 {
     static size_t off[TILE_WIDTH], len[TILE_WIDTH];
@@ -845,7 +1153,20 @@ static void tile_process(struct ilog *l)
         submit(l, &l->issuer);
         return;
     }
+    if (l->in->cfg->ct_log.verify_tiles) {
+        int v = tile_verify(l, off, len, n);
+        if (v == 1) return;
+        if (v < 0) {
+            char why[96];
+            snprintf(why, sizeof why, "data tile %llu does not verify against the checkpoint",
+                     (unsigned long long)l->tile_n);
+            l->tile_ready = false;
+            on_failure(l, &l->tile, why);
+            return;
+        }
+    }
     tile_render(l, off, len, n);
+    body_trim(&l->tile);
     l->tile_ready = false;
     l->tile_attempts = 0;
     l->tile_full_fallback = false;
@@ -854,9 +1175,16 @@ static void tile_process(struct ilog *l)
 static void pump_tiled(struct ilog *l, uint64_t now)
 {
     struct ingest *in = l->in;
-    if (l->head.state == RS_DONE) checkpoint_done(l);
+    if (l->head.state == RS_DONE) {
+        checkpoint_done(l);
+        body_trim(&l->head);
+    }
     if (l->tile.state == RS_DONE) tile_done(l);
-    if (l->issuer.state == RS_DONE) issuer_done(l);
+    if (l->issuer.state == RS_DONE) {
+        issuer_done(l);
+        body_trim(&l->issuer);
+    }
+    if (l->htile.state == RS_DONE) htile_done(l);
     if (now < l->retry_at_ms) return;
     if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
         snprintf(l->head.url, sizeof l->head.url, "%scheckpoint", l->base);
@@ -867,7 +1195,7 @@ static void pump_tiled(struct ilog *l, uint64_t now)
         tile_process(l);
         if (l->tile_ready || mono_ms() < l->retry_at_ms) return;
     }
-    if (!l->have_pos || l->tile.state != RS_IDLE || l->next_index >= l->tree_size) return;
+    if (!l->have_pos || !l->have_size || l->tile.state != RS_IDLE || l->next_index >= l->tree_size) return;
     tile_request(l);
 }
 
@@ -938,7 +1266,9 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
     if (!l->op || !l->timer) return -1;
     if (req_init(in, l, &l->head, cfg->kind == LOGLIST_TILED ? REQ_CHECKPOINT : REQ_STH) != 0) return -1;
     if (cfg->kind == LOGLIST_TILED) {
-        if (req_init(in, l, &l->tile, REQ_TILE) != 0 || req_init(in, l, &l->issuer, REQ_ISSUER) != 0) return -1;
+        if (req_init(in, l, &l->tile, REQ_TILE) != 0 || req_init(in, l, &l->issuer, REQ_ISSUER) != 0 ||
+            req_init(in, l, &l->htile, REQ_HASH_TILE) != 0)
+            return -1;
     } else {
         for (unsigned k = 0; k < in->windows; k++)
             if (req_init(in, l, &l->win[k].r, REQ_ENTRIES) != 0) return -1;
@@ -946,10 +1276,20 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
     /* Resume from the shared row (seeded from the state file, or left by an
      * earlier run of this group). */
     uint64_t next = l->sl->next_index, size = l->sl->tree_size;
-    if (next != 0 || size != 0) {
+    l->pos = positions_row(in->p->positions, cfg->url, false);
+    if (position_known(l->pos)) {     /* the store is exact, even at 0/0 */
+        next = position_next(l->pos);
+        size = position_size(l->pos);
+    }
+    if (next != 0 || size != 0 || position_known(l->pos)) {
         uint64_t ov = in->cfg->ct_log.start_overlap;
         l->have_pos = true;
-        set_position(l, next > ov ? next - ov : 0);
+        /* Not stored: a crash before the first entry must not move the
+         * saved position back by the overlap again. */
+        l->next_index = next > ov ? next - ov : 0;
+        l->resume_index = next;
+        l->resume_tag = position_pending(l->pos);
+        l->resume_pending = l->resume_tag != 0;
         l->fetch_next = l->next_index;
         l->tree_size = size;
         log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);
@@ -964,6 +1304,8 @@ static void ingest_free(struct ingest *in)
         req_cleanup(in, &l->head);
         req_cleanup(in, &l->tile);
         req_cleanup(in, &l->issuer);
+        req_cleanup(in, &l->htile);
+        hcache_clear(l);
         for (unsigned k = 0; k < MAX_WINDOWS; k++) req_cleanup(in, &l->win[k].r);
         if (l->timer) event_free(l->timer);
     }
@@ -981,6 +1323,7 @@ static void ingest_free(struct ingest *in)
     if (in->sig_int) event_free(in->sig_int);
     if (in->base) event_base_free(in->base);
     if (in->pipe) pipeline_free(in->pipe);
+    if (in->journal_fd >= 0) (void)close(in->journal_fd);
 }
 
 static void on_beat(evutil_socket_t fd, short what, void *arg)
@@ -1002,10 +1345,27 @@ int ingest_run(const struct ingest_params *p)
     in.p = p;
     in.cfg = p->cfg;
     in.rng = (unsigned)getpid() * 2654435761u;
+    in.journal_fd = -1;
+    const char *journal = getenv("CERTSTREAM_TEST_PUBLISH_JOURNAL");
+    if (journal && *journal) {
+        in.journal_fd = open(journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (in.journal_fd < 0) log_warn("publish journal %s: %s", journal, strerror(errno));
+    }
     in.windows = p->cfg->ct_log.fetch_concurrency;
     if (in.windows < 1) in.windows = 1;
     if (in.windows > MAX_WINDOWS) in.windows = MAX_WINDOWS;
     in.batch = p->cfg->ct_log.batch_size ? p->cfg->ct_log.batch_size : 256;
+    in.max_body = p->cfg->ct_log.max_response_bytes;
+    if (!in.max_body) in.max_body = (size_t)(in.batch > TILE_WIDTH ? in.batch : TILE_WIDTH) * ENTRY_BYTES_MAX;
+    in.budget = p->cfg->ct_log.max_inflight_bytes ? p->cfg->ct_log.max_inflight_bytes : (64u << 20);
+    if (in.budget < in.max_body) in.budget = in.max_body;   /* one answer must always fit */
+    /* Buffers above 4 MiB (more than a normal answer of 256 entries and its
+     * decoded arena) come from mmap and go back on free, so a burst of huge
+     * answers does not leave the heap grown (glibc would otherwise raise its
+     * threshold after the first such free). Smaller ones stay on the heap
+     * and are reused batch after batch (256 KiB cost ~5 % of CPU in page
+     * faults); body_trim's malloc_trim returns what a spike left there. */
+    if (mallopt(M_MMAP_THRESHOLD, 4 << 20) != 1) log_warn("mallopt(M_MMAP_THRESHOLD) failed");
 
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

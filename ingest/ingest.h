@@ -20,6 +20,7 @@
 #include "conf/config.h"
 #include "ingest/loglist.h"
 #include "shm/dedup.h"
+#include "shm/positions.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -35,6 +36,10 @@ struct ingest_params {
      * fork; NULL = no dedup. A certificate seen within its TTL (from any
      * log, any ingest process) is counted in ST_DEDUP_DROPPED, not published. */
     struct dedup *dedup;
+    /* Crash-proof position store (shm/positions.h), opened by the
+     * supervisor; NULL = positions only in shared memory (tests, no state
+     * file). Each log's row is written after every entry it publishes. */
+    struct positions *positions;
     /* Tests only: when > 0, every message's "seen" is this value instead of
      * the wall clock, so output can be compared byte for byte. */
     double pin_seen;

@@ -5,11 +5,14 @@
 #include <cjson/cJSON.h>
 #include <curl/curl.h>
 #include <mbedtls/base64.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/file.h"
 #include "ingest/jsondoc.h"
+#include "ingest/listsig.h"
 #include "common/log.h"
 #include "shm/stats.h"
 
@@ -17,6 +20,16 @@
 
 
 /* ---- fetch ---- */
+
+static int fetch_file(const char *path, char **out, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    int rc;
+    if (!f) return -1;
+    rc = file_read_all(f, out, len);
+    fclose(f);
+    return rc;
+}
 
 struct fetch_buf { char *p; size_t len, cap; int too_big; };
 
@@ -39,22 +52,20 @@ static size_t fetch_write(char *data, size_t sz, size_t nm, void *ud)
     return n;
 }
 
-int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *err, size_t errlen)
+/* Downloads url (http, https, file) into *out (malloc'd, NUL-terminated). */
+static int fetch_url(const struct config *cfg, const char *url, char **json_out, size_t *len, char *err,
+                     size_t errlen)
 {
     struct fetch_buf b = {0};
     long code = 0;
     CURLcode rc;
     CURL *c = curl_easy_init();
 
-    if (!cfg->ct_logs_url || !*cfg->ct_logs_url) {
-        jsondoc_err(err, errlen, "ct_logs_url is empty");
-        goto err;
-    }
     if (!c) {
         jsondoc_err(err, errlen, "curl_easy_init failed");
         goto err;
     }
-    curl_easy_setopt(c, CURLOPT_URL, cfg->ct_logs_url);
+    curl_easy_setopt(c, CURLOPT_URL, url);
     curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
@@ -66,17 +77,17 @@ int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &b);
     rc = curl_easy_perform(c);
     if (rc != CURLE_OK) {
-        jsondoc_err(err, errlen, "log list %s: %s", cfg->ct_logs_url,
+        jsondoc_err(err, errlen, "log list %s: %s", url,
                b.too_big ? "larger than 16 MiB" : curl_easy_strerror(rc));
         goto err;
     }
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     if (code != 0 && code != 200) {   /* file:// reports 0 */
-        jsondoc_err(err, errlen, "log list %s: HTTP %ld", cfg->ct_logs_url, code);
+        jsondoc_err(err, errlen, "log list %s: HTTP %ld", url, code);
         goto err;
     }
     if (!b.p) {
-        jsondoc_err(err, errlen, "log list %s: empty", cfg->ct_logs_url);
+        jsondoc_err(err, errlen, "log list %s: empty", url);
         goto err;
     }
     curl_easy_cleanup(c);
@@ -89,9 +100,70 @@ err:
     return -1;
 }
 
+#define DEFAULT_LIST_URL "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json"
+
+/* The list's signature (listsig.h): checked for the default URL, and for any
+ * URL when ct_logs_signature is required. 0 = use the list. */
+static int check_signature(const struct config *cfg, const char *list, size_t len, char *err, size_t errlen)
+{
+    const char *mode = cfg->ct_logs_signature ? cfg->ct_logs_signature : "optional";
+    bool required = strcmp(mode, "required") == 0;
+    char sig_url[4200], why[512];
+    char *sig = NULL, *pem = NULL;
+    size_t sig_len = 0, pem_len = 0;
+    int rc = -1;
+    if (strcmp(mode, "off") == 0 || (!required && strcmp(cfg->ct_logs_url, DEFAULT_LIST_URL) != 0)) return 0;
+    if (listsig_url(cfg->ct_logs_url, sig_url, sizeof sig_url) != 0) {
+        snprintf(why, sizeof why, "signature URL too long");
+    } else if (cfg->ct_logs_public_key && *cfg->ct_logs_public_key &&
+               fetch_file(cfg->ct_logs_public_key, &pem, &pem_len) != 0) {
+        snprintf(why, sizeof why, "ct_logs_public_key %s cannot be read", cfg->ct_logs_public_key);
+    } else if (fetch_url(cfg, sig_url, &sig, &sig_len, why, sizeof why) != 0) {
+        /* why says it */
+    } else if (listsig_verify((const uint8_t *)list, len, (const uint8_t *)sig, sig_len, pem, why, sizeof why) == 0) {
+        log_info("log list signature verified (%s)", sig_url);
+        rc = 0;
+    }
+    free(sig);
+    free(pem);
+    if (rc == 0) return 0;
+    if (required) {
+        jsondoc_err(err, errlen, "log list %s refused (ct_logs_signature: required): %s", cfg->ct_logs_url, why);
+        return -1;
+    }
+    log_warn("log list %s: signature not verified (%s); used anyway (ct_logs_signature: optional)",
+             cfg->ct_logs_url, why);
+    return 0;
+}
+
+int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *err, size_t errlen)
+{
+    *json_out = NULL;
+    *len = 0;
+    if (!cfg->ct_log.list_enabled) {
+        /* Configured logs only: an empty list, not an error to retry. */
+        static const char empty[] = "{\"operators\":[]}";
+        if (!(*json_out = strdup(empty))) return -1;
+        *len = sizeof empty - 1;
+        return 0;
+    }
+    if (!cfg->ct_logs_url || !*cfg->ct_logs_url) {
+        jsondoc_err(err, errlen, "ct_logs_url is empty");
+        return -1;
+    }
+    if (fetch_url(cfg, cfg->ct_logs_url, json_out, len, err, errlen) != 0) return -1;
+    if (check_signature(cfg, *json_out, *len, err, errlen) != 0) {
+        free(*json_out);
+        *json_out = NULL;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---- build ---- */
 
 struct builder {
+    const struct config *cfg;
     struct loglist *ll;
     size_t cap;
     int dropped;
@@ -154,6 +226,9 @@ static int add_log(struct builder *b, enum loglist_kind kind, const char *name, 
     struct loglist *ll = b->ll;
     struct loglist_log l = {0};
 
+    if ((kind == LOGLIST_RFC6962 && !b->cfg->ct_log.rfc6962_enabled) ||
+        (kind == LOGLIST_TILED && !b->cfg->ct_log.static_enabled))
+        return 0;   /* ct_log.rfc6962_enabled / static_enabled: false */
     l.url = dup_slash(url);
     if (!l.url) return -1;
     for (size_t i = 0; i < ll->n_logs; i++) {
@@ -342,7 +417,7 @@ static int merge_groups(struct loglist *ll, size_t max)
 int loglist_build(const struct config *cfg, const char *json, size_t len, struct loglist *out,
                   char *err, size_t errlen)
 {
-    struct builder b = {.ll = out};
+    struct builder b = {.cfg = cfg, .ll = out};
     const char *by = cfg->ingest.group_by && *cfg->ingest.group_by ? cfg->ingest.group_by : "operator";
 
     memset(out, 0, sizeof *out);

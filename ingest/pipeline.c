@@ -95,7 +95,9 @@ void pipeline_deflate(struct pipeline *p, struct ring_message *m)
     if (!p->zd) return;
     for (int f = 0; f < RING_NFORMATS; f++) {
         const uint8_t *z;
-        size_t n = m->json_len[f] >= p->zmin ? wsdeflate_message(p->zd, m->json[f], m->json_len[f], &z) : 0;
+        /* also when not smaller: a deflate client then gets only compressed
+         * messages (libwebsockets 4.1 mishandles a plain one among them) */
+        size_t n = m->json_len[f] >= p->zmin ? wsdeflate_message_always(p->zd, m->json[f], m->json_len[f], &z) : 0;
         m->deflated[f] = NULL;
         m->deflated_len[f] = 0;
         if (n == 0) continue;

@@ -1,5 +1,6 @@
 /* state.c - load, save (atomically) and apply the per-log state file. */
 #include "ingest/state.h"
+#include "shm/positions.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -243,6 +244,37 @@ void state_apply(const struct state *st, const struct loglist *ll, struct stats 
     stats_set_log_count(stats, (unsigned)n);
     for (size_t i = 0; i < n; i++)
         state_apply_log(st, &ll->logs[i], stats);
+}
+
+void state_positions_apply(struct positions *pos, const struct loglist *ll, struct stats *stats)
+{
+    size_t n = ll->n_logs < STATS_MAX_LOGS ? ll->n_logs : STATS_MAX_LOGS;
+    for (size_t i = 0; i < n; i++) state_positions_apply_log(pos, &ll->logs[i], stats);
+}
+
+void state_positions_apply_log(struct positions *pos, const struct loglist_log *l, struct stats *stats)
+{
+    if (!pos) return;
+    struct stats_log *sl = stats_log(stats, l->log_id);
+    struct position_row *r = positions_row(pos, l->url, true);
+    if (!sl) return;
+    if (!r) {
+        log_warn("%s: no row in the position store (full, or URL too long); its position "
+                 "is kept only in the state file", l->url);
+        return;
+    }
+    if (position_known(r)) {
+        /* The store is written as entries are published: newer than the file. */
+        if (sl->next_index != position_next(r))
+            log_info("%s: position %llu from the position store (state file: %llu)", l->name,
+                     (unsigned long long)position_next(r), (unsigned long long)sl->next_index);
+        sl->next_index = position_next(r);
+        sl->tree_size = position_size(r);
+    } else if (sl->next_index != 0 || sl->tree_size != 0) {
+        /* First start with this store: import the state file's position. */
+        position_store_size(r, sl->tree_size);
+        position_store(r, sl->next_index);
+    }
 }
 
 int state_update(struct state *st, struct stats *stats)

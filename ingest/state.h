@@ -50,6 +50,14 @@ int state_set(struct state *st, const char *url, uint64_t next_index, uint64_t t
  * (count, name, url) and seeds next_index/tree_size from st (0/0 = no saved
  * position: the log's ingest starts at its current tree size). */
 void state_apply(const struct state *st, const struct loglist *ll, struct stats *stats);
+/* Supervisor, right after state_apply: the position store (shm/positions.h)
+ * wins over the file for every log it knows; a log it does not know yet
+ * gets its row, seeded from the file's position (the import on first start).
+ * pos NULL: nothing to do. */
+struct positions;
+void state_positions_apply(struct positions *pos, const struct loglist *ll, struct stats *stats);
+/* The same for one log (a log list change that keeps other groups running). */
+void state_positions_apply_log(struct positions *pos, const struct loglist_log *l, struct stats *stats);
 /* The same for one log's row (a log list change that keeps other groups running). */
 void state_apply_log(const struct state *st, const struct loglist_log *l, struct stats *stats);
 /* Supervisor, before state_save: copies every known position from the

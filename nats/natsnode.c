@@ -509,7 +509,7 @@ static int subscribe(struct consumer *c)
             return -1;
         c->pos = si->State.LastSeq;
         jsStreamInfo_Destroy(si);
-        position_store(c->pos_file, c->pos);
+        natspos_store(c->pos_file, c->pos);
         log_info("NATS consumer: no position yet; starting with the next new entry of %s (after %" PRIu64 ")",
                  n->cfg->nats.stream, c->pos);
     }
@@ -581,7 +581,7 @@ static void consumer_info(struct consumer *c)
     uint32_t h = !ok ? LOG_DEGRADED
                : lag_ms > (uint64_t)n->cfg->nats.max_lag_secs * 1000u ? LOG_DEGRADED : LOG_HEALTHY;
     __atomic_store_n(&row->health, h, __ATOMIC_RELAXED);
-    if (position_sync(c->pos_file) != 0)
+    if (natspos_sync(c->pos_file) != 0)
         log_warn("NATS position file: msync: %s", strerror(errno));
     if (c->sub)
         consumer_check_ready(c);
@@ -666,7 +666,7 @@ static void consume(struct consumer *c, natsMsg *m, unsigned *unnotified)
      * with the server), never skips one; a crash of this process alone is
      * covered by ring_seq / ring_pending_* (consumer_ring_last). */
     c->pos = seq;
-    position_store(c->pos_file, seq);
+    natspos_store(c->pos_file, seq);
     atomic_store(&n->st->stream_seq, seq);
     atomic_fetch_add(&n->st->consumed, 1);
 }
@@ -691,7 +691,7 @@ static int run_consumer(struct node *n)
     char err[512];
     if (n->cfg->compression.enabled && !(c.zd = wsdeflate_new((int)n->cfg->compression.level)))
         log_warn("NATS consumer: no memory for compression; sending uncompressed");
-    c.pos_file = position_open(n->cfg->nats.position_file, &c.pos, err, sizeof err);
+    c.pos_file = natspos_open(n->cfg->nats.position_file, &c.pos, err, sizeof err);
     if (!c.pos_file) {
         log_error("nats.position_file: %s", err);
         return 1;
@@ -702,7 +702,7 @@ static int run_consumer(struct node *n)
     atomic_store(&n->st->ring_seq, c.ring_last);
     if (c.ring_last > c.pos) {   /* committed to the ring, position not yet stored */
         c.pos = c.ring_last;
-        position_store(c.pos_file, c.pos);
+        natspos_store(c.pos_file, c.pos);
     }
     /* the edge's one "log": the stream */
     struct stats_log *row = stats_log(n->p->stats, 0);
@@ -781,7 +781,7 @@ static int run_consumer(struct node *n)
         unsubscribe(&c);
     }
     unsubscribe(&c);
-    position_close(c.pos_file);
+    natspos_close(c.pos_file);
     wsdeflate_free(c.zd);
     for (int f = 0; f < RING_NFORMATS; f++) free(c.zbuf[f]);
     return 0;

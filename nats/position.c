@@ -36,7 +36,7 @@ struct position {
 
 static uint64_t check_of(uint64_t seq, uint64_t gen) { return seq ^ POS_MAGIC ^ (gen * 0x9e3779b97f4a7c15ULL); }
 
-struct position *position_open(const char *path, uint64_t *seq, char *err, size_t errlen)
+struct position *natspos_open(const char *path, uint64_t *seq, char *err, size_t errlen)
 {
     struct position *p = calloc(1, sizeof *p);
     if (!p) {
@@ -108,7 +108,7 @@ fail:
     return NULL;
 }
 
-void position_store(struct position *p, uint64_t seq)
+void natspos_store(struct position *p, uint64_t seq)
 {
     uint64_t gen = ++p->gen;
     struct pos_copy *c = &p->map->copy[gen & 1];
@@ -120,12 +120,12 @@ void position_store(struct position *p, uint64_t seq)
     atomic_store_explicit(&c->check, check_of(seq, gen), memory_order_release);
 }
 
-int position_sync(struct position *p)
+int natspos_sync(struct position *p)
 {
     return msync(p->map, POS_FILE_LEN, MS_ASYNC);
 }
 
-void position_close(struct position *p)
+void natspos_close(struct position *p)
 {
     if (!p)
         return;

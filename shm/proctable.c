@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -18,6 +19,7 @@ struct proc_slot {
     _Atomic uint32_t role;
     _Atomic uint32_t index;
     _Atomic uint32_t state;
+    _Atomic uint32_t config_gen;      /* PROC_GEN_CONFIG this process has loaded (fanout) */
 };
 
 struct proctable {
@@ -29,6 +31,7 @@ struct proctable {
     _Atomic uint32_t generation[PROC_GENS];
     _Atomic uint32_t log_json;
     char log_file[1024];              /* written before PROC_GEN_LOG_FILE moves */
+    char config_path[4096];           /* written before PROC_GEN_CONFIG moves; "" = search */
 };
 
 static struct proctable *g_table;
@@ -65,6 +68,7 @@ void proctable_set_child(struct proctable *t, unsigned slot, enum proc_role role
     struct proc_slot *s = &t->slots[slot];
     ST(s->beat_ms, 0);
     ST(s->state, PROC_STARTING);
+    ST(s->config_gen, LD(t->generation[PROC_GEN_CONFIG])); /* forked with the current one */
     ST(s->started_ms, mono_ms());
     ST(s->index, index);
     ST(s->pid, (int32_t)pid);
@@ -113,6 +117,12 @@ void proctable_set_loaded(struct proctable *t, uint64_t unix_secs)
         ST(t->last_reload_success, unix_secs);
 }
 
+void proctable_set_config_gen(uint32_t gen)
+{
+    if (g_table && g_self >= 0)
+        ST(g_table->slots[g_self].config_gen, gen);
+}
+
 void proctable_set_state(enum proc_state st)
 {
     if (g_table && g_self >= 0)
@@ -129,7 +139,7 @@ bool proctable_row(const struct proctable *t, unsigned slot, struct proc_row *ou
         return false;
     *out = (struct proc_row){.role = (enum proc_role)role, .index = LD(s->index), .pid = LD(s->pid),
                              .state = (enum proc_state)LD(s->state), .beat_ms = LD(s->beat_ms),
-                             .started_ms = LD(s->started_ms)};
+                             .started_ms = LD(s->started_ms), .config_gen = LD(s->config_gen)};
     return out->pid > 0;
 }
 
@@ -207,6 +217,28 @@ void proctable_log_refresh(void)
     if (log_set_path(path) != 0) {
         /* keep writing where we were; nothing else to do from a log call */
     }
+}
+
+int proctable_set_config_path(struct proctable *t, const char *path)
+{
+    if (!t)
+        return -1;
+    if (!path)
+        path = "";
+    if (strlen(path) >= sizeof t->config_path)
+        return -1;
+    memcpy(t->config_path, path, strlen(path) + 1);
+    return 0;
+}
+
+void proctable_config_path(const struct proctable *t, char *out, size_t len)
+{
+    if (!t || len == 0) {
+        if (len)
+            out[0] = '\0';
+        return;
+    }
+    snprintf(out, len, "%.*s", (int)(sizeof t->config_path - 1), t->config_path);
 }
 
 void proctable_bump(struct proctable *t, enum proc_generation g)

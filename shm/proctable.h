@@ -13,6 +13,7 @@
 #define CS_PROCTABLE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -37,6 +38,7 @@ struct proc_row {                    /* a snapshot (proctable_row) */
     enum proc_state state;
     uint64_t beat_ms;                /* CLOCK_MONOTONIC ms of the last beat; 0 = none yet */
     uint64_t started_ms;             /* CLOCK_MONOTONIC ms of the fork */
+    uint32_t config_gen;             /* fanout: the PROC_GEN_CONFIG it has loaded */
 };
 
 struct proctable;
@@ -58,6 +60,9 @@ void proctable_clear(struct proctable *t, unsigned slot);
 void proctable_set_self(unsigned slot);
 /* In a child: "my event loop is turning" (cheap: one clock read, one store). */
 void proctable_beat(void);
+/* In a fanout worker: it has loaded (or tried to load) configuration
+ * generation gen (a reload in place). */
+void proctable_set_config_gen(uint32_t gen);
 /* In a child: announce its state (a fanout worker: RUNNING once it accepts). */
 void proctable_set_state(enum proc_state st);
 
@@ -86,6 +91,11 @@ void proctable_set_loaded(struct proctable *t, uint64_t unix_secs);
 int proctable_set_log_output(struct proctable *t, const char *path, bool json);
 /* In every process (log_set_refresh): apply what the supervisor set. */
 void proctable_log_refresh(void);
+
+/* Supervisor, before bumping PROC_GEN_CONFIG: the file the workers load for
+ * a reload in place (NULL/"" = the search order). -1 when too long. */
+int proctable_set_config_path(struct proctable *t, const char *path);
+void proctable_config_path(const struct proctable *t, char *out, size_t len);
 
 /* Generation counters: the supervisor bumps one, children notice it. */
 enum proc_generation { PROC_GEN_LOG_FILE = 0, PROC_GEN_CONFIG = 1, PROC_GENS };

@@ -33,6 +33,15 @@ enum stat_id {
     /* ingest */
     ST_ENTRIES_PUBLISHED, ST_PARSE_FAILURES, ST_DEDUP_DROPPED,
     ST_CT_REQUESTS, ST_CT_REQUEST_FAILURES,
+    ST_ENTRIES_SKIPPED_UNDECODABLE,   /* bad base64/field or tile data, after the refetches */
+    ST_ENTRIES_SKIPPED_UNPARSEABLE,   /* decoded, but the certificate cannot be rendered */
+    ST_ANSWERS_REFETCHED,             /* answers asked again because entries did not decode */
+    ST_POSITION_AHEAD,                /* saved position beyond the log's first tree head */
+    ST_TREE_SIZE_SHRANK,              /* tree heads smaller than one seen before (ignored) */
+    ST_ANSWERS_TOO_LARGE,             /* answers over ct_log.max_response_bytes */
+    ST_INFLIGHT_BUDGET_HITS,          /* answers dropped: ct_log.max_inflight_bytes in use */
+    ST_TILES_VERIFIED,                /* data tiles proven against a checkpoint */
+    ST_TILE_VERIFY_FAILURES,          /* data tiles that did not verify (alarm) */
     ST_ISSUER_CACHE_SIZE,                                     /* gauge */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
@@ -81,6 +90,7 @@ struct stats_log {
     uint32_t health;             /* enum log_health */
     uint32_t consecutive_failures;
     uint64_t entries;            /* entries published from this log */
+    char reason[96];             /* why not healthy ("" = the failure streak says it) */
     /* Written by the supervisor when the log set is built. */
     char operator_name[64];
     uint32_t kind;               /* 0 RFC 6962, 1 static-ct-api (tiled) */

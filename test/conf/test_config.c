@@ -101,6 +101,13 @@ static void test_defaults(void)
     CHECK(d.ct_log.retry_initial_delay_ms == 1000);
     CHECK(d.ct_log.retry_max_delay_ms == 60000);
     CHECK(d.ct_log.operator_rate_limit_ms == 100);
+    CHECK_STR(d.ct_log.position_ahead, "wait");
+    CHECK(d.ct_log.max_response_bytes == 0);
+    CHECK(d.ct_log.max_inflight_bytes == 64u << 20);
+    CHECK(d.ct_log.list_enabled && d.ct_log.rfc6962_enabled && d.ct_log.static_enabled);
+    CHECK(!d.ct_log.verify_tiles);
+    CHECK_STR(d.ct_logs_signature, "optional");
+    CHECK_STR(d.ct_logs_public_key, "");
     CHECK(!d.connection_limit.enabled);
     CHECK(d.connection_limit.max_connections == 10000);
     CHECK(d.connection_limit.per_ip_limit == 100);
@@ -153,6 +160,8 @@ static const char every_key_yaml[] =
     "log_level: debug\n"
     "buffer_size: 5000\n"
     "ct_logs_url: http://127.0.0.1:9/list.json\n"
+    "ct_logs_signature: required\n"
+    "ct_logs_public_key: /etc/certstream/list.pem\n"
     "protocols:\n"
     "  websocket: false\n"
     "  sse: no\n"
@@ -174,10 +183,19 @@ static const char every_key_yaml[] =
     "  retry_initial_delay_ms: 250\n"
     "  retry_max_delay_ms: 30000\n"
     "  operator_rate_limit_ms: 0\n"
+    "  position_ahead: restart_at_head\n"
+    "  max_response_bytes: 8388608\n"
+    "  max_inflight_bytes: 33554432\n"
+    "  list_enabled: false\n"
+    "  rfc6962_enabled: no\n"
+    "  static_enabled: off\n"
+    "  verify_tiles: true\n"
     "connection_limit:\n"
     "  enabled: yes\n"
     "  max_connections: 500\n"
     "  per_ip_limit: 5\n"
+    "  ipv6_prefix: 56\n"
+    "  address_table_size: 1024\n"
     "auth:\n"
     "  enabled: on\n"
     "  tokens:\n"
@@ -242,6 +260,19 @@ static const char every_key_yaml[] =
     "  enabled: no\n"
     "  min_size: 1000\n"
     "  level: 1\n"
+    /* network edge */
+    "trusted_proxies: 10.0.0.0/8, ::1\n"
+    "proxy_protocol: true\n"
+    "access:\n"
+    "  streams_allow: 192.0.2.0/24\n"
+    "  metrics_allow: \"127.0.0.1\"\n"
+    "rate_limit:\n"
+    "  connections_per_minute: 120\n"
+    "  burst: 7\n"
+    "tls:\n"
+    "  cert_file: \"\"\n"
+    "  key_file: \"\"\n"
+    "  plain_port: 0\n"
     "nats:\n"
     "  url: \"nats://10.0.0.1:4222,tls://10.0.0.2:4222\"\n"
     "  stream: CT_1\n"
@@ -275,6 +306,13 @@ static void check_every_key(const struct config *c)
     CHECK(c->ct_log.retry_initial_delay_ms == 250);
     CHECK(c->ct_log.retry_max_delay_ms == 30000);
     CHECK(c->ct_log.operator_rate_limit_ms == 0);
+    CHECK_STR(c->ct_log.position_ahead, "restart_at_head");
+    CHECK(c->ct_log.max_response_bytes == 8388608);
+    CHECK(c->ct_log.max_inflight_bytes == 33554432);
+    CHECK(!c->ct_log.list_enabled && !c->ct_log.rfc6962_enabled && !c->ct_log.static_enabled);
+    CHECK(c->ct_log.verify_tiles);
+    CHECK_STR(c->ct_logs_signature, "required");
+    CHECK_STR(c->ct_logs_public_key, "/etc/certstream/list.pem");
     CHECK(c->connection_limit.enabled);
     CHECK(c->connection_limit.max_connections == 500);
     CHECK(c->connection_limit.per_ip_limit == 5);
@@ -341,6 +379,17 @@ static void check_every_key(const struct config *c)
           c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
     CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
     CHECK(!c->protocols.web_page && c->auth.allow_query_token);
+    /* network edge */
+    CHECK(c->connection_limit.ipv6_prefix == 56);
+    CHECK(c->connection_limit.address_table_size == 1024);
+    CHECK_STR(c->trusted_proxies, "10.0.0.0/8, ::1");
+    CHECK(c->proxy_protocol);
+    CHECK_STR(c->access.streams_allow, "192.0.2.0/24");
+    CHECK_STR(c->access.metrics_allow, "127.0.0.1");
+    CHECK(c->rate_limit.connections_per_minute == 120);
+    CHECK(c->rate_limit.burst == 7);
+    CHECK_STR(c->tls.cert_file, "");
+    CHECK(c->tls.plain_port == 0);
 }
 
 static void test_every_key_from_yaml(void)
@@ -396,6 +445,12 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_CT_LOG_FETCH_CONCURRENCY=8", "CERTSTREAM_CT_LOG_START_OVERLAP=100",
         "CERTSTREAM_CT_LOG_RETRY_INITIAL_DELAY_MS=250", "CERTSTREAM_CT_LOG_RETRY_MAX_DELAY_MS=30000",
         "CERTSTREAM_CT_LOG_OPERATOR_RATE_LIMIT_MS=0",
+        "CERTSTREAM_CT_LOG_POSITION_AHEAD=restart_at_head",
+        "CERTSTREAM_CT_LOG_MAX_RESPONSE_BYTES=8388608",
+        "CERTSTREAM_CT_LOG_MAX_INFLIGHT_BYTES=33554432",
+        "CERTSTREAM_CT_LOG_LIST_ENABLED=false", "CERTSTREAM_CT_LOG_RFC6962_ENABLED=no",
+        "CERTSTREAM_CT_LOG_STATIC_ENABLED=off", "CERTSTREAM_CT_LOG_VERIFY_TILES=true",
+        "CERTSTREAM_CT_LOGS_SIGNATURE=required", "CERTSTREAM_CT_LOGS_PUBLIC_KEY=/etc/certstream/list.pem",
         "CERTSTREAM_CONNECTION_LIMIT_ENABLED=yes", "CERTSTREAM_CONNECTION_LIMIT_MAX_CONNECTIONS=500",
         "CERTSTREAM_CONNECTION_LIMIT_PER_IP_LIMIT=5",
         "CERTSTREAM_AUTH_ENABLED=on", "CERTSTREAM_AUTH_TOKENS=secret-one, secret-two",
@@ -436,6 +491,16 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
         "CERTSTREAM_COMPRESSION_LEVEL=1",
         "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
+        /* network edge (TLS files: test_config_edge.c and test/e2e/test_edge.py) */
+        "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX=56",
+        "CERTSTREAM_CONNECTION_LIMIT_ADDRESS_TABLE_SIZE=1024",
+        "CERTSTREAM_TRUSTED_PROXIES=10.0.0.0/8, ::1",
+        "CERTSTREAM_PROXY_PROTOCOL=true",
+        "CERTSTREAM_ACCESS_STREAMS_ALLOW=192.0.2.0/24",
+        "CERTSTREAM_ACCESS_METRICS_ALLOW=127.0.0.1",
+        "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE=120",
+        "CERTSTREAM_RATE_LIMIT_BURST=7",
+        "CERTSTREAM_TLS_CERT_FILE=", "CERTSTREAM_TLS_KEY_FILE=", "CERTSTREAM_TLS_PLAIN_PORT=0",
         "UNRELATED=1",
         NULL,
     };
@@ -634,6 +699,9 @@ static const struct bad_case bad_files[] = {
     {"auth:\n  tokens: [\"\"]\n", "config.yaml:2: key 'auth.tokens[0]': a token must not be empty"},
     {"host: \"a\\tb\"\n", "config.yaml:1: key 'host': contains a control character (0x09)"},
     {"ct_log:\n  state_file: \"\"\n", "config.yaml:2: key 'ct_log.state_file': must not be empty"},
+    {"ct_logs_signature: maybe\n", "config.yaml:1: key 'ct_logs_signature': expected one of required, optional, off; got \"maybe\""},
+    {"ct_log:\n  position_ahead: skip\n", "config.yaml:2: key 'ct_log.position_ahead': expected one of wait, restart_at_head; got \"skip\""},
+    {"ct_log:\n  max_inflight_bytes: 1000\n", "config.yaml:2: key 'ct_log.max_inflight_bytes': value 1000 out of range 1048576..4294967295"},
     {"custom_logs:\n  - name: a\n", "config.yaml:2: key 'custom_logs[0]': missing 'url' (an entry needs name and url)"},
     {"custom_logs:\n  - name: a\n    url: https://x/\n  - name: a\n    url: https://y/\n",
      "config.yaml:4: key 'custom_logs[1].name': duplicate name \"a\" (also custom_logs[0], line 2)"},

@@ -41,6 +41,28 @@ The checkpoint is signed with no real key: its signature line carries a
 to; see docs/ingest.md). The root hash is the real one from
 navigli2025h2.computed/tree_heads.json when known for the size, else zeros.
 
+Growing logs with distinct certificates (benchmarks, soak and crash tests):
+    --synthetic NAME=SIZE[@RATE]        an RFC 6962 log of SIZE entries that
+                                        grows by RATE entries/s (default 0)
+    --synthetic-tiled NAME=SIZE[@RATE]  the same as a static-ct-api log
+    --synthetic-many PREFIX=N:SIZE[@RATE]  N RFC 6962 logs PREFIX0..PREFIX<N-1>
+  Entry i of such a log is a real entry from test/data (the golden corpus and
+  the Navigli entries for RFC 6962, the Navigli data tiles for tiled logs),
+  chosen round robin, with the last 6 bytes of its certificate's serial number
+  replaced by 2 bytes of the log's name and 4 of i (in the precertificate
+  too), so every entry of every synthetic log is a distinct certificate with
+  its real chain. get-entries answers hold at most 256
+  entries (--max-batch overrides, e.g. 32 like some real logs).
+  --hash-tiles   tiled logs also serve hash tiles (tile/<L>/<N>[.p/<W>]),
+                 computed from their entries, and checkpoints carry the
+                 computed root hash (checked at start against
+                 tree_heads.json for Navigli). Fault kind `badhash` (ENDPOINT
+                 hashtile) flips a bit of a served hash tile.
+  Fault kind `corrupt` (entries only; ARG = which entry of the answer, 0 by
+  default) replaces that entry's leaf_input with invalid base64. Fault kind
+  `huge` (ARG = MiB, default 64) answers with that much JSON (spaces),
+  streamed without Content-Length.
+
 GET /control/stats returns JSON counters (requests per log and endpoint).
 GET /loglist.json returns a v3 log list of the served logs (each its own
 operator, URLs pointing at this server) plus one retired log.
@@ -113,6 +135,226 @@ def split_tile_leaves(data):
         p = vec(p, 2)
         out.append((start, p))
     return out
+
+
+TESTDATA = None
+SYNTH_6962 = []     # [(leaf, [serial offsets], extra_data b64 or None, precert chain entry, [offsets])]
+SYNTH_TILE = []     # [(tile leaf bytes, [serial offsets])]
+SERIAL_BYTES = 6
+
+
+def der_len(b, p):
+    """(content offset, content length) of the DER TLV at p."""
+    n = b[p + 1]
+    if n < 0x80:
+        return p + 2, n
+    k = n & 0x7F
+    return p + 2 + k, int.from_bytes(b[p + 2:p + 2 + k], "big")
+
+
+def tbs_serial(b, p):
+    """(offset, length) of the serial number's content in the TBSCertificate at p."""
+    q, _ = der_len(b, p)
+    if b[q] == 0xA0:                          # [0] version
+        c, ln = der_len(b, q)
+        q = c + ln
+    if b[q] != 0x02:
+        raise ValueError("no serial")
+    return der_len(b, q)
+
+
+def cert_serial(b, p):
+    c, _ = der_len(b, p)                      # Certificate SEQUENCE -> TBS
+    return tbs_serial(b, c)
+
+
+def serial_patch(b, where):
+    offs = []
+    for off, ln in where:
+        if ln < SERIAL_BYTES + 1:
+            raise ValueError("serial too short")
+        offs.append(off + ln - SERIAL_BYTES)
+    return offs
+
+
+def load_synth_6962():
+    if SYNTH_6962:
+        return
+    ents = []
+    with open(os.path.join(TESTDATA, "golden", "live_ct.json")) as f:
+        ents += [(r["leaf_input"], r["extra_data"]) for r in json.load(f)]
+    with open(os.path.join(TESTDATA, "rfc6962", "get-entries", "navigli2025h2_0-31_derived-from-tiles.json")) as f:
+        ents += [(e["leaf_input"], e["extra_data"]) for e in json.load(f)["entries"]]
+    for li, ed in ents:
+        b = bytearray(base64.b64decode(li))
+        etype = int.from_bytes(b[10:12], "big")
+        try:
+            if etype == 0:
+                SYNTH_6962.append((b, serial_patch(b, [cert_serial(b, 15)]), ed, None, None))
+            else:
+                # The precertificate leads extra_data (PrecertChainEntry): it
+                # gets the same serial, or entries would differ only in the
+                # TBS and be the same certificate to a client (and to dedup).
+                x = bytearray(base64.b64decode(ed))
+                SYNTH_6962.append((b, serial_patch(b, [tbs_serial(b, 47)]), None, x,
+                                   serial_patch(x, [cert_serial(x, 3)])))
+        except (ValueError, IndexError):
+            continue
+
+
+def load_synth_tiles():
+    if SYNTH_TILE:
+        return
+    d = os.path.join(TESTDATA, "static-ct", "navigli2025h2", "tile", "data")
+    for fn in sorted(os.listdir(d)):
+        if not fn.isdigit():
+            continue
+        with open(os.path.join(d, fn), "rb") as f:
+            data = f.read()
+        for a, e in split_tile_leaves(data):
+            b = bytearray(data[a:e])
+            etype = int.from_bytes(b[8:10], "big")
+            try:
+                if etype == 0:
+                    where = [cert_serial(b, 13)]
+                else:
+                    p = 10 + 32
+                    tlen = int.from_bytes(b[p:p + 3], "big")
+                    where = [tbs_serial(b, p + 3)]
+                    p += 3 + tlen
+                    p += 2 + int.from_bytes(b[p:p + 2], "big")      # extensions
+                    where.append(cert_serial(b, p + 3))             # pre_certificate
+                SYNTH_TILE.append((bytes(b), serial_patch(b, where)))
+            except (ValueError, IndexError):
+                continue
+
+
+def synth_leaf(tpl, i, salt):
+    b, offs = tpl[0], tpl[1]
+    b = bytearray(b)
+    v = salt + (i & 0xFFFFFFFF).to_bytes(4, "big")
+    for o in offs:
+        b[o:o + SERIAL_BYTES] = v
+    return b
+
+
+def synth_entries(log, start, n):
+    out = []
+    for i in range(start, start + n):
+        t = SYNTH_6962[i % len(SYNTH_6962)]
+        extra = t[2] if t[2] is not None else base64.b64encode(synth_leaf((t[3], t[4]), i, log["salt"])).decode()
+        out.append('{"leaf_input":"%s","extra_data":"%s"}' % (base64.b64encode(synth_leaf(t, i, log["salt"])).decode(),
+                                                                extra))
+    return out
+
+
+def synth_tile(log, n, width):
+    return b"".join(bytes(synth_leaf(SYNTH_TILE[i % len(SYNTH_TILE)], i, log["salt"]))
+                    for i in range(n * 256, n * 256 + width))
+
+
+def log_size(log):
+    """Visible size now (a growing log gains RATE entries per second)."""
+    if log.get("rate"):
+        return log["size"] + int((time.monotonic() - log["t0"]) * log["rate"])
+    return log["size"]
+
+
+def add_synthetic(name, spec, tiled):
+    size, _, rate = spec.partition("@")
+    # The serial's last 6 bytes: 2 from the log's name, 4 from the index, so
+    # no two entries of any synthetic logs are the same certificate.
+    common = {"size": int(size), "rate": float(rate or 0), "t0": time.monotonic(), "synth": True,
+              "salt": hashlib.sha256(name.encode()).digest()[:2]}
+    if tiled:
+        load_synth_tiles()
+        issuers = {}
+        idir = os.path.join(TESTDATA, "static-ct", "navigli2025h2", "issuer")
+        for fn in os.listdir(idir):
+            with open(os.path.join(idir, fn), "rb") as f:
+                issuers[fn] = f.read()
+        LOGS[name] = dict(common, kind="tiled", tiles=None, issuers=issuers, heads={}, max=1 << 62,
+                          origin="fakelog.test/" + name)
+    else:
+        load_synth_6962()
+        LOGS[name] = dict(common, kind="rfc6962", first=0, entries=None, max_batch=256)
+
+
+def tile_leaf_hash(leaf):
+    """RFC 6962 leaf hash of a TileLeaf: SHA-256(0x00 || MerkleTreeLeaf), the
+    MerkleTreeLeaf being 0x00 0x00 and the TileLeaf up to its extensions."""
+    etype = int.from_bytes(leaf[8:10], "big")
+    p = 10
+    if etype == 0:
+        p += 3 + int.from_bytes(leaf[p:p + 3], "big")
+    else:
+        p += 32
+        p += 3 + int.from_bytes(leaf[p:p + 3], "big")
+    p += 2 + int.from_bytes(leaf[p:p + 2], "big")
+    return hashlib.sha256(b"\x00\x00\x00" + leaf[:p]).digest()
+
+
+def node(a, b):
+    return hashlib.sha256(b"\x01" + a + b).digest()
+
+
+def mth(hashes):
+    """RFC 6962 Merkle tree hash over a list of leaf hashes."""
+    n = len(hashes)
+    if n == 0:
+        return hashlib.sha256(b"").digest()
+    if n == 1:
+        return hashes[0]
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return node(mth(hashes[:k]), mth(hashes[k:]))
+
+
+def tiled_leaf_hashes(log, size):
+    """Leaf hashes 0..size-1 of a tiled log (cached, extended on demand)."""
+    hs = log.setdefault("leaf_hashes", [])
+    while len(hs) < size:
+        n = len(hs) // 256
+        data = synth_tile(log, n, 256) if log.get("synth") else log["tiles"][n]
+        offs = split_tile_leaves(data)
+        for a, e in offs[len(hs) - n * 256:]:
+            hs.append(tile_leaf_hash(data[a:e]))
+    return hs[:size]
+
+
+def hash_level(log, size, level):
+    """The level-`level` node hashes of the tree of `size` entries that are
+    roots of complete 256^level subtrees (what hash tiles of that level hold).
+    Memoized per (size, level): a growing log asks for few sizes."""
+    memo = log.setdefault("level_memo", {})
+    if (size, level) not in memo:
+        if len(memo) > 64:
+            memo.clear()
+        memo[(size, level)] = hash_level_compute(log, size, level)
+    return memo[(size, level)]
+
+
+def tree_root(log, size):
+    memo = log.setdefault("root_memo", {})
+    if size not in memo:
+        if len(memo) > 64:
+            memo.clear()
+        memo[size] = mth(tiled_leaf_hashes(log, size))
+    return memo[size]
+
+
+def hash_level_compute(log, size, level):
+    hs = tiled_leaf_hashes(log, size)
+    for _ in range(level):
+        nxt = []
+        for i in range(0, len(hs) - len(hs) % 256, 256):
+            group = hs[i:i + 256]
+            while len(group) > 1:
+                group = [node(group[j], group[j + 1]) for j in range(0, len(group), 2)]
+            nxt.append(group[0])
+        hs = nxt
+    return hs
 
 
 def load_golden(testdata, log_url):
@@ -194,7 +436,8 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(404, '{"error":"no such log"}')
         endpoint = {"ct/v1/get-sth": "sth", "ct/v1/get-entries": "entries", "checkpoint": "checkpoint"}.get(rest)
         if endpoint is None:
-            endpoint = "tile" if rest.startswith("tile/data/") else "issuer" if rest.startswith("issuer/") else "other"
+            endpoint = ("tile" if rest.startswith("tile/data/") else "issuer" if rest.startswith("issuer/")
+                        else "hashtile" if rest.startswith("tile/") else "other")
         with LOCK:
             key = name + " " + endpoint
             STATS[key] = STATS.get(key, 0) + 1
@@ -210,6 +453,8 @@ class Handler(BaseHTTPRequestHandler):
             if k == "drop":
                 self.close_connection = True
                 return
+            if k == "huge":
+                return self.send_huge(int(fault["arg"] or 64))
         try:
             code, body, ctype, hdrs = self.route(log, endpoint, rest, q, fault)
         except (ValueError, KeyError) as e:
@@ -220,9 +465,27 @@ class Handler(BaseHTTPRequestHandler):
             body = b"{this is not json" if ctype == "application/json" else b"not a checkpoint\n"
         self.send(code, body, ctype, hdrs)
 
+    def send_huge(self, mib):
+        """A JSON answer of MIB MiB (an empty entries list padded with
+        spaces), streamed without Content-Length, so only the client's
+        running count can stop it."""
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        chunk = b" " * (1 << 20)
+        try:
+            self.wfile.write(b'{"entries":[')
+            for _ in range(mib):
+                self.wfile.write(chunk)
+            self.wfile.write(b"]}")
+        except OSError:
+            pass
+
     def route(self, log, endpoint, rest, q, fault):
         with LOCK:
-            size = log["size"]
+            size = log_size(log)
         if log["kind"] == "rfc6962":
             first = log["first"]
             if endpoint == "sth" and log.get("sth"):
@@ -240,15 +503,25 @@ class Handler(BaseHTTPRequestHandler):
                 n = min(end - start + 1, log["max_batch"])
                 if fault and fault["kind"] == "short":
                     n = min(n, int(fault["arg"] or 1))
-                ents = log["entries"][start - first:start - first + n]
-                return 200, json.dumps({"entries": ents}).encode(), "application/json", None
+                if log.get("synth"):
+                    ents = synth_entries(log, start, n)
+                else:
+                    ents = [json.dumps(e) for e in log["entries"][start - first:start - first + n]]
+                if fault and fault["kind"] == "corrupt":
+                    k = int(fault["arg"] or 0)
+                    if k < len(ents):
+                        ents[k] = '{"leaf_input":"!!not base64!!","extra_data":""}'
+                return 200, ('{"entries":[%s]}' % ",".join(ents)).encode(), "application/json", None
             raise KeyError("no such endpoint")
         # tiled
         if endpoint == "checkpoint":
             with LOCK:
                 if log.get("cp_size") is not None:
                     size = log["cp_size"]
-            root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
+            if log.get("verify"):
+                root = base64.b64encode(tree_root(log, size)).decode()
+            else:
+                root = log["heads"].get(size) or base64.b64encode(b"\x00" * 32).decode()
             keyid = hashlib.sha256(log["origin"].encode() + b"\n\x05fake").digest()[:4]
             sig = base64.b64encode(keyid + b"\x00" * 64).decode()
             body = "%s\n%d\n%s\n\n\u2014 %s %s\n" % (log["origin"], size, root, log["origin"], sig)
@@ -262,10 +535,15 @@ class Handler(BaseHTTPRequestHandler):
                     raise KeyError("bad width")
                 width = int(w)
             n = parse_tile_path(p)
-            if n is None or n not in log["tiles"]:
+            if n is None or (not log.get("synth") and n not in log["tiles"]):
                 return 404, b"not found", "text/plain", None
-            data = log["tiles"][n]
             avail = size - 256 * n
+            if log.get("synth"):
+                if avail < width:
+                    return 404, b"not found", "text/plain", None
+                data = synth_tile(log, n, 256 if avail >= 256 else avail)
+            else:
+                data = log["tiles"][n]
             if avail < width or (width == 256 and avail < 256):
                 return 404, b"not found", "text/plain", None
             if width < 256:
@@ -278,6 +556,22 @@ class Handler(BaseHTTPRequestHandler):
                 data = gzip.compress(data)
                 hdrs = {"Content-Encoding": "gzip"}
             return 200, data, "application/octet-stream", hdrs
+        if endpoint == "hashtile":
+            lvl, p = rest[len("tile/"):].split("/", 1)
+            width = 256
+            if ".p/" in p:
+                p, w = p.split(".p/", 1)
+                width = int(w)
+            n = parse_tile_path(p)
+            if not lvl.isdigit() or n is None or not 1 <= width <= 256:
+                return 404, b"not found", "text/plain", None
+            hs = hash_level(log, size, int(lvl))
+            if n * 256 + width > len(hs) or (width < 256 and n * 256 + 256 <= len(hs)):
+                return 404, b"not found", "text/plain", None
+            body = b"".join(hs[n * 256:n * 256 + width])
+            if fault and fault["kind"] == "badhash":
+                body = bytes([body[0] ^ 1]) + body[1:]
+            return 200, body, "application/octet-stream", None
         if endpoint == "issuer":
             h = rest[len("issuer/"):]
             if h in log["issuers"]:
@@ -311,7 +605,14 @@ class Handler(BaseHTTPRequestHandler):
             if what == "size":
                 log = LOGS[q["log"]]
                 k = int(q["size"])
-                log["size"] = max(0, min(k, len(log["entries"]) if log["kind"] == "rfc6962" else log["max"]))
+                if log.get("synth"):
+                    log["size"], log["t0"] = max(0, k), time.monotonic()
+                else:
+                    log["size"] = max(0, min(k, len(log["entries"]) if log["kind"] == "rfc6962" else log["max"]))
+                return self.send(200, json.dumps({"size": log["size"]}))
+            if what == "rate":
+                log = LOGS[q["log"]]
+                log["size"], log["t0"], log["rate"] = log_size(log), time.monotonic(), float(q["rate"])
                 return self.send(200, json.dumps({"size": log["size"]}))
             if what == "checkpoint":
                 log = LOGS[q["log"]]
@@ -326,8 +627,15 @@ class Handler(BaseHTTPRequestHandler):
         return self.send(404, '{"error":"no such control"}')
 
 
+class QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A client that goes away (killed in a crash test) is normal here."""
+        if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            super().handle_error(request, client_address)
+
+
 def main():
-    global GZIP_TILES
+    global GZIP_TILES, TESTDATA
     ap = argparse.ArgumentParser(description="fake CT log server for tests")
     ap.add_argument("--testdata", required=True)
     ap.add_argument("--port", type=int, default=0)
@@ -340,8 +648,24 @@ def main():
     ap.add_argument("--max-batch", action="append", default=[])
     ap.add_argument("--fault", action="append", default=[])
     ap.add_argument("--gzip-tiles", action="store_true")
+    ap.add_argument("--synthetic", action="append", default=[])
+    ap.add_argument("--synthetic-tiled", action="append", default=[])
+    ap.add_argument("--synthetic-many", action="append", default=[])
+    ap.add_argument("--hash-tiles", action="store_true")
     a = ap.parse_args()
     GZIP_TILES = a.gzip_tiles
+    TESTDATA = a.testdata
+    for sp in a.synthetic:
+        name, spec = sp.split("=", 1)
+        add_synthetic(name, spec, False)
+    for sp in a.synthetic_tiled:
+        name, spec = sp.split("=", 1)
+        add_synthetic(name, spec, True)
+    for sp in a.synthetic_many:
+        prefix, spec = sp.split("=", 1)
+        n, spec = spec.split(":", 1)
+        for i in range(int(n)):
+            add_synthetic("%s%d" % (prefix, i), spec, False)
     for g in a.golden:
         name, url = g.split("=", 1)
         add_rfc6962(name, *load_golden(a.testdata, url))
@@ -367,7 +691,14 @@ def main():
         p = f.split(":")
         FAULTS.append({"log": p[0], "kind": p[1], "endpoint": p[2], "count": int(p[3]),
                        "arg": p[4] if len(p) > 4 else ""})
-    srv = ThreadingHTTPServer(("127.0.0.1", a.port), Handler)
+    if a.hash_tiles:
+        for log in LOGS.values():
+            if log["kind"] == "tiled":
+                log["verify"] = True
+                for sz, root in log["heads"].items():   # the computed tree agrees with the fixture's
+                    if sz <= 256 * len(log["tiles"] or {}) and base64.b64encode(tree_root(log, sz)).decode() != root:
+                        sys.exit("fakelog: computed root of size %d differs from tree_heads.json" % sz)
+    srv = QuietServer(("127.0.0.1", a.port), Handler)
     srv.daemon_threads = True
     port = srv.server_address[1]
     if a.port_file:

@@ -223,6 +223,7 @@ static struct dedup *test_dedup;
 static void test_config(void)
 {
     memset(&cfg, 0, sizeof cfg);
+    cfg.ct_log.list_enabled = cfg.ct_log.rfc6962_enabled = cfg.ct_log.static_enabled = true;
     cfg.ct_log.batch_size = 4;
     cfg.message_format.absent_name_fields = (char *)"omit";   /* the golden corpus's form */
     cfg.ct_log.poll_interval_ms = 200;

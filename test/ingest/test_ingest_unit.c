@@ -3,6 +3,10 @@
  * Usage: test_ingest_unit <testdata dir> <scratch dir> */
 #include <cjson/cJSON.h>
 #include <mbedtls/base64.h>
+#include <mbedtls/ctr_drbg.h>
+#include <mbedtls/entropy.h>
+#include <mbedtls/pk.h>
+#include <mbedtls/sha256.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +15,8 @@
 
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
+#include "common/file.h"
+#include "ingest/listsig.h"
 #include "ingest/loglist.h"
 #include "ingest/state.h"
 
@@ -46,6 +52,127 @@ static void base_config(struct config *cfg, const char *group_by)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->ingest.group_by = (char *)group_by;
+    cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
+}
+
+/* ct_log.list_enabled / rfc6962_enabled / static_enabled. */
+static void test_loglist_switches(void)
+{
+    struct config cfg;
+    struct loglist ll;
+    char path[1024], err[256], *json = NULL;
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/loglist/all_logs_list.v3.json", testdata);
+    FILE *f = fopen(path, "rb");
+    CHECK(f && file_read_all(f, &json, &len) == 0, "read %s", path);
+    if (f) fclose(f);
+    base_config(&cfg, "log");
+    cfg.static_logs[0] = (struct config_log){"Tiled", "https://tiles.example.net/"};
+    cfg.n_static_logs = 1;
+    CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0 && ll.n_logs == 35, "all: %zu", ll.n_logs);
+    loglist_free(&ll);
+    cfg.ct_log.rfc6962_enabled = false;
+    CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0 && ll.n_logs == 1 &&
+          ll.logs[0].kind == LOGLIST_TILED, "rfc6962 off: %zu", ll.n_logs);
+    loglist_free(&ll);
+    cfg.ct_log.rfc6962_enabled = true;
+    cfg.ct_log.static_enabled = false;
+    CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0 && ll.n_logs == 34, "static off: %zu", ll.n_logs);
+    loglist_free(&ll);
+    free(json);
+    json = NULL;
+    cfg.ct_log.list_enabled = false;
+    cfg.ct_logs_url = "https://127.0.0.1:9/never-fetched.json";
+    CHECK(loglist_fetch(&cfg, &json, &len, err, sizeof err) == 0 && json && strcmp(json, "{\"operators\":[]}") == 0,
+          "list off: %s", json ? json : err);
+    free(json);
+}
+
+static int write_file(const char *path, const void *p, size_t n)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) return -1;
+    int rc = fwrite(p, 1, n, f) == n ? 0 : -1;
+    return fclose(f) == 0 ? rc : -1;
+}
+
+/* The log list signature: Google's built-in key is a well-formed RSA-4096
+ * key; a key made here signs a copy of the real list, and
+ * ct_logs_signature required / optional / off behave as documented. */
+static void test_loglist_signature(void)
+{
+    mbedtls_pk_context pk;
+    mbedtls_entropy_context ent;
+    mbedtls_ctr_drbg_context drbg;
+    unsigned char hash[32], sig[512], pem[4096];
+    size_t siglen = 0, len = 0;
+    char path[1024], list_path[1100], sig_path[1100], key_path[1100], url[1200], err[512], *json = NULL, *got = NULL;
+    struct config cfg;
+
+    mbedtls_pk_init(&pk);
+    CHECK(mbedtls_pk_parse_public_key(&pk, (const unsigned char *)listsig_google_key_pem,
+                                      strlen(listsig_google_key_pem) + 1) == 0 &&
+          mbedtls_pk_get_type(&pk) == MBEDTLS_PK_RSA && mbedtls_pk_get_bitlen(&pk) == 4096, "Google's key");
+    mbedtls_pk_free(&pk);
+
+    snprintf(path, sizeof path, "%s/loglist/all_logs_list.v3.json", testdata);
+    FILE *f = fopen(path, "rb");
+    CHECK(f && file_read_all(f, &json, &len) == 0, "read %s", path);
+    if (f) fclose(f);
+    if (!json) return;
+    mbedtls_pk_init(&pk);
+    mbedtls_entropy_init(&ent);
+    mbedtls_ctr_drbg_init(&drbg);
+    int ok = mbedtls_ctr_drbg_seed(&drbg, mbedtls_entropy_func, &ent, (const unsigned char *)"listsig", 7) == 0 &&
+             mbedtls_pk_setup(&pk, mbedtls_pk_info_from_type(MBEDTLS_PK_RSA)) == 0 &&
+             mbedtls_rsa_gen_key(mbedtls_pk_rsa(pk), mbedtls_ctr_drbg_random, &drbg, 2048, 65537) == 0 &&
+             mbedtls_sha256_ret((const unsigned char *)json, len, hash, 0) == 0 &&
+             mbedtls_pk_sign(&pk, MBEDTLS_MD_SHA256, hash, 32, sig, &siglen, mbedtls_ctr_drbg_random, &drbg) == 0 &&
+             mbedtls_pk_write_pubkey_pem(&pk, pem, sizeof pem) == 0;
+    CHECK(ok, "test key and signature");
+    snprintf(list_path, sizeof list_path, "%s/signed_list.json", scratch);
+    snprintf(sig_path, sizeof sig_path, "%s/signed_list.sig", scratch);
+    snprintf(key_path, sizeof key_path, "%s/list_key.pem", scratch);
+    CHECK(write_file(list_path, json, len) == 0 && write_file(sig_path, sig, siglen) == 0 &&
+          write_file(key_path, pem, strlen((char *)pem)) == 0, "scratch files");
+    CHECK(listsig_verify((const uint8_t *)json, len, sig, siglen, (const char *)pem, err, sizeof err) == 0, "%s", err);
+    CHECK(listsig_verify((const uint8_t *)json, len, sig, siglen, NULL, err, sizeof err) == -1,
+          "a list signed by another key passed with Google's");
+    CHECK(listsig_url("https://www.gstatic.com/ct/log_list/v3/all_logs_list.json", url, sizeof url) == 0 &&
+          strcmp(url, "https://www.gstatic.com/ct/log_list/v3/all_logs_list.sig") == 0, "sig url %s", url);
+
+    base_config(&cfg, "operator");
+    snprintf(url, sizeof url, "file://%s", list_path);
+    cfg.ct_logs_url = url;
+    cfg.ct_logs_public_key = key_path;
+    cfg.ct_log.request_timeout_secs = 5;
+    cfg.ct_logs_signature = "required";
+    CHECK(loglist_fetch(&cfg, &got, &len, err, sizeof err) == 0 && got, "required, valid: %s", err);
+    free(got);
+    got = NULL;
+    /* One byte of the list changed: refused. */
+    json[100] ^= 1;
+    CHECK(write_file(list_path, json, len) == 0, "tampered copy");
+    CHECK(loglist_fetch(&cfg, &got, &len, err, sizeof err) == -1 && !got && strstr(err, "refused"),
+          "required, tampered: %s", err);
+    cfg.ct_logs_signature = "optional";
+    CHECK(loglist_fetch(&cfg, &got, &len, err, sizeof err) == 0 && got, "optional, tampered: used");
+    free(got);
+    got = NULL;
+    cfg.ct_logs_signature = "off";
+    CHECK(loglist_fetch(&cfg, &got, &len, err, sizeof err) == 0 && got, "off");
+    free(got);
+    got = NULL;
+    /* No signature at all. */
+    unlink(sig_path);
+    cfg.ct_logs_signature = "required";
+    CHECK(loglist_fetch(&cfg, &got, &len, err, sizeof err) == -1 && !got, "required, no signature");
+    unlink(list_path);
+    unlink(key_path);
+    free(json);
+    mbedtls_pk_free(&pk);
+    mbedtls_ctr_drbg_free(&drbg);
+    mbedtls_entropy_free(&ent);
 }
 
 static struct loglist_group *group_named(struct loglist *ll, const char *name)
@@ -435,6 +562,8 @@ int main(int argc, char **argv)
     test_loglist_real();
     test_loglist_sample_and_config();
     test_loglist_fetch_file();
+    test_loglist_switches();
+    test_loglist_signature();
     test_state();
     test_tile_paths();
     test_checkpoints();

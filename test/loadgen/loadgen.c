@@ -37,6 +37,7 @@
 #include "lg_lws.h"
 #include "lg_parse.h"
 #include "lg_stats.h"
+#include "lg_tls.h"
 
 #define MAX_URLS 16
 #define MAX_LOGS 64        /* distinct source urls tracked per worker */
@@ -47,6 +48,7 @@
 
 struct target {
     int proto;             /* LG_PROTO_WS or LG_PROTO_SSE */
+    int tls;               /* wss:// or https:// */
     char host[64];         /* numeric IPv4 */
     int port;
     char path[256];
@@ -76,7 +78,7 @@ struct config {
     int deflate;           /* --deflate: offer permessage-deflate */
 };
 
-enum { CS_FREE = 0, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_DONE };
+enum { CS_FREE = 0, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_DONE, CS_TLS };
 
 struct client_log {
     uint16_t id;           /* 1 + index in the worker's url table; 0 = free */
@@ -95,6 +97,7 @@ struct client {
     uint32_t gidx;         /* index over all workers (for --query) */
     struct client_log logs[CLIENT_LOGS];
     struct lg_parser p;
+    struct lg_tls *tls;    /* wss:// / https:// */
 };
 
 struct worker {
@@ -149,6 +152,14 @@ static int parse_url(const char *url, struct target *t)
     } else if (strncmp(url, "http://", 7) == 0) {
         t->proto = LG_PROTO_SSE;
         rest = url + 7;
+    } else if (strncmp(url, "wss://", 6) == 0) {
+        t->proto = LG_PROTO_WS;
+        t->tls = 1;
+        rest = url + 6;
+    } else if (strncmp(url, "https://", 8) == 0) {
+        t->proto = LG_PROTO_SSE;
+        t->tls = 1;
+        rest = url + 8;
     } else {
         fprintf(stderr, "loadgen: %s: only ws:// and http:// (SSE) URLs\n", url);
         return -1;
@@ -215,7 +226,7 @@ static void log_error_once(struct worker *w, const char *what, int err)
 static void client_end(struct worker *w, struct client *c, int reason)
 {
     struct lg_class *k = cls_of(w, c);
-    if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) {
+    if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_TLS) {
         k->failed++;
         if (reason >= 0) k->reasons[reason]++;
         w->pending--;
@@ -224,6 +235,8 @@ static void client_end(struct worker *w, struct client *c, int reason)
         k->disconnected++;
         k->reasons[reason]++;
     }
+    lg_tls_free(c->tls);
+    c->tls = NULL;
     if (c->fd >= 0) close(c->fd); /* close() also removes it from epoll */
     c->fd = -1;
     c->state = CS_DONE;
@@ -328,6 +341,25 @@ static void client_connected(struct worker *w, struct client *c)
         return;
     }
     const struct target *t = &w->cfg->urls[c->target];
+    if (t->tls && c->state == CS_CONNECTING) {
+        c->tls = lg_tls_new(c->fd);
+        if (!c->tls) {
+            client_end(w, c, LG_R_CONNECT);
+            return;
+        }
+        c->state = CS_TLS;
+    }
+    if (c->state == CS_TLS) {
+        int h = lg_tls_handshake(c->tls);
+        if (h < 0) {
+            log_error_once(w, "TLS handshake", 0);
+            client_end(w, c, LG_R_CONNECT);
+        } else if (h > 0) {
+            set_events(w, c, h == 1 ? EPOLLIN | EPOLLRDHUP : EPOLLOUT);
+            return;
+        }
+        if (h != 0) return;
+    }
     const char *req = t->request;
     size_t req_len = t->request_len;
     char own[1536];
@@ -341,7 +373,7 @@ static void client_connected(struct worker *w, struct client *c)
         req = own;
         req_len = (size_t)k;
     }
-    ssize_t n = write(c->fd, req, req_len);
+    ssize_t n = c->tls ? lg_tls_write(c->tls, req, req_len) : write(c->fd, req, req_len);
     if (n != (ssize_t)req_len) {
         /* A fresh socket takes 300 bytes whole; anything else is an error. */
         log_error_once(w, "write request", n < 0 ? errno : 0);
@@ -362,7 +394,7 @@ static void send_ctl(struct client *c, uint8_t opcode, const uint8_t *payload, s
     memcpy(f + 2, mask, 4);
     for (size_t i = 0; i < len; i++) f[6 + i] = payload[i] ^ mask[i & 3];
     /* Best effort: a control frame this small fits unless the peer is gone. */
-    ssize_t n = write(c->fd, f, 6 + len);
+    ssize_t n = c->tls ? lg_tls_write(c->tls, f, 6 + len) : write(c->fd, f, 6 + len);
     (void)n;
 }
 
@@ -630,7 +662,7 @@ static void client_readable(struct worker *w, struct client *c, uint32_t events)
             max = (size_t)c->tokens;
         }
     }
-    ssize_t n = read(c->fd, w->scratch, max);
+    ssize_t n = c->tls ? lg_tls_read(c->tls, w->scratch, max) : read(c->fd, w->scratch, max);
     if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) return;
         client_end(w, c, c->state == CS_OPEN ? LG_R_ERROR : LG_R_HANDSHAKE_EOF);
@@ -642,14 +674,16 @@ static void client_readable(struct worker *w, struct client *c, uint32_t events)
     }
     if (c->cls == LG_CLASS_SLOW && c->state == CS_OPEN) c->tokens -= n;
     if (w->measuring && c->state == CS_OPEN) cls_of(w, c)->wire_bytes += (uint64_t)n;
-    client_feed(w, c, w->scratch, (size_t)n);
+    int fed = client_feed(w, c, w->scratch, (size_t)n);
+    /* TLS: a record read whole may hold more than max; epoll will not say so */
+    if (fed == 0 && c->tls && c->state != CS_DONE && lg_tls_pending(c->tls)) client_readable(w, c, events);
 }
 
 static void on_event(struct worker *w, struct epoll_event *e)
 {
     struct client *c = &w->cl[e->data.u32];
     if (c->state == CS_DONE || c->fd < 0) return;
-    if (c->state == CS_CONNECTING) {
+    if (c->state == CS_CONNECTING || c->state == CS_TLS) {
         client_connected(w, c);
         return;
     }
@@ -681,7 +715,8 @@ static void check_timeouts(struct worker *w)
     int64_t limit = (int64_t)(w->cfg->hs_timeout * 1e6);
     for (int i = 0; i < w->opened; i++) {
         struct client *c = &w->cl[i];
-        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE) && w->now_us - c->started_us > limit)
+        if ((c->state == CS_CONNECTING || c->state == CS_HANDSHAKE || c->state == CS_TLS) &&
+            w->now_us - c->started_us > limit)
             client_end(w, c, LG_R_TIMEOUT);
     }
 }
@@ -736,6 +771,11 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
     }
     w->ep = epoll_create1(EPOLL_CLOEXEC);
     if (w->ep < 0) goto err;
+    for (int u = 0; u < cfg->nurls; u++)
+        if (cfg->urls[u].tls && lg_tls_global_init() != 0) {
+            fprintf(stderr, "loadgen: TLS setup failed\n");
+            goto err;
+        }
 
     if (widx == 0 && cfg->lws_sample > 0) {
         if (cfg->urls[0].proto != LG_PROTO_WS) {
@@ -915,7 +955,8 @@ static void print_json(const struct config *cfg, const struct lg_report *r, cons
 {
     printf("{\"tool\":\"certstream-loadgen\",\"clients\":%d,\"procs\":%d,\"urls\":[", cfg->clients, cfg->procs);
     for (int i = 0; i < cfg->nurls; i++)
-        printf("%s\"%s://%s:%d%s\"", i ? "," : "", cfg->urls[i].proto == LG_PROTO_WS ? "ws" : "http",
+        printf("%s\"%s%s://%s:%d%s\"", i ? "," : "", cfg->urls[i].proto == LG_PROTO_WS ? "ws" : "http",
+               cfg->urls[i].tls ? "s" : "",
                cfg->urls[i].host, cfg->urls[i].port, cfg->urls[i].path);
     printf("],\"ramp_s\":%.3f,\"window_s\":%.3f,\"cpu_s\":%.3f,\"cpu_pct\":%.1f,\"cpu_total_s\":%.3f,", r->ramp_s,
            r->window_s, r->cpu_s, r->window_s > 0 ? 100 * r->cpu_s / r->window_s : 0.0, r->cpu_total_s);
@@ -946,6 +987,7 @@ static void usage(FILE *f)
             "usage: certstream-loadgen [options]\n"
             "  -n, --clients N         epoll clients (default 100)\n"
             "  -u, --url URL           ws://127.0.0.1:PORT/PATH or http://127.0.0.1:PORT/sse?stream=S;\n"
+            "                          wss:// and https:// speak TLS (certificate not verified)\n"
             "                          repeatable, clients are spread round-robin (max %d)\n"
             "      --host H --port P   target when no --url (default 127.0.0.1:8080)\n"
             "      --stream S          lite|full|domains (default lite)\n"

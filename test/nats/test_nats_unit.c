@@ -128,14 +128,14 @@ static void test_position(void)
     unlink(path);
     char err[512];
     uint64_t seq = 99;
-    struct position *p = position_open(path, &seq, err, sizeof err);
+    struct position *p = natspos_open(path, &seq, err, sizeof err);
     CHECK(p && seq == 0);
-    for (uint64_t s = 1; s <= 1001; s++) position_store(p, s);
-    position_close(p);
-    p = position_open(path, &seq, err, sizeof err);
+    for (uint64_t s = 1; s <= 1001; s++) natspos_store(p, s);
+    natspos_close(p);
+    p = natspos_open(path, &seq, err, sizeof err);
     CHECK(p && seq == 1001);
-    position_store(p, 1002);
-    position_close(p);
+    natspos_store(p, 1002);
+    natspos_close(p);
     /* tear the newer copy (1002, generation 1002 -> copy 0): the older one wins */
     FILE *f = fopen(path, "r+b");
     CHECK(f != NULL);
@@ -145,13 +145,13 @@ static void test_position(void)
         fwrite(&junk, sizeof junk, 1, f);
         fclose(f);
     }
-    p = position_open(path, &seq, err, sizeof err);
+    p = natspos_open(path, &seq, err, sizeof err);
     CHECK(p && seq == 1001);
-    position_close(p);
+    natspos_close(p);
     /* not a position file: refused, and left alone */
     f = fopen(path, "wb");
     if (f) { fputs("hello", f); fclose(f); }
-    p = position_open(path, &seq, err, sizeof err);
+    p = natspos_open(path, &seq, err, sizeof err);
     CHECK(p == NULL && strstr(err, "not a position file"));
     size_t n;
     char *back = slurp(path, &n);

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""ingest_bench.py - ingest benchmarks against the growing fake log
+(test/fakelog/fakelog.py --synthetic*), with the real server binary.
+
+  catchup   one RFC 6962 log of --entries entries (default 1,000,000) from
+            index 0 into the ring: entries/s end to end (wall clock, first
+            to last entry) and ingest CPU (utime+stime of the ingest
+            process) per 1,000 entries. --repeats runs, medians printed.
+  steady    --logs logs (default 50) growing at --rate entries/s in total
+            (default 500) for --secs seconds (default 60) after a 10 s
+            warm-up: CPU of all ingest processes as % of one core, their
+            private memory (Private_Clean + Private_Dirty) and RSS.
+
+No client is connected (the fanout side is measured by test/bench/run.sh).
+The fake log runs on the same machine and costs CPU of its own; only the
+server's ingest processes are measured.
+
+  python3 test/bench/ingest_bench.py catchup --server build-rel/certstream-server
+  python3 test/bench/ingest_bench.py steady --server build-rel/certstream-server
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def wait_for(cond, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = cond()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise SystemExit("timed out waiting for " + what)
+
+
+def cpu_secs(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / TICK
+
+
+def mem_kb(pid):
+    out = {"priv": 0, "rss": 0}
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                out["priv"] += int(line.split()[1])
+            elif line.startswith("Rss:"):
+                out["rss"] = int(line.split()[1])
+    return out
+
+
+class Setup:
+    def __init__(self, a, fake_args, state, extra_yaml, custom, static=False):
+        self.d = tempfile.mkdtemp(prefix="cs-ibench-")
+        pf = os.path.join(self.d, "port")
+        self.fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "test/fakelog/fakelog.py"),
+                                      "--testdata", a.testdata, "--port-file", pf] + fake_args,
+                                     stdout=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(pf), 30, "fake log")
+        self.base = "http://127.0.0.1:%d/" % int(open(pf).read())
+        with open(os.path.join(self.d, "state.json"), "w") as f:
+            json.dump({"logs": {self.base + n + "/": {"next_index": v, "tree_size": max(v, 1)}
+                                for n, v in state.items()}}, f)
+        with open(os.path.join(self.d, "empty.json"), "w") as f:
+            json.dump({"version": "1", "operators": []}, f)
+        self.port = free_port()
+        cfg = os.path.join(self.d, "config.yaml")
+        with open(cfg, "w") as f:
+            f.write("host: 127.0.0.1\nport: %d\nworkers: 1\nlog_level: warn\n" % self.port)
+            f.write("ct_logs_url: file://%s\n" % os.path.join(self.d, "empty.json"))
+            f.write("ct_log:\n  state_file: %s\n" % os.path.join(self.d, "state.json"))
+            f.write(extra_yaml)
+            f.write("static_logs:\n" if static else "custom_logs:\n")
+            for n in custom:
+                f.write("  - {name: %s, url: \"%s%s/\"}\n" % (n, self.base, n))
+        env = dict(os.environ)
+        env.pop("CERTSTREAM_CONFIG", None)
+        self.log = open(os.path.join(self.d, "server.log"), "wb")
+        self.server = subprocess.Popen([a.server, "--config", cfg], stdout=self.log, stderr=self.log, env=env,
+                                       start_new_session=True)
+
+    def published(self):
+        try:
+            with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=5) as r:
+                t = r.read().decode()
+        except OSError:
+            return 0
+        m = re.search(r"^certstream_entries_published_total (\d+)$", t, re.M)
+        return int(m.group(1)) if m else 0
+
+    def ingest_pids(self):
+        """Children that are not the fanout worker: the ingest processes."""
+        kids = [int(x) for x in open("/proc/%d/task/%d/children" % (self.server.pid, self.server.pid)).read().split()]
+        out = []
+        for k in kids:
+            try:
+                with open("/proc/%d/environ" % k, "rb"):
+                    pass
+                # fanout holds the listening socket; ingest processes do not
+                socks = [os.readlink("/proc/%d/fd/%s" % (k, fd)) for fd in os.listdir("/proc/%d/fd" % k)]
+            except OSError:
+                continue
+            listening = self.listening_inodes()
+            if not any(s.startswith("socket:[") and s[8:-1] in listening for s in socks):
+                out.append(k)
+        return out
+
+    def listening_inodes(self):
+        inodes = set()
+        with open("/proc/net/tcp") as f:
+            for line in f.readlines()[1:]:
+                p = line.split()
+                if p[3] == "0A" and int(p[1].split(":")[1], 16) == self.port:
+                    inodes.add(p[9])
+        return inodes
+
+    def close(self):
+        if self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.server.pid, signal.SIGKILL)
+                self.server.wait()
+        self.fake.kill()
+        self.fake.wait()
+        shutil.rmtree(self.d, ignore_errors=True)
+
+
+def catchup(a):
+    rates, cpus = [], []
+    for rep in range(a.repeats):
+        if a.tiled:
+            s = Setup(a, ["--synthetic-tiled", "c=%d" % a.entries] + (["--hash-tiles"] if a.verify else []),
+                      {"c": 0}, "  operator_rate_limit_ms: 0\n  verify_tiles: %s\n" % ("true" if a.verify else "false"),
+                      ["c"], static=True)
+        else:
+            s = Setup(a, ["--synthetic", "c=%d" % a.entries], {"c": 0},
+                      "  batch_size: 256\n  fetch_concurrency: %d\n  operator_rate_limit_ms: 0\n"
+                      "  poll_interval_ms: 1000\n" % a.concurrency, ["c"])
+        try:
+            wait_for(lambda: s.published() > 0, 60, "the first entry")
+            t0 = time.time()
+            pid = s.ingest_pids()[0]
+            c0 = cpu_secs(pid)
+            n0 = s.published()
+            wait_for(lambda: s.published() >= a.entries, 3600, "all entries")
+            t1 = time.time()
+            c1 = cpu_secs(pid)
+            n = a.entries - n0
+            rates.append(n / (t1 - t0))
+            cpus.append((c1 - c0) / n * 1000 * 1000)   # ms per 1,000 entries
+            st = json.loads(urllib.request.urlopen(s.base + "control/stats").read())
+            print("run %d: %d entries in %.1f s = %.0f entries/s; ingest CPU %.1f s = %.2f ms per 1,000 entries; "
+                  "requests per 1,000 entries: %s"
+                  % (rep + 1, n, t1 - t0, rates[-1], c1 - c0, cpus[-1],
+                     ", ".join("%s %.2f" % (k.split()[1], v * 1000.0 / a.entries) for k, v in sorted(st.items()))),
+                  flush=True)
+        finally:
+            s.close()
+    print("catch-up median: %.0f entries/s, %.2f ms ingest CPU per 1,000 entries (%d runs)"
+          % (statistics.median(rates), statistics.median(cpus), len(rates)))
+
+
+def steady(a):
+    per = a.rate / a.logs
+    names = ["r%d" % i for i in range(a.logs)]
+    s = Setup(a, ["--synthetic-many", "r=%d:1000@%g" % (a.logs, per)], {n: 1000 for n in names},
+              "  operator_rate_limit_ms: %d\n" % a.pace + "ingest:\n  group_by: log\n  max_processes: %d\n" % a.procs,
+              names)
+    try:
+        wait_for(lambda: s.published() > 0, 60, "the first entry")
+        time.sleep(10)
+        pids = s.ingest_pids()
+        c0 = sum(cpu_secs(p) for p in pids)
+        n0, t0 = s.published(), time.time()
+        time.sleep(a.secs)
+        c1 = sum(cpu_secs(p) for p in pids)
+        n1, t1 = s.published(), time.time()
+        mem = [mem_kb(p) for p in pids]
+        print("steady: %d logs in %d ingest processes, %.0f entries/s published (offered %g), ingest CPU %.2f %% "
+              "of one core (%.3f s in %.0f s), private memory %d kB in total (%s), RSS %d kB in total"
+              % (a.logs, len(pids), (n1 - n0) / (t1 - t0), a.rate, 100 * (c1 - c0) / (t1 - t0), c1 - c0, t1 - t0,
+                 sum(m["priv"] for m in mem), "/".join(str(m["priv"]) for m in mem), sum(m["rss"] for m in mem)))
+    finally:
+        s.close()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["catchup", "steady"])
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--testdata", default=os.path.join(ROOT, "test", "data"))
+    ap.add_argument("--entries", type=int, default=1000000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--logs", type=int, default=50)
+    ap.add_argument("--rate", type=float, default=500)
+    ap.add_argument("--secs", type=float, default=60)
+    ap.add_argument("--procs", type=int, default=6)
+    ap.add_argument("--concurrency", type=int, default=4)
+    ap.add_argument("--tiled", action="store_true", help="catchup: a static-ct-api log")
+    ap.add_argument("--verify", action="store_true", help="catchup --tiled: ct_log.verify_tiles with hash tiles")
+    ap.add_argument("--pace", type=int, default=20)
+    a = ap.parse_args()
+    catchup(a) if a.mode == "catchup" else steady(a)
+
+
+if __name__ == "__main__":
+    main()
