@@ -385,6 +385,17 @@ def case_fanout():
             h = json.loads(body)
             assert st == 200 and h["status"] == "healthy", body
             assert h["nats"]["role"] == "consumer" and h["nats"]["connected"] is True, body
+        # every NATS metric docs/monitoring.md lists is served, with its type
+        docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "monitoring.md")
+        rows = re.findall(r"^\| `(certstream_nats_[a-z_]+)` \| `role` \| (counter|gauge) \|", open(docs).read(), re.M)
+        assert len(rows) == 13, rows
+        for srv, role in ((ing, "publisher"), (edges[0], "consumer")):
+            body = srv.http("/metrics")[2].decode()
+            for name, typ in rows:
+                fam = name[:-6] if typ == "counter" and name.endswith("_total") else name
+                assert re.search(r"^# TYPE %s %s$" % (re.escape(name), typ), body, re.M) or \
+                    re.search(r"^# TYPE %s %s$" % (re.escape(fam), typ), body, re.M), (name, typ)
+                assert metric(srv, name, role) is not None, (name, role)
         st, _, body = ing.http("/health/deep")
         assert json.loads(body)["nats"] == {"role": "publisher", "connected": True, "ready": True,
                                             "stream_sequence": total,
