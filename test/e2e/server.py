@@ -382,3 +382,39 @@ class Server:
             if m:
                 owners[int(m.group(1))] = int(m.group(2))
         return owners
+
+
+def run_cases(g, *options):
+    """The main() of an e2e test file; `g` is that file's globals().
+
+    Parses `CASE --server BIN --testdata DIR` plus one `--NAME` per entry of
+    `options` (a trailing "!" makes it required), sets the file's ARGS (and its
+    GOLDEN when it has one), makes a ctest timeout's SIGTERM unwind the case
+    (so servers stop and folders go), runs the case and prints the plain
+    closing line. Returns the exit status."""
+    import argparse
+    import traceback
+    cases = g.get("CASES") or {k[5:]: v for k, v in g.items() if k.startswith("case_")}
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(cases))
+    ap.add_argument("--server", required=True)
+    ap.add_argument("--testdata", required=True)
+    for o in options:
+        ap.add_argument("--" + o.rstrip("!"), required=o.endswith("!"))
+    args = ap.parse_args()
+    g["ARGS"] = args
+    if "GOLDEN" in g:
+        g["GOLDEN"] = Golden(args.testdata)
+    time_scale(args.server)
+
+    def on_term(sig, frame):
+        raise SystemExit("killed by signal %d" % sig)
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        cases[args.case]()
+    except Exception:
+        traceback.print_exc()
+        print("0 passed, 1 failed")
+        return 1
+    print("1 passed, 0 failed")
+    return 0

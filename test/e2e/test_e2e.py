@@ -4,7 +4,6 @@ corpus, against real clients over loopback.
 
 usage: test_e2e.py CASE --server BIN --testdata DIR [--lws-client BIN] [--node-dir DIR]
 Each CASE is one CTest test; the last line is `N passed, N failed`."""
-import argparse
 import asyncio
 import json
 import os
@@ -20,6 +19,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server as server_mod  # noqa: E402
 from server import FakeLog, Golden, Server, mask_seen, total, wait_for  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -972,31 +972,6 @@ def case_tile_partial_gone():
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
-def main():
-    global ARGS, GOLDEN
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ap.add_argument("--lws-client")
-    ap.add_argument("--node-dir")
-    ARGS = ap.parse_args()
-    GOLDEN = Golden(ARGS.testdata)
-    server_mod.time_scale(ARGS.server)
-
-    def on_term(sig, frame):  # a ctest timeout: unwind, so servers stop and folders go
-        raise SystemExit("killed by signal %d" % sig)
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        CASES[ARGS.case]()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        return 1
-    print("1 passed, 0 failed")
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server_run_cases(globals(), "lws-client", "node-dir"))

@@ -8,7 +8,6 @@ limit, and the TLS listener with real clients (python websocket-client and
 websockets, npm ws, curl), certificate rotation and bad certificates.
 
 Usage: test_edge.py CASE --server BIN --testdata DIR [--node-dir DIR]"""
-import argparse
 import asyncio
 import base64
 import json
@@ -26,6 +25,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import Golden, Server, free_port, mask_seen  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 
 ARGS = None
 GOLDEN = None
@@ -809,25 +809,6 @@ def _port_open(port):
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}
 
 
-def main():
-    global ARGS, GOLDEN
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ap.add_argument("--node-dir")
-    ARGS = ap.parse_args()
-    GOLDEN = Golden(ARGS.testdata)
-    try:
-        CASES[ARGS.case]()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        return 1
-    print("1 passed, 0 failed")
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server_run_cases(globals(), "node-dir"))

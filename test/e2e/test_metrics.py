@@ -5,7 +5,6 @@ docs/monitoring.md and promtool, its /health/deep and /api answers.
 
 usage: test_metrics.py CASE --server BIN --testdata DIR --docs DIR --packaging DIR
 Each CASE is one CTest test."""
-import argparse
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server  # noqa: E402
 from server import Server, free_port  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -540,18 +540,6 @@ def case_prometheus_scrape():
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ap.add_argument("--docs", required=True)
-    ap.add_argument("--packaging", required=True)
-    ARGS = ap.parse_args()
-    CASES[ARGS.case]()
-    print("1 passed, 0 failed")
-
 
 if __name__ == "__main__":
-    main()
+    sys.exit(server_run_cases(globals(), "docs!", "packaging!"))

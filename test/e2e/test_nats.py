@@ -6,7 +6,6 @@ real binary, and SSE clients on every node.
 
 usage: test_nats.py CASE --server BIN --testdata DIR --fakelog PY
 Each CASE is one CTest test; the last line is `N passed, N failed`."""
-import argparse
 import json
 import os
 import re
@@ -22,6 +21,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import Golden, Server, free_port, mask_seen  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 
 ARGS = None
 LOG = "navigli"
@@ -741,24 +741,6 @@ def nats_peer(srv, nodes):
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
-def main():
-    global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ap.add_argument("--fakelog", required=True)
-    ARGS = ap.parse_args()
-    try:
-        CASES[ARGS.case]()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        return 1
-    print("1 passed, 0 failed")
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server_run_cases(globals(), "fakelog!"))

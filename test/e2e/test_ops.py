@@ -5,7 +5,6 @@ configuration files of any kind, watchdogs, descriptor limits, log formats.
 
 usage: test_ops.py CASE --server BIN --testdata DIR
 Each CASE is one CTest test; the last line is `N passed, N failed`."""
-import argparse
 import json
 import os
 import re
@@ -19,6 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import FakeLog, Golden, Server, free_port  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -981,24 +981,6 @@ def case_loglist_signal():
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
-def main():
-    global ARGS, GOLDEN
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ARGS = ap.parse_args()
-    GOLDEN = Golden(ARGS.testdata)
-    try:
-        CASES[ARGS.case]()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        return 1
-    print("1 passed, 0 failed")
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server_run_cases(globals()))

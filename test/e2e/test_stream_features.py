@@ -6,7 +6,6 @@ replaying the golden corpus and real clients over loopback.
 
 usage: test_stream_features.py CASE --server BIN --testdata DIR [--lws-client BIN] [--node-dir DIR]
 Each CASE is one CTest test; the last line is `N passed, N failed`."""
-import argparse
 import asyncio
 import json
 import os
@@ -21,6 +20,7 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
 from absent_names import null_form  # noqa: E402
 from server import Golden, Server, free_port, mask_seen  # noqa: E402
+from server import run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -865,26 +865,6 @@ def case_deflate_lws_heartbeats():
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 
-def main():
-    global ARGS, GOLDEN
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--server", required=True)
-    ap.add_argument("--testdata", required=True)
-    ap.add_argument("--lws-client")
-    ap.add_argument("--node-dir")
-    ARGS = ap.parse_args()
-    GOLDEN = Golden(ARGS.testdata)
-    try:
-        CASES[ARGS.case]()
-    except Exception:
-        import traceback
-        traceback.print_exc()
-        print("0 passed, 1 failed")
-        return 1
-    print("1 passed, 0 failed")
-    return 0
-
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(server_run_cases(globals(), "lws-client", "node-dir"))
