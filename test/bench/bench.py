@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pyutil import free_port  # noqa: E402
 
 HZ = os.sysconf("SC_CLK_TCK")
 STREAM_PATH = {"lite": "lite", "full": "full", "domains": "domains"}
@@ -36,14 +38,6 @@ STREAM_PATH = {"lite": "lite", "full": "full", "domains": "domains"}
 
 def log(*a):
     print(*a, file=sys.stderr, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_port(port, timeout=15.0):

@@ -18,19 +18,13 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
+import sys
 import subprocess
 import tempfile
 import time
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pyutil import free_port  # noqa: E402
 
 
 def kv(line):

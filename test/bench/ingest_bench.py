@@ -24,25 +24,17 @@ import os
 import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pyutil import free_port, cpu_secs, mem_kb  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def wait_for(cond, timeout, what):
@@ -53,23 +45,6 @@ def wait_for(cond, timeout, what):
             return v
         time.sleep(0.05)
     raise SystemExit("timed out waiting for " + what)
-
-
-def cpu_secs(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        parts = f.read().rsplit(")", 1)[1].split()
-    return (int(parts[11]) + int(parts[12])) / TICK
-
-
-def mem_kb(pid):
-    out = {"priv": 0, "rss": 0}
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                out["priv"] += int(line.split()[1])
-            elif line.startswith("Rss:"):
-                out["rss"] = int(line.split()[1])
-    return out
 
 
 class Setup:

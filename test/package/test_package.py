@@ -44,6 +44,8 @@ import sys
 import tempfile
 import time
 import urllib.request
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from pyutil import free_port  # noqa: E402
 
 SKIP = 77
 ARGON_URL = "https://ct.googleapis.com/logs/us1/argon2026h2/"
@@ -265,14 +267,6 @@ def leftovers():
 def http(port, path, timeout=5):
     with urllib.request.urlopen("http://127.0.0.1:%d%s" % (port, path), timeout=timeout) as r:
         return r.status, r.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def start_fakelog(args, scratch):
