@@ -7,10 +7,8 @@
 #include <unistd.h>
 
 #include "conf/config_internal.h"
+#include "test/unit_check.h"
 
-static int failed;
-
-#define CHECK(x) do { if (!(x)) { fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #x); failed++; } } while (0)
 
 /* The document is refused with exactly `want` as the message. */
 static void refused(const char *doc, const char *want)
@@ -21,12 +19,12 @@ static void refused(const char *doc, const char *want)
     if (rc == 0) {
         config_free(&c);
         fprintf(stderr, "accepted:\n%s\n", doc);
-        failed++;
+        unit_failed++;
         return;
     }
     if (strcmp(err.message, want) != 0) {
         fprintf(stderr, "for:\n%s\n got: %s\nwant: %s\n", doc, err.message, want);
-        failed++;
+        unit_failed++;
     }
 }
 
@@ -38,12 +36,12 @@ static void refused_env(char **env, const char *want)
     if (rc == 0) {
         config_free(&c);
         fprintf(stderr, "accepted env %s\n", env[0]);
-        failed++;
+        unit_failed++;
         return;
     }
     if (strcmp(err.message, want) != 0) {
         fprintf(stderr, " got: %s\nwant: %s\n", err.message, want);
-        failed++;
+        unit_failed++;
     }
 }
 
@@ -101,6 +99,6 @@ int main(void)
     config_free(&c);
 
     if (rmdir(dir) != 0) perror(dir);
-    printf("%s\n", failed ? "FAIL" : "ok");
-    return failed ? 1 : 0;
+    printf("%d passed, %d failed\n", unit_failed ? 0 : 1, unit_failed ? 1 : 0);
+    return unit_failed ? 1 : 0;
 }

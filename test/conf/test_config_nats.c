@@ -6,28 +6,12 @@
 #include "conf/config.h"
 #include "conf/config_internal.h"
 
+#include "test/unit_check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failed;
-
-#define CHECK(cond) do { \
-    if (!(cond)) { \
-        fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        failed++; \
-    } \
-} while (0)
-
-#define CHECK_STR(got, want) do { \
-    const char *g_ = (got), *w_ = (want); \
-    if (!g_ || strcmp(g_, w_) != 0) { \
-        fprintf(stderr, "  %s:%d: %s\n    got:  %s\n    want: %s\n", __FILE__, __LINE__, \
-                #got, g_ ? g_ : "(null)", w_); \
-        failed++; \
-    } \
-} while (0)
 
 static int load_text(struct config *c, const char *yaml, struct config_error *err)
 {
@@ -144,7 +128,7 @@ static void test_env(void)
     int fd = mkstemp(path);
     if (fd < 0 || write(fd, "port: 8080\n", 11) != 11 || close(fd) != 0) {
         perror("mkstemp");
-        failed++;
+        unit_failed++;
         return;
     }
     struct config_flags flags = {.config_path = path};
@@ -182,19 +166,11 @@ static void test_env(void)
 
 int main(void)
 {
-    static const struct { const char *name; void (*fn)(void); } tests[] = {
+    static const struct unit_test tests[] = {
         {"defaults", test_defaults},
         {"durations", test_durations},
         {"bad_files", test_bad_files},
         {"env", test_env},
     };
-    int pass = 0, fail = 0;
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int before = failed;
-        tests[i].fn();
-        if (failed == before) { pass++; printf("ok %s\n", tests[i].name); }
-        else { fail++; printf("FAIL %s\n", tests[i].name); }
-    }
-    printf("%d passed, %d failed\n", pass, fail);
-    return fail ? 1 : 0;
+    return run_unit_tests(tests, sizeof tests / sizeof tests[0]);
 }

@@ -17,19 +17,12 @@
 #include <cjson/cJSON.h>
 #include <mbedtls/sha256.h>
 
+#include "test/unit_check.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-static int failed;
-
-#define CHECK(cond) do { \
-    if (!(cond)) { \
-        fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        failed++; \
-    } \
-} while (0)
 
 static char *slurp(const char *path, size_t *len)
 {
@@ -185,18 +178,10 @@ int main(int argc, char **argv)
         return 2;
     }
     testdata = argv[1];
-    static const struct { const char *name; void (*fn)(void); } tests[] = {
+    static const struct unit_test tests[] = {
         {"golden_wire_and_ids", test_golden},
         {"position_file", test_position},
         {"ring_sse_id", test_ring_sse_id},
     };
-    int pass = 0, fail = 0;
-    for (size_t i = 0; i < sizeof tests / sizeof tests[0]; i++) {
-        int before = failed;
-        tests[i].fn();
-        if (failed == before) { pass++; printf("ok %s\n", tests[i].name); }
-        else { fail++; printf("FAIL %s\n", tests[i].name); }
-    }
-    printf("%d passed, %d failed\n", pass, fail);
-    return fail ? 1 : 0;
+    return run_unit_tests(tests, sizeof tests / sizeof tests[0]);
 }
