@@ -118,6 +118,8 @@ def main():
             if os.path.exists(journal):
                 with open(journal) as f:
                     for line in f:
+                        if not line.endswith("\n"):
+                            break   # still being written
                         k, u, i = line.split()
                         if k == kind:
                             c[(u, int(i))] += 1

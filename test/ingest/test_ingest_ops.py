@@ -106,6 +106,8 @@ class Run:
         if os.path.exists(self.journal):
             with open(self.journal) as f:
                 for line in f:
+                    if not line.endswith("\n"):
+                        break   # a line the server is still writing: read it next time
                     k, u, i = line.split()
                     if k == "A" and u == (url or self.url):
                         c[int(i)] += 1
