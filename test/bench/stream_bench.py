@@ -108,7 +108,7 @@ def point(args, workdir, clients, extra_yaml, lg_extra):
             "wire_per_msg": res["wire_bytes"] / msgs if msgs else None,
             "compressed": res["compressed"], "disconnected": res["disconnected"],
             "evals_per_s": (m1.get("certstream_filter_evaluations_total", 0) - m0.get("certstream_filter_evaluations_total", 0)) / (tm1 - tm0),
-            "published_per_s": (m1.get("certstream_entries_published", 0) - m0.get("certstream_entries_published", 0)) / (tm1 - tm0),
+            "published_per_s": (m1.get("certstream_entries_published_total", 0) - m0.get("certstream_entries_published_total", 0)) / (tm1 - tm0),
             "distinct": m1.get("certstream_filters_distinct"), "deflate_clients": m1.get("certstream_clients_deflate")}
 
 

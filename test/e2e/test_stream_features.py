@@ -638,28 +638,50 @@ class Chrome:
         self.call("Page.navigate", url=url)
         self.wait("document.readyState === 'complete' && !!document.getElementById('rows')", what="page load")
 
+    def helpers(self):
+        """pids of the processes this browser started (its profile directory
+        is on their command line; some leave its process group)."""
+        out = []
+        for d in os.listdir("/proc"):
+            if d.isdigit():
+                try:
+                    with open("/proc/%s/cmdline" % d, "rb") as f:
+                        if self.dir.encode() in f.read():
+                            out.append(int(d))
+                except OSError:
+                    pass
+        return out
+
     def close(self):
         import shutil
         import signal
         try:
+            try:
+                self.call("Browser.close")   # an orderly exit writes its files first
+            except Exception:  # noqa: BLE001 - it may already be gone
+                pass
             self.ws.close()
         finally:
-            # the browser's own process group (its renderers and helpers too)
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
                 pass
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+            deadline = time.time() + 10
+            while True:
+                left = self.helpers()
+                if not left:
+                    break
+                for pid in left:
+                    try:
+                        os.kill(pid, signal.SIGKILL if time.time() > deadline else signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+                time.sleep(0.1)
+            if self.proc.poll() is None:
+                self.proc.kill()
             self.proc.wait()
             self.log.close()
-            for _ in range(50):   # a helper may still be closing files
+            for _ in range(100):   # a file closed a moment ago may reappear once
                 shutil.rmtree(self.dir, ignore_errors=True)
                 if not os.path.exists(self.dir):
                     break
@@ -775,8 +797,20 @@ class TLSPrefixProxy:
     the way in, WebSocket upgrades pass through."""
 
     def __init__(self, backend_port):
+        import shutil
         import tempfile
         self.dir = tempfile.mkdtemp(prefix="cs-haproxy-")
+        self.proc = None
+        try:
+            self.start(backend_port)
+        except BaseException:
+            if self.proc and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def start(self, backend_port):
         self.port = free_port()
         key, crt = os.path.join(self.dir, "key.pem"), os.path.join(self.dir, "crt.pem")
         subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", crt,
