@@ -418,3 +418,24 @@ def run_cases(g, *options):
         return 1
     print("1 passed, 0 failed")
     return 0
+
+
+# A stream message that is a heartbeat starts with these bytes.
+HEARTBEAT = b'{"message_type":"heartbeat"'
+
+
+def collect_websocket_client(url, n, timeout=20, **kw):
+    """n stream messages (heartbeats skipped) through python3-websocket
+    (websocket-client, what certstream-python uses)."""
+    import websocket
+    ws = websocket.create_connection(url, timeout=timeout, **kw)
+    out = []
+    try:
+        while len(out) < n:
+            m = ws.recv()
+            m = m.encode() if isinstance(m, str) else m
+            if not m.startswith(HEARTBEAT):
+                out.append(m)
+    finally:
+        ws.close()
+    return out

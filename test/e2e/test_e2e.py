@@ -19,35 +19,18 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server as server_mod  # noqa: E402
 from server import FakeLog, Golden, Server, mask_seen, total, wait_for  # noqa: E402
-from server import run_cases as server_run_cases  # noqa: E402
+from server import HEARTBEAT, collect_websocket_client, run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
 GOLDEN = None
 PATHS = {"lite": "/", "full": "/full-stream", "domains": "/domains-only"}
-HEARTBEAT = b'{"message_type":"heartbeat"'
 ARGON_URL = "https://ct.googleapis.com/logs/us1/argon2026h2/"
 NIMBUS_URL = "https://ct.cloudflare.com/logs/nimbus2026/"
 
 
 def server(**kw):
     return Server(ARGS.server, ARGS.testdata, **kw)
-
-
-def collect_websocket_client(url, n, timeout=20):
-    """python3-websocket (websocket-client), synchronous."""
-    import websocket
-    ws = websocket.create_connection(url, timeout=timeout)
-    out = []
-    try:
-        while len(out) < n:
-            m = ws.recv()
-            m = m.encode() if isinstance(m, str) else m
-            if not m.startswith(HEARTBEAT):
-                out.append(m)
-    finally:
-        ws.close()
-    return out
 
 
 def collect_websockets(url, n, timeout=20):
@@ -970,7 +953,6 @@ def case_tile_partial_gone():
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
-
 
 
 if __name__ == "__main__":

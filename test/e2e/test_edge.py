@@ -25,11 +25,10 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import Golden, Server, free_port, mask_seen  # noqa: E402
-from server import run_cases as server_run_cases  # noqa: E402
+from server import HEARTBEAT, run_cases as server_run_cases  # noqa: E402
 
 ARGS = None
 GOLDEN = None
-HEARTBEAT = b'{"message_type":"heartbeat"'
 
 
 def server(**kw):

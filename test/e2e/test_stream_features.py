@@ -20,12 +20,11 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "pipeline"))
 from absent_names import null_form  # noqa: E402
 from server import Golden, Server, free_port, mask_seen  # noqa: E402
-from server import run_cases as server_run_cases  # noqa: E402
+from server import HEARTBEAT, collect_websocket_client, run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
 GOLDEN = None
-HEARTBEAT = b'{"message_type":"heartbeat"'
 
 
 def server(**kw):
@@ -38,22 +37,6 @@ def golden_null():
     for fmt in ("full", "lite"):
         g.expected[fmt] = [null_form(m) for m in g.expected[fmt]]
     return g
-
-
-def collect_websocket_client(url, n, timeout=20, **kw):
-    """python3-websocket (websocket-client, what certstream-python uses)."""
-    import websocket
-    ws = websocket.create_connection(url, timeout=timeout, **kw)
-    out = []
-    try:
-        while len(out) < n:
-            m = ws.recv()
-            m = m.encode() if isinstance(m, str) else m
-            if not m.startswith(HEARTBEAT):
-                out.append(m)
-    finally:
-        ws.close()
-    return out
 
 
 def collect_websockets(url, n, timeout=20, compression="deflate"):
@@ -897,7 +880,6 @@ def case_deflate_lws_heartbeats():
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
-
 
 
 if __name__ == "__main__":
