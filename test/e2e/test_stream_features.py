@@ -477,10 +477,10 @@ def case_deflate_clients():
             assert ext is None, ext
             GOLDEN.check_sequence(fmt, msgs)
         assert metric(s, "certstream_deflate_negotiated_total") == 3
-        lines = node("ws_deflate_client.js", s.url("/"), "30")
+        lines = node("ws_client.js", s.url("/"), "30", "on")
         assert json.loads(lines[0]) == "permessage-deflate", lines[0]
         GOLDEN.check_sequence("lite", lines[1:])
-        lines = node("ws_deflate_client.js", s.url("/full-stream"), "10", "off")
+        lines = node("ws_client.js", s.url("/full-stream"), "10", "off")
         assert json.loads(lines[0]) == "", lines[0]
         GOLDEN.check_sequence("full", lines[1:])
         assert metric(s, "certstream_deflate_negotiated_total") == 4

@@ -1,10 +1,13 @@
 // npm `ws` client: prints N stream messages (heartbeats skipped), one per line.
+// With a third argument, `on` or `off`, permessage-deflate is offered (ws's
+// default offer) or not, and the first line is the negotiated extensions.
 const WebSocket = require('ws');
-const [url, count] = process.argv.slice(2);
+const [url, count, deflate] = process.argv.slice(2);
 const want = parseInt(count, 10);
 let got = 0;
-const ws = new WebSocket(url);
+const ws = new WebSocket(url, { perMessageDeflate: deflate !== 'off' });
 const timer = setTimeout(() => { console.error('timeout after ' + got); process.exit(2); }, 20000);
+if (deflate) ws.on('open', () => { process.stdout.write(JSON.stringify(ws.extensions) + '\n'); });
 ws.on('message', (data, isBinary) => {
   if (got === want) return; // frames already in flight after close(1000)
   if (isBinary) { console.error('binary frame'); process.exit(3); }
