@@ -6,6 +6,7 @@
  * Usage: test_config SOURCE_DIR. Prints "N passed, N failed". */
 #include "conf/config.h"
 #include "conf/config_internal.h"
+#include "test/unit_check.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,23 +17,6 @@
 
 static const char *source_dir;
 static char tmpdir[256];
-static int failed_checks;
-
-#define CHECK(cond) do { \
-    if (!(cond)) { \
-        fprintf(stderr, "  %s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); \
-        failed_checks++; \
-    } \
-} while (0)
-
-#define CHECK_STR(got, want) do { \
-    const char *g_ = (got), *w_ = (want); \
-    if (!g_ || strcmp(g_, w_) != 0) { \
-        fprintf(stderr, "  %s:%d: %s\n    got:  %s\n    want: %s\n", __FILE__, __LINE__, \
-                #got, g_ ? g_ : "(null)", w_); \
-        failed_checks++; \
-    } \
-} while (0)
 
 static char *const no_env[] = {NULL};
 
@@ -1068,7 +1052,7 @@ static void test_example_file(void)
         snprintf(leaf, sizeof leaf, "%s:", dot ? dot + 1 : name);
         if (!strstr(text, leaf) || !strstr(text, config_key_env(i))) {
             fprintf(stderr, "  example file lacks %s or %s\n", leaf, config_key_env(i));
-            failed_checks++;
+            unit_failed++;
         }
     }
     free(text);
@@ -1086,7 +1070,7 @@ static void test_docs_list_every_key(void)
         snprintf(cell, sizeof cell, "`%s`", config_key_name(i));
         if (!strstr(text, cell) || !strstr(text, config_key_env(i))) {
             fprintf(stderr, "  docs lack %s or %s\n", cell, config_key_env(i));
-            failed_checks++;
+            unit_failed++;
         }
     }
     CHECK(text && strstr(text, "--check-config"));
@@ -1135,10 +1119,10 @@ int main(int argc, char **argv)
     if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        int before = failed_checks;
+        int before = unit_failed;
         cases[i].fn();
         if (chdir(cwd) < 0) return 2;
-        if (failed_checks == before) {
+        if (unit_failed == before) {
             passed++;
             printf("ok   %s\n", cases[i].name);
         } else {
