@@ -171,6 +171,70 @@ def case_preflight_off():
         check_405(s.port, "/")
 
 
+class PageServer:
+    """A page origin of its own (another port): an empty HTML page."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                body = b"<!doctype html><title>other origin</title>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.origin = "http://127.0.0.1:%d" % self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def case_preflight_chromium():
+    """A real browser: a page on a listed origin fetches /latest.json with
+    its token in a header (which makes Chromium preflight) and reads it, and
+    /api/stats; the same fetch from a page on an origin not listed fails."""
+    from test_stream_features import Chrome
+    good, bad = PageServer(), PageServer()
+    chrome = None
+    yaml = ("cors:\n  allowed_origins:\n    - %s\n"
+            "auth:\n  enabled: true\n  tokens: [\"s3cret\"]\n" % good.origin)
+    try:
+        with server(rate=50, extra_yaml=yaml) as s:
+            chrome = Chrome()
+            fetch = ("fetch('http://127.0.0.1:%d/latest.json', {headers: {'Authorization': 'Bearer s3cret'}})"
+                     ".then(r => r.text().then(t => r.status + ' ' + t.slice(0, 13)), e => 'failed: ' + e.name)"
+                     % s.port)
+            stats = ("fetch('http://127.0.0.1:%d/api/stats').then(r => r.json()).then(j => 'stats ' + j.status,"
+                     " e => 'failed: ' + e.name)" % s.port)
+
+            def run(origin, expr):
+                chrome.call("Page.navigate", url=origin + "/")
+                chrome.wait("document.readyState === 'complete' && location.origin === '%s'" % origin,
+                            what="the page of " + origin)
+                r = chrome.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
+                assert "exceptionDetails" not in r, r
+                return r["result"].get("value")
+            assert run(good.origin, fetch) == '200 {"messages":[', run(good.origin, fetch)
+            assert run(good.origin, stats) == "stats healthy", run(good.origin, stats)
+            assert run(bad.origin, fetch) == "failed: TypeError"
+            assert run(bad.origin, stats) == "failed: TypeError"
+    finally:
+        if chrome:
+            chrome.close()
+        good.close()
+        bad.close()
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":
