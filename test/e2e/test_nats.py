@@ -725,6 +725,62 @@ def case_cluster():
         assert metric(ing, "certstream_nats_disconnects_total", "publisher") >= 1, killed
 
 
+def published(srv):
+    """Entries the server put in its ring (certstream_entries_published_total)."""
+    _, _, body = srv.http("/metrics")
+    return int(re.search(r"^certstream_entries_published_total (\d+)$", body.decode(), re.M).group(1))
+
+
+def case_ingest_crash():
+    """A lone ingest node loses its machine (kill -9 of all its processes)
+    while NATS is unreachable and its ring holds entries JetStream never
+    acknowledged, which its CT position is already past. Restarted, it resumes
+    the log at the last entry JetStream acknowledged (nats/ackstore.h), so
+    every certificate reaches the stream exactly once."""
+    total = 300
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20))
+        ing.start()
+        ingest_ready(ing)
+        out = c.add(SSE(edge))
+        connected(edge)
+        fl.grow_to(60)
+        wait_for("stream at 60", lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == 60)
+        n.stop(signal.SIGKILL)
+        wait_for("ingest sees NATS down",
+                 lambda: metric(ing, "certstream_nats_connected", "publisher") == 0, timeout=20)
+        # under load: entries keep entering the ring (and the CT position
+        # moves past them) with nothing acknowledged
+        fl.grow_to(200, step=20, pause=0.1)
+        wait_for("100 entries ingested with NATS down", lambda: published(ing) >= 160)
+        os.killpg(ing.proc.pid, signal.SIGKILL)
+        ing.proc.wait()
+        n.start()
+        ing.start()
+        m = wait_for("resume line", lambda: re.search(
+            r": resuming at index (\d+), the last one JetStream acknowledged, rather than (\d+): "
+            r"entries \1\.\.(\d+) were ingested but not acknowledged", ing.logtext()), timeout=30)
+        print(m.group(0))
+        assert int(m.group(1)) == 60, m.group(0)
+        assert int(m.group(2)) >= 160 and int(m.group(3)) == int(m.group(2)) - 1, m.group(0)
+        fl.grow_to(total)
+        wait_count(out, total, timeout=90)
+        wait_for("publisher at %d" % total,
+                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
+        time.sleep(0.5)
+        # every certificate once, in log order: the stream holds exactly total
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert [i for i, _ in out.events] == list(range(1, total + 1))
+        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+        assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
+
+
 def nats_peer(srv, nodes):
     """The NATS node srv's NATS process is connected to (from ss)."""
     pids = set(str(p) for p in srv.children())
