@@ -36,7 +36,9 @@
 #include "config_watch.h"
 #include "instance.h"
 #include "shm/addrtable.h"
+#include "fanout/history.h"
 #include "nats/ackstore.h"
+#include "nats/history.h"
 #include "nats/natsnode.h"
 #include "shm/dedup.h"
 #include "shm/positions.h"
@@ -1758,6 +1760,8 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     /* ingest node: each log's position as far as JetStream acknowledged it */
     if (s.positions)
         (void)ackstore_open(cfg);
+    /* edge node: resumes from further back than the ring read the stream */
+    history_install(nats_history_ops(cfg));
     /* Fail fast: an address that does not resolve, a port that another
      * program or another server holds, a privileged port: one line, exit 2,
      * before anything is forked (instance.h). */

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "fanout/auth.h"
+#include "fanout/deep.h"
 #include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
@@ -142,6 +143,10 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     bool has_resume = http_query_param(req->query, "resume", &rv);
     uint64_t cursor = has_resume ? resume_start(w, &rv) : ring_start_position(w->ring);
     if (start_stream(c, PROTO_WS, f, cursor) != 0) return;
+    if (has_resume && deep_resume(c, &rv)) {   /* older than the ring: from history (deep.h) */
+        conn_flush(c);   /* the 101; input is ignored until the client joins the ring */
+        return;
+    }
     if (conn_flush(c) != 0) return;
     if (early_len) ws_consume(c, early_copy, early_len);
 }
@@ -273,6 +278,7 @@ void start_sse(struct conn *c, const struct http_request *req, bool head_only)
         return;
     }
     if (start_stream(c, PROTO_SSE, f, cursor) != 0) return;
+    deep_resume(c, http_header_get(req, "Last-Event-ID"));   /* older than the ring: from history (deep.h) */
     conn_flush(c);
 }
 

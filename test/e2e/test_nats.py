@@ -254,9 +254,9 @@ class DeflateWS(threading.Thread):
     """python3-websockets on /full-stream, permessage-deflate negotiated:
     keeps the (decompressed) messages and the negotiated extensions."""
 
-    def __init__(self, srv, n):
+    def __init__(self, srv, n, query=""):
         super().__init__(daemon=True)
-        self.url = "ws://127.0.0.1:%d/full-stream" % srv.port
+        self.url = "ws://127.0.0.1:%d/full-stream%s" % (srv.port, query)
         self.n = n
         self.msgs = []
         self.extensions = None
@@ -388,7 +388,7 @@ def case_fanout():
         # every NATS metric docs/monitoring.md lists is served, with its type
         docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "monitoring.md")
         rows = re.findall(r"^\| `(certstream_nats_[a-z_]+)` \| `role` \| (counter|gauge) \|", open(docs).read(), re.M)
-        assert len(rows) == 13, rows
+        assert len(rows) == 16, rows
         for srv, role in ((ing, "publisher"), (edges[0], "consumer")):
             body = srv.http("/metrics")[2].decode()
             for name, typ in rows:
@@ -779,6 +779,88 @@ def case_ingest_crash():
         assert [i for i, _ in out.events] == list(range(1, total + 1))
         assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
         assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
+
+
+def case_deep_resume():
+    """Resume from further back than the edge's ring (ring_size 1 MiB: about
+    a hundred entries): an SSE client (Last-Event-ID) and a WebSocket client
+    with permessage-deflate (?resume=) get the older entries from JetStream,
+    then the ring, then live entries: exactly the entries after their id, no
+    gap, no duplicate, byte-identical to the ingest node's clients'."""
+    total, more = 400, 40
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        ref = c.add(SSE(ing))
+        connected(ing)
+        fl.grow_to(total, step=40)
+        wait_count(ref, total)
+        wait_for("edge at %d" % total, lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == total)
+        # the edge's ring no longer holds id 10: a resume from it before
+        # this change started at the ring's oldest entry
+        out = c.add(SSE(edge, last_event_id=9))
+        ws = DeflateWS(edge, total + more - 5, query="?resume=5")
+        wait_count(out, total - 9)
+        wait_for("the WebSocket client resumed", lambda: len(ws.msgs) >= total - 5)
+        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 2
+        from_stream = metric(edge, "certstream_nats_resume_entries_total", "consumer")
+        # both read from the stream up to the ring (which holds fewer than
+        # total - 100 entries), the rest came from the ring
+        assert (total - 9) + (total - 5) - 2 * 300 < from_stream < (total - 9) + (total - 5), from_stream
+        joins = re.findall(r"resume from id (\d+): (\d+) entries sent from the stream; continuing on the ring at (\d+)",
+                           edge.logtext())
+        assert len(joins) == 2 and sum(int(b) for _, b, _ in joins) == from_stream, (joins, from_stream)
+        assert sorted((int(a), int(b) + int(a) + 1) for a, b, _ in joins) == \
+            sorted((int(a), int(j)) for a, _, j in joins), joins   # no gap between the two parts
+        # then live
+        fl.grow_to(total + more, step=20)
+        wait_count(ref, total + more)
+        wait_count(out, total + more - 9)
+        ws.join(60)
+        time.sleep(0.5)
+        assert [i for i, _ in out.events] == list(range(10, total + more + 1)), out.events[:3]
+        assert out.datas() == ref.datas()[9:]
+        assert ws.error is None, ws.error
+        assert ws.extensions == ["permessage-deflate"], ws.extensions
+        assert ws.msgs == ref.datas()[5:]
+        assert metric(edge, "certstream_nats_resume_gone_total", "consumer") == 0
+
+
+def case_deep_resume_gone():
+    """A resume from further back than the stream still holds (nats.max_age
+    8 s): a log line says which entries are gone, they are counted, and the
+    client starts at the oldest entry the stream holds."""
+    extra = "  max_age: 8s\n  duplicate_window: 1s"
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20, extra=extra))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], extra=extra))
+        ing.start()
+        ingest_ready(ing)
+        fl.grow_to(40)
+        wait_for("edge at 40", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 40)
+        time.sleep(9)             # sequences 1..40 expire
+        fl.grow_to(300, step=40)  # 41..300 held; the edge's ring holds only the newest ~100
+        wait_for("edge at 300", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 300)
+        out = c.add(SSE(edge, last_event_id=10))
+        wait_count(out, 260)
+        time.sleep(0.3)
+        assert [i for i, _ in out.events] == list(range(41, 301)), out.events[:2]
+        assert "resume from id 10: entries 11..40 (30) are no longer in the stream" in edge.logtext(), \
+            edge.logtext()[-2000:]
+        assert metric(edge, "certstream_nats_resume_gone_total", "consumer") == 30
+        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 1
 
 
 def nats_peer(srv, nodes):
