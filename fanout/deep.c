@@ -249,23 +249,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     }
 }
 
-static bool parse_id(const struct http_str *v, uint64_t *id)
-{
-    uint64_t seq = 0;
-    if (!v || v->len == 0 || v->len > 19) return false;
-    for (size_t i = 0; i < v->len; i++) {
-        if (v->p[i] < '0' || v->p[i] > '9') return false;
-        seq = seq * 10 + (uint64_t)(v->p[i] - '0');
-    }
-    *id = seq;
-    return true;
-}
-
-bool deep_resume(struct conn *c, const struct http_str *idv)
+bool deep_resume(struct conn *c, uint64_t id)
 {
     struct worker *w = c->w;
-    uint64_t id, pos, back;
-    if (!g_ops || strcmp(w->cfg->ingest.source, "nats") != 0 || !parse_id(idv, &id) || id == UINT64_MAX)
+    uint64_t pos, back;
+    if (!g_ops || strcmp(w->cfg->ingest.source, "nats") != 0 || id == UINT64_MAX)
         return false;
     worker_scan(w);
     if (ring_place(w, id + 1, &pos, &back) >= 0) return false;   /* the ring has it (or it is new) */

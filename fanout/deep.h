@@ -24,7 +24,7 @@
 /* Called by a stream's start (after start_stream) with the request's resume
  * id: true when the client was taken over for a deep resume (the caller then
  * only flushes what is queued). */
-bool deep_resume(struct conn *c, const struct http_str *id);
+bool deep_resume(struct conn *c, uint64_t id);
 /* conn_free of a CS_DEEP connection. */
 void deep_forget(struct conn *c);
 /* Worker stop: a CS_DEEP client ends as a stream client would (1001 / end). */
