@@ -36,7 +36,7 @@
 #include "config_watch.h"
 #include "instance.h"
 #include "shm/addrtable.h"
-#include "fanout/history.h"
+#include "fanout/deep.h"
 #include "nats/ackstore.h"
 #include "nats/history.h"
 #include "nats/natsnode.h"

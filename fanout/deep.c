@@ -8,8 +8,9 @@
 #include "common/log.h"
 #include "common/wsdeflate.h"
 #include "fanout/filter.h"
-#include "fanout/history.h"
 #include "fanout/pump.h"
+
+_Static_assert(HISTORY_NFORMATS == RING_NFORMATS, "history entries carry the ring's formats");
 
 #define DEEP_CHUNK (256u * 1024u)   /* bytes queued per resuming client at a time */
 #define DEEP_MAX 64                 /* resuming clients per worker reading history at once */

@@ -3,7 +3,7 @@
  *
  * A client whose Last-Event-ID (or ?resume=ID) is older than every record
  * this worker's ring holds gets the entries between from history (the
- * JetStream stream, fanout/history.h) and then continues on the ring, at the
+ * JetStream stream, common/history.h) and then continues on the ring, at the
  * record after the last one history gave it: no gap, no duplicate. Its bytes
  * are those a ring record of the same entry gives (same SSE event, same
  * WebSocket frame, compressed alike), and its filter applies.
@@ -19,7 +19,12 @@
 
 #include <stdbool.h>
 
+#include "common/history.h"
 #include "fanout/conn.h"
+
+/* Composition root, before fork; NULL: no history (resume depth = the ring). */
+void history_install(const struct history_ops *ops);
+const struct history_ops *history_get(void);
 
 /* Called by a stream's start (after start_stream) with the request's resume
  * id: true when the client was taken over for a deep resume (the caller then

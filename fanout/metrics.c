@@ -13,7 +13,7 @@
  * what dashboards expect. Label values are bounded: log names, URLs and
  * operators come from the log list (at most STATS_MAX_LOGS rows), workers
  * and roles from the process table; client addresses are never labels. */
-#include "fanout/history.h"
+#include "fanout/deep.h"
 #include "fanout/edge.h"
 #include "fanout/fanout_internal.h"
 

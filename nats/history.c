@@ -2,10 +2,12 @@
 #include "nats/history.h"
 
 #include "common/log.h"
-#include "fanout/history.h"
+#include "common/history.h"
 #include "nats/wire.h"
 
 #include <nats/nats.h>
+
+_Static_assert(HISTORY_NFORMATS == RING_NFORMATS, "history entries carry the ring's formats");
 
 #include <errno.h>
 #include <inttypes.h>

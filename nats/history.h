@@ -1,4 +1,4 @@
-/* history.h - fanout's history (fanout/history.h) read from the JetStream
+/* history.h - the history of common/history.h read from the JetStream
  * stream: on an edge node, a client resuming from further back than the
  * ring gets the older entries from the stream (fanout/deep.h).
  *
@@ -15,7 +15,7 @@
 struct history_ops;
 
 /* Composition root, before forking the workers, on an edge node: the reader
- * to install with history_install (fanout/history.h), with its counters in
+ * to install with history_install (fanout/deep.h), with its counters in
  * shared memory. NULL on another node, or when they cannot be mapped. */
 const struct history_ops *nats_history_ops(const struct config *cfg);
 

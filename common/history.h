@@ -1,24 +1,27 @@
 /* history.h - reading entries older than the ring, for a resume from further
  * back than it holds (an edge node's deep resume, fanout/deep.h).
  *
- * fanout defines what it needs; the composition root installs an
- * implementation before it forks the workers (nats/history.c reads the
- * JetStream stream), so fanout does not depend on where history comes from. */
-#ifndef CS_FANOUT_HISTORY_H
-#define CS_FANOUT_HISTORY_H
+ * The interface between the two sides, here so that neither depends on the
+ * other: fanout reads through it, nats/history.c implements it (JetStream),
+ * and the composition root installs one before it forks the workers
+ * (deep.h: history_install). */
+#ifndef CS_COMMON_HISTORY_H
+#define CS_COMMON_HISTORY_H
 
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#include "shm/ring.h"
+/* full, lite, domains-only: the ring's formats, in its order (RING_NFORMATS;
+ * checked where both are seen, fanout/deep.c and nats/history.c) */
+#define HISTORY_NFORMATS 3
 
 struct config;
 
 struct history_entry {
     uint64_t seq;                       /* the entry's SSE id (stream sequence) */
-    const char *json[RING_NFORMATS];    /* valid until the next call on the reader */
-    size_t len[RING_NFORMATS];
+    const char *json[HISTORY_NFORMATS]; /* valid until the next call on the reader */
+    size_t len[HISTORY_NFORMATS];
 };
 
 /* Shared by every worker (created before fork): /metrics. */
@@ -38,9 +41,5 @@ struct history_ops {
     void (*close)(void *reader);
     struct history_counters *counters;
 };
-
-/* Composition root, before fork; NULL: no history (resume depth = the ring). */
-void history_install(const struct history_ops *ops);
-const struct history_ops *history_get(void);
 
 #endif
