@@ -16,6 +16,7 @@ _Static_assert(HISTORY_NFORMATS == RING_NFORMATS, "history entries carry the rin
 #define DEEP_MAX 64                 /* resuming clients per worker reading history at once */
 #define DEEP_TICK_MS 10             /* refill period */
 #define DEEP_ROUNDS 8               /* chunks a client may get per tick when its socket takes them */
+#define DEEP_EXAMINE 4096           /* entries looked at per chunk (a filter may reject most) */
 
 static const struct history_ops *g_ops;
 
@@ -167,7 +168,7 @@ static bool refill(struct worker *w, struct deep *d)
     struct conn *c = d->c;
     char *buf = NULL;
     size_t len = 0, cap = 0;
-    unsigned msgs = 0;
+    unsigned msgs = 0, examined = 0;
     struct history_counters *hc = g_ops->counters;
     while (len < DEEP_CHUNK) {
         if (!d->have) {
@@ -180,18 +181,27 @@ static bool refill(struct worker *w, struct deep *d)
                 break;
             }
             if (r == 0) break;
-            if (d->e.seq < d->next) continue;   /* a restarted reader repeating one */
-            d->have = true;
+            if (++examined > DEEP_EXAMINE) break;   /* a filter rejecting a long run: the loop goes on */
+            if (d->e.seq < d->next) continue;        /* a restarted reader repeating one */
             if (!d->started) {
                 d->started = true;
-                if (d->e.seq > d->from) {
-                    uint64_t gone = d->e.seq - d->from;
+                if (d->e.seq > d->next) {
+                    uint64_t gone = d->e.seq - d->next;
                     if (hc) atomic_fetch_add(&hc->gone, gone);
                     log_warn("resume from id %" PRIu64 ": entries %" PRIu64 "..%" PRIu64 " (%" PRIu64
                              ") are no longer in the stream (retention, nats.max_age); starting at %" PRIu64,
-                             d->from - 1, d->from, d->e.seq - 1, gone, d->e.seq);
+                             d->from - 1, d->next, d->e.seq - 1, gone, d->e.seq);
                 }
+            } else if (d->e.seq > d->next) {
+                /* a gap in what the reader gave (messages the client library
+                 * dropped): read again from the next one; what the stream
+                 * really no longer holds is then reported as above */
+                g_ops->close(d->rd);
+                d->rd = g_ops->open(w->cfg, d->next);
+                d->started = false;
+                break;
             }
+            d->have = true;
         }
         uint64_t pos = 0, back = 0;
         worker_scan(w);

@@ -22,8 +22,8 @@ _Static_assert(HISTORY_NFORMATS == RING_NFORMATS, "history entries carry the rin
  * it is a slow consumer (the reader then breaks and deep.c opens a new one
  * where it stopped): the memory bound of one deep resume, with deep.c's
  * chunk. JetStream's flow control keeps an ordered consumer well below it. */
-#define HIST_PENDING_MSGS 4096
-#define HIST_PENDING_BYTES (32 * 1024 * 1024)
+#define HIST_PENDING_MSGS 2048
+#define HIST_PENDING_BYTES (16 * 1024 * 1024)
 
 struct reader {
     pthread_mutex_t mu;
