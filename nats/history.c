@@ -198,6 +198,14 @@ static int hist_next(void *rd, struct history_entry *e)
     }
 }
 
+static void *closer(void *arg)
+{
+    reader_free(arg);
+    return NULL;
+}
+
+/* Unsubscribing an ordered consumer deletes it on the server (a JetStream
+ * API request, a round trip or a timeout): that, too, runs on a thread. */
 static void hist_close(void *rd)
 {
     struct reader *r = rd;
@@ -205,7 +213,15 @@ static void hist_close(void *rd)
     bool opening = r->state == 0;
     r->closed = true;
     pthread_mutex_unlock(&r->mu);
-    if (!opening)
+    if (opening)
+        return;   /* the opener frees it */
+    pthread_attr_t at;
+    pthread_t th;
+    int e = pthread_attr_init(&at);
+    if (e == 0) e = pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+    if (e == 0) e = pthread_create(&th, &at, closer, r);
+    pthread_attr_destroy(&at);
+    if (e != 0)
         reader_free(r);
 }
 
