@@ -172,6 +172,7 @@ static bool refill(struct worker *w, struct deep *d)
     struct history_counters *hc = g_ops->counters;
     while (len < DEEP_CHUNK) {
         if (!d->have) {
+            if (examined++ == DEEP_EXAMINE) break;   /* a filter rejecting a long run: the next tick goes on */
             int r = d->rd ? g_ops->next(d->rd, &d->e) : -1;
             if (r < 0) {
                 /* the reader broke (NATS gone, a slow-consumer reset): a
@@ -181,7 +182,6 @@ static bool refill(struct worker *w, struct deep *d)
                 break;
             }
             if (r == 0) break;
-            if (++examined > DEEP_EXAMINE) break;   /* a filter rejecting a long run: the loop goes on */
             if (d->e.seq < d->next) continue;        /* a restarted reader repeating one */
             if (!d->started) {
                 d->started = true;

@@ -192,11 +192,11 @@ def stored_position(path):
 class SSE(threading.Thread):
     """An SSE client (stream=full) on one node: keeps (id, data bytes) events."""
 
-    def __init__(self, srv, last_event_id=None):
+    def __init__(self, srv, last_event_id=None, query=""):
         super().__init__(daemon=True)
         self.events = []
         self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-        hdr = "GET /sse?stream=full HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+        hdr = "GET /sse?stream=full%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" % query
         if last_event_id is not None:
             hdr += "Last-Event-ID: %s\r\n" % last_event_id
         self.sock.sendall((hdr + "\r\n").encode())
@@ -842,18 +842,22 @@ def case_deep_resume():
         # this change started at the ring's oldest entry
         out = c.add(SSE(edge, last_event_id=9))
         ws = DeflateWS(edge, total + more - 5, query="?resume=5")
+        # a filtered client: the entries from the stream pass its filter too
+        pre = c.add(SSE(edge, last_event_id=9, query="&domain=*.com"))
         wait_count(out, total - 9)
         wait_for("the WebSocket client resumed", lambda: len(ws.msgs) >= total - 5)
-        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 2
+        join_re = r"resume from id (\d+): (\d+) entries sent from the stream; continuing on the ring at (\d+)"
+        joins = wait_for("three joins", lambda: len(re.findall(join_re, edge.logtext())) == 3 and
+                         [tuple(map(int, j)) for j in re.findall(join_re, edge.logtext())])
+        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 3
         from_stream = metric(edge, "certstream_nats_resume_entries_total", "consumer")
-        # both read from the stream up to the ring (which holds fewer than
-        # total - 100 entries), the rest came from the ring
-        assert (total - 9) + (total - 5) - 2 * 300 < from_stream < (total - 9) + (total - 5), from_stream
-        joins = re.findall(r"resume from id (\d+): (\d+) entries sent from the stream; continuing on the ring at (\d+)",
-                           edge.logtext())
-        assert len(joins) == 2 and sum(int(b) for _, b, _ in joins) == from_stream, (joins, from_stream)
-        assert sorted((int(a), int(b) + int(a) + 1) for a, b, _ in joins) == \
-            sorted((int(a), int(j)) for a, _, j in joins), joins   # no gap between the two parts
+        assert sum(b for _, b, _ in joins) == from_stream > 300, (joins, from_stream)
+        # the unfiltered ones got every entry from after their id to the
+        # ring's join point from the stream: no gap between the two parts
+        # (the filtered one got only its matches from that span)
+        full = sorted((a, j) for a, b, j in joins if a + b + 1 == j)
+        assert [a for a, _ in full] == [5, 9], joins
+        assert all(b < j - a - 1 for a, b, j in joins if (a, j) not in full), joins
         # then live
         fl.grow_to(total + more, step=20)
         wait_count(ref, total + more)
@@ -865,6 +869,11 @@ def case_deep_resume():
         assert ws.error is None, ws.error
         assert ws.extensions == ["permessage-deflate"], ws.extensions
         assert ws.msgs == ref.datas()[5:]
+        want = [d for d in ref.datas()[9:]
+                if any(n.lower().endswith(".com") for n in json.loads(d)["data"]["leaf_cert"]["all_domains"])]
+        assert 0 < len(want) < total + more - 9, len(want)
+        wait_count(pre, len(want))
+        assert pre.datas() == want
         assert metric(edge, "certstream_nats_resume_gone_total", "consumer") == 0
 
 
