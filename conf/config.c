@@ -695,7 +695,6 @@ static void override_clear(struct config_log_override *o)
     free(o->match);
     free(o->expected_log_id);
     memset(o, 0, sizeof *o);
-    o->enabled = -1;
 }
 
 static void free_logs(struct config_log *logs, size_t *n)
@@ -775,7 +774,7 @@ static int set_override(struct config_log_override *o, const char *key, size_t k
     if (k == &kbatch) o->batch_size = (uint32_t)num;
     else if (k == &kpoll) o->poll_interval_ms = (uint32_t)num;
     else if (k == &kconc) o->fetch_concurrency = (uint32_t)num;
-    else o->enabled = num ? 1 : 0;
+    else o->enabled = num ? 1 : -1;
     return 0;
 }
 
@@ -841,8 +840,6 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.max_inflight_bytes = 64u << 20;
     cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
     cfg->apple_logs_url = strdup("");
-    for (size_t i = 0; i < CONFIG_MAX_LOGS; i++)
-        cfg->custom_logs[i].o.enabled = cfg->static_logs[i].o.enabled = cfg->log_overrides[i].enabled = -1;
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -1131,7 +1128,7 @@ static int vp_override_setting(struct vpass *v, struct config_log_override *o, c
 {
     char path[400], why[WHY];
     uint32_t line = ev_line(v);
-    struct config_log_override probe = {.enabled = -1};
+    struct config_log_override probe = {0};
     if (set_override(&probe, kn, strlen(kn), "1", 1, why, sizeof why) == -1) return -1;
     override_clear(&probe);
     if (idx == SIZE_MAX) snprintf(path, sizeof path, "%s.%s", where, kn);
@@ -1141,7 +1138,7 @@ static int vp_override_setting(struct vpass *v, struct config_log_override *o, c
                  (!strcmp(kn, "poll_interval_ms") && o->poll_interval_ms) ||
                  (!strcmp(kn, "fetch_concurrency") && o->fetch_concurrency) ||
                  (!strcmp(kn, "expected_log_id") && o->expected_log_id) ||
-                 (!strcmp(kn, "enabled") && o->enabled >= 0);
+                 (!strcmp(kn, "enabled") && o->enabled != 0);
     if (given) return vp_fail(v, line, path, "is given twice");
     if (vp_next(v) < 0) return -1;
     if (v->ev.type != YAML_SCALAR_EVENT || ev_is_null(&v->ev))
@@ -1717,7 +1714,6 @@ static int merge_file(struct load *ld, const struct config *from)
                 struct config_log_override *io = &ld->item_ov[k->off == OFF(static_logs)][t];
                 dl[t].o = *io;
                 memset(io, 0, sizeof *io);
-                io->enabled = -1;
                 *dn = t + 1;
             }
             break;
@@ -2283,8 +2279,6 @@ static void load_release(struct load *ld)
 static int load_init(struct load *ld, struct config *cfg, struct config_error *err)
 {
     memset(ld, 0, sizeof *ld);
-    for (int l = 0; l < 2; l++)
-        for (size_t i = 0; i < CONFIG_MAX_LOGS; i++) ld->item_ov[l][i].enabled = -1;
     ld->cfg = cfg;
     ld->err = err;
     err->message[0] = '\0';
@@ -2402,7 +2396,7 @@ static void print_override(FILE *f, const struct config_log_override *o, const c
     if (o->poll_interval_ms) fprintf(f, "%spoll_interval_ms: %" PRIu32 "\n", indent, o->poll_interval_ms);
     if (o->fetch_concurrency) fprintf(f, "%sfetch_concurrency: %" PRIu32 "\n", indent, o->fetch_concurrency);
     if (o->expected_log_id) fprintf(f, "%sexpected_log_id: \"%s\"\n", indent, o->expected_log_id);
-    if (o->enabled >= 0) fprintf(f, "%senabled: %s\n", indent, o->enabled ? "true" : "false");
+    if (o->enabled) fprintf(f, "%senabled: %s\n", indent, o->enabled > 0 ? "true" : "false");
 }
 
 static void print_logs(FILE *f, const struct config_log *logs, size_t n)

@@ -22,7 +22,7 @@ struct config_log_override {
     uint32_t poll_interval_ms;   /* 1..86400000 */
     uint32_t fetch_concurrency;  /* 1..32 */
     char *expected_log_id;       /* base64 of the 32-byte log id (SHA-256 of its key) */
-    int8_t enabled;              /* -1 not set, 0 false, 1 true */
+    int8_t enabled;              /* 0 not set, 1 true, -1 false */
 };
 
 /* operator_pacing: requests per second to one operator, across its logs. */

@@ -100,18 +100,18 @@ static void test_file_values(void)
     CHECK_STR(c.apple_logs_url, "https://valid.apple.com/ct/log_list/current_log_list.json");
     CHECK(c.n_custom_logs == 2 && c.n_static_logs == 1);
     const struct config_log_override *o = &c.custom_logs[0].o;
-    CHECK(o->batch_size == 32 && o->poll_interval_ms == 250 && o->fetch_concurrency == 2 && o->enabled == 0 &&
+    CHECK(o->batch_size == 32 && o->poll_interval_ms == 250 && o->fetch_concurrency == 2 && o->enabled == -1 &&
           o->expected_log_id == NULL);
     o = &c.custom_logs[1].o;
-    CHECK(o->batch_size == 0 && o->poll_interval_ms == 0 && o->fetch_concurrency == 0 && o->enabled == -1);
+    CHECK(o->batch_size == 0 && o->poll_interval_ms == 0 && o->fetch_concurrency == 0 && o->enabled == 0);
     CHECK_STR(c.static_logs[0].o.expected_log_id, "DleUvPOuqT4zGyyZB7P3kN+bwj1xMiXdIaklrGHFTiE=");
     CHECK(c.n_log_overrides == 2);
     CHECK_STR(c.log_overrides[0].match, "https://ct.googleapis.com/logs/us1/argon2026h2/");
-    CHECK(c.log_overrides[0].fetch_concurrency == 8 && c.log_overrides[0].enabled == -1 &&
+    CHECK(c.log_overrides[0].fetch_concurrency == 8 && c.log_overrides[0].enabled == 0 &&
           c.log_overrides[0].batch_size == 0);
     CHECK_STR(c.log_overrides[0].expected_log_id, "DleUvPOuqT4zGyyZB7P3kN+bwj1xMiXdIaklrGHFTiE=");
     CHECK_STR(c.log_overrides[1].match, "Sectigo 'Elephant2026h2'");
-    CHECK(c.log_overrides[1].enabled == 0);
+    CHECK(c.log_overrides[1].enabled == -1);
     CHECK(c.n_operator_pacing == 3);
     CHECK_STR(c.operator_pacing[0].operator_name, "Google");
     CHECK(c.operator_pacing[0].milli_rps == 20000);
@@ -137,7 +137,7 @@ static void test_file_values(void)
             /* and a changed override is a difference */
             d.log_overrides[1].enabled = 1;
             CHECK(config_diff(&c, &d, 0) && strcmp(config_diff(&c, &d, 0), "log_overrides") == 0);
-            d.log_overrides[1].enabled = 0;
+            d.log_overrides[1].enabled = -1;
             d.custom_logs[0].o.batch_size = 33;
             CHECK(config_diff(&c, &d, 0) && strcmp(config_diff(&c, &d, 0), "custom_logs") == 0);
             d.custom_logs[0].o.batch_size = 32;
@@ -210,10 +210,10 @@ static void test_env(void)
     CHECK(rc == 0 && c.n_log_overrides == 2);
     if (rc == 0 && c.n_log_overrides == 2) {
         CHECK_STR(c.log_overrides[0].match, "https://a.example/");
-        CHECK(c.log_overrides[0].batch_size == 32 && c.log_overrides[0].enabled == 0);
+        CHECK(c.log_overrides[0].batch_size == 32 && c.log_overrides[0].enabled == -1);
         CHECK_STR(c.log_overrides[1].match, "Argon 2026h2");
         CHECK(c.log_overrides[1].poll_interval_ms == 70 && c.log_overrides[1].fetch_concurrency == 3 &&
-              c.log_overrides[1].enabled == -1);
+              c.log_overrides[1].enabled == 0);
         CHECK_STR(c.log_overrides[1].expected_log_id, "DleUvPOuqT4zGyyZB7P3kN+bwj1xMiXdIaklrGHFTiE=");
     }
     if (rc == 0) config_free(&c);

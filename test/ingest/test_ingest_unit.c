@@ -67,7 +67,7 @@ static void test_loglist_switches(void)
     CHECK(f && file_read_all(f, &json, &len) == 0, "read %s", path);
     if (f) fclose(f);
     base_config(&cfg, "log");
-    cfg.static_logs[0] = (struct config_log){"Tiled", "https://tiles.example.net/"};
+    cfg.static_logs[0] = (struct config_log){.name = "Tiled", .url = "https://tiles.example.net/"};
     cfg.n_static_logs = 1;
     CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0 && ll.n_logs == 35, "all: %zu", ll.n_logs);
     loglist_free(&ll);
@@ -265,10 +265,10 @@ static void test_loglist_sample_and_config(void)
     char err[256];
     base_config(&cfg, "operator");
     /* config logs: operator = host; a duplicate of a list URL is dropped */
-    cfg.custom_logs[0] = (struct config_log){"My log", "https://ct.example.net/log"};
-    cfg.custom_logs[1] = (struct config_log){"Dup", "https://ct.googleapis.com/icarus/"};
+    cfg.custom_logs[0] = (struct config_log){.name = "My log", .url = "https://ct.example.net/log"};
+    cfg.custom_logs[1] = (struct config_log){.name = "Dup", .url = "https://ct.googleapis.com/icarus/"};
     cfg.n_custom_logs = 2;
-    cfg.static_logs[0] = (struct config_log){"Tiled", "https://mon.example.org/2026h1/"};
+    cfg.static_logs[0] = (struct config_log){.name = "Tiled", .url = "https://mon.example.org/2026h1/"};
     cfg.n_static_logs = 1;
     CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0, "%s", err);
     /* Aviator (readonly), Icarus, Rocketeer (usable), Argon2020 (qualified);
