@@ -1133,7 +1133,7 @@ static int vp_override_setting(struct vpass *v, struct config_log_override *o, c
     override_clear(&probe);
     if (idx == SIZE_MAX) snprintf(path, sizeof path, "%s.%s", where, kn);
     else snprintf(path, sizeof path, "%s[%zu].%s", where, idx, kn);
-    snprintf(v->near, sizeof v->near, "%s", path);
+    snprintf(v->near, sizeof v->near, "%.150s", path);
     bool given = (!strcmp(kn, "batch_size") && o->batch_size) ||
                  (!strcmp(kn, "poll_interval_ms") && o->poll_interval_ms) ||
                  (!strcmp(kn, "fetch_concurrency") && o->fetch_concurrency) ||
