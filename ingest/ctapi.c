@@ -102,8 +102,19 @@ static int sc_string(struct scan *s, const char **b, size_t *n)
     int plain = 1;
     if (s->p >= s->end || *s->p != '"') return FALLBACK;
     const char *q = ++s->p;
+    /* The common case, a long run without escapes: found with memchr (SIMD
+     * in glibc). cJSON keeps control bytes in strings as they are, so only
+     * NUL (where strlen would cut cJSON's copy short) sends it to cJSON. */
+    const char *quote = memchr(q, '"', (size_t)(s->end - q));
+    if (quote && !memchr(q, '\\', (size_t)(quote - q))) {
+        if (memchr(q, '\0', (size_t)(quote - q))) return FALLBACK;
+        *b = q;
+        *n = (size_t)(quote - q);
+        s->p = quote + 1;
+        return 1;
+    }
     for (;;) {
-        /* the common case: a long run of ordinary bytes */
+        /* with escapes (in members we skip): byte by byte, strictly */
         while (q < s->end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\') q++;
         if (q >= s->end || (unsigned char)*q < 0x20) return FALLBACK;
         if (*q == '"') break;
