@@ -731,6 +731,17 @@ static void sth_done(struct ilog *l)
     got_size(l, sth.tree_size);
 }
 
+/* The next tree-head poll: the next multiple of the interval on the
+ * monotonic clock (never later than now + interval). Logs with the same
+ * interval then poll in the same instant, so a process following many slow
+ * logs wakes once per interval for all of them rather than once per log (at
+ * 50 logs and 500 entries/s the wakeups were most of the ingest CPU). */
+static uint64_t next_poll(uint64_t now, uint64_t poll_ms)
+{
+    if (poll_ms == 0) return now;
+    return now / poll_ms * poll_ms + poll_ms;
+}
+
 /* Applies finished windows at the head of the FIFO, in index order. */
 static void apply_windows(struct ilog *l)
 {
@@ -807,7 +818,7 @@ static void pump_rfc6962(struct ilog *l, uint64_t now)
     if (now < l->retry_at_ms) return;
     if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
         snprintf(l->head.url, sizeof l->head.url, "%sct/v1/get-sth", l->base);
-        l->next_poll_ms = now + l->poll_ms;
+        l->next_poll_ms = next_poll(now, l->poll_ms);
         submit(l, &l->head);
     }
     if (!l->have_pos || !l->have_size) return;   /* a saved size may be stale: wait for a head */
@@ -1190,7 +1201,7 @@ static void pump_tiled(struct ilog *l, uint64_t now)
     if (now < l->retry_at_ms) return;
     if (l->head.state == RS_IDLE && now >= l->next_poll_ms) {
         snprintf(l->head.url, sizeof l->head.url, "%scheckpoint", l->base);
-        l->next_poll_ms = now + l->poll_ms;
+        l->next_poll_ms = next_poll(now, l->poll_ms);
         submit(l, &l->head);
     }
     if (l->tile_ready) {
