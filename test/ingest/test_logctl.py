@@ -20,6 +20,11 @@ counters) and in the server's /metrics, /health/deep and log:
   s5  operator_pacing {"Operator s5": {requests_per_second: 2}}, batch_size
       16 -> at most 2 requests a second over a 4 s window (the others run
       with operator_rate_limit_ms 1).
+  s6  only in the Apple-form list (apple_logs_url, a file written from the
+      fake log's list; ct_logs_url is the same list without s6), which also
+      repeats s0 under its log id with the URL written without the trailing
+      '/': s6 followed and published 0..1199 exactly once, s0 once in
+      /health/deep.
 
 Usage: test_logctl.py --server BIN --testdata DIR --fakelog PY
 """
@@ -70,10 +75,22 @@ def main():
         pf = os.path.join(d, "fakeport")
         slow = ["--fault", "s3:slow:entries:100000:0.3", "--fault", "s4:slow:entries:100000:0.3"]
         fake = subprocess.Popen([sys.executable, a.fakelog, "--testdata", a.testdata, "--port-file", pf,
-                                 "--synthetic-many", "s=6:%d" % SIZE] + slow, stdout=subprocess.DEVNULL)
+                                 "--synthetic-many", "s=7:%d" % SIZE] + slow, stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(pf), 20, "the fake log")
         base = "http://127.0.0.1:%d/" % int(open(pf).read())
-        url = {n: base + n + "/" for n in ("s0", "s1", "s2", "s3", "s4", "s5")}
+        url = {n: base + n + "/" for n in ("s0", "s1", "s2", "s3", "s4", "s5", "s6")}
+        # the Chrome-form list without s6; the Apple-form list with s6 and s0 again
+        full = json.loads(get(base + "loglist.json"))
+        chrome = dict(full, operators=[o for o in full["operators"] if o["name"] != "Operator s6"])
+        s6 = [o for o in full["operators"] if o["name"] == "Operator s6"][0]
+        s0 = json.loads(json.dumps([o for o in full["operators"] if o["name"] == "Operator s0"][0]))
+        s0["logs"][0]["url"] = s0["logs"][0]["url"].rstrip("/")
+        apple = {"version": "1", "assetVersion": 1, "assetVersionV2": 1, "log_list_timestamp": full["log_list_timestamp"],
+                 "operators": [s6, s0]}
+        with open(os.path.join(d, "chrome.json"), "w") as f:
+            json.dump(chrome, f)
+        with open(os.path.join(d, "apple.json"), "w") as f:
+            json.dump(apple, f)
         # every log from index 0
         with open(os.path.join(d, "state.json"), "w") as f:
             json.dump({"logs": {u: {"next_index": 0, "tree_size": 1} for u in url.values()}}, f)
@@ -83,7 +100,8 @@ def main():
         cfg = os.path.join(d, "config.yaml")
         with open(cfg, "w") as f:
             f.write("host: 127.0.0.1\nport: %d\nworkers: 1\nlog_level: info\n" % port)
-            f.write("ct_logs_url: %sloglist.json\n" % base)
+            f.write("ct_logs_url: file://%s\n" % os.path.join(d, "chrome.json"))
+            f.write("apple_logs_url: file://%s\n" % os.path.join(d, "apple.json"))
             f.write("ct_log:\n  state_file: %s\n  poll_interval_ms: 1000\n  operator_rate_limit_ms: 1\n"
                     "  retry_initial_delay_ms: 100\n  retry_max_delay_ms: 400\n" % os.path.join(d, "state.json"))
             f.write("custom_logs:\n  - {name: s3 again, url: \"%s\", fetch_concurrency: 1, poll_interval_ms: 100}\n"
@@ -164,6 +182,13 @@ def main():
         h = deep()
         logs = {l["url"]: l for l in (h or {}).get("logs", [])}
         check(url["s1"] not in logs, "s1 not in /health/deep")
+        wait_for(lambda: len(published(url["s6"])) == SIZE, 120, "s6 to catch up")
+        p6 = published(url["s6"])
+        check(sorted(p6) == list(range(SIZE)) and max(p6.values()) == 1,
+              "s6 (only in Apple's list): 0..%d published exactly once" % (SIZE - 1))
+        n0 = [l["url"] for l in h["logs"]].count(url["s0"]) if h else 0
+        check(n0 == 1 and url["s6"] in logs and len(h["logs"]) == 6,
+              "/health/deep: s0 once, s6 there, 6 logs in all (s1 disabled) (got %d, %s)" % (n0, sorted(logs)))
         l2 = logs.get(url["s2"], {})
         want = "expected_log_id mismatch: the log list gives %s" % right_id
         check(l2.get("health") == "unhealthy" and l2.get("reason") == want,
