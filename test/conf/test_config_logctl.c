@@ -251,7 +251,8 @@ static void test_env(void)
 int main(void)
 {
     /* config_load_search looks for ./config.yaml: run in an empty directory */
-    snprintf(dir, sizeof dir, "/tmp/cs-conf-logctl-XXXXXX");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/cs-conf-logctl-XXXXXX", tmp && *tmp && strlen(tmp) < 40 ? tmp : "/tmp");
     if (!mkdtemp(dir) || chdir(dir) != 0) {
         perror("mkdtemp");
         return 1;
