@@ -1,0 +1,273 @@
+#!/usr/bin/python3
+"""End-to-end tests of permessage-deflate with the stream's shared context
+(compression.shared_context, fanout/zchain.c): real clients that keep an
+inflate context (python websockets, npm ws, libwebsockets, a raw client
+inflating with Python's zlib) must get exactly the golden corpus's bytes
+after inflating, whether they join at the start or mid-stream, across
+compressed heartbeats, behind the worker's cache of chained frames, and
+across ring laps; clients that do not allow context takeover, filtered
+clients and clients without deflate keep frames that stand alone.
+
+usage: test_zchain.py CASE --server BIN --testdata DIR [--lws-client BIN] [--node-dir DIR]
+Each CASE is one CTest test; the last line is `N passed, N failed`."""
+import asyncio
+import os
+import subprocess
+import sys
+import threading
+import time
+import zlib
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from server import Server  # noqa: E402
+from server import HEARTBEAT, collect_websocket_client, run_cases as server_run_cases  # noqa: E402
+from wsraw import WSRaw  # noqa: E402
+
+ARGS = None
+GOLDEN = None
+
+SHARED = "compression:\n  shared_context: true\n"
+TAKEOVER_EXT = "permessage-deflate"
+OWN_EXT = "permessage-deflate; server_no_context_takeover"
+
+
+def server(extra_yaml="", **kw):
+    return Server(ARGS.server, ARGS.testdata, extra_yaml=SHARED + extra_yaml, **kw)
+
+
+class Inflating:
+    """A raw client that inflates as RFC 7692 says for server context
+    takeover: one raw inflater for the whole connection, 00 00 ff ff
+    appended to each compressed message. Records for each data message
+    (compressed?, stands alone?, wire payload bytes, text)."""
+
+    def __init__(self, port, path="/", offer="permessage-deflate; client_max_window_bits", rcvbuf=None):
+        self.c = WSRaw(port, path, headers={"Sec-WebSocket-Extensions": offer} if offer else None, rcvbuf=rcvbuf)
+        assert self.c.status == 101, self.c.head
+        self.ext = None
+        for line in self.c.head.split("\r\n"):
+            if line.lower().startswith("sec-websocket-extensions:"):
+                self.ext = line.split(":", 1)[1].strip()
+        self.z = zlib.decompressobj(-15)
+        self.frames = []
+
+    def recv(self):
+        """-> the next data message's text (heartbeats included)."""
+        while True:
+            self.c._need(2)
+            rsv1 = bool(self.c.buf[0] & 0x40)
+            fin, op, payload = self.c.recv_frame()
+            if op not in (1, 2):
+                continue
+            assert fin, "the server sends whole messages"
+            if rsv1:
+                text = self.z.decompress(payload + b"\x00\x00\xff\xff")
+                try:
+                    alone = zlib.decompressobj(-15).decompress(payload + b"\x00\x00\xff\xff") == text
+                except zlib.error:
+                    alone = False
+            else:
+                text, alone = payload, True
+            self.frames.append((rsv1, alone, len(payload), text))
+            return text
+
+    def messages(self, n):
+        out = []
+        while len(out) < n:
+            t = self.recv()
+            if not t.startswith(HEARTBEAT):
+                out.append(t)
+        return out
+
+    def close(self):
+        self.c.close()
+
+    def chained(self):
+        """frames that inflate only with the history (chained frames)"""
+        return [f for f in self.frames if f[0] and not f[1]]
+
+
+def ratio(frames):
+    plain = sum(len(f[3]) for f in frames)
+    wire = sum(f[2] for f in frames)
+    return plain / wire
+
+
+def case_raw_chained():
+    """A client that allows context takeover gets the answer without
+    server_no_context_takeover and, after its first 32 KiB, chained frames
+    (they do not inflate alone), >= 3x smaller than the text for lite; the
+    bytes are the corpus's. An offer with server_no_context_takeover, a
+    filtered client and a client without deflate keep frames that stand alone."""
+    with server(rate=400) as s:
+        for fmt, path, n in (("lite", "/", 400), ("full", "/full-stream", 200), ("domains", "/domains-only", 400)):
+            c = Inflating(s.port, path)
+            assert c.ext == TAKEOVER_EXT, c.ext
+            GOLDEN.check_sequence(fmt, c.messages(n))
+            ch = c.chained()
+            assert ch, "no chained frame for %s" % fmt
+            # every frame is compressed; the first ones (32 KiB of history) stand alone
+            assert all(f[0] for f in c.frames)
+            first = next(i for i, f in enumerate(c.frames) if not f[1])
+            assert sum(len(f[3]) for f in c.frames[:first]) >= 32768 or fmt == "domains", first
+            r = ratio(c.frames[first + 20:])
+            print("%s: chained %.2fx (%d frames)" % (fmt, r, len(ch)))
+            if fmt in ("lite", "full"):
+                assert r >= 3.0, "%s chained ratio %.2f" % (fmt, r)
+            c.close()
+        # server_no_context_takeover asked for: frames compressed alone
+        c = Inflating(s.port, "/", offer="permessage-deflate; server_no_context_takeover")
+        assert c.ext == OWN_EXT, c.ext
+        GOLDEN.check_sequence("lite", c.messages(100))
+        assert all(f[0] and f[1] for f in c.frames)
+        c.close()
+        # a filtered client skips records: frames compressed alone, with the
+        # answer that says so
+        c = Inflating(s.port, "/?domain=*workday*")
+        assert c.ext == OWN_EXT, c.ext
+        msgs = c.messages(5)
+        assert all(b"workday" in m for m in msgs)
+        assert all(f[0] and f[1] for f in c.frames)
+        c.close()
+        # no offer: plain frames
+        c = Inflating(s.port, "/", offer=None)
+        assert c.ext is None
+        GOLDEN.check_sequence("lite", c.messages(50))
+        assert not any(f[0] for f in c.frames)
+        c.close()
+    # compression.shared_context off (the default): today's answer
+    with Server(ARGS.server, ARGS.testdata, rate=200) as s:
+        c = Inflating(s.port, "/")
+        assert c.ext == OWN_EXT, c.ext
+        GOLDEN.check_sequence("lite", c.messages(60))
+        assert all(f[0] and f[1] for f in c.frames)
+        c.close()
+
+
+def case_midstream_heartbeats():
+    """Clients joining at different moments, two workers, heartbeats every
+    second (compressed, outside the stream: each restarts the client's run):
+    every client inflates exactly the corpus, and each gets chained frames
+    again after every heartbeat."""
+    with server(rate=150, workers=2, extra_yaml="keepalive:\n  websocket_heartbeat_secs: 1\n") as s:
+        clients = []
+        for i in range(6):
+            clients.append((("lite", "full")[i % 2], Inflating(s.port, ("/", "/full-stream")[i % 2])))
+            for fmt, c in clients:
+                c.messages(15)
+        results = []
+        for fmt, c in clients:
+            got = []
+            t0 = time.time()
+            while time.time() - t0 < 4:
+                t = c.recv()
+                if not t.startswith(HEARTBEAT):
+                    got.append(t)
+            results.append((fmt, c, got))
+        for fmt, c, got in results:
+            GOLDEN.check_sequence(fmt, [f[3] for f in c.frames if not f[3].startswith(HEARTBEAT)])
+            beats = [i for i, f in enumerate(c.frames) if f[3].startswith(HEARTBEAT)]
+            assert len(beats) >= 2, "no heartbeats"
+            assert all(c.frames[i][0] for i in beats), "heartbeats are compressed"
+            # after a heartbeat, frames stand alone until 32 KiB of history
+            for b in beats:
+                hist = 0
+                for f in c.frames[b + 1:]:
+                    if f[3].startswith(HEARTBEAT):
+                        break
+                    if not f[1]:
+                        assert hist >= 32768, "chained after only %d bytes since a heartbeat" % hist
+                        break
+                    hist += len(f[3])
+            assert c.chained(), "%s client never got a chained frame" % fmt
+            c.close()
+
+
+def case_real_clients():
+    """python websockets, npm ws and the libwebsockets client (each inflates
+    with its own context) on every format, plus websocket-client (what
+    certstream-python uses, no deflate: plain frames)."""
+    import websockets
+
+    async def ws_collect(url, n):
+        out = []
+        async with websockets.connect(url, max_size=None, open_timeout=20, compression="deflate") as ws:
+            ext = ws.response_headers.get("Sec-WebSocket-Extensions")
+            while len(out) < n:
+                m = await asyncio.wait_for(ws.recv(), 20)
+                m = m.encode() if isinstance(m, str) else m
+                if not m.startswith(HEARTBEAT):
+                    out.append(m)
+        return out, ext
+
+    with server(rate=300, extra_yaml="keepalive:\n  websocket_heartbeat_secs: 2\n") as s:
+        for fmt, path, n in (("lite", "/", 300), ("full", "/full-stream", 150), ("domains", "/domains-only", 300)):
+            msgs, ext = asyncio.run(ws_collect(s.url(path), n))
+            assert ext == TAKEOVER_EXT, ext
+            GOLDEN.check_sequence(fmt, msgs)
+        env = dict(os.environ, NODE_PATH=os.path.join(ARGS.node_dir, "node_modules"))
+        p = subprocess.run(["node", os.path.join(HERE, "ws_client.js"), s.url("/"), "300", "on"],
+                           capture_output=True, timeout=60, env=env)
+        assert p.returncode == 0, p.stderr.decode()[-2000:]
+        lines = [l for l in p.stdout.split(b"\n") if l]
+        assert lines[0] == b'"permessage-deflate"', lines[0]
+        GOLDEN.check_sequence("lite", lines[1:])
+        for fmt, path, n in (("lite", "/", 300), ("full", "/full-stream", 150)):
+            p = subprocess.run([ARGS.lws_client, "--deflate", "--heartbeats", s.url(path), str(n)],
+                               capture_output=True, timeout=90)
+            assert p.returncode == 0, p.stderr.decode()[-2000:]
+            lines = [l for l in p.stdout.split(b"\n") if l]
+            GOLDEN.check_sequence(fmt, [l for l in lines if not l.startswith(HEARTBEAT)])
+        GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/"), 50))
+        deflated = s.metric_total("certstream_deflate_negotiated_total")
+        assert deflated == 3 + 1 + 2, deflated
+
+
+def case_behind_cache():
+    """A client that stops reading falls behind the worker's cache of
+    chained frames (64 KiB here) but not behind the ring: it gets the frames
+    compressed at publish until it catches up, and every message inflates to
+    the corpus; a reader at the head meanwhile keeps getting chained frames.
+    The ring (1 MiB) laps many times during the run."""
+    with server(rate=500, ring_size=1048576, buffer_size=100000,
+                extra_yaml="  shared_cache_size: 65536\n") as s:
+        fast = Inflating(s.port, "/full-stream")
+        slow = Inflating(s.port, "/full-stream", rcvbuf=65536)
+        GOLDEN.check_sequence("full", fast.messages(30) + [])
+        GOLDEN.check_sequence("full", slow.messages(30))
+        stop = threading.Event()
+        fast_msgs = []
+
+        def read_fast():
+            while not stop.is_set():
+                t = fast.recv()
+                if not t.startswith(HEARTBEAT):
+                    fast_msgs.append(t)
+        th = threading.Thread(target=read_fast)
+        th.start()
+        time.sleep(1.5)       # the slow client reads nothing: its socket fills
+        got = slow.messages(600)
+        stop.set()
+        th.join(timeout=30)
+        GOLDEN.check_sequence("full", [f[3] for f in slow.frames])
+        GOLDEN.check_sequence("full", [f[3] for f in fast.frames])
+        assert fast.chained() and slow.chained()
+        # the slow client got frames that stand alone after chained ones:
+        # it was behind the cache
+        kinds = [f[1] for f in slow.frames]
+        first_chained = kinds.index(False)
+        assert any(kinds[first_chained:]), "the slow client was never behind the cache"
+        assert len(got) == 600
+        # 1 MiB ring, ~6 KiB per record: it lapped
+        laps = s.metric_total("certstream_entries_published_total") * 6000 / 1048576
+        assert laps > 3, laps
+        fast.close()
+        slow.close()
+
+
+CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
+
+
+if __name__ == "__main__":
+    sys.exit(server_run_cases(globals(), "lws-client", "node-dir"))
