@@ -63,6 +63,7 @@ void conn_free(struct conn *c)
     if (close(c->fd) != 0) log_debug("close: %s", strerror(errno));
     free(c->rbuf);
     free(c->out);
+    zchain_client_free(c);
     free(c);
     w->nconns--;
     if (w->stopping && w->nconns == 0) event_base_loopexit(w->base, NULL);

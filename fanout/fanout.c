@@ -95,7 +95,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 static void heartbeat_break(struct conn *c, void *arg)
 {
     (void)arg;
-    zchain_break(&c->zc, c->cursor, c->rec_off);
+    if (c->zc.on) zchain_break(c);
 }
 
 /* Sends the heartbeat frame; permessage-deflate clients get it compressed

@@ -78,7 +78,7 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
     uint32_t total = rec->total_len;
     if (c->proto == PROTO_WS) {
         uint32_t zn;   /* compression.shared_context: the stream's chained frame (zchain.h) */
-        if (c->zc.on && zchain_iov(c->w->zchain, (struct zchain_client *)&c->zc, c->fmt, c->w->ring, rec, skip, &iov[*niov], &zn))
+        if (c->zc.on && zchain_iov((struct conn *)c, rec, skip, &iov[*niov], &zn))
             return zn ? ((*niov)++, zn) : 0;
         /* permessage-deflate: the frame compressed at publish, when there is one */
         struct ring_span s = c->deflate && rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
@@ -162,7 +162,7 @@ int conn_flush(struct conn *c)
     if (c->state == CS_WS || c->state == CS_SSE) {
         if ((c->flags & CF_BLOCKED) && too_slow(w, c)) return slow_close(c);
         bool memo = w->memo_on && niov == 0;
-        uint64_t zkey = c->zc.on ? zchain_walk_key(w->zchain, &c->zc, c->fmt, pos) : 0;
+        uint64_t zkey = c->zc.on ? zchain_walk_key(c, pos) : 0;
         if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
             w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate &&
             w->memo_zkey == zkey) {

@@ -9,6 +9,8 @@
 
 #include <zlib.h>
 
+#include "fanout/fanout_internal.h"
+
 #define ZCHAIN_ENTRIES 16384u         /* power of two */
 #define ZCHAIN_CATCHUP (256u * 1024u) /* ring bytes the stream feeds to catch up; beyond, it restarts */
 
@@ -130,9 +132,32 @@ static size_t room_before(const struct zfmt *fz, const struct zent *e)
     return e->off >= fz->wr ? e->off - fz->wr : fz->cap - fz->wr + e->off;
 }
 
+/* Clients in the middle of a chained frame at [from, to) that the cache
+ * may overwrite from now on get their own copy of the rest of it. */
+static void pin_partials(struct worker *w, struct zfmt *fz, int fmt, uint64_t from, uint64_t to)
+{
+    for (struct conn *c = w->all; c; c = c->all_next) {
+        struct zchain_client *zc = &c->zc;
+        if (!zc->on || c->fmt != fmt || c->rec_off == 0 || c->cursor < from || c->cursor >= to) continue;
+        if (zc->pin && zc->pin_pos == c->cursor) continue;
+        free(zc->pin);   /* of a frame sent since */
+        zc->pin = NULL;
+        bool chained = zc->keep_pos == c->cursor ? zc->keep_chained : c->cursor >= zc->key;
+        const struct zent *e = chained ? lookup(fz, c->cursor) : NULL;
+        if (!e) continue;
+        zc->pin = malloc(e->len);
+        if (!zc->pin) continue;   /* it is dropped at its next write, as if lapped */
+        memcpy(zc->pin, fz->buf + e->off, e->len);
+        zc->pin_len = e->len;
+        zc->pin_pos = c->cursor;
+        zc->keep_pos = c->cursor;
+        zc->keep_chained = true;
+    }
+}
+
 /* Keeps a margin of cache below the floor, so that the writes of one walk
  * never reach an entry above it: called between walks. */
-static void advance_floor(struct zfmt *fz)
+static void advance_floor(struct worker *w, struct zfmt *fz, int fmt)
 {
     uint64_t i = lower_bound_pos(fz, fz->floor);
     if (i == fz->head) return;
@@ -141,7 +166,9 @@ static void advance_floor(struct zfmt *fz)
     while (i < fz->head &&
            (room_before(fz, ent_at(fz, i)) < fz->cap / 2 || ZCHAIN_ENTRIES - (fz->head - i) < ZCHAIN_ENTRIES / 2))
         i++;
-    fz->floor = i < fz->head ? ent_at(fz, i)->pos : fz->next;
+    uint64_t nf = i < fz->head ? ent_at(fz, i)->pos : fz->next;
+    pin_partials(w, fz, fmt, fz->floor, nf);
+    fz->floor = nf;
 }
 
 /* The stream starts again empty: nothing after this refers to what came
@@ -275,19 +302,30 @@ void zchain_client_init(struct zchain_client *zc, uint64_t cursor)
     *zc = (struct zchain_client){ .on = true, .start = cursor, .ready = ZCHAIN_UNKNOWN, .key = ZCHAIN_UNKNOWN };
 }
 
-void zchain_break(struct zchain_client *zc, uint64_t cursor, uint32_t rec_off)
+void zchain_break(struct conn *c)
 {
-    if (!zc->on) return;
+    struct zchain_client *zc = &c->zc;
     /* the record partly sent arrives before the message: not part of the new run */
-    zc->start = rec_off ? cursor + 1 : cursor;
+    zc->start = c->rec_off ? c->cursor + 1 : c->cursor;
     zc->ready = ZCHAIN_UNKNOWN;
 }
 
-uint64_t zchain_walk_key(struct zchain *z, struct zchain_client *zc, int fmt, uint64_t pos)
+void zchain_client_free(struct conn *c)
 {
-    struct zfmt *fz = fmt_state(z, fmt);
+    free(c->zc.pin);
+    c->zc.pin = NULL;
+}
+
+uint64_t zchain_walk_key(struct conn *c, uint64_t pos)
+{
+    struct zchain_client *zc = &c->zc;
+    if (zc->pin && (c->rec_off == 0 || c->cursor != zc->pin_pos)) {   /* that frame is sent */
+        free(zc->pin);
+        zc->pin = NULL;
+    }
+    struct zfmt *fz = fmt_state(c->w->zchain, c->fmt);
     if (!fz) return zc->key = ZCHAIN_UNKNOWN;
-    advance_floor(fz);
+    advance_floor(c->w, fz, c->fmt);
     if (zc->ready == ZCHAIN_UNKNOWN) {
         /* the run's first cached record, then the first one with a window
          * of history before it (cum counts only what the stream was fed:
@@ -317,9 +355,11 @@ static bool set_iov(const struct zfmt *fz, const struct zent *e, uint32_t skip, 
     return true;
 }
 
-bool zchain_iov(struct zchain *z, struct zchain_client *zc, int fmt, const struct ring *ring,
-                const struct ring_record *rec, uint32_t skip, struct iovec *iov, uint32_t *n)
+bool zchain_iov(struct conn *c, const struct ring_record *rec, uint32_t skip, struct iovec *iov, uint32_t *n)
 {
+    struct zchain *z = c->w->zchain;
+    int fmt = c->fmt;
+    struct zchain_client *zc = &c->zc;
     if (!z || fmt < 0 || fmt >= RING_NFORMATS || !z->f[fmt].ready) return false;
     struct zfmt *fz = &z->f[fmt];
     uint64_t pos = rec->seq;
@@ -336,10 +376,16 @@ bool zchain_iov(struct zchain *z, struct zchain_client *zc, int fmt, const struc
             zc->keep_chained = chained;
         }
         if (!zc->keep_chained) return false;
+        if (zc->pin && zc->pin_pos == pos) {
+            if (skip >= zc->pin_len) return set_iov(fz, NULL, 0, iov, n);
+            *iov = (struct iovec){ zc->pin + skip, zc->pin_len - skip };
+            *n = zc->pin_len - skip;
+            return true;
+        }
         return set_iov(fz, lookup(fz, pos), skip, iov, n);
     }
     if (rec->kind != RING_KIND_MESSAGE || rec->wsz[fmt].len == 0) return false;
-    feed_to(fz, ring, rec, fmt);
+    feed_to(fz, c->w->ring, rec, fmt);
     if (pos < zc->key) return false;
     const struct zent *e = lookup(fz, pos);
     if (!e) return false;

@@ -52,7 +52,12 @@ struct zchain_client {
     uint64_t key;                     /* of its last walk */
     uint64_t keep_pos;                /* the record partly sent, and whether it was chained */
     bool keep_chained;
+    uint8_t *pin;                     /* the frame at pin_pos when the cache let it go (rare) */
+    uint32_t pin_len;
+    uint64_t pin_pos;
 };
+
+struct conn;
 
 /* Cache of cache_bytes per format (allocated when a format is first
  * used), zlib level 1..9. NULL: out of memory. */
@@ -63,20 +68,24 @@ void zchain_free(struct zchain *z);
  * position cursor. */
 void zchain_client_init(struct zchain_client *zc, uint64_t cursor);
 
-/* The client is about to get a compressed message that is not part of the
- * stream (a heartbeat), after the record partly sent, if any: its run of
- * history starts again after it. */
-void zchain_break(struct zchain_client *zc, uint64_t cursor, uint32_t rec_off);
+/* The client (c->zc.on) is about to get a compressed message that is not
+ * part of the stream (a heartbeat), after the record partly sent, if any:
+ * its run of history starts again after it. */
+void zchain_break(struct conn *c);
+/* At teardown. */
+void zchain_client_free(struct conn *c);
 
-/* Before a walk from pos: settles the client's readiness and the cache's
- * floor, and returns the walk's key (also stored in zc->key). */
-uint64_t zchain_walk_key(struct zchain *z, struct zchain_client *zc, int fmt, uint64_t pos);
+/* Before a walk of c (c->zc.on) from pos: settles the client's readiness
+ * and the cache's floor, and returns the walk's key (also in c->zc.key).
+ * When the floor moves, a client in the middle of a chained frame that the
+ * cache may now overwrite gets its own copy of the frame (pin): allocated
+ * only for such a blocked client, once per cache quarter. */
+uint64_t zchain_walk_key(struct conn *c, uint64_t pos);
 
-/* For record_iov: if the client gets the record's chained frame, true with
- * *iov set and *n the bytes after skip (0: the frame is gone, which the
- * caller treats as lapped); false: send the record's ordinary frame. */
-bool zchain_iov(struct zchain *z, struct zchain_client *zc, int fmt, const struct ring *ring,
-                const struct ring_record *rec, uint32_t skip, struct iovec *iov, uint32_t *n);
+/* For record_iov: if c (c->zc.on) gets the record's chained frame, true
+ * with *iov set and *n the bytes after skip (0: the frame is gone, which
+ * the caller treats as lapped); false: send the record's ordinary frame. */
+bool zchain_iov(struct conn *c, const struct ring_record *rec, uint32_t skip, struct iovec *iov, uint32_t *n);
 
 /* Counters for tests and metrics. */
 struct zchain_stats {
