@@ -136,6 +136,16 @@ def case_raw_chained():
         GOLDEN.check_sequence("lite", c.messages(50))
         assert not any(f[0] for f in c.frames)
         c.close()
+    # compression.min_size: the short messages go plain (RSV1 clear) to
+    # every client and stay out of the stream, the others are chained
+    with server(rate=400, extra_yaml="  min_size: 1500\n") as s:
+        c = Inflating(s.port, "/")
+        GOLDEN.check_sequence("lite", c.messages(300))
+        plain = [f for f in c.frames if not f[0]]
+        assert plain and all(len(f[3]) < 1500 for f in plain)
+        assert all(len(f[3]) >= 1500 for f in c.frames if f[0])
+        assert c.chained()
+        c.close()
     # compression.shared_context off (the default): today's answer
     with Server(ARGS.server, ARGS.testdata, rate=200) as s:
         c = Inflating(s.port, "/")
@@ -278,6 +288,29 @@ def case_behind_cache():
         assert False in kinds[kinds.index(True):], "no chained frame after catching up"
         fast.close()
         slow.close()
+
+
+def case_chromium():
+    """Headless Chromium (a real browser's permessage-deflate, which keeps
+    its inflate context): the live page's own connection, and a WebSocket
+    opened by a script in the page whose messages are compared with the
+    corpus, 300 of them (so well past the first 32 KiB)."""
+    from test_stream_features import Chrome
+    with server(rate=300) as s:
+        chrome = Chrome()
+        try:
+            chrome.navigate("http://127.0.0.1:%d/" % s.port)
+            chrome.wait("document.querySelectorAll('#rows tr').length >= 5", what="rows on the live page")
+            chrome.eval("window.zmsgs = []; window.zws = new WebSocket('ws://127.0.0.1:%d/');"
+                        "window.zws.onmessage = e => { if (!e.data.startsWith('{\"message_type\":\"heartbeat\"'))"
+                        " window.zmsgs.push(e.data); }; true" % s.port)
+            chrome.wait("window.zmsgs.length >= 300", timeout=60, what="300 messages")
+            assert chrome.eval("window.zws.extensions") == TAKEOVER_EXT
+            msgs = chrome.eval("window.zmsgs.slice(0, 300)")
+            GOLDEN.check_sequence("lite", [m.encode() for m in msgs])
+            assert s.metric_total("certstream_deflate_negotiated_total") == 2
+        finally:
+            chrome.close()
 
 
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
