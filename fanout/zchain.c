@@ -149,6 +149,7 @@ static void pin_partials(struct worker *w, struct zfmt *fz, int fmt, uint64_t fr
         if (!zc->pin) continue;   /* it is dropped at its next write, as if lapped */
         memcpy(zc->pin, fz->buf + e->off, e->len);
         zc->pin_len = e->len;
+        fz->st.pinned++;
         zc->pin_pos = c->cursor;
         zc->keep_pos = c->cursor;
         zc->keep_chained = true;

@@ -89,7 +89,7 @@ bool zchain_iov(struct conn *c, const struct ring_record *rec, uint32_t skip, st
 
 /* Counters for tests and metrics. */
 struct zchain_stats {
-    uint64_t fed, resets, evicted, bytes_in, bytes_out;
+    uint64_t fed, resets, evicted, bytes_in, bytes_out, pinned;
 };
 void zchain_get_stats(const struct zchain *z, int fmt, struct zchain_stats *st);
 
