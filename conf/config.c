@@ -772,7 +772,7 @@ void config_defaults(struct config *cfg)
     cfg->compression.enabled = true;
     cfg->compression.min_size = 0;
     cfg->compression.level = 6;
-    cfg->compression.shared_context = false;
+    cfg->compression.shared_context = true;
     cfg->compression.shared_cache_size = 4u << 20;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;

@@ -146,8 +146,13 @@ def case_raw_chained():
         assert all(len(f[3]) >= 1500 for f in c.frames if f[0])
         assert c.chained()
         c.close()
-    # compression.shared_context off (the default): today's answer
+    # the default is on: the same answer without the key
     with Server(ARGS.server, ARGS.testdata, rate=200) as s:
+        c = Inflating(s.port, "/")
+        assert c.ext == TAKEOVER_EXT, c.ext
+        c.close()
+    # compression.shared_context off: frames compressed alone for everyone
+    with Server(ARGS.server, ARGS.testdata, rate=200, extra_yaml="compression:\n  shared_context: false\n") as s:
         c = Inflating(s.port, "/")
         assert c.ext == OWN_EXT, c.ext
         GOLDEN.check_sequence("lite", c.messages(60))
