@@ -31,6 +31,7 @@ struct zfmt {
     uint64_t next;                    /* the stream: position of the next record to feed, 0 = none */
     uint64_t cum;                     /* payload bytes fed */
     uint64_t floor;                   /* entries at pos >= floor are never overwritten */
+    uint64_t floor_checked;           /* head when the floor was last checked */
     uint8_t *scratch;
     size_t scap;
     struct zchain_stats st;
@@ -160,6 +161,10 @@ static void pin_partials(struct worker *w, struct zfmt *fz, int fmt, uint64_t fr
  * never reach an entry above it: called between walks. */
 static void advance_floor(struct worker *w, struct zfmt *fz, int fmt)
 {
+    /* the margin only shrinks when frames are added: once per new frame,
+     * not once per client walk */
+    if (fz->floor_checked == fz->head) return;
+    fz->floor_checked = fz->head;
     uint64_t i = lower_bound_pos(fz, fz->floor);
     if (i == fz->head) return;
     if (room_before(fz, ent_at(fz, i)) >= fz->cap / 4 && ZCHAIN_ENTRIES - (fz->head - i) >= ZCHAIN_ENTRIES / 4)
