@@ -7,8 +7,11 @@
  * alone between records). Every client inflates its bytes with ONE zlib
  * inflater, as RFC 7692 says for server context takeover, and must get
  * exactly the published messages, whether it keeps up, joins late, falls
- * behind the small cache, or is lapped by the ring and comes back. Also
+ * behind the small cache, or is lapped by the ring and comes back, with
+ * padding records among the messages (a producer that died between claim
+ * and commit, repaired by ring_repair as the supervisor does). Also
  * the negotiation: which offers leave the server its context. */
+#include <setjmp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +23,7 @@
 #include "fanout/http_parser.h"
 #include "fanout/ws_handshake.h"
 #include "fanout/zchain.h"
+#include "shm/ring_test.h"
 
 #define NMSG 6000
 #define NCLIENT 15
@@ -56,9 +60,44 @@ static char *make_json(int i, int f, size_t *len)
     return s;
 }
 
+/* A producer "dies" after writing its record, before the commit: the hook
+ * jumps out of ring_publish, and ring_repair turns the claim into padding. */
+static jmp_buf die_here;
+static void die_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
+{
+    (void)pos;
+    (void)arg;
+    if (phase == RING_TEST_WRITTEN) longjmp(die_here, 1);
+}
+
+static int npad;
+static void publish_pad(struct ring *r)
+{
+    static char junk[3000];
+    memset(junk, 'x', sizeof junk);
+    struct ring_message m;
+    memset(&m, 0, sizeof m);
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        m.json[f] = junk;
+        m.json_len[f] = 1000 + 500 * (size_t)f;
+        m.bench_stamp_off[f] = -1;
+        m.deflated[f] = (const uint8_t *)junk;   /* not real DEFLATE: never sent */
+        m.deflated_len[f] = 100;
+    }
+    ring_test_set_hook(die_hook, NULL);
+    if (setjmp(die_here) == 0) {
+        ring_publish(r, 1, &m);
+        CHECK(!"the hook did not stop the producer");
+    }
+    ring_test_set_hook(NULL, NULL);
+    ring_repair(r, 1);
+    npad++;
+}
+
 static void publish(struct ring *r, struct wsdeflate *zd)
 {
     if (npub >= NMSG) return;
+    if (rnd(40) == 0) publish_pad(r);
     struct ring_message m;
     memset(&m, 0, sizeof m);
     uint8_t *z[RING_NFORMATS] = { NULL, NULL, NULL };
@@ -353,6 +392,8 @@ static void test_streams(void)
         CHECK(st.fed > 1000 && st.evicted > 0);
     }
     CHECK(pinned > 0);   /* frames in flight that the cache let go were kept */
+    printf("%d padding records among %d messages\n", npad, npub);
+    CHECK(npad > 50);
     for (int i = 0; i < NCLIENT; i++)
         if (sims[i].c) {
             inflateEnd(&sims[i].inf);
