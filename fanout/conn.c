@@ -54,6 +54,7 @@ void conn_free(struct conn *c)
     if (c->filter) filter_release(w->filters, c->filter);
     if (c->deflate) {
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
+        if (c->zc.on) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE_SHARED, -1);
         w->deflate_clients--;
     }
     edge_conn_free(c);   /* limits held, TLS session */

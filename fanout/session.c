@@ -148,7 +148,10 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     struct http_str rv;
     bool has_resume = http_query_param(req->query, "resume", &rv);
     uint64_t cursor = has_resume ? resume_start(w, &rv) : ring_start_position(w->ring);
-    if (hs.takeover) zchain_client_init(&c->zc, cursor);
+    if (hs.takeover) {
+        zchain_client_init(&c->zc, cursor);
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE_SHARED, 1);
+    }
     if (start_stream(c, PROTO_WS, f, cursor) != 0) return;
     if (conn_flush(c) != 0) return;
     if (early_len) ws_consume(c, early_copy, early_len);

@@ -391,7 +391,10 @@ bool zchain_iov(struct conn *c, const struct ring_record *rec, uint32_t skip, st
         return set_iov(fz, lookup(fz, pos), skip, iov, n);
     }
     if (rec->kind != RING_KIND_MESSAGE || rec->wsz[fmt].len == 0) return false;
+    uint64_t fed = fz->st.fed;
     feed_to(fz, c->w->ring, rec, fmt);
+    if (fz->st.fed != fed && c->w->stats)
+        stats_add(c->w->stats, c->w->slot, ST_DEFLATE_CHAINED_FRAMES, (int64_t)(fz->st.fed - fed));
     if (pos < zc->key) return false;
     const struct zent *e = lookup(fz, pos);
     if (!e) return false;

@@ -116,6 +116,13 @@ def case_raw_chained():
             if fmt in ("lite", "full"):
                 assert r >= 3.0, "%s chained ratio %.2f" % (fmt, r)
             c.close()
+        # the three streams' clients are gone; one chained frame per message
+        # and format while a client of it was there
+        deadline = time.time() + 10
+        while s.metric_total("certstream_clients_deflate_shared") != 0 and time.time() < deadline:
+            time.sleep(0.05)
+        assert s.metric_total("certstream_clients_deflate_shared") == 0
+        assert s.metric_total("certstream_deflate_chained_frames_total") >= 400 + 200 + 400
         # server_no_context_takeover asked for: frames compressed alone
         c = Inflating(s.port, "/", offer="permessage-deflate; server_no_context_takeover")
         assert c.ext == OWN_EXT, c.ext
@@ -314,6 +321,8 @@ def case_chromium():
             msgs = chrome.eval("window.zmsgs.slice(0, 300)")
             GOLDEN.check_sequence("lite", [m.encode() for m in msgs])
             assert s.metric_total("certstream_deflate_negotiated_total") == 2
+            assert s.metric_total("certstream_clients_deflate_shared") == 2
+            assert s.metric_total("certstream_deflate_chained_frames_total") >= 300
         finally:
             chrome.close()
 
