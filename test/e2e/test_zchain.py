@@ -243,6 +243,11 @@ def case_real_clients():
             msgs, ext = asyncio.run(ws_collect(s.url(path), n))
             assert ext == TAKEOVER_EXT, ext
             GOLDEN.check_sequence(fmt, msgs)
+        # one client at a time: the chained frames counter grows only for a
+        # client that allows server context takeover
+        def chained():
+            return s.metric_total("certstream_deflate_chained_frames_total")
+        before = chained()
         env = dict(os.environ, NODE_PATH=os.path.join(ARGS.node_dir, "node_modules"))
         p = subprocess.run(["node", os.path.join(HERE, "ws_client.js"), s.url("/"), "300", "on"],
                            capture_output=True, timeout=60, env=env)
@@ -250,12 +255,15 @@ def case_real_clients():
         lines = [l for l in p.stdout.split(b"\n") if l]
         assert lines[0] == b'"permessage-deflate"', lines[0]
         GOLDEN.check_sequence("lite", lines[1:])
+        assert chained() >= before + 250, (before, chained())   # npm ws: server context takeover
         for fmt, path, n in (("lite", "/", 300), ("full", "/full-stream", 150)):
+            before = chained()
             p = subprocess.run([ARGS.lws_client, "--deflate", "--heartbeats", s.url(path), str(n)],
                                capture_output=True, timeout=90)
             assert p.returncode == 0, p.stderr.decode()[-2000:]
             lines = [l for l in p.stdout.split(b"\n") if l]
             GOLDEN.check_sequence(fmt, [l for l in lines if not l.startswith(HEARTBEAT)])
+            assert chained() >= before + n - 50, (before, chained())   # libwebsockets too
         GOLDEN.check_sequence("lite", collect_websocket_client(s.url("/"), 50))
         deflated = s.metric_total("certstream_deflate_negotiated_total")
         assert deflated == 3 + 1 + 2, deflated
