@@ -191,6 +191,8 @@ static const struct key keys[] = {
     BOOL("compression.enabled", "CERTSTREAM_COMPRESSION_ENABLED", compression.enabled),
     NUM("compression.min_size", "CERTSTREAM_COMPRESSION_MIN_SIZE", K_U32, compression.min_size, 0, 16777216),
     NUM("compression.level", "CERTSTREAM_COMPRESSION_LEVEL", K_U32, compression.level, 1, 9),
+    BOOL("compression.shared_context", "CERTSTREAM_COMPRESSION_SHARED_CONTEXT", compression.shared_context),
+    NUM("compression.shared_cache_size", "CERTSTREAM_COMPRESSION_SHARED_CACHE_SIZE", K_U32, compression.shared_cache_size, 65536, 1073741824),
     {"message_format.absent_name_fields", "CERTSTREAM_MESSAGE_FORMAT_ABSENT_NAME_FIELDS", K_ENUM, OFF(message_format.absent_name_fields), 0, 0, 0, absent_name_modes, NULL},
     /* network edge */
     TEXT("trusted_proxies", "CERTSTREAM_TRUSTED_PROXIES", K_CIDRS, trusted_proxies, MAX_STRING),
@@ -892,6 +894,8 @@ void config_defaults(struct config *cfg)
     cfg->compression.enabled = true;
     cfg->compression.min_size = 0;
     cfg->compression.level = 6;
+    cfg->compression.shared_context = true;
+    cfg->compression.shared_cache_size = 4u << 20;
     cfg->filters.enabled = true;
     cfg->filters.max_per_worker = 4096;
     cfg->filters.max_patterns = 64;
@@ -1654,7 +1658,8 @@ static const cyaml_schema_field_t cy_filters[] = {
     CY_SU(filters, max_pattern_bytes), CY_SU(filters, regex_match_limit), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_compression[] = {
-    CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level), CYAML_FIELD_END,
+    CY_SB(compression, enabled), CY_SU(compression, min_size), CY_SU(compression, level),
+    CY_SB(compression, shared_context), CY_SU(compression, shared_cache_size), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_access[] = {
     CY_SS(access, streams_allow), CY_SS(access, metrics_allow), CYAML_FIELD_END,

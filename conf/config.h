@@ -181,6 +181,8 @@ struct config {
         bool enabled;                 /* true: permessage-deflate offered to WebSocket clients */
         uint32_t min_size;            /* 0: shorter messages are sent uncompressed */
         uint32_t level;               /* 6: zlib level, 1..9 */
+        bool shared_context;          /* true: server context takeover with the stream's context (fanout/zchain.h) */
+        uint32_t shared_cache_size;   /* 4 MiB: chained frames cached per format in use, per worker */
     } compression;
 
     struct {

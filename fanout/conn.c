@@ -56,6 +56,7 @@ void conn_free(struct conn *c)
     if (c->filter) filter_release(w->filters, c->filter);
     if (c->deflate) {
         stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE, -1);
+        if (c->zc.on) stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE_SHARED, -1);
         w->deflate_clients--;
     }
     edge_conn_free(c);   /* limits held, TLS session */
@@ -65,6 +66,7 @@ void conn_free(struct conn *c)
     if (close(c->fd) != 0) log_debug("close: %s", strerror(errno));
     free(c->rbuf);
     free(c->out);
+    zchain_client_free(c);
     free(c);
     w->nconns--;
     if (w->stopping && w->nconns == 0) event_base_loopexit(w->base, NULL);

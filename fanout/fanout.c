@@ -93,6 +93,12 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 
 /* ---- keep-alive timers --------------------------------------------------- */
 
+static void heartbeat_break(struct conn *c, void *arg)
+{
+    (void)arg;
+    if (c->zc.on) zchain_break(c);
+}
+
 /* Sends the heartbeat frame; permessage-deflate clients get it compressed
  * (once per heartbeat), so that they only ever see compressed messages. */
 static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
@@ -109,6 +115,8 @@ static void heartbeat_send(struct worker *w, const uint8_t *frame, size_t n)
     zf[0] = 0x80 | 0x40 | WS_OP_TEXT;   /* FIN, RSV1 (compressed), Text */
     zf[1] = (uint8_t)zn;
     memcpy(zf + 2, z, zn);
+    /* it enters the windows of clients with chained frames, not the stream */
+    if (w->zchain) worker_each_stream(w, PROTO_WS, heartbeat_break, NULL);
     broadcast_ws_message(w, frame, n, zf, zn + 2);
 }
 
@@ -584,6 +592,7 @@ err:
     certindex_free(w->certindex);
     filter_set_free(w->filters);
     wsdeflate_free(w->zd);
+    zchain_free(w->zchain);
     free(w);
     if (g_owned_cfg) {
         config_free(g_owned_cfg);

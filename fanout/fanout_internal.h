@@ -20,6 +20,7 @@
 #include "fanout/fanout.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_frame.h"
+#include "fanout/zchain.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
 
@@ -88,6 +89,7 @@ struct conn {
     struct conn_edge edge;             /* network edge: real address, limits held, TLS */
     struct ws_reader rd;               /* WebSocket only */
     struct filter *filter;             /* server-side filter (filter.h), NULL: unfiltered */
+    struct zchain_client zc;           /* permessage-deflate with the stream's context (zchain.h) */
     uint8_t ctl[CONN_CTL_CAP];
 };
 
@@ -136,11 +138,13 @@ struct worker {
     struct filter_set *filters;        /* interned filters (filter.h) */
     struct wsdeflate *zd;              /* heartbeats for permessage-deflate clients; made on first use */
     uint32_t deflate_clients;          /* this worker's clients with permessage-deflate */
+    struct zchain *zchain;             /* compression.shared_context: chained frames; made on first use */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
     const struct filter *memo_filter;
     bool memo_deflate;
+    uint64_t memo_zkey;                /* zchain_walk_key of the walk (0: not chained) */
     int memo_niov, memo_nrec;
     size_t memo_total;
     uint64_t memo_from, memo_end;

@@ -25,6 +25,7 @@
 #include "common/log.h"
 #include "fanout/edge.h"
 #include "fanout/filter.h"
+#include "fanout/zchain.h"
 
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
 #define FLUSH_BLOCKED_BUDGET (64u * 1024u)
@@ -76,6 +77,9 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
     const uint8_t *base = ring_record_bytes(rec);
     uint32_t total = rec->total_len;
     if (c->proto == PROTO_WS) {
+        uint32_t zn;   /* compression.shared_context: the stream's chained frame (zchain.h) */
+        if (c->zc.on && zchain_iov((struct conn *)c, rec, skip, &iov[*niov], &zn))
+            return zn ? ((*niov)++, zn) : 0;
         /* permessage-deflate: the frame compressed at publish, when there is one */
         struct ring_span s = c->deflate && rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
         if (s.len == 0 || s.off > total || s.len > total - s.off || skip >= s.len) return 0;
@@ -158,8 +162,10 @@ int conn_flush(struct conn *c)
     if (c->state == CS_WS || c->state == CS_SSE) {
         if ((c->flags & CF_BLOCKED) && too_slow(w, c)) return slow_close(c);
         bool memo = w->memo_on && niov == 0;
+        uint64_t zkey = c->zc.on ? zchain_walk_key(c, pos) : 0;
         if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
-            w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate) {
+            w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate &&
+            w->memo_zkey == zkey) {
             iov = w->memo_iov;
             recs = w->memo_recs;
             niov = w->memo_niov;
@@ -218,6 +224,7 @@ int conn_flush(struct conn *c)
             w->memo_fmt = c->fmt;
             w->memo_filter = c->filter;
             w->memo_deflate = c->deflate;
+            w->memo_zkey = zkey;
             w->memo_niov = niov;
             w->memo_nrec = nrec;
             w->memo_total = total;

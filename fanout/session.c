@@ -120,7 +120,14 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     }
     if (!admit_stream(w, c, req))
         return;
-    hs.deflate = w->cfg->compression.enabled && ws_deflate_offer_ok(req);
+    bool takeover = false;
+    hs.deflate = w->cfg->compression.enabled && ws_deflate_offer(req, &takeover);
+    /* compression.shared_context: chained frames (zchain.h) for a client
+     * that leaves the server its context and gets every record (no filter) */
+    if (hs.deflate && takeover && w->cfg->compression.shared_context && !c->filter) {
+        if (!w->zchain) w->zchain = zchain_new(w->cfg->compression.shared_cache_size, (int)w->cfg->compression.level);
+        hs.takeover = w->zchain != NULL;
+    }
     char resp[CONN_CTL_CAP];
     size_t n = ws_handshake_response(resp, sizeof resp, &hs);
     if (n == 0 || !ctl_append(c, resp, n, true)) {
@@ -143,6 +150,10 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     struct http_str rv;
     bool has_resume = http_query_param(req->query, "resume", &rv);
     uint64_t cursor = has_resume ? resume_start(w, &rv) : ring_start_position(w->ring);
+    if (hs.takeover) {
+        zchain_client_init(&c->zc, cursor);
+        stats_add(w->stats, w->slot, ST_CLIENTS_DEFLATE_SHARED, 1);
+    }
     if (start_stream(c, PROTO_WS, f, cursor) != 0) return;
     uint64_t rid;
     if (has_resume && resume_id(&rv, &rid) && deep_resume(c, rid)) {   /* older than the ring: from history (deep.h) */

@@ -44,4 +44,10 @@ void route_metrics_stream(struct worker *w, struct jbuf *b, bool om)
     sample(b, om, "certstream_deflate_messages_sent_total", "counter",
            "Messages delivered to permessage-deflate clients (compressed once at publish; messages "
            "under compression.min_size go uncompressed).", stats_sum(s, ST_DEFLATE_MESSAGES));
+    sample(b, om, "certstream_clients_deflate_shared", "gauge",
+           "WebSocket clients with permessage-deflate and the stream's shared context (chained frames).",
+           stats_sum(s, ST_CLIENTS_DEFLATE_SHARED));
+    sample(b, om, "certstream_deflate_chained_frames_total", "counter",
+           "Messages compressed into a worker's shared context (one per message, format in use and worker).",
+           stats_sum(s, ST_DEFLATE_CHAINED_FRAMES));
 }

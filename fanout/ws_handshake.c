@@ -86,8 +86,9 @@ static int window_bits(struct http_str v)
     return -1;
 }
 
-/* One offer: "permessage-deflate; p1; p2=v". */
-static bool offer_ok(struct http_str offer)
+/* One offer: "permessage-deflate; p1; p2=v". *takeover: no
+ * server_no_context_takeover in it. */
+static bool offer_ok(struct http_str offer, bool *takeover)
 {
     size_t i = 0, s = 0;
     bool first = true, seen[4] = { false, false, false, false };
@@ -115,11 +116,19 @@ static bool offer_ok(struct http_str offer)
         if (i >= offer.len) break;
         s = i + 1;
     }
+    *takeover = !seen[0];
     return !first;
 }
 
 bool ws_deflate_offer_ok(const struct http_request *req)
 {
+    bool takeover;
+    return ws_deflate_offer(req, &takeover);
+}
+
+bool ws_deflate_offer(const struct http_request *req, bool *takeover)
+{
+    *takeover = false;
     for (size_t h = 0; h < req->n_headers; h++) {
         if (!http_str_ieq(req->headers[h].name, "Sec-WebSocket-Extensions")) continue;
         struct http_str v = req->headers[h].value;
@@ -128,7 +137,7 @@ bool ws_deflate_offer_ok(const struct http_request *req)
         for (size_t i = 0; i <= v.len; i++) {
             if (i < v.len && v.p[i] == '"') quoted = !quoted;
             if (i < v.len && (v.p[i] != ',' || quoted)) continue;
-            if (offer_ok((struct http_str){ v.p + s, i - s })) return true;
+            if (offer_ok((struct http_str){ v.p + s, i - s }, takeover)) return true;
             s = i + 1;
         }
     }
@@ -138,6 +147,7 @@ bool ws_deflate_offer_ok(const struct http_request *req)
 int ws_handshake_check(const struct http_request *req, struct ws_handshake *hs)
 {
     hs->deflate = false;
+    hs->takeover = false;
     if (!http_str_eq(req->method, "GET") || req->minor < 1) return 400;
     if (!ws_is_upgrade(req)) return 400;
     const struct http_str *conn = http_header_get(req, "Connection");
@@ -159,7 +169,9 @@ int ws_handshake_check(const struct http_request *req, struct ws_handshake *hs)
 
 size_t ws_handshake_response(char *out, size_t cap, const struct ws_handshake *hs)
 {
-    static const char ext[] = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n";
+    static const char ext_own[] = "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover\r\n";
+    static const char ext_takeover[] = "Sec-WebSocket-Extensions: permessage-deflate\r\n";
+    const char *ext = hs->takeover ? ext_takeover : ext_own;
     int n;
     if (hs->protocol[0])
         n = snprintf(out, cap,

@@ -16,6 +16,7 @@ struct ws_handshake {
     char accept[WS_ACCEPT_LEN + 1];
     char protocol[WS_PROTOCOL_MAX + 1];  /* "" when the client offered none */
     bool deflate;                        /* answer with permessage-deflate */
+    bool takeover;                       /* ... without server_no_context_takeover (zchain.h) */
 };
 
 /* Does the request ask for a WebSocket (an Upgrade header naming websocket)? */
@@ -34,6 +35,11 @@ int ws_handshake_check(const struct http_request *req, struct ws_handshake *hs);
  * absent or 15), client_no_context_takeover and client_max_window_bits
  * allowed, nothing else, no parameter twice? Offers are tried in order. */
 bool ws_deflate_offer_ok(const struct http_request *req);
+/* The same, and *takeover: the accepted offer leaves the server its
+ * context takeover (it does not ask for server_no_context_takeover; its
+ * window is 32 KiB as for every accepted offer), so the server may answer
+ * without server_no_context_takeover (compression.shared_context). */
+bool ws_deflate_offer(const struct http_request *req, bool *takeover);
 
 /* Sec-WebSocket-Accept for a key: base64(SHA-1(key + GUID)). 0 or -1. */
 int ws_accept_key(const char *key, size_t key_len, char out[WS_ACCEPT_LEN + 1]);

@@ -50,6 +50,9 @@ enum stat_id {
     ST_FILTERS_DISTINCT, ST_CLIENTS_FILTERED, ST_CLIENTS_DEFLATE,        /* gauges */
     ST_FILTER_EVALUATIONS, ST_FILTER_MATCHES, ST_FILTER_REJECTED, ST_FILTER_REGEX_LIMIT,
     ST_DEFLATE_NEGOTIATED, ST_DEFLATE_MESSAGES,
+    /* permessage-deflate with the stream's shared context (fanout/zchain.c) */
+    ST_CLIENTS_DEFLATE_SHARED,                                /* gauge */
+    ST_DEFLATE_CHAINED_FRAMES,        /* frames compressed into a worker's shared context */
     ST_COUNT
 };
 

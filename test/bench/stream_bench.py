@@ -6,8 +6,13 @@ load generator against the real server replaying the golden corpus:
                1, 50 and 1,000 distinct server-side filters (each filter
                distinct, all matching the same ~11 % of the corpus:
                domain=*.x<i>.example.com,*workday*)
-  compression  1k and 10k lite clients: compression off; on with clients
-               that do not offer permessage-deflate; on with clients that do
+  compression  1k and 10k lite clients, and --full-clients full ones:
+               compression off; on with clients that do not offer
+               permessage-deflate; on with clients that do, each message
+               compressed alone (server_no_context_takeover); on with the
+               stream's shared context (compression.shared_context,
+               chained frames). The modes alternate within each repeat, so
+               the ratios compare runs made minutes apart at most
 
 For every point: server CPU (utime+stime of every server process over the
 loadgen's measured window, from /proc), delivered messages/s, bytes on the
@@ -78,12 +83,12 @@ class Server:
         self.logf.close()
 
 
-def point(args, workdir, clients, extra_yaml, lg_extra):
+def point(args, workdir, clients, extra_yaml, lg_extra, stream="lite"):
     port = free_port()
     rate = args.offered / clients   # the same offered msg/s at every client count
     with Server(args, port, workdir, extra_yaml, rate) as srv:
         mark = os.path.join(workdir, "mark-%d" % port)
-        cmd = [args.loadgen, "--port", str(port), "-n", str(clients), "--stream", "lite",
+        cmd = [args.loadgen, "--port", str(port), "-n", str(clients), "--stream", stream,
                "--duration", str(args.duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp),
                "--handshake-timeout", "30", "--mark", mark, "-q"] + lg_extra
         bound = clients / args.ramp + args.warmup + args.duration + 90
@@ -137,6 +142,7 @@ def main():
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--ramp", type=float, default=2000)
     ap.add_argument("--only", choices=("filters", "compression"))
+    ap.add_argument("--full-clients", default="1000", help="full-stream client counts for compression ('' = none)")
     ap.add_argument("--corpus", default=os.path.join(root, "test", "data", "golden", "live_ct.json"))
     args = ap.parse_args()
     args.server = os.path.join(args.build, "certstream-server")
@@ -175,30 +181,34 @@ def main():
                     f(cpu), ("%.2fx" % (cpu / base)) if base and cpu else "1.00x" if k == 0 else "n/a",
                     f(med(runs, "cpu_us_per_msg"), ".2f")), flush=True)
     if args.only in (None, "compression"):
-        print("\n### permessage-deflate (lite, WebSocket)\n")
-        print("| clients | compression | delivered msg/s | wire bytes per msg | bytes vs off | server CPU % | "
+        print("\n### permessage-deflate (WebSocket)\n")
+        print("| stream | clients | compression | delivered msg/s | wire bytes per msg | bytes vs off | server CPU % | "
               "CPU us per delivered msg | CPU/msg vs off |")
-        print("|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|")
         modes = [("off", "compression:\n  enabled: false\n", []),
                  ("on, clients without deflate", "", []),
-                 ("on, deflate clients", "", ["--deflate"])]
-        for n in clients:
-            base = None
-            for name, yaml, extra in modes:
-                runs = []
-                for r in range(args.repeats):
-                    log("compression: clients=%d %s run %d" % (n, name, r + 1))
+                 ("on, deflate, each message alone", "compression:\n  shared_context: false\n", ["--deflate"]),
+                 ("on, deflate, shared context (chained)", "compression:\n  shared_context: true\n", ["--deflate"])]
+        points = [("lite", n) for n in clients]
+        points += [("full", int(x)) for x in args.full_clients.split(",") if x]
+        for stream, n in points:
+            runs = {name: [] for name, _, _ in modes}
+            for r in range(args.repeats):
+                for name, yaml, extra in modes:
+                    log("compression: %s clients=%d %s run %d" % (stream, n, name, r + 1))
                     try:
-                        runs.append(point(args, workdir, n, yaml, extra))
+                        runs[name].append(point(args, workdir, n, yaml, extra, stream))
                     except Exception as e:  # noqa: BLE001
-                        runs.append({"error": str(e)})
-                    log("  ", json.dumps(runs[-1]))
-                w, c = med(runs, "wire_per_msg"), med(runs, "cpu_us_per_msg")
+                        runs[name].append({"error": str(e)})
+                    log("  ", json.dumps(runs[name][-1]))
+            base = None
+            for name, _, _ in modes:
+                w, c = med(runs[name], "wire_per_msg"), med(runs[name], "cpu_us_per_msg")
                 if base is None:
                     base = (w, c)
-                print("| %d | %s | %s | %s | %s | %s | %s | %s |" % (
-                    n, name, f(med(runs, "msgs_per_s"), ".0f"), f(w, ".0f"),
-                    ("%.2fx" % (w / base[0])) if w and base[0] else "n/a", f(med(runs, "cpu_pct")), f(c, ".2f"),
+                print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
+                    stream, n, name, f(med(runs[name], "msgs_per_s"), ".0f"), f(w, ".0f"),
+                    ("%.2fx" % (w / base[0])) if w and base[0] else "n/a", f(med(runs[name], "cpu_pct")), f(c, ".2f"),
                     ("%.2fx" % (c / base[1])) if c and base[1] else "n/a"), flush=True)
     print("\n(logs in %s)" % workdir)
 

@@ -244,6 +244,8 @@ static const char every_key_yaml[] =
     "  enabled: no\n"
     "  min_size: 1000\n"
     "  level: 1\n"
+    "  shared_context: true\n"
+    "  shared_cache_size: 65536\n"
     /* network edge */
     "trusted_proxies: 10.0.0.0/8, ::1\n"
     "proxy_protocol: true\n"
@@ -362,6 +364,7 @@ static void check_every_key(const struct config *c)
     CHECK(!c->filters.enabled && c->filters.max_per_worker == 50 && c->filters.max_patterns == 8 &&
           c->filters.max_pattern_bytes == 100 && c->filters.regex_match_limit == 5000);
     CHECK(!c->compression.enabled && c->compression.min_size == 1000 && c->compression.level == 1);
+    CHECK(c->compression.shared_context && c->compression.shared_cache_size == 65536);
     CHECK(!c->protocols.web_page && c->auth.allow_query_token);
     /* network edge */
     CHECK(c->connection_limit.ipv6_prefix == 56);
@@ -494,7 +497,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_FILTERS_MAX_PATTERNS=8", "CERTSTREAM_FILTERS_MAX_PATTERN_BYTES=100",
         "CERTSTREAM_FILTERS_REGEX_MATCH_LIMIT=5000",
         "CERTSTREAM_COMPRESSION_ENABLED=no", "CERTSTREAM_COMPRESSION_MIN_SIZE=1000",
-        "CERTSTREAM_COMPRESSION_LEVEL=1",
+        "CERTSTREAM_COMPRESSION_LEVEL=1", "CERTSTREAM_COMPRESSION_SHARED_CONTEXT=true",
+        "CERTSTREAM_COMPRESSION_SHARED_CACHE_SIZE=65536",
         "CERTSTREAM_WEB_PAGE_ENABLED=false", "CERTSTREAM_AUTH_ALLOW_QUERY_TOKEN=yes",
         /* network edge (TLS files: test_config_edge.c and test/e2e/test_edge.py) */
         "CERTSTREAM_CONNECTION_LIMIT_IPV6_PREFIX=56",
@@ -748,6 +752,10 @@ static const struct bad_case bad_files[] = {
      "config.yaml:2: key 'cors.allowed_origins': cors.allowed_origins: \"https://a.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path)"},
     {"protocols:\n  api: true\ncors:\n  allowed_origins: \"*, https://a.example\"\n",
      "config.yaml:4: key 'cors.allowed_origins': cors.allowed_origins: \"*\" allows every origin; list no others with it"},
+    {"compression:\n  shared_context: maybe\n",
+     "config.yaml:2: key 'compression.shared_context': expected true or false (or yes/no, on/off, 1/0), got \"maybe\""},
+    {"compression:\n  shared_cache_size: 4096\n",
+     "config.yaml:2: key 'compression.shared_cache_size': value 4096 out of range 65536..1073741824"},
     {"cors:\n  allowed_origins:\n    - https://a.example\n    - https://b.example/app\n",
      "config.yaml:4: key 'cors.allowed_origins[1]': \"https://b.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path; one origin per item)"},
     {"cors:\n  allowed_origins: [\"https://a.example, https://b.example\"]\n",

@@ -469,10 +469,15 @@ def inflate(payload):
     return d.decompress(payload + b"\x00\x00\xff\xff") + d.flush()
 
 
+# frames compressed alone at publish, for every client (chained frames:
+# test_zchain.py)
+OWN_CONTEXT = "compression:\n  shared_context: false\n"
+
+
 def case_deflate_clients():
     """Real clients with and without permessage-deflate get exactly the
     corpus's messages; the negotiation shows in the answer and the counters."""
-    with server(rate=200) as s:
+    with server(rate=200, extra_yaml=OWN_CONTEXT) as s:
         for fmt, path in (("lite", "/"), ("full", "/full-stream"), ("domains", "/domains-only")):
             msgs, ext = collect_websockets(s.url(path), 30)                     # offers deflate
             assert ext == DEFLATE_EXT, ext
@@ -509,7 +514,7 @@ def case_deflate_frames():
     inflates to the corpus bytes; heartbeats and messages under
     compression.min_size uncompressed; refused parameter sets fall back to
     plain frames; compression.enabled: false never negotiates."""
-    with server(rate=200, extra_yaml="keepalive:\n  websocket_heartbeat_secs: 1\n") as s:
+    with server(rate=200, extra_yaml=OWN_CONTEXT + "keepalive:\n  websocket_heartbeat_secs: 1\n") as s:
         ext, frames = raw_frames(s.port, "/", 30, "permessage-deflate; client_max_window_bits")
         assert ext == DEFLATE_EXT, ext
         assert all(f[0] and f[2] for f in frames), "every lite message compressed (RSV1)"
