@@ -31,6 +31,8 @@ struct meta {
     char text[META_BYTES];       /* NUL-terminated domains, then issuer, name, url */
     size_t used;
     const char *issuer, *name, *url;   /* into text; lowercase; url without scheme and trailing / */
+    char *json;                  /* the message's JSON when the ring holds it in pieces */
+    size_t json_cap;
 };
 
 /* One recent record's results: bit f->id of done says evaluated, of res
@@ -134,6 +136,7 @@ void filter_set_free(struct filter_set *fs)
         fs->list = f->next;
         filter_free(f);
     }
+    free(fs->meta.json);
     free(fs->buckets);
     free(fs->recs);
     free(fs->bits);
@@ -380,11 +383,21 @@ static const char *find(const char *p, const char *end, const char *lit)
 
 static bool meta_extract(struct meta *m, const struct ring_record *rec)
 {
-    struct ring_span sp = rec->json[RING_LITE];
-    if (sp.len == 0) sp = rec->json[RING_FULL];
-    uint32_t total = rec->total_len;
-    if (sp.len == 0 || sp.off > total || sp.len > total - sp.off) return false;
-    const char *j = (const char *)ring_record_bytes(rec) + sp.off, *end = j + sp.len, *p, *q;
+    /* lite (full when there is none): its pieces are all in the record, so
+     * no chain table is needed; a split one is copied into m->json, which
+     * grows to the largest message seen */
+    enum ring_format fmt = rec->json[RING_LITE].len ? RING_LITE : RING_FULL;
+    size_t jlen = rec->json[fmt].len;
+    if (rec->segs[fmt].len && jlen > m->json_cap) {
+        if (jlen > rec->total_len) return false;   /* torn: being overwritten */
+        char *nj = realloc(m->json, jlen);
+        if (!nj) return false;
+        m->json = nj;
+        m->json_cap = jlen;
+    }
+    const char *j = ring_record_json(NULL, rec, fmt, m->json, m->json_cap, &jlen), *end, *p, *q;
+    if (!j) return false;
+    end = j + jlen;
     m->used = 0;
     m->ndom = 0;
     if (!(p = find(j, end, "\"update_type\":\""))) return false;

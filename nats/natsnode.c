@@ -118,6 +118,9 @@ struct node {
     _Atomic uint64_t batch_failed;
     _Atomic uint64_t batch_acked;
     _Atomic uint64_t last_seq;
+    /* publisher: a message the ring holds in pieces, gathered (shm/ring.h) */
+    char *json[RING_NFORMATS];
+    size_t json_cap[RING_NFORMATS];
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -303,11 +306,21 @@ static bool connected(struct node *n)
 static int record_msg(struct node *n, const struct ring_record *rec, uint8_t **buf, size_t *cap,
                       natsMsg **out, char id[WIRE_MSG_ID_LEN + 1])
 {
-    const uint8_t *base = ring_record_bytes(rec);
     struct wire_entry e = {.cert_index = rec->cert_index, .commit_ns = rec->commit_ns};
     for (int f = 0; f < RING_NFORMATS; f++) {
-        e.json[f] = (const char *)base + rec->json[f].off;
-        e.len[f] = rec->json[f].len;
+        size_t want = rec->json[f].len;
+        if (rec->segs[f].len && want > n->json_cap[f] && want <= ring_size(n->p->ring) / 4) {
+            char *nj = realloc(n->json[f], want);
+            if (!nj)
+                return -1;
+            n->json[f] = nj;
+            n->json_cap[f] = want;
+        }
+        e.json[f] = ring_record_json(n->p->ring, rec, (enum ring_format)f, n->json[f], n->json_cap[f], &e.len[f]);
+        if (!e.json[f]) {   /* being overwritten: the caller's lap check drops it */
+            e.json[f] = "";
+            e.len[f] = 0;
+        }
     }
     if (wire_msg_id(e.json[RING_FULL], e.len[RING_FULL], id) != 0)
         return 1;
@@ -815,5 +828,7 @@ int natsnode_run(const struct natsnode_params *p)
     }
     connect_close(&n);
     nats_Close();
+    for (int f = 0; f < RING_NFORMATS; f++)
+        free(n.json[f]);
     return rc;
 }
