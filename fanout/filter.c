@@ -87,11 +87,11 @@ struct filter_set *filter_set_new(const struct config *cfg)
         filter_set_free(fs);
         return NULL;
     }
-    /* results for about two buffer_size windows of records, within 16 MiB
+    /* results for about two history windows of records, within 16 MiB
      * (2 MiB with the defaults; touched only once filtered clients exist) */
     fs->words = (cfg->filters.max_per_worker + 63) / 64;
     uint32_t nr = 64;
-    while (nr < 2u * cfg->buffer_size + 2u && nr < (1u << 16) &&
+    while (nr < 2u * config_history_messages(cfg) + 2u && nr < (1u << 16) &&
            (uint64_t)nr * 2 * 2 * fs->words * sizeof(uint64_t) <= (16u << 20))
         nr <<= 1;
     fs->nrecs = nr;

@@ -9,8 +9,9 @@
  * validated against lapping after the write (Aeron style).
  *
  * Slow clients: a client whose socket is full and that is more than
- * buffer_size records or ring_size/2 bytes behind the head is closed
- * cleanly (WebSocket 1008 "client too slow" after the record in flight;
+ * limits.slow_client_seconds (by commit time) or the byte bound (3/4 of
+ * ring_size by default) behind the head, or buffer_size messages when that
+ * older key is set (worker_too_far_behind), is closed cleanly (WebSocket 1008 "client too slow" after the record in flight;
  * SSE: the response ends). One whose unsent bytes were overwritten anyway
  * is dropped at the TCP level (what it got may be corrupt). Both count in
  * ST_SLOW_DISCONNECTS. Lag is judged only while the client's socket is
@@ -63,8 +64,7 @@ int sse_end(struct conn *c)
 
 static bool too_slow(const struct worker *w, const struct conn *c)
 {
-    if (w->head > c->cursor && w->head - c->cursor > ring_size(w->ring) / 2) return true;
-    return w->cfg->buffer_size && worker_records_behind(w, c->cursor) > w->cfg->buffer_size;
+    return worker_too_far_behind(w, c->cursor);
 }
 
 /* iovecs for the client's format of one record, skipping `skip` bytes already

@@ -526,11 +526,11 @@ static int subscribe(struct consumer *c)
         log_info("NATS consumer: no position yet; starting with the next new entry of %s (after %" PRIu64 ")",
                  n->cfg->nats.stream, c->pos);
     }
-    /* A fresh ring is first filled with the buffer_size entries up to the
-     * position, so that a client resuming (Last-Event-ID, ?resume=) up to
-     * buffer_size entries back finds its id here, as on an edge that never
+    /* A fresh ring is first filled with the history (config_history_messages)
+     * up to the position, so that a client resuming (Last-Event-ID, ?resume=)
+     * that many entries back finds its id here, as on an edge that never
      * stopped; those are not counted as consumed. */
-    uint64_t fill = n->cfg->buffer_size;
+    uint64_t fill = config_history_messages(n->cfg);
     uint64_t start = c->pos + 1 > fill ? c->pos + 1 - fill : 1;
     if (start <= c->ring_last)
         start = c->ring_last + 1;

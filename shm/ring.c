@@ -536,7 +536,7 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
         if (L->lite_split) {
             lite_wh = (uint32_t)ws_header_put(base + off, llen);
             h->ws[RING_LITE] = (struct ring_span){off, lite_wh};
-            h->json[RING_LITE] = (struct ring_span){0, llen};
+            h->json[RING_LITE] = (struct ring_span){RING_SPLIT_OFF, llen};
             off += lite_wh;
             if (!L->lite_nl_shared) {
                 memcpy(base + off, "\n\n", 2);
@@ -549,7 +549,7 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
         /* full: frame header right before its first local bytes (one iovec) */
         uint32_t wh = (uint32_t)ws_header_put(base + off, flen);
         h->ws[RING_FULL] = (struct ring_span){off, wh};
-        h->json[RING_FULL] = (struct ring_span){0, flen};
+        h->json[RING_FULL] = (struct ring_span){RING_SPLIT_OFF, flen};
         off += wh;
         uint32_t local0 = off, cur = 0, k = 0;
         for (size_t i = 0; i <= L->n_shared; i++) {

@@ -71,9 +71,10 @@ struct ring_record {
     /* Split formats (store each byte once): segs[f].len != 0 means the JSON
      * of format f is the concatenation of segs[f].len struct ring_seg found
      * at segs[f].off in the record; ws[f] is then the frame header alone,
-     * json[f].off is 0 and json[f].len the JSON's length, and sse_tail[f] is
-     * the "\n\n" alone. Use ring_record_iov / ring_record_json, which read
-     * both forms. */
+     * json[f].off is RING_SPLIT_OFF (outside any record, so code that reads
+     * json[f] as one span refuses it) and json[f].len the JSON's length, and
+     * sse_tail[f] is the "\n\n" alone. Use ring_record_iov /
+     * ring_record_json, which read both forms. */
     struct ring_span segs[RING_NFORMATS];
     uint8_t spare[16];        /* keeps the header a multiple of RING_ALIGN */
 };
@@ -83,6 +84,7 @@ struct ring_record {
  * (shm/chaintab.h) of the ring. */
 struct ring_seg { uint32_t off, len; };
 #define RING_SEG_SHARED 0x80000000u
+#define RING_SPLIT_OFF UINT32_MAX
 #define RING_MAX_SHARED 16    /* shared pieces of one message (more stay in the record) */
 #define RING_MAX_LITE_PIECES 8
 /* iovecs one form of one record may need (ring_record_iov) */
