@@ -40,7 +40,6 @@
                                         * largest entry of the test corpus is 7.9 KB of JSON */
 #define BODY_KEEP (2u << 20)         /* a body buffer larger than this is freed after use (a
                                         * normal answer of 256 entries, ~1.3 MB, fits) */
-#define BODY_IDLE_KEEP (256u << 10) /* a larger buffer is freed after an answer of < 1/8 of it */
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
 
@@ -336,15 +335,10 @@ static void req_cleanup(struct ingest *in, struct req *r)
 
 /* The answer in r is used up: a buffer grown by an unusually large (or
  * refused) answer goes back to the system at once, so a burst of huge answers
- * leaves no lasting footprint. Normal buffers are kept for the next request,
- * but one grown by catching up (full batches) goes back once its log answers
- * with little, as a log followed at its real rate does: 35 logs x 4 windows
- * of 2 MiB buffers otherwise stay resident (docs/benchmarks.md, "Idle
- * memory"). */
+ * leaves no lasting footprint. Normal buffers are kept for the next request. */
 static void body_trim(struct req *r)
 {
-    bool shrunk = r->cap > BODY_IDLE_KEEP && r->len < r->cap / 8;
-    if (r->cap > BODY_KEEP || shrunk) {
+    if (r->cap > BODY_KEEP) {
         free(r->body);
         r->body = NULL;
         r->cap = 0;
