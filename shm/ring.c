@@ -24,18 +24,18 @@
  *   taken for a header.
  *   A message the producer describes (ring_message.lite / .shared, from the
  *   renderer) is stored split, each byte once:
- *     lite's frame header [+ "\n\n"] | full's frame header + full's local
- *     bytes (full minus its shared ranges) + "\n\n" | domains whole |
+ *     lite whole (frame header + JSON + "\n\n", one iovec) | domains whole |
+ *     full's frame header + the bytes of full that lite does not have (the
+ *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"] |
  *     compressed frames whole.
- *   full's segment table lists its local bytes and its shared ranges (the
- *   chain elements, in the chain table: shm/chaintab.h) in order; lite's
- *   lists the pieces of full's local bytes it is made of (A C E of the
- *   renderer). So a WebSocket client of full gets the frame header and the
- *   first local bytes as one iovec, then alternately chain elements and
- *   local bytes; a lite client gets its header, then its 3 pieces. Adjacent
- *   pieces share an iovec (ring_record_iov). A message without hints (the
- *   NATS edge, tests) is stored whole: for f in full, lite, domains:
- *   WebSocket frame header + JSON + "\n\n".
+ *   full's segment table strings together, in order, pieces of lite's
+ *   bytes, its own bytes and its shared ranges (the chain elements, in the
+ *   chain table: shm/chaintab.h). Lite, the stream most clients take, stays
+ *   one iovec; a full client gets the frame header, then about two pieces
+ *   per chain element more than the lite pieces. Adjacent pieces share an
+ *   iovec (ring_record_iov). A message without hints (the NATS edge, tests)
+ *   is stored whole: for f in full, lite, domains: WebSocket frame header +
+ *   JSON + "\n\n".
  *   Chain-table entries referenced by a record stamp its position before it
  *   commits and are only reused once that position is older than claim -
  *   size, so the validate-after-copy of the record covers them too. A
@@ -128,7 +128,6 @@
 #define RING_CHAINTAB_ENTRIES 1024u
 #define RING_CHAINTAB_ENTRY_BYTES 4096u
 #define RING_PUBLISH_TRIES 3
-#define RING_MAX_SEGS (2 * RING_MAX_SHARED + 1)
 
 enum { SLOT_IDLE = 0, SLOT_INTENT = 1, SLOT_CLAIMED = 2 };
 #define SLOT_STATE_MASK ((uint64_t)RING_ALIGN - 1)
@@ -390,35 +389,43 @@ static void bench_stamp(uint8_t *dst, uint64_t now_ns)
 }
 
 /* Where the bytes of one message go (see "Record" at the top). */
+enum piece_kind { PIECE_LOCAL, PIECE_LITE, PIECE_SHARED };
+
+struct piece {
+    enum piece_kind kind;
+    uint32_t off, len;                 /* in full */
+    uint32_t lite_off;                 /* PIECE_LITE: where in lite */
+    uint32_t shared;                   /* PIECE_SHARED: index in m->shared */
+};
+
 struct layout {
     bool split;                        /* full is stored as segments */
-    bool lite_split;                   /* lite is pieces of full's local bytes */
-    bool lite_nl_shared;               /* lite's "\n\n" is full's (its last piece ends full) */
     size_t n_shared;                   /* m->shared ranges considered */
     bool share[RING_MAX_SHARED];       /* range i goes to the chain table */
-    uint32_t local_full;               /* bytes of full kept in the record */
-    uint32_t nseg_full, nseg_lite;
+    struct piece p[RING_MAX_SEGS];     /* full, in order */
+    uint32_t np;
+    uint32_t local_full;               /* bytes of full kept in the record besides lite */
+    bool own_nl;                       /* full needs its own "\n\n" (it does not end with lite's end) */
     uint64_t body;                     /* bytes before alignment, without the SSE head */
 };
 
-static bool ranges_ok(const struct ring_span *sp, size_t n, size_t len, bool ascending)
+static bool ranges_ok(const struct ring_span *sp, size_t n, size_t len)
 {
     uint64_t end = 0;
     for (size_t i = 0; i < n; i++) {
-        if (sp[i].len == 0 || sp[i].off > len || sp[i].len > len - sp[i].off) return false;
-        if (ascending && sp[i].off < end) return false;
+        if (sp[i].len == 0 || sp[i].off > len || sp[i].len > len - sp[i].off || sp[i].off < end) return false;
         end = (uint64_t)sp[i].off + sp[i].len;
     }
     return true;
 }
 
-/* json[RING_LITE] is exactly m->lite[] of json[RING_FULL], and no piece
- * overlaps a shared range. */
+/* json[RING_LITE] is exactly m->lite[] of json[RING_FULL] (ascending), and
+ * no piece overlaps a shared range. */
 static bool lite_pieces_ok(const struct ring_message *m, size_t n_shared)
 {
     size_t flen = m->json_len[RING_FULL], llen = m->json_len[RING_LITE], at = 0;
     if (!m->lite || m->n_lite == 0 || m->n_lite > RING_MAX_LITE_PIECES || !m->json[RING_LITE] ||
-        !ranges_ok(m->lite, m->n_lite, flen, false))
+        !ranges_ok(m->lite, m->n_lite, flen))
         return false;
     for (size_t i = 0; i < m->n_lite; i++) {
         struct ring_span p = m->lite[i];
@@ -435,6 +442,44 @@ static bool lite_pieces_ok(const struct ring_message *m, size_t n_shared)
 
 static uint64_t form_len(size_t json_len) { return ws_header_len(json_len) + json_len + 2; }
 
+/* Full as pieces: chain elements (shared), the bytes lite also has (lite),
+ * and the rest (local), in full's order. */
+static void plan_pieces(const struct ring_message *m, struct layout *L, bool lite_ok)
+{
+    uint32_t flen = (uint32_t)m->json_len[RING_FULL], cur = 0, lite_at = 0;
+    size_t si = 0, li = 0;
+    L->np = 0;
+    L->local_full = 0;
+    for (;;) {
+        while (si < L->n_shared && !L->share[si])
+            si++;
+        bool has_s = si < L->n_shared, has_l = lite_ok && li < m->n_lite;
+        if (!has_s && !has_l)
+            break;
+        bool take_s = has_s && (!has_l || m->shared[si].off < m->lite[li].off);
+        struct ring_span iv = take_s ? m->shared[si] : m->lite[li];
+        if (iv.off > cur) {
+            L->p[L->np++] = (struct piece){PIECE_LOCAL, cur, iv.off - cur, 0, 0};
+            L->local_full += iv.off - cur;
+        }
+        if (take_s) {
+            L->p[L->np++] = (struct piece){PIECE_SHARED, iv.off, iv.len, 0, (uint32_t)si};
+            si++;
+        } else {
+            L->p[L->np++] = (struct piece){PIECE_LITE, iv.off, iv.len, lite_at, 0};
+            lite_at += iv.len;
+            li++;
+        }
+        cur = iv.off + iv.len;
+    }
+    if (cur < flen) {
+        L->p[L->np++] = (struct piece){PIECE_LOCAL, cur, flen - cur, 0, 0};
+        L->local_full += flen - cur;
+    }
+    const struct piece *last = L->np ? &L->p[L->np - 1] : NULL;
+    L->own_nl = !(last && last->kind == PIECE_LITE && last->lite_off + last->len == m->json_len[RING_LITE]);
+}
+
 /* Decides the layout; share[] as phase 1 found room in the chain table. */
 static int plan_layout(const struct ring_message *m, struct layout *L)
 {
@@ -450,58 +495,20 @@ static int plan_layout(const struct ring_message *m, struct layout *L)
     }
     size_t flen = m->json_len[RING_FULL];
     L->split = false;
-    L->lite_split = false;
-    L->lite_nl_shared = false;
-    L->nseg_full = L->nseg_lite = 0;
-    L->local_full = (uint32_t)flen;
     bool any_share = false;
     for (size_t i = 0; i < L->n_shared; i++)
         any_share |= L->share[i];
     bool lite_ok = flen > 0 && lite_pieces_ok(m, L->n_shared);
+    n += form_len(m->json_len[RING_LITE]) + form_len(m->json_len[RING_DOMAINS]);
     if (flen > 0 && (any_share || lite_ok)) {
         L->split = true;
-        uint64_t cur = 0;
-        for (size_t i = 0; i < L->n_shared; i++) {
-            if (!L->share[i])
-                continue;
-            if (m->shared[i].off > cur)
-                L->nseg_full++;
-            L->nseg_full++;
-            L->local_full -= m->shared[i].len;
-            cur = (uint64_t)m->shared[i].off + m->shared[i].len;
-        }
-        bool tail_local = cur < flen;
-        if (tail_local)
-            L->nseg_full++;
-        n += ws_header_len(flen) + L->local_full + 2;
-        if (lite_ok) {
-            L->lite_split = true;
-            L->nseg_lite = (uint32_t)m->n_lite;
-            struct ring_span last = m->lite[m->n_lite - 1];
-            L->lite_nl_shared = tail_local && (uint64_t)last.off + last.len == flen;
-            n += ws_header_len(m->json_len[RING_LITE]) + (L->lite_nl_shared ? 0 : 2);
-        } else {
-            n += form_len(m->json_len[RING_LITE]);
-        }
-        n += sizeof(struct ring_seg) * (uint64_t)(L->nseg_full + L->nseg_lite);
+        plan_pieces(m, L, lite_ok);
+        n += ws_header_len(flen) + L->local_full + (L->own_nl ? 2 : 0) + sizeof(struct ring_seg) * (uint64_t)L->np;
     } else {
-        n += form_len(flen) + form_len(m->json_len[RING_LITE]);
+        n += form_len(flen);
     }
-    n += form_len(m->json_len[RING_DOMAINS]);
     L->body = n;
     return 0;
-}
-
-/* Record offset of byte x of full, for a split full whose local bytes start
- * at base (the shared ranges before x are not in the record). */
-static uint32_t full_local_off(const struct ring_message *m, const struct layout *L, uint32_t base, uint32_t x)
-{
-    uint32_t gone = 0;
-    for (size_t i = 0; i < L->n_shared; i++) {
-        if (L->share[i] && m->shared[i].off < x)
-            gone += m->shared[i].len;
-    }
-    return base + x - gone;
 }
 
 /* A WebSocket frame + JSON + "\n\n" written contiguously (a format stored whole). */
@@ -525,61 +532,40 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
                              const struct layout *L, const int64_t *shared_off)
 {
     uint8_t *base = (uint8_t *)h;
+    off = put_whole(base, off, h, RING_LITE, m);   /* lite: always whole, one iovec */
+    off = put_whole(base, off, h, RING_DOMAINS, m);
     if (!L->split) {
-        for (int f = 0; f < RING_NFORMATS; f++)
-            off = put_whole(base, off, h, f, m);
+        off = put_whole(base, off, h, RING_FULL, m);
     } else {
-        struct ring_seg *sf = (struct ring_seg *)(base + RING_HDR);
-        struct ring_seg *sl = sf + L->nseg_full;
-        uint32_t flen = (uint32_t)m->json_len[RING_FULL], llen = (uint32_t)m->json_len[RING_LITE];
-        uint32_t lite_wh = 0;
-        if (L->lite_split) {
-            lite_wh = (uint32_t)ws_header_put(base + off, llen);
-            h->ws[RING_LITE] = (struct ring_span){off, lite_wh};
-            h->json[RING_LITE] = (struct ring_span){RING_SPLIT_OFF, llen};
-            off += lite_wh;
-            if (!L->lite_nl_shared) {
-                memcpy(base + off, "\n\n", 2);
-                h->sse_tail[RING_LITE] = (struct ring_span){off, 2};
-                off += 2;
-            }
-        } else {
-            off = put_whole(base, off, h, RING_LITE, m);
-        }
-        /* full: frame header right before its first local bytes (one iovec) */
+        /* full: its frame header, then the bytes lite does not have (the
+         * leaf's as_der, the chain's brackets and commas); the segment
+         * table strings them with lite's bytes and the chain elements */
+        struct ring_seg *sg = (struct ring_seg *)(base + RING_HDR);
+        uint32_t flen = (uint32_t)m->json_len[RING_FULL], lite0 = h->json[RING_LITE].off;
         uint32_t wh = (uint32_t)ws_header_put(base + off, flen);
         h->ws[RING_FULL] = (struct ring_span){off, wh};
         h->json[RING_FULL] = (struct ring_span){RING_SPLIT_OFF, flen};
         off += wh;
-        uint32_t local0 = off, cur = 0, k = 0;
-        for (size_t i = 0; i <= L->n_shared; i++) {
-            bool last = i == L->n_shared;
-            if (!last && !L->share[i])
-                continue;
-            uint32_t upto = last ? flen : m->shared[i].off;
-            if (upto > cur) {
-                memcpy(base + off, m->json[RING_FULL] + cur, upto - cur);
-                sf[k++] = (struct ring_seg){off, upto - cur};
-                off += upto - cur;
-            }
-            if (!last) {
-                sf[k++] = (struct ring_seg){(uint32_t)shared_off[i], m->shared[i].len | RING_SEG_SHARED};
-                cur = upto + m->shared[i].len;
+        for (uint32_t i = 0; i < L->np; i++) {
+            const struct piece *p = &L->p[i];
+            if (p->kind == PIECE_SHARED) {
+                sg[i] = (struct ring_seg){(uint32_t)shared_off[p->shared], p->len | RING_SEG_SHARED};
+            } else if (p->kind == PIECE_LITE) {
+                sg[i] = (struct ring_seg){lite0 + p->lite_off, p->len};
+            } else {
+                memcpy(base + off, m->json[RING_FULL] + p->off, p->len);
+                sg[i] = (struct ring_seg){off, p->len};
+                off += p->len;
             }
         }
-        memcpy(base + off, "\n\n", 2);
-        h->sse_tail[RING_FULL] = (struct ring_span){off, 2};
-        if (L->lite_nl_shared)
-            h->sse_tail[RING_LITE] = h->sse_tail[RING_FULL];
-        off += 2;
-        h->segs[RING_FULL] = (struct ring_span){RING_HDR, k};
-        if (L->lite_split) {
-            for (size_t i = 0; i < m->n_lite; i++)
-                sl[i] = (struct ring_seg){full_local_off(m, L, local0, m->lite[i].off), m->lite[i].len};
-            h->segs[RING_LITE] = (struct ring_span){(uint32_t)(RING_HDR + sizeof(struct ring_seg) * L->nseg_full),
-                                                    L->nseg_lite};
+        if (L->own_nl) {
+            memcpy(base + off, "\n\n", 2);
+            h->sse_tail[RING_FULL] = (struct ring_span){off, 2};
+            off += 2;
+        } else {
+            h->sse_tail[RING_FULL] = (struct ring_span){lite0 + h->json[RING_LITE].len, 2};   /* lite's */
         }
-        off = put_whole(base, off, h, RING_DOMAINS, m);
+        h->segs[RING_FULL] = (struct ring_span){RING_HDR, L->np};
     }
     for (int f = 0; f < RING_NFORMATS; f++) {
         uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
@@ -705,7 +691,7 @@ static uint64_t publish_once(struct ring *r, struct ring_slot *slot, const struc
     *again = false;
     L.n_shared = 0;
     if (share && m->shared && m->n_shared && m->n_shared <= RING_MAX_SHARED &&
-        ranges_ok(m->shared, m->n_shared, m->json_len[RING_FULL], true) && m->json[RING_FULL]) {
+        ranges_ok(m->shared, m->n_shared, m->json_len[RING_FULL]) && m->json[RING_FULL]) {
         /* phase 1: which ranges the chain table has or has room for (a
          * look only: entries are taken under the claim, where a producer
          * that stops is found by the supervisor's stuck-claim watch) */
@@ -745,7 +731,7 @@ static uint64_t publish_once(struct ring *r, struct ring_slot *slot, const struc
     h->kind = RING_KIND_MESSAGE;
     h->cert_index = m->cert_index;
     h->log_id = m->log_id;
-    uint32_t off = RING_HDR + (uint32_t)(sizeof(struct ring_seg) * (L.nseg_full + L.nseg_lite));
+    uint32_t off = RING_HDR + (uint32_t)(sizeof(struct ring_seg) * (L.split ? L.np : 0));
     size_t head = sse_head_put((char *)base + off, m->sse_id ? m->sse_id : pos);
     h->sse_head = (struct ring_span){off, (uint32_t)head};
     off += (uint32_t)head;

@@ -88,7 +88,8 @@ struct ring_seg { uint32_t off, len; };
 #define RING_MAX_SHARED 16    /* shared pieces of one message (more stay in the record) */
 #define RING_MAX_LITE_PIECES 8
 /* iovecs one form of one record may need (ring_record_iov) */
-#define RING_RECORD_MAX_IOV (2 * RING_MAX_SHARED + 4)
+#define RING_MAX_SEGS (2 * (RING_MAX_SHARED + RING_MAX_LITE_PIECES) + 1)
+#define RING_RECORD_MAX_IOV (RING_MAX_SEGS + 3)
 
 /* The forms of a record a reader sends or reads. */
 enum ring_wire {
@@ -128,9 +129,10 @@ struct ring_message {
      *   kept once in the chain table and referenced; a range the table
      *   cannot take stays in the record.
      * lite[]: json[RING_LITE] is exactly these ranges of json[RING_FULL],
-     *   in order, none overlapping a shared range (at most
+     *   ascending, none overlapping a shared range (at most
      *   RING_MAX_LITE_PIECES). Checked against json[RING_LITE] byte for
-     *   byte; when they differ, lite is stored whole. */
+     *   byte. Lite is always stored whole; full then refers to lite's
+     *   bytes for these ranges instead of holding them again. */
     const struct ring_span *shared;
     size_t n_shared;
     const struct ring_span *lite;

@@ -196,6 +196,17 @@ static uint32_t indep_checksum(const struct ring *r, const struct ring_record *r
     return h;
 }
 
+/* Pieces of full that are lite's bytes (lite is stored whole, one span). */
+static int lite_refs(const struct ring_record *rec)
+{
+    const struct ring_seg *s = (const struct ring_seg *)(ring_record_bytes(rec) + rec->segs[RING_FULL].off);
+    struct ring_span lj = rec->json[RING_LITE];
+    int n = 0;
+    for (uint32_t k = 0; k < rec->segs[RING_FULL].len; k++)
+        n += !(s[k].len & RING_SEG_SHARED) && s[k].off >= lj.off && s[k].off + s[k].len <= lj.off + lj.len;
+    return n;
+}
+
 /* Every form of rec is what t says, through a socket, at several skips. */
 static void check_forms(const struct ring *r, const struct ring_record *rec, uint64_t seq, const struct tmsg *t)
 {
@@ -225,8 +236,9 @@ static void check_forms(const struct ring *r, const struct ring_record *rec, uin
     }
 }
 
-/* A split record stores each byte once: lite as pieces of full, chain
- * elements in the chain table; every form is byte-exact. */
+/* A split record stores each byte once: lite whole, full as pieces of lite,
+ * its own bytes and chain elements in the chain table; every form is
+ * byte-exact, lite's WebSocket frame is one iovec. */
 static void test_split_forms(void)
 {
     struct ring *r = test_ring_create(4 * MIB);
@@ -240,7 +252,8 @@ static void test_split_forms(void)
         CHECK(seq != 0);
         const struct ring_record *rec = NULL;
         CHECK(ring_peek(r, seq, &rec) == RING_OK);
-        CHECK(rec->segs[RING_FULL].len != 0 && rec->segs[RING_LITE].len == 3 && rec->segs[RING_DOMAINS].len == 0);
+        CHECK(rec->segs[RING_FULL].len != 0 && rec->segs[RING_LITE].len == 0 && rec->segs[RING_DOMAINS].len == 0);
+        CHECK(lite_refs(rec) == 3);   /* full refers to lite's bytes for A, C, E */
         /* the record holds full minus its chain elements, lite's header and
          * "\n\n" only, domains whole, the segment table and the SSE head */
         size_t chain = 0;
@@ -249,6 +262,9 @@ static void test_split_forms(void)
         CHECK(rec->total_len <= (local + RING_ALIGN - 1) / RING_ALIGN * RING_ALIGN);
         CHECK(rec->total_len < t.flen);
         check_forms(r, rec, seq, &t);
+        struct iovec one[RING_RECORD_MAX_IOV];
+        int n1 = 0;
+        CHECK(ring_record_iov(r, rec, RING_LITE, RING_WIRE_WS, 0, one, &n1) > 0 && n1 == 1);
         /* the same chain element is the same chain-table entry */
         const struct ring_seg *s = (const struct ring_seg *)(ring_record_bytes(rec) + rec->segs[RING_FULL].off);
         for (uint32_t k = 0; k < rec->segs[RING_FULL].len; k++) {
