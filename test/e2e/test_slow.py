@@ -38,10 +38,13 @@ def case_seconds():
     """A client whose socket is full is closed with 1008 "client too slow"
     once it is more than limits.slow_client_seconds behind by commit time:
     never before that many seconds after it connected (it started live, so
-    it cannot be further behind than that), and the reading client on the
-    same worker gets every message in order."""
+    it cannot be further behind than that) and long before the byte bound
+    (3/4 of the 64 MiB ring) could apply, and the reading client on the same
+    worker gets every message in order."""
     yaml = "limits:\n  slow_client_seconds: 2\n"
     with server(rate=200, extra_yaml=yaml) as s:
+        ring = s.health_deep()["ring"]
+        start, bound = ring["tail"], ring["size"] * 3 // 4
         t0 = time.time()
         stalled = WSRaw(s.port, "/full-stream", rcvbuf=4096)
         good = WSRaw(s.port, "/", rcvbuf=1 << 20)
@@ -51,10 +54,12 @@ def case_seconds():
             wait_for(lambda: s.metric_total("certstream_slow_client_drops_total") >= 1, 60,
                      "the stalled client to be dropped", interval=0.02)
             dropped_after = time.time() - t0
+            moved = s.health_deep()["ring"]["tail"] - start
         finally:
             t.join(90)
         assert not err, "good client: %r" % err[0]
         assert dropped_after >= 2.0, "dropped %.2f s after connecting, before it could be 2 s behind" % dropped_after
+        assert moved < bound, "dropped only after the head moved %d bytes (byte bound %d)" % (moved, bound)
         assert s.metric_total("certstream_slow_client_drops_total") == 1
         code = stalled.expect_close(timeout=10)
         assert (code, stalled.close_reason) == (1008, b"client too slow"), (code, stalled.close_reason)
