@@ -381,11 +381,13 @@ static const char *find(const char *p, const char *end, const char *lit)
     return r ? r + n : NULL;
 }
 
+static bool meta_extract_json(struct meta *m, const char *j, size_t len);
+
 static bool meta_extract(struct meta *m, const struct ring_record *rec)
 {
-    /* lite (full when there is none): its pieces are all in the record, so
-     * no chain table is needed; a split one is copied into m->json, which
-     * grows to the largest message seen */
+    /* lite (full when there is none): lite is stored whole; a format the
+     * ring holds in pieces is copied into m->json, which grows to the
+     * largest message seen */
     enum ring_format fmt = rec->json[RING_LITE].len ? RING_LITE : RING_FULL;
     size_t jlen = rec->json[fmt].len;
     if (rec->segs[fmt].len && jlen > m->json_cap) {
@@ -395,9 +397,15 @@ static bool meta_extract(struct meta *m, const struct ring_record *rec)
         m->json = nj;
         m->json_cap = jlen;
     }
-    const char *j = ring_record_json(NULL, rec, fmt, m->json, m->json_cap, &jlen), *end, *p, *q;
+    const char *j = ring_record_json(NULL, rec, fmt, m->json, m->json_cap, &jlen);
     if (!j) return false;
-    end = j + jlen;
+    return meta_extract_json(m, j, jlen);
+}
+
+/* The fields filters look at, from a message's lite (or full) JSON. */
+static bool meta_extract_json(struct meta *m, const char *j, size_t len)
+{
+    const char *end = j + len, *p, *q;
     m->used = 0;
     m->ndom = 0;
     if (!(p = find(j, end, "\"update_type\":\""))) return false;
@@ -471,6 +479,17 @@ static bool eval(struct filter_set *fs, const struct filter *f, const struct met
         if (!any) return false;
     }
     return true;
+}
+
+bool filter_match_json(struct filter_set *fs, struct filter *f, const char *json, size_t len)
+{
+    struct meta *m = &fs->meta;
+    m->pos = UINT64_MAX;   /* not a ring record: the next filter_match extracts afresh */
+    m->ok = meta_extract_json(m, json, len);
+    bool r = eval(fs, f, m);
+    fs->pend_evals++;
+    fs->pend_matches += r;
+    return r;
 }
 
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos)
