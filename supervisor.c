@@ -709,6 +709,10 @@ static long kept_group(const struct loglist_group *old, const struct loglist *fr
             const struct loglist_log *a = old->logs[k], *b = g->logs[k];
             same = a->log_id == b->log_id && a->kind == b->kind && strcmp(a->url, b->url) == 0 &&
                    strcmp(a->name, b->name) == 0 &&
+                   /* per-log control (log_overrides, operator_pacing's split) */
+                   a->batch_size == b->batch_size && a->poll_interval_ms == b->poll_interval_ms &&
+                   a->fetch_concurrency == b->fetch_concurrency && !a->refused == !b->refused &&
+                   a->operator_processes == b->operator_processes &&
                    ((!a->fetch_url && !b->fetch_url) ||
                     (a->fetch_url && b->fetch_url && strcmp(a->fetch_url, b->fetch_url) == 0));
         }
@@ -1092,7 +1096,8 @@ static enum apply_how how_applied(const char *key)
     static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
                                            "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
     static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
-                                         "dedup.", "message_format."};
+                                         "dedup.", "message_format.",
+                                         "apple_logs_url", "log_overrides", "operator_pacing"};
     /* what a running worker reads per connection or per request */
     static const char *const fanout[] = {"auth.", "connection_limit.", "limits.", "keepalive.",
                                          "protocols.", "streams.", "shutdown."};
@@ -1458,11 +1463,12 @@ static void on_reload(struct supervisor *s, const char *why)
         workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
         fanout |= h == APPLY_FANOUT;
         ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
-        url |= strcmp(names[i], "ct_logs_url") == 0;
+        url |= strcmp(names[i], "ct_logs_url") == 0 || strcmp(names[i], "apple_logs_url") == 0;
         /* what every ingest process runs with (not which logs): all restart */
         settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
                     strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0 ||
-                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0;
+                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0 ||
+                    strcmp(names[i], "operator_pacing") == 0;
         watch |= strncmp(names[i], "hot_reload.", 11) == 0;
         address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
     }

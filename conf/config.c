@@ -55,12 +55,13 @@ enum ktype {
     K_BOOL, K_U16, K_U32, K_SIZE,  /* numbers */
     K_STR,                         /* non-empty text */
     K_PATH_OPT,                    /* text, may be empty */
-    K_URL, K_URL_OR_FILE, K_ENUM, K_CIDRS,
+    K_URL, K_URL_OR_FILE, K_URL_OPT, K_ENUM, K_CIDRS,
     K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
     K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
     K_ORIGINS,                     /* cors.allowed_origins: text, or a sequence (joined by ", ") */
     K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
+    K_OVERRIDES, K_PACING,         /* mappings of mappings (log_overrides, operator_pacing) */
 };
 
 struct key {
@@ -134,6 +135,10 @@ static const struct key keys[] = {
     TEXT("hot_reload.watch_path", "CERTSTREAM_HOT_RELOAD_WATCH_PATH", K_PATH_OPT, hot_reload.watch_path, MAX_STRING),
     {"custom_logs", "CERTSTREAM_CUSTOM_LOGS", K_LOGS, OFF(custom_logs), OFF(n_custom_logs), 0, MAX_STRING, NULL, NULL},
     {"static_logs", "CERTSTREAM_STATIC_LOGS", K_LOGS, OFF(static_logs), OFF(n_static_logs), 0, MAX_STRING, NULL, NULL},
+    /* log list and per-log control (docs/ingest.md) */
+    TEXT("apple_logs_url", "CERTSTREAM_APPLE_LOGS_URL", K_URL_OPT, apple_logs_url, MAX_STRING),
+    {"log_overrides", "CERTSTREAM_LOG_OVERRIDES", K_OVERRIDES, OFF(log_overrides), OFF(n_log_overrides), 0, 0, NULL, NULL},
+    {"operator_pacing", "CERTSTREAM_OPERATOR_PACING", K_PACING, OFF(operator_pacing), OFF(n_operator_pacing), 0, 0, NULL, NULL},
     {"workers", "CERTSTREAM_WORKERS", K_U32, OFF(workers), 0, 0, 1024, NULL, "--workers"},
     {"ring_size", "CERTSTREAM_RING_SIZE", K_SIZE, OFF(ring_size), 0, MIB, 16 * GIB, NULL, "--ring-size"},
     BOOL("streams.full", "CERTSTREAM_STREAMS_FULL", streams.full),
@@ -243,6 +248,13 @@ struct load {
     uint8_t layer[NKEYS];
     uint32_t line[NKEYS];                  /* file line of the key, L_FILE */
     uint32_t item_line[2][CONFIG_MAX_LOGS]; /* custom_logs[i] / static_logs[i] */
+    /* what the walk read and libcyaml does not: per-item overrides of
+     * custom_logs / static_logs, log_overrides, operator_pacing */
+    struct config_log_override item_ov[2][CONFIG_MAX_LOGS];
+    struct config_log_override ov[CONFIG_MAX_LOGS];
+    size_t n_ov;
+    struct config_pacing pacing[CONFIG_MAX_PACING];
+    size_t n_pacing;
     uint64_t num[NKEYS];                   /* numbers and booleans as the walk read them */
     char *nats_url;                        /* nats.url as the walk read it (a list joined by commas) */
     char origins[MAX_STRING + 1];          /* cors.allowed_origins as the walk read it (a list joined) */
@@ -575,6 +587,8 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
     case K_URL:
     case K_URL_OR_FILE:
         return check_url(s, len, k->type == K_URL_OR_FILE, why, whyn);
+    case K_URL_OPT:   /* "" = off */
+        return len == 0 ? 0 : check_url(s, len, true, why, whyn);
     case K_ENUM:
         for (const char *const *c = k->choices; *c; c++)
             if (strlen(*c) == len && memcmp(*c, s, len) == 0) return 0;
@@ -638,6 +652,9 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
     case K_TOKENS:
     case K_LOGS:
         break;
+    case K_OVERRIDES:
+    case K_PACING:
+        return snprintf(why, whyn, "expected a mapping"), -1;
     }
     return snprintf(why, whyn, "expected a sequence"), -1;
 }
@@ -664,7 +681,7 @@ static int store_scalar(struct config *cfg, const struct key *k, const char *s, 
     case K_U16: *(uint16_t *)p = (uint16_t)num; return 0;
     case K_U32: *(uint32_t *)p = (uint32_t)num; return 0;
     case K_SIZE: *(uint64_t *)p = num; return 0;
-    case K_TOKENS: case K_LOGS: return -1;
+    case K_TOKENS: case K_LOGS: case K_OVERRIDES: case K_PACING: return -1;
     default: return set_str((char **)p, s, strlen(s));
     }
 }
@@ -678,12 +695,20 @@ static void free_tokens(struct config *cfg)
     cfg->auth.n_tokens = 0;
 }
 
+static void override_clear(struct config_log_override *o)
+{
+    free(o->match);
+    free(o->expected_log_id);
+    memset(o, 0, sizeof *o);
+}
+
 static void free_logs(struct config_log *logs, size_t *n)
 {
     for (size_t i = 0; i < *n && i < CONFIG_MAX_LOGS; i++) {
         free(logs[i].name);
         free(logs[i].url);
         logs[i].name = logs[i].url = NULL;
+        override_clear(&logs[i].o);
     }
     *n = 0;
 }
@@ -699,6 +724,99 @@ uint64_t config_slow_client_bytes(const struct config *cfg)
 {
     if (cfg->limits.slow_client_bytes) return cfg->limits.slow_client_bytes;
     return cfg->ring_size - cfg->ring_size / 4;
+}
+
+static void free_overrides(struct config_log_override *ov, size_t *n)
+{
+    for (size_t i = 0; i < *n && i < CONFIG_MAX_LOGS; i++) override_clear(&ov[i]);
+    *n = 0;
+}
+
+static void free_pacing(struct config_pacing *p, size_t *n)
+{
+    for (size_t i = 0; i < *n && i < CONFIG_MAX_PACING; i++) {
+        free(p[i].operator_name);
+        p[i].operator_name = NULL;
+        p[i].milli_rps = 0;
+    }
+    *n = 0;
+}
+
+/* ---- per-log overrides and operator pacing (docs/ingest.md) ----
+ * One setting of a log override: 0, -1 (unknown setting: why names the
+ * known ones) or -2 (a bad value: why says so). Shared by the YAML walk and
+ * the environment. */
+static const char override_keys[] = "batch_size, poll_interval_ms, fetch_concurrency, expected_log_id, enabled";
+
+static int check_log_id(const char *s, size_t len, char *why, size_t whyn)
+{
+    char q[64];
+    /* 32 bytes in base64: 43 characters and one '=' */
+    bool ok = len == 44 && s[43] == '=';
+    for (size_t i = 0; ok && i < 43; i++) {
+        unsigned char c = (unsigned char)s[i];
+        ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+    }
+    if (!ok)
+        return snprintf(why, whyn, "expected a log id: 32 bytes in base64 (44 characters, as the log "
+                        "list's log_id), got %s", quoted(q, sizeof q, s, len)), -1;
+    return 0;
+}
+
+static int set_override(struct config_log_override *o, const char *key, size_t klen, const char *v, size_t vlen,
+                        char *why, size_t whyn)
+{
+    static const struct key kbatch = {"batch_size", NULL, K_U32, 0, 0, 1, 10000, NULL, NULL};
+    static const struct key kpoll = {"poll_interval_ms", NULL, K_U32, 0, 0, 1, 86400000, NULL, NULL};
+    static const struct key kconc = {"fetch_concurrency", NULL, K_U32, 0, 0, 1, 32, NULL, NULL};
+    static const struct key kbool = {"enabled", NULL, K_BOOL, 0, 0, 0, 1, NULL, NULL};
+    const struct key *k = NULL;
+    uint64_t num = 0;
+#define KEY_IS(lit) (klen == sizeof lit - 1 && memcmp(key, lit, klen) == 0)
+    if (KEY_IS("batch_size")) k = &kbatch;
+    else if (KEY_IS("poll_interval_ms")) k = &kpoll;
+    else if (KEY_IS("fetch_concurrency")) k = &kconc;
+    else if (KEY_IS("enabled")) k = &kbool;
+    else if (KEY_IS("expected_log_id")) {
+        if (check_log_id(v, vlen, why, whyn) < 0) return -2;
+        return set_str(&o->expected_log_id, v, vlen) < 0 ? (snprintf(why, whyn, "out of memory"), -2) : 0;
+    } else {
+        return -1;
+    }
+#undef KEY_IS
+    char vz[32];   /* parse_bool reads a NUL-terminated string */
+    size_t zl = vlen < sizeof vz - 1 ? vlen : sizeof vz - 1;
+    memcpy(vz, v, zl);
+    vz[zl] = '\0';
+    if (check_scalar(k, vlen == zl ? vz : v, vlen, &num, why, whyn) < 0) return -2;
+    if (k == &kbatch) o->batch_size = (uint32_t)num;
+    else if (k == &kpoll) o->poll_interval_ms = (uint32_t)num;
+    else if (k == &kconc) o->fetch_concurrency = (uint32_t)num;
+    else o->enabled = num ? 1 : -1;
+    return 0;
+}
+
+/* requests_per_second: 0..10000 with up to 3 decimals ("2.5"). */
+static int parse_rps(const char *s, size_t len, uint32_t *milli, char *why, size_t whyn)
+{
+    char q[64];
+    uint64_t v = 0;
+    size_t i = 0, frac = 0;
+    bool dot = false, digits = false;
+    for (; i < len; i++) {
+        if (s[i] == '.' && !dot) { dot = true; continue; }
+        if (s[i] < '0' || s[i] > '9' || (dot && ++frac > 3) || v > 100000000) goto bad;
+        v = v * 10 + (uint64_t)(s[i] - '0');
+        digits = true;
+    }
+    if (!digits || (dot && frac == 0)) goto bad;
+    for (; frac < 3; frac++) v *= 10;
+    if (v > 10000000) goto bad;
+    *milli = (uint32_t)v;
+    return 0;
+bad:
+    return snprintf(why, whyn, "expected requests per second 0..10000 (up to 3 decimals, 0 = not "
+                    "paced), got %s", quoted(q, sizeof q, s, len)), -1;
 }
 
 bool config_absent_names_null(const struct config *cfg)
@@ -739,6 +857,7 @@ void config_defaults(struct config *cfg)
     cfg->ct_log.max_response_bytes = 0;
     cfg->ct_log.max_inflight_bytes = 64u << 20;
     cfg->ct_log.list_enabled = cfg->ct_log.rfc6962_enabled = cfg->ct_log.static_enabled = true;
+    cfg->apple_logs_url = strdup("");
     cfg->connection_limit.enabled = false;
     cfg->connection_limit.max_connections = 10000;
     cfg->connection_limit.per_ip_limit = 100;
@@ -833,6 +952,8 @@ void config_free(struct config *cfg)
     free_tokens(cfg);
     free_logs(cfg->custom_logs, &cfg->n_custom_logs);
     free_logs(cfg->static_logs, &cfg->n_static_logs);
+    free_overrides(cfg->log_overrides, &cfg->n_log_overrides);
+    free_pacing(cfg->operator_pacing, &cfg->n_operator_pacing);
     free(cfg->source_path);
     cfg->source_path = NULL;
 }
@@ -1020,6 +1141,135 @@ static int vp_tokens(struct vpass *v, const struct key *k)
     }
 }
 
+/* One setting of a per-log override at the current key event (kn, a copy
+ * of it): reads the value. 0 = set; -1 with the error filled = a bad value
+ * or a setting given twice; -1 with no error = kn is not a setting. */
+static int vp_override_setting(struct vpass *v, struct config_log_override *o, const char *where,
+                               size_t idx, const char *kn)
+{
+    char path[400], why[WHY];
+    uint32_t line = ev_line(v);
+    struct config_log_override probe = {0};
+    if (set_override(&probe, kn, strlen(kn), "1", 1, why, sizeof why) == -1) return -1;
+    override_clear(&probe);
+    if (idx == SIZE_MAX) snprintf(path, sizeof path, "%s.%s", where, kn);
+    else snprintf(path, sizeof path, "%s[%zu].%s", where, idx, kn);
+    snprintf(v->near, sizeof v->near, "%.150s", path);
+    bool given = (!strcmp(kn, "batch_size") && o->batch_size) ||
+                 (!strcmp(kn, "poll_interval_ms") && o->poll_interval_ms) ||
+                 (!strcmp(kn, "fetch_concurrency") && o->fetch_concurrency) ||
+                 (!strcmp(kn, "expected_log_id") && o->expected_log_id) ||
+                 (!strcmp(kn, "enabled") && o->enabled != 0);
+    if (given) return vp_fail(v, line, path, "is given twice");
+    if (vp_next(v) < 0) return -1;
+    if (v->ev.type != YAML_SCALAR_EVENT || ev_is_null(&v->ev))
+        return vp_fail(v, ev_line(v), path, "expected a single value, got %s", ev_kind(&v->ev));
+    if (set_override(o, kn, strlen(kn), (const char *)v->ev.data.scalar.value, v->ev.data.scalar.length,
+                     why, sizeof why) != 0)
+        return vp_fail(v, ev_line(v), path, "%s", why);
+    return 0;
+}
+
+/* log_overrides: {<log URL or name>: {batch_size: .., enabled: .., ...}, ...} */
+static int vp_overrides(struct vpass *v, const struct key *k)
+{
+    char path[400], q[64], why[WHY];
+    if (v->ev.type != YAML_MAPPING_START_EVENT)
+        return vp_fail(v, ev_line(v), k->name, "expected a mapping of log URL or name to settings "
+                       "({} for none), got %s", ev_kind(&v->ev));
+    for (;;) {
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type == YAML_MAPPING_END_EVENT) return 0;
+        if (v->ev.type != YAML_SCALAR_EVENT || ev_is_null(&v->ev))
+            return vp_fail(v, ev_line(v), k->name, "a key must be a log URL or name, got %s", ev_kind(&v->ev));
+        const char *m = (const char *)v->ev.data.scalar.value;
+        size_t ml = v->ev.data.scalar.length;
+        uint32_t line = ev_line(v);
+        snprintf(path, sizeof path, "%s.%s", k->name, quoted(q, sizeof q, m, ml));
+        if (check_text(m, ml, MAX_STRING, false, why, sizeof why) < 0)
+            return vp_fail(v, line, path, "the log URL or name %s", why);
+        if (v->ld->n_ov == CONFIG_MAX_LOGS)
+            return vp_fail(v, line, k->name, "more than %d logs", CONFIG_MAX_LOGS);
+        for (size_t i = 0; i < v->ld->n_ov; i++)
+            if (strlen(v->ld->ov[i].match) == ml && memcmp(v->ld->ov[i].match, m, ml) == 0)
+                return vp_fail(v, line, path, "is given twice");
+        struct config_log_override *o = &v->ld->ov[v->ld->n_ov];
+        override_clear(o);
+        if (set_str(&o->match, m, ml) < 0) return vp_fail(v, line, path, "out of memory");
+        v->ld->n_ov++;
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type != YAML_MAPPING_START_EVENT)
+            return vp_fail(v, ev_line(v), path, "expected a mapping of settings (%s), got %s",
+                           override_keys, ev_kind(&v->ev));
+        for (;;) {
+            if (vp_next(v) < 0) return -1;
+            if (v->ev.type == YAML_MAPPING_END_EVENT) break;
+            char kn[40];
+            size_t kl = v->ev.data.scalar.length;
+            if (v->ev.type != YAML_SCALAR_EVENT || kl >= sizeof kn ||
+                kl != strlen((const char *)v->ev.data.scalar.value))
+                return vp_fail(v, ev_line(v), path, "expected a setting (%s)", override_keys);
+            memcpy(kn, v->ev.data.scalar.value, kl + 1);
+            if (vp_override_setting(v, o, path, SIZE_MAX, kn) == 0) continue;
+            if (v->ld->err->message[0]) return -1;
+            return vp_fail(v, ev_line(v), path, "unknown setting %s (one of %s)", quoted(q, sizeof q, kn, kl),
+                           override_keys);
+        }
+    }
+}
+
+/* operator_pacing: {<operator name>: {requests_per_second: N}, ...} */
+static int vp_pacing(struct vpass *v, const struct key *k)
+{
+    char path[400], q[64], why[WHY];
+    if (v->ev.type != YAML_MAPPING_START_EVENT)
+        return vp_fail(v, ev_line(v), k->name, "expected a mapping of operator name to "
+                       "{requests_per_second: N} ({} for none), got %s", ev_kind(&v->ev));
+    for (;;) {
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type == YAML_MAPPING_END_EVENT) return 0;
+        if (v->ev.type != YAML_SCALAR_EVENT || ev_is_null(&v->ev))
+            return vp_fail(v, ev_line(v), k->name, "a key must be an operator name, got %s", ev_kind(&v->ev));
+        const char *m = (const char *)v->ev.data.scalar.value;
+        size_t ml = v->ev.data.scalar.length;
+        uint32_t line = ev_line(v);
+        snprintf(path, sizeof path, "%s.%s", k->name, quoted(q, sizeof q, m, ml));
+        if (check_text(m, ml, MAX_NAME, false, why, sizeof why) < 0)
+            return vp_fail(v, line, path, "the operator name %s", why);
+        if (v->ld->n_pacing == CONFIG_MAX_PACING)
+            return vp_fail(v, line, k->name, "more than %d operators", CONFIG_MAX_PACING);
+        for (size_t i = 0; i < v->ld->n_pacing; i++)
+            if (strlen(v->ld->pacing[i].operator_name) == ml && memcmp(v->ld->pacing[i].operator_name, m, ml) == 0)
+                return vp_fail(v, line, path, "is given twice");
+        struct config_pacing *pc = &v->ld->pacing[v->ld->n_pacing];
+        if (set_str(&pc->operator_name, m, ml) < 0) return vp_fail(v, line, path, "out of memory");
+        v->ld->n_pacing++;
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type != YAML_MAPPING_START_EVENT)
+            return vp_fail(v, ev_line(v), path, "expected {requests_per_second: N}, got %s", ev_kind(&v->ev));
+        bool seen = false;
+        for (;;) {
+            if (vp_next(v) < 0) return -1;
+            if (v->ev.type == YAML_MAPPING_END_EVENT) break;
+            if (v->ev.type != YAML_SCALAR_EVENT ||
+                strcmp((const char *)v->ev.data.scalar.value, "requests_per_second") != 0)
+                return vp_fail(v, ev_line(v), path, "unknown setting %s (the one setting is "
+                               "requests_per_second)", v->ev.type == YAML_SCALAR_EVENT ?
+                               quoted(q, sizeof q, (const char *)v->ev.data.scalar.value,
+                                      v->ev.data.scalar.length) : ev_kind(&v->ev));
+            if (seen) return vp_fail(v, ev_line(v), path, "requests_per_second is given twice");
+            seen = true;
+            if (vp_next(v) < 0) return -1;
+            if (v->ev.type != YAML_SCALAR_EVENT ||
+                parse_rps((const char *)v->ev.data.scalar.value, v->ev.data.scalar.length, &pc->milli_rps,
+                          why, sizeof why) < 0)
+                return vp_fail(v, ev_line(v), path, "requests_per_second: %s",
+                               v->ev.type == YAML_SCALAR_EVENT ? why : "expected a number");
+        }
+        if (!seen) return vp_fail(v, line, path, "missing requests_per_second");
+    }
+}
+
 /* One {name: ..., url: ...} item of custom_logs / static_logs. */
 static int vp_log_item(struct vpass *v, const struct key *k, size_t idx)
 {
@@ -1040,10 +1290,17 @@ static int vp_log_item(struct vpass *v, const struct key *k, size_t idx)
         const char *kn = (const char *)v->ev.data.scalar.value;
         int which = strcmp(kn, "name") == 0 ? 0 : strcmp(kn, "url") == 0 ? 1 : -1;
         char q[64];
+        if (which < 0 && v->ev.data.scalar.length == strlen(kn) && strlen(kn) < 40) {
+            /* a per-log override (docs/ingest.md) */
+            char kcopy[40];
+            memcpy(kcopy, kn, strlen(kn) + 1);
+            if (vp_override_setting(v, &v->ld->item_ov[list][idx], k->name, idx, kcopy) == 0) continue;
+            if (v->ld->err->message[0]) return -1;
+        }
         if (which < 0 || v->ev.data.scalar.length != strlen(kn)) {
             snprintf(path, sizeof path, "%s[%zu]", k->name, idx);
-            return vp_fail(v, ev_line(v), path, "unknown key %s (an entry has name and url)",
-                           quoted(q, sizeof q, kn, v->ev.data.scalar.length));
+            return vp_fail(v, ev_line(v), path, "unknown key %s (an entry has name and url, and "
+                           "optionally %s)", quoted(q, sizeof q, kn, v->ev.data.scalar.length), override_keys);
         }
         snprintf(path, sizeof path, "%s[%zu].%s", k->name, idx, kn);
         snprintf(v->near, sizeof v->near, "%s", path);
@@ -1187,6 +1444,8 @@ static int vp_value(struct vpass *v, const struct key *k)
     if (vp_next(v) < 0) return -1;
     if (k->type == K_TOKENS) return vp_tokens(v, k);
     if (k->type == K_LOGS) return vp_logs(v, k);
+    if (k->type == K_OVERRIDES) return vp_overrides(v, k);
+    if (k->type == K_PACING) return vp_pacing(v, k);
     if (k->type == K_NATS_URL) return vp_nats_url(v, k);
     if (k->type == K_ORIGINS) return vp_origins(v, k);
     if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
@@ -1361,9 +1620,13 @@ static const cyaml_schema_field_t cy_auth[] = {
 static const cyaml_schema_field_t cy_hot_reload[] = {
     CY_SB(hot_reload, enabled), CY_SS(hot_reload, watch_path), CYAML_FIELD_END,
 };
+#define CY_IGNORE(k) { .key = k, .value = { .type = CYAML_IGNORE, .flags = CYAML_FLAG_OPTIONAL } }
 static const cyaml_schema_field_t cy_log_fields[] = {
     CY_STR("name", offsetof(struct config_log, name)),
     CY_STR("url", offsetof(struct config_log, url)),
+    /* per-log overrides: read by the walk (load.item_ov) */
+    CY_IGNORE("batch_size"), CY_IGNORE("poll_interval_ms"), CY_IGNORE("fetch_concurrency"),
+    CY_IGNORE("expected_log_id"), CY_IGNORE("enabled"),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_log = {
@@ -1444,6 +1707,9 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("cors", cors, cy_cors),
     CY_LOGS("custom_logs", custom_logs, n_custom_logs),
     CY_LOGS("static_logs", static_logs, n_static_logs),
+    CY_STR("apple_logs_url", OFF(apple_logs_url)),
+    /* maps keyed by log or operator: read by the walk (load.ov, load.pacing) */
+    CY_IGNORE("log_overrides"), CY_IGNORE("operator_pacing"),
     CY_UINT("workers", OFF(workers), MSIZE(workers)),
     /* ring_size takes unit suffixes ("64MiB") that CYAML_UINT cannot read;
      * the walk has already parsed it (load.num). */
@@ -1531,10 +1797,32 @@ static int merge_file(struct load *ld, const struct config *from)
                     *dn = t + 1;
                     return -1;
                 }
+                /* the walk's per-item overrides move over */
+                struct config_log_override *io = &ld->item_ov[k->off == OFF(static_logs)][t];
+                dl[t].o = *io;
+                memset(io, 0, sizeof *io);
                 *dn = t + 1;
             }
             break;
         }
+        case K_OVERRIDES:
+            free_overrides(cfg->log_overrides, &cfg->n_log_overrides);
+            for (size_t t = 0; t < ld->n_ov; t++) {
+                cfg->log_overrides[t] = ld->ov[t];
+                memset(&ld->ov[t], 0, sizeof ld->ov[t]);
+            }
+            cfg->n_log_overrides = ld->n_ov;
+            ld->n_ov = 0;
+            continue;
+        case K_PACING:
+            free_pacing(cfg->operator_pacing, &cfg->n_operator_pacing);
+            for (size_t t = 0; t < ld->n_pacing; t++) {
+                cfg->operator_pacing[t] = ld->pacing[t];
+                ld->pacing[t].operator_name = NULL;
+            }
+            cfg->n_operator_pacing = ld->n_pacing;
+            ld->n_pacing = 0;
+            continue;
         default: {
             const char *s = *(char *const *)src;
             if (s && set_str(dst, s, strlen(s)) < 0) return -1;
@@ -1741,6 +2029,70 @@ static int env_logs(struct config *cfg, const struct key *k, const char *val, ch
     return 0;
 }
 
+/* CERTSTREAM_OPERATOR_PACING: "Google=20,Cloudflare=2.5" (requests per second) */
+static int env_pacing(struct config *cfg, const char *val, char *why, size_t whyn)
+{
+    free_pacing(cfg->operator_pacing, &cfg->n_operator_pacing);
+    if (*val == '\0') return 0;
+    for (const char *s = val; s;) {
+        const char *b, *eq;
+        size_t len;
+        char sub[WHY - 56];
+        s = next_item(s, &b, &len);
+        size_t *n = &cfg->n_operator_pacing;
+        if (*n == CONFIG_MAX_PACING) return snprintf(why, whyn, "more than %d operators", CONFIG_MAX_PACING), -1;
+        eq = len ? memrchr(b, '=', len) : NULL;
+        if (!eq) return snprintf(why, whyn, "entry %zu: expected operator=requests_per_second", *n), -1;
+        size_t nl = (size_t)(eq - b);
+        if (check_text(b, nl, MAX_NAME, false, sub, sizeof sub) < 0)
+            return snprintf(why, whyn, "entry %zu: operator name %s", *n, sub), -1;
+        if (parse_rps(eq + 1, len - nl - 1, &cfg->operator_pacing[*n].milli_rps, sub, sizeof sub) < 0)
+            return snprintf(why, whyn, "entry %zu: %s", *n, sub), -1;
+        if (set_str(&cfg->operator_pacing[*n].operator_name, b, nl) < 0)
+            return snprintf(why, whyn, "out of memory"), -1;
+        (*n)++;
+    }
+    return 0;
+}
+
+/* CERTSTREAM_LOG_OVERRIDES: "<URL or name>{setting=value,...};<URL or name>{...}" */
+static int env_overrides(struct config *cfg, const char *val, char *why, size_t whyn)
+{
+    free_overrides(cfg->log_overrides, &cfg->n_log_overrides);
+    const char *s = val;
+    while (*s == ' ' || *s == ';') s++;
+    while (*s) {
+        size_t *n = &cfg->n_log_overrides;
+        char sub[WHY - 56];
+        const char *open = strchr(s, '{'), *close = open ? strchr(open, '}') : NULL;
+        if (*n == CONFIG_MAX_LOGS) return snprintf(why, whyn, "more than %d logs", CONFIG_MAX_LOGS), -1;
+        if (!open || !close || open == s)
+            return snprintf(why, whyn, "entry %zu: expected <log URL or name>{setting=value,...}", *n), -1;
+        struct config_log_override *o = &cfg->log_overrides[*n];
+        override_clear(o);
+        if (check_text(s, (size_t)(open - s), MAX_STRING, false, sub, sizeof sub) < 0)
+            return snprintf(why, whyn, "entry %zu: log URL or name %s", *n, sub), -1;
+        if (set_str(&o->match, s, (size_t)(open - s)) < 0) return snprintf(why, whyn, "out of memory"), -1;
+        (*n)++;
+        for (const char *p = open + 1; p < close;) {
+            const char *e = memchr(p, ',', (size_t)(close - p));
+            if (!e) e = close;
+            while (p < e && *p == ' ') p++;
+            const char *eq = memchr(p, '=', (size_t)(e - p));
+            if (!eq) return snprintf(why, whyn, "entry %zu: expected setting=value", *n - 1), -1;
+            int rc = set_override(o, p, (size_t)(eq - p), eq + 1, (size_t)(e - eq - 1), sub, sizeof sub);
+            if (rc == -1)
+                return snprintf(why, whyn, "entry %zu: unknown setting '%.*s' (one of %s)", *n - 1,
+                                (int)(eq - p), p, override_keys), -1;
+            if (rc < 0) return snprintf(why, whyn, "entry %zu: %.*s: %s", *n - 1, (int)(eq - p), p, sub), -1;
+            p = e + 1;
+        }
+        s = close + 1;
+        while (*s == ' ' || *s == ';') s++;
+    }
+    return 0;
+}
+
 static int apply_env(struct load *ld, char *const *env)
 {
     char why[WHY];
@@ -1754,6 +2106,10 @@ static int apply_env(struct load *ld, char *const *env)
             if (env_tokens(ld->cfg, val, why, sizeof why) < 0) goto bad;
         } else if (k->type == K_LOGS) {
             if (env_logs(ld->cfg, k, val, why, sizeof why) < 0) goto bad;
+        } else if (k->type == K_OVERRIDES) {
+            if (env_overrides(ld->cfg, val, why, sizeof why) < 0) goto bad;
+        } else if (k->type == K_PACING) {
+            if (env_pacing(ld->cfg, val, why, sizeof why) < 0) goto bad;
         } else {
             if (check_scalar(k, val, strlen(val), &num, why, sizeof why) < 0) goto bad;
             if (store_scalar(ld->cfg, k, val, num) < 0) {
@@ -1994,6 +2350,17 @@ static int cross_check(const struct load *ld)
 
 /* --------------------------------------------------------------- loading */
 
+/* Frees what the walk read and merge_file did not move into the config. */
+static void load_release(struct load *ld)
+{
+    free(ld->nats_url);
+    for (int l = 0; l < 2; l++)
+        for (size_t i = 0; i < CONFIG_MAX_LOGS; i++) override_clear(&ld->item_ov[l][i]);
+    free_overrides(ld->ov, &ld->n_ov);
+    free_pacing(ld->pacing, &ld->n_pacing);
+    free(ld);
+}
+
 static int load_init(struct load *ld, struct config *cfg, struct config_error *err)
 {
     memset(ld, 0, sizeof *ld);
@@ -2020,12 +2387,10 @@ int config_load_buffer(struct config *cfg, const char *data, size_t len, const c
     }
     rc = load_document(ld, data, len);
     if (rc < 0 || (rc = cross_check(ld)) < 0) goto err;
-    free(ld->nats_url);
-    free(ld);
+    load_release(ld);
     return 0;
 err:
-    free(ld->nats_url);
-    free(ld);
+    load_release(ld);
     config_free(cfg);
     return rc == -2 ? -2 : -1;
 }
@@ -2083,13 +2448,11 @@ int config_load_search(struct config *cfg, const struct config_flags *flags, cha
         buf = NULL;
     }
     if (apply_env(ld, env) < 0 || apply_flags(ld, flags) < 0 || cross_check(ld) < 0) goto err;
-    free(ld->nats_url);
-    free(ld);
+    load_release(ld);
     return 0;
 err:
     free(buf);
-    free(ld->nats_url);
-    free(ld);
+    load_release(ld);
     config_free(cfg);
     return -1;
 }
@@ -2112,6 +2475,15 @@ static void print_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+static void print_override(FILE *f, const struct config_log_override *o, const char *indent)
+{
+    if (o->batch_size) fprintf(f, "%sbatch_size: %" PRIu32 "\n", indent, o->batch_size);
+    if (o->poll_interval_ms) fprintf(f, "%spoll_interval_ms: %" PRIu32 "\n", indent, o->poll_interval_ms);
+    if (o->fetch_concurrency) fprintf(f, "%sfetch_concurrency: %" PRIu32 "\n", indent, o->fetch_concurrency);
+    if (o->expected_log_id) fprintf(f, "%sexpected_log_id: \"%s\"\n", indent, o->expected_log_id);
+    if (o->enabled) fprintf(f, "%senabled: %s\n", indent, o->enabled > 0 ? "true" : "false");
+}
+
 static void print_logs(FILE *f, const struct config_log *logs, size_t n)
 {
     if (n == 0) { fputs(" []\n", f); return; }
@@ -2122,6 +2494,25 @@ static void print_logs(FILE *f, const struct config_log *logs, size_t n)
         fputs("\n    url: ", f);
         print_str(f, logs[i].url);
         fputc('\n', f);
+        print_override(f, &logs[i].o, "    ");
+    }
+}
+
+static void print_maps(FILE *f, const struct config *cfg, enum ktype t)
+{
+    size_t n = t == K_OVERRIDES ? cfg->n_log_overrides : cfg->n_operator_pacing;
+    if (n == 0) { fputs(" {}\n", f); return; }
+    fputc('\n', f);
+    for (size_t i = 0; i < n; i++) {
+        fputs("  ", f);
+        print_str(f, t == K_OVERRIDES ? cfg->log_overrides[i].match : cfg->operator_pacing[i].operator_name);
+        fputs(":\n", f);
+        if (t == K_OVERRIDES) {
+            print_override(f, &cfg->log_overrides[i], "    ");
+        } else {
+            uint32_t m = cfg->operator_pacing[i].milli_rps;
+            fprintf(f, "    requests_per_second: %" PRIu32 ".%03" PRIu32 "\n", m / 1000, m % 1000);
+        }
     }
 }
 
@@ -2168,6 +2559,10 @@ void config_print(const struct config *cfg, void *file)
         case K_LOGS:
             print_logs(f, p, *(const size_t *)cfield(cfg, k->count_off));
             break;
+        case K_OVERRIDES:
+        case K_PACING:
+            print_maps(f, cfg, k->type);
+            break;
         default:
             fputc(' ', f);
             print_str(f, *(char *const *)p ? *(char *const *)p : "");
@@ -2182,6 +2577,13 @@ void config_print(const struct config *cfg, void *file)
 static bool str_eq(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+static bool override_same(const struct config_log_override *a, const struct config_log_override *b)
+{
+    return str_eq(a->match, b->match) && a->batch_size == b->batch_size &&
+           a->poll_interval_ms == b->poll_interval_ms && a->fetch_concurrency == b->fetch_concurrency &&
+           str_eq(a->expected_log_id, b->expected_log_id) && a->enabled == b->enabled;
 }
 
 static bool key_same(const struct key *k, const struct config *a, const struct config *b,
@@ -2204,9 +2606,21 @@ static bool key_same(const struct key *k, const struct config *a, const struct c
         const struct config_log *la = pa, *lb = pb;
         same = n == *(const size_t *)cfield(b, k->count_off);
         for (size_t t = 0; same && t < n; t++)
-            same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url);
+            same = str_eq(la[t].name, lb[t].name) && str_eq(la[t].url, lb[t].url) &&
+                   override_same(&la[t].o, &lb[t].o);
         break;
     }
+    case K_OVERRIDES:
+        same = a->n_log_overrides == b->n_log_overrides;
+        for (size_t t = 0; same && t < a->n_log_overrides; t++)
+            same = override_same(&a->log_overrides[t], &b->log_overrides[t]);
+        break;
+    case K_PACING:
+        same = a->n_operator_pacing == b->n_operator_pacing;
+        for (size_t t = 0; same && t < a->n_operator_pacing; t++)
+            same = str_eq(a->operator_pacing[t].operator_name, b->operator_pacing[t].operator_name) &&
+                   a->operator_pacing[t].milli_rps == b->operator_pacing[t].milli_rps;
+        break;
     default: same = str_eq(*(char *const *)pa, *(char *const *)pb); break;
     }
     return same;

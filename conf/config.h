@@ -13,9 +13,30 @@
 #define CONFIG_MAX_TOKENS 64
 #define CONFIG_MAX_LOGS 256
 
+/* Per-log overrides (docs/ingest.md "Per-log control"): in a custom_logs /
+ * static_logs item, or in log_overrides (keyed by the log's URL or name).
+ * 0 / NULL / -1 = not set: the ct_log.* value applies. */
+struct config_log_override {
+    char *match;                 /* log_overrides: the log's URL or name; NULL in an item */
+    uint32_t batch_size;         /* 1..10000 */
+    uint32_t poll_interval_ms;   /* 1..86400000 */
+    uint32_t fetch_concurrency;  /* 1..32 */
+    char *expected_log_id;       /* base64 of the 32-byte log id (SHA-256 of its key) */
+    int8_t enabled;              /* 0 not set, 1 true, -1 false */
+};
+
+/* operator_pacing: requests per second to one operator, across its logs. */
+struct config_pacing {
+    char *operator_name;         /* as the log list names it (config logs: their URL's host) */
+    uint32_t milli_rps;          /* requests per second x 1000; 0 = not paced */
+};
+
+#define CONFIG_MAX_PACING 64
+
 struct config_log {          /* custom_logs[] / static_logs[] item */
     char *name;
     char *url;
+    struct config_log_override o;   /* match unused */
 };
 
 struct config {
@@ -87,6 +108,13 @@ struct config {
     size_t n_custom_logs;
     struct config_log static_logs[CONFIG_MAX_LOGS]; /* static-ct-api (tiled) logs */
     size_t n_static_logs;
+
+    /* log list and per-log control (docs/ingest.md) */
+    char *apple_logs_url;             /* "": off; else Apple's log list, merged with ct_logs_url's */
+    struct config_log_override log_overrides[CONFIG_MAX_LOGS];
+    size_t n_log_overrides;
+    struct config_pacing operator_pacing[CONFIG_MAX_PACING];
+    size_t n_operator_pacing;
 
     /* ours */
     uint32_t workers;                 /* 0 = one fanout process per CPU */

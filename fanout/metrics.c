@@ -287,6 +287,9 @@ static void render_product(struct mw *m, struct stats *s)
     sample_u(m, "certstream_static_ct_logs_count", tiled);
     family(m, "certstream_issuer_cache_size", M_GAUGE, "Issuer certificates cached by the ingest processes.");
     sample_u(m, "certstream_issuer_cache_size", stats_sum(s, ST_ISSUER_CACHE_SIZE));
+    family(m, "certstream_ct_logs_refused", M_GAUGE,
+           "CT logs not followed because their log id does not match expected_log_id.");
+    sample_u(m, "certstream_ct_logs_refused", stats_sum(s, ST_LOGS_REFUSED));
     family(m, "certstream_duplicates_filtered", M_PRODUCT_COUNTER,
            "Entries dropped as duplicates of a certificate already sent.");
     sample_u(m, "certstream_duplicates_filtered", stats_sum(s, ST_DEDUP_DROPPED));

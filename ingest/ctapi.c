@@ -2,6 +2,7 @@
 #include "ingest/ctapi.h"
 
 #include <cjson/cJSON.h>
+#include <stdbool.h>
 #include <mbedtls/base64.h>
 #include <mbedtls/pk.h>
 #include <mbedtls/sha256.h>
@@ -71,8 +72,266 @@ static int b64_into(const cJSON *s, uint8_t **cursor, uint8_t *end, const uint8_
     return 0;
 }
 
+/* ---- get-entries without cJSON ----
+ * A get-entries answer is up to a few MB, nearly all of it two base64
+ * strings per entry. cJSON copies every string into its own allocation and
+ * builds a node per value (a quarter of the ingest CPU); this scanner finds
+ * the two strings in place and base64-decodes them straight from the body.
+ * It accepts only a strict subset of JSON: the answer as logs write it (an
+ * object, "entries" an array of objects, the two fields plain strings
+ * without escapes) plus any other members of well-formed JSON without
+ * \u escapes. Anything else (escapes in the fields, a duplicate member, a
+ * field of another type, odd whitespace, trailing bytes, deep nesting)
+ * returns FALLBACK and the answer goes through cJSON, so the two paths never
+ * disagree: checked on the corpus and by fuzz_ctapi on random input. */
+#define FALLBACK (-2)
+#define SCAN_DEPTH 64
+
+struct scan { const char *p, *end; };
+struct span { const char *l, *x; size_t ll, xl; };
+
+static void sc_ws(struct scan *s)
+{
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r')) s->p++;
+}
+
+/* A string at s->p ('"'): its body [*b, *b + *n). 1 = plain (no escape),
+ * 0 = has escapes (valid ones, no \u), FALLBACK otherwise. */
+static int sc_string(struct scan *s, const char **b, size_t *n)
+{
+    int plain = 1;
+    if (s->p >= s->end || *s->p != '"') return FALLBACK;
+    const char *q = ++s->p;
+    /* The common case, a long run without escapes: found with memchr (SIMD
+     * in glibc). cJSON keeps control bytes in strings as they are, so only
+     * NUL (where strlen would cut cJSON's copy short) sends it to cJSON. */
+    const char *quote = memchr(q, '"', (size_t)(s->end - q));
+    if (quote && !memchr(q, '\\', (size_t)(quote - q))) {
+        if (memchr(q, '\0', (size_t)(quote - q))) return FALLBACK;
+        *b = q;
+        *n = (size_t)(quote - q);
+        s->p = quote + 1;
+        return 1;
+    }
+    for (;;) {
+        /* with escapes (in members we skip): byte by byte, strictly */
+        while (q < s->end && (unsigned char)*q >= 0x20 && *q != '"' && *q != '\\') q++;
+        if (q >= s->end || (unsigned char)*q < 0x20) return FALLBACK;
+        if (*q == '"') break;
+        if (q + 1 >= s->end || !strchr("\"\\/bfnrt", q[1]) || q[1] == '\0') return FALLBACK;
+        plain = 0;
+        q += 2;
+    }
+    *b = s->p;
+    *n = (size_t)(q - s->p);
+    s->p = q + 1;
+    return plain;
+}
+
+static int sc_value(struct scan *s, int depth);
+
+static int sc_number(struct scan *s)
+{
+    const char *q = s->p;
+    if (q < s->end && *q == '-') q++;
+    if (q >= s->end || *q < '0' || *q > '9') return FALLBACK;
+    if (*q == '0') q++;
+    else while (q < s->end && *q >= '0' && *q <= '9') q++;
+    if (q < s->end && *q == '.') {
+        if (++q >= s->end || *q < '0' || *q > '9') return FALLBACK;
+        while (q < s->end && *q >= '0' && *q <= '9') q++;
+    }
+    if (q < s->end && (*q == 'e' || *q == 'E')) {
+        q++;
+        if (q < s->end && (*q == '+' || *q == '-')) q++;
+        if (q >= s->end || *q < '0' || *q > '9') return FALLBACK;
+        while (q < s->end && *q >= '0' && *q <= '9') q++;
+    }
+    s->p = q;
+    return 0;
+}
+
+static int sc_lit(struct scan *s, const char *w, size_t n)
+{
+    if ((size_t)(s->end - s->p) < n || memcmp(s->p, w, n) != 0) return FALLBACK;
+    s->p += n;
+    return 0;
+}
+
+/* Skips one value (a member we do not use). */
+static int sc_value(struct scan *s, int depth)
+{
+    const char *b;
+    size_t n;
+    if (depth > SCAN_DEPTH || s->p >= s->end) return FALLBACK;
+    switch (*s->p) {
+    case '"': return sc_string(s, &b, &n) == FALLBACK ? FALLBACK : 0;
+    case 't': return sc_lit(s, "true", 4);
+    case 'f': return sc_lit(s, "false", 5);
+    case 'n': return sc_lit(s, "null", 4);
+    case '{': case '[': {
+        char close = *s->p == '{' ? '}' : ']';
+        s->p++;
+        sc_ws(s);
+        if (s->p < s->end && *s->p == close) { s->p++; return 0; }
+        for (;;) {
+            if (close == '}') {
+                if (sc_string(s, &b, &n) == FALLBACK) return FALLBACK;
+                sc_ws(s);
+                if (s->p >= s->end || *s->p != ':') return FALLBACK;
+                s->p++;
+                sc_ws(s);
+            }
+            if (sc_value(s, depth + 1) != 0) return FALLBACK;
+            sc_ws(s);
+            if (s->p >= s->end) return FALLBACK;
+            if (*s->p == close) { s->p++; return 0; }
+            if (*s->p != ',') return FALLBACK;
+            s->p++;
+            sc_ws(s);
+        }
+    }
+    default: return sc_number(s);
+    }
+}
+
+/* One element of "entries": its two strings (NULL when absent). */
+static int sc_entry(struct scan *s, struct span *e)
+{
+    const char *k;
+    size_t kn;
+    memset(e, 0, sizeof *e);
+    if (s->p >= s->end || *s->p != '{') return FALLBACK;
+    s->p++;
+    sc_ws(s);
+    if (s->p < s->end && *s->p == '}') { s->p++; return 0; }
+    for (;;) {
+        if (sc_string(s, &k, &kn) != 1) return FALLBACK;
+        sc_ws(s);
+        if (s->p >= s->end || *s->p != ':') return FALLBACK;
+        s->p++;
+        sc_ws(s);
+        const char **dst = NULL;
+        size_t *dlen = NULL;
+        if (kn == 10 && memcmp(k, "leaf_input", 10) == 0) { dst = &e->l; dlen = &e->ll; }
+        else if (kn == 10 && memcmp(k, "extra_data", 10) == 0) { dst = &e->x; dlen = &e->xl; }
+        if (dst) {
+            if (*dst || sc_string(s, dst, dlen) != 1) return FALLBACK;   /* twice, not a string, escapes */
+        } else if (sc_value(s, 2) != 0) {
+            return FALLBACK;
+        }
+        sc_ws(s);
+        if (s->p >= s->end) return FALLBACK;
+        if (*s->p == '}') { s->p++; return 0; }
+        if (*s->p != ',') return FALLBACK;
+        s->p++;
+        sc_ws(s);
+    }
+}
+
+static int b64_span(const char *str, size_t slen, uint8_t **cursor, uint8_t *end, const uint8_t **out,
+                    size_t *outlen)
+{
+    size_t olen = 0;
+    if (!str || b64_decode(*cursor, (size_t)(end - *cursor), &olen, str, slen) != 0) return -1;
+    *out = *cursor;
+    *outlen = olen;
+    *cursor += olen;
+    return 0;
+}
+
+int ctapi_entries_parse_scan(const char *json, size_t len, size_t max, struct ctapi_entries *out)
+{
+    memset(out, 0, sizeof *out);
+    struct scan s = {json, json + len};
+    struct span *sp = NULL;
+    size_t n = 0, cap = 0, bytes = 0, total = 0;
+    bool seen = false;
+    const char *k;
+    size_t kn;
+    sc_ws(&s);
+    if (s.p >= s.end || *s.p != '{') return FALLBACK;
+    s.p++;
+    sc_ws(&s);
+    if (s.p < s.end && *s.p == '}') goto fallback;    /* no "entries": cJSON says so */
+    for (;;) {
+        if (sc_string(&s, &k, &kn) != 1) goto fallback;
+        sc_ws(&s);
+        if (s.p >= s.end || *s.p != ':') goto fallback;
+        s.p++;
+        sc_ws(&s);
+        if (kn == 7 && memcmp(k, "entries", 7) == 0) {
+            if (seen || s.p >= s.end || *s.p != '[') goto fallback;
+            seen = true;
+            s.p++;
+            sc_ws(&s);
+            if (s.p < s.end && *s.p == ']') {
+                s.p++;
+            } else {
+                for (;;) {
+                    struct span e;
+                    if (sc_entry(&s, &e) != 0) goto fallback;
+                    if (total++ < max) {
+                        if (n == cap) {
+                            size_t nc = cap ? cap * 2 : 256;
+                            struct span *ns = realloc(sp, nc * sizeof *ns);
+                            if (!ns) goto fallback;
+                            sp = ns;
+                            cap = nc;
+                        }
+                        sp[n++] = e;
+                        if (e.l) bytes += e.ll / 4 * 3 + 3;
+                        if (e.x) bytes += e.xl / 4 * 3 + 3;
+                    }
+                    sc_ws(&s);
+                    if (s.p >= s.end) goto fallback;
+                    if (*s.p == ']') { s.p++; break; }
+                    if (*s.p != ',') goto fallback;
+                    s.p++;
+                    sc_ws(&s);
+                }
+            }
+        } else if (sc_value(&s, 1) != 0) {
+            goto fallback;
+        }
+        sc_ws(&s);
+        if (s.p >= s.end) goto fallback;
+        if (*s.p == '}') { s.p++; break; }
+        if (*s.p != ',') goto fallback;
+        s.p++;
+        sc_ws(&s);
+    }
+    sc_ws(&s);
+    if (!seen || s.p != s.end) goto fallback;
+    out->v = calloc(n ? n : 1, sizeof *out->v);
+    out->arena = malloc(bytes ? bytes : 1);
+    if (!out->v || !out->arena) goto fallback;
+    uint8_t *cur = out->arena, *end = out->arena + (bytes ? bytes : 1);
+    for (size_t i = 0; i < n; i++) {
+        struct ctapi_entry *e = &out->v[i];
+        if (b64_span(sp[i].l, sp[i].ll, &cur, end, &e->leaf_input, &e->leaf_len) != 0 ||
+            b64_span(sp[i].x, sp[i].xl, &cur, end, &e->extra_data, &e->extra_len) != 0)
+            e->bad = 1;
+    }
+    out->n = n;
+    free(sp);
+    return 0;
+fallback:
+    free(sp);
+    ctapi_entries_free(out);
+    return FALLBACK;
+}
+
 int ctapi_entries_parse(const char *json, size_t len, size_t max, struct ctapi_entries *out,
                         char *err, size_t errlen)
+{
+    memset(out, 0, sizeof *out);
+    if (ctapi_entries_parse_scan(json, len, max, out) == 0) return 0;
+    return ctapi_entries_parse_cjson(json, len, max, out, err, errlen);
+}
+
+int ctapi_entries_parse_cjson(const char *json, size_t len, size_t max, struct ctapi_entries *out,
+                              char *err, size_t errlen)
 {
     memset(out, 0, sizeof *out);
     cJSON *root;

@@ -48,6 +48,13 @@ struct ctapi_entries {
  * caller counts it and advances past it. Free with ctapi_entries_free. */
 int ctapi_entries_parse(const char *json, size_t len, size_t max, struct ctapi_entries *out,
                         char *err, size_t errlen);
+/* The scanner alone: 0, or -2 when the answer is not in the strict form it
+ * reads (ctapi_entries_parse then uses cJSON). For tests. */
+int ctapi_entries_parse_scan(const char *json, size_t len, size_t max, struct ctapi_entries *out);
+/* The same with cJSON only: what ctapi_entries_parse falls back to for
+ * answers outside the strict form its scanner reads. For tests. */
+int ctapi_entries_parse_cjson(const char *json, size_t len, size_t max, struct ctapi_entries *out,
+                              char *err, size_t errlen);
 void ctapi_entries_free(struct ctapi_entries *e);
 
 /* ---- static-ct-api ---- */

@@ -136,6 +136,57 @@ static int check_signature(const struct config *cfg, const char *list, size_t le
     return 0;
 }
 
+char *loglist_merge(const char *first, size_t first_len, const char *second, size_t second_len,
+                    size_t *out_len, char *err, size_t errlen)
+{
+    cJSON *a = NULL, *b = NULL;
+    char *out = NULL;
+    const cJSON *ops_a = jsondoc_member(first, first_len, "operators", cJSON_Array, "log list", &a, err, errlen);
+    if (!ops_a) goto done;
+    const cJSON *ops_b = jsondoc_member(second, second_len, "operators", cJSON_Array, "Apple's log list", &b,
+                                        err, errlen);
+    if (!ops_b) goto done;
+    /* move Apple's operators, in order, after the first list's */
+    cJSON *op;
+    while ((op = cJSON_DetachItemFromArray((cJSON *)ops_b, 0)) != NULL) {
+        if (!cJSON_AddItemToArray((cJSON *)ops_a, op)) {
+            cJSON_Delete(op);
+            jsondoc_err(err, errlen, "log list: out of memory");
+            goto done;
+        }
+    }
+    out = cJSON_PrintUnformatted(a);
+    if (!out) jsondoc_err(err, errlen, "log list: out of memory");
+    else *out_len = strlen(out);
+done:
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return out;
+}
+
+/* Apple's list (apple_logs_url), when set, is merged into the document: its
+ * logs are followed too; one both lists name is followed once (loglist_build
+ * drops the second by log id or URL). Not fatal: Apple's list is an extra. */
+static void add_apple(const struct config *cfg, char **json, size_t *len)
+{
+    char err[512], *apple = NULL, *merged;
+    size_t alen = 0, mlen = 0;
+    if (!cfg->apple_logs_url || !*cfg->apple_logs_url) return;
+    if (fetch_url(cfg, cfg->apple_logs_url, &apple, &alen, err, sizeof err) != 0) {
+        log_warn("Apple's log list not used: %s", err);
+        return;
+    }
+    merged = loglist_merge(*json, *len, apple, alen, &mlen, err, sizeof err);
+    free(apple);
+    if (!merged) {
+        log_warn("Apple's log list %s not used: %s", cfg->apple_logs_url, err);
+        return;
+    }
+    free(*json);
+    *json = merged;
+    *len = mlen;
+}
+
 int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *err, size_t errlen)
 {
     *json_out = NULL;
@@ -157,6 +208,7 @@ int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *
         *json_out = NULL;
         return -1;
     }
+    add_apple(cfg, json_out, len);
     return 0;
 }
 
@@ -216,27 +268,90 @@ static void log_clear(struct loglist_log *l)
     free(l->operator_name);
     free(l->fetch_url);
     free(l->key);
+    free(l->refused);
     memset(l, 0, sizeof *l);
 }
 
-/* Adds one log; 0 = added or skipped (duplicate / table full), -1 = OOM. */
+/* Two URLs name the same log: equal once both end in '/'. */
+static bool same_url(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    while (la && a[la - 1] == '/') la--;
+    while (lb && b[lb - 1] == '/') lb--;
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
+static void take(uint32_t *dst, uint32_t v) { if (v) *dst = v; }
+
+static void apply_one(struct config_log_override *eff, const struct config_log_override *o)
+{
+    take(&eff->batch_size, o->batch_size);
+    take(&eff->poll_interval_ms, o->poll_interval_ms);
+    take(&eff->fetch_concurrency, o->fetch_concurrency);
+    if (o->expected_log_id) eff->expected_log_id = o->expected_log_id;
+    if (o->enabled) eff->enabled = o->enabled;
+}
+
+/* The settings that apply to a log (docs/ingest.md "Per-log control"), from
+ * weakest to strongest: a custom_logs/static_logs item with its URL, then a
+ * log_overrides entry keyed by its name, then one keyed by its URL. The
+ * strings point into cfg. */
+static void resolve_override(const struct config *cfg, const char *url, const char *name,
+                             struct config_log_override *eff)
+{
+    memset(eff, 0, sizeof *eff);
+    for (size_t i = 0; i < cfg->n_custom_logs; i++)
+        if (cfg->custom_logs[i].url && same_url(cfg->custom_logs[i].url, url)) apply_one(eff, &cfg->custom_logs[i].o);
+    for (size_t i = 0; i < cfg->n_static_logs; i++)
+        if (cfg->static_logs[i].url && same_url(cfg->static_logs[i].url, url)) apply_one(eff, &cfg->static_logs[i].o);
+    for (size_t i = 0; i < cfg->n_log_overrides; i++)
+        if (cfg->log_overrides[i].match && strcmp(cfg->log_overrides[i].match, name) == 0)
+            apply_one(eff, &cfg->log_overrides[i]);
+    for (size_t i = 0; i < cfg->n_log_overrides; i++)
+        if (cfg->log_overrides[i].match && strstr(cfg->log_overrides[i].match, "://") &&
+            same_url(cfg->log_overrides[i].match, url))
+            apply_one(eff, &cfg->log_overrides[i]);
+}
+
+static int b64_32(const char *s, uint8_t out[32])
+{
+    size_t olen = 0;
+    uint8_t buf[48];
+    if (!s || mbedtls_base64_decode(buf, sizeof buf, &olen, (const unsigned char *)s, strlen(s)) != 0 || olen != 32)
+        return -1;
+    memcpy(out, buf, 32);
+    return 0;
+}
+
+/* Adds one log; 0 = added or skipped (duplicate / table full / disabled),
+ * -1 = OOM. */
 static int add_log(struct builder *b, enum loglist_kind kind, const char *name, const char *url,
-                   const char *submission_url, const char *operator_name, const char *key_b64)
+                   const char *submission_url, const char *operator_name, const char *key_b64,
+                   const char *log_id_b64)
 {
     struct loglist *ll = b->ll;
     struct loglist_log l = {0};
+    struct config_log_override eff;
 
     if ((kind == LOGLIST_RFC6962 && !b->cfg->ct_log.rfc6962_enabled) ||
         (kind == LOGLIST_TILED && !b->cfg->ct_log.static_enabled))
         return 0;   /* ct_log.rfc6962_enabled / static_enabled: false */
     l.url = dup_slash(url);
     if (!l.url) return -1;
+    l.have_id = log_id_b64 && b64_32(log_id_b64, l.id) == 0;
     for (size_t i = 0; i < ll->n_logs; i++) {
-        if (strcmp(ll->logs[i].url, l.url) == 0) {
+        if (same_url(ll->logs[i].url, l.url) ||
+            (l.have_id && ll->logs[i].have_id && memcmp(ll->logs[i].id, l.id, 32) == 0)) {
             log_debug("log list: %s listed twice, keeping the first", l.url);
             free(l.url);
             return 0;
         }
+    }
+    resolve_override(b->cfg, l.url, name, &eff);
+    if (eff.enabled < 0) {
+        log_info("log list: %s (%s) not followed: enabled: false", name, l.url);
+        free(l.url);
+        return 0;
     }
     if (ll->n_logs >= STATS_MAX_LOGS) {
         b->dropped++;
@@ -266,6 +381,22 @@ static int add_log(struct builder *b, enum loglist_kind kind, const char *name, 
             l.key = NULL;
         }
         l.key_len = l.key ? olen : 0;
+    }
+    l.batch_size = eff.batch_size;
+    l.poll_interval_ms = eff.poll_interval_ms;
+    l.fetch_concurrency = eff.fetch_concurrency;
+    if (eff.expected_log_id) {
+        uint8_t want[32];
+        char why[96];   /* fits the per-log reason shown in /health/deep */
+        if (b64_32(eff.expected_log_id, want) != 0)
+            snprintf(why, sizeof why, "expected_log_id %s is not 32 bytes of base64", eff.expected_log_id);
+        else if (!l.have_id)
+            snprintf(why, sizeof why, "expected_log_id cannot be checked: no log list gives this log's id");
+        else if (memcmp(want, l.id, 32) != 0)
+            snprintf(why, sizeof why, "expected_log_id mismatch: the log list gives %s", log_id_b64);
+        else
+            why[0] = '\0';
+        if (why[0] && !(l.refused = strdup(why))) goto err;
     }
     l.log_id = (unsigned)ll->n_logs;
     ll->logs[ll->n_logs++] = l;
@@ -313,7 +444,8 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
                 b->ll->n_listed++;
                 const char *d = str_item(l, "description"), *u = str_item(l, "url");
                 if (!d || !u || !state_followed(l)) continue;
-                if (add_log(b, LOGLIST_RFC6962, d, u, NULL, opname, str_item(l, "key")) != 0) goto oom;
+                if (add_log(b, LOGLIST_RFC6962, d, u, NULL, opname, str_item(l, "key"), str_item(l, "log_id")) != 0)
+                    goto oom;
             }
         }
         if (cJSON_IsArray(tiled)) {
@@ -322,7 +454,8 @@ static int add_list(struct builder *b, const char *json, size_t len, char *err, 
                 const char *d = str_item(l, "description"), *m = str_item(l, "monitoring_url");
                 const char *s = str_item(l, "submission_url");
                 if (!d || !m || !state_followed(l)) continue;
-                if (add_log(b, LOGLIST_TILED, d, m, s, opname, str_item(l, "key")) != 0) goto oom;
+                if (add_log(b, LOGLIST_TILED, d, m, s, opname, str_item(l, "key"), str_item(l, "log_id")) != 0)
+                    goto oom;
             }
         }
     }
@@ -414,6 +547,23 @@ static int merge_groups(struct loglist *ll, size_t max)
     return 0;
 }
 
+/* operator_pacing is per operator; with group_by log or single (or merged
+ * groups) an operator's logs may be in several processes, each pacing its
+ * own requests: each takes 1/N of the rate. */
+static void count_operator_processes(struct loglist *ll)
+{
+    for (size_t i = 0; i < ll->n_logs; i++) {
+        unsigned n = 0;
+        for (size_t g = 0; g < ll->n_groups; g++) {
+            bool has = false;
+            for (size_t k = 0; !has && k < ll->groups[g].n_logs; k++)
+                has = strcmp(ll->groups[g].logs[k]->operator_name, ll->logs[i].operator_name) == 0;
+            n += has;
+        }
+        ll->logs[i].operator_processes = n ? n : 1;
+    }
+}
+
 int loglist_build(const struct config *cfg, const char *json, size_t len, struct loglist *out,
                   char *err, size_t errlen)
 {
@@ -429,7 +579,7 @@ int loglist_build(const struct config *cfg, const char *json, size_t len, struct
     for (size_t i = 0; i < cfg->n_custom_logs; i++) {
         const struct config_log *c = &cfg->custom_logs[i];
         if (!c->url || !*c->url) continue;
-        if (add_log(&b, LOGLIST_RFC6962, c->name && *c->name ? c->name : c->url, c->url, NULL, NULL, NULL) != 0)
+        if (add_log(&b, LOGLIST_RFC6962, c->name && *c->name ? c->name : c->url, c->url, NULL, NULL, NULL, NULL) != 0)
             goto oom;
     }
     for (size_t i = 0; i < cfg->n_static_logs; i++) {
@@ -437,7 +587,7 @@ int loglist_build(const struct config *cfg, const char *json, size_t len, struct
         if (!c->url || !*c->url) continue;
         /* A configured static log is checked against no origin: its
          * submission prefix is not known from the config. */
-        if (add_log(&b, LOGLIST_TILED, c->name && *c->name ? c->name : c->url, c->url, NULL, NULL, NULL) != 0)
+        if (add_log(&b, LOGLIST_TILED, c->name && *c->name ? c->name : c->url, c->url, NULL, NULL, NULL, NULL) != 0)
             goto oom;
     }
     if (b.dropped)
@@ -447,6 +597,7 @@ int loglist_build(const struct config *cfg, const char *json, size_t len, struct
         goto err;
     }
     if (build_groups(out, by) != 0 || merge_groups(out, cfg->ingest.max_processes) != 0) goto oom;
+    count_operator_processes(out);
     return 0;
 oom:
     jsondoc_err(err, errlen, "log list: out of memory");

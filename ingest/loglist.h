@@ -17,6 +17,7 @@
 #ifndef CS_LOGLIST_H
 #define CS_LOGLIST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -38,6 +39,15 @@ struct loglist_log {
     size_t key_len;
     enum loglist_kind kind;
     unsigned log_id;         /* index in loglist.logs == stats per-log slot */
+    /* per-log control (log_overrides, custom_logs/static_logs items);
+     * 0 = the ct_log.* value */
+    uint8_t id[32];          /* the list's log_id (SHA-256 of the key) */
+    bool have_id;            /* false: a configured log no list names */
+    uint32_t batch_size, poll_interval_ms, fetch_concurrency;
+    char *refused;           /* non-NULL: not followed, and why (expected_log_id);
+                              * shown in /health/deep and counted */
+    unsigned operator_processes; /* ingest processes holding logs of this operator:
+                                  * operator_pacing is split between them */
 };
 
 struct loglist_group {
@@ -55,9 +65,17 @@ struct loglist {
 };
 
 /* Downloads cfg->ct_logs_url (file://, http://, https://) with libcurl,
- * timeout cfg->ct_log.request_timeout_secs. *json_out is malloc'd and
- * NUL-terminated. Returns 0 or -1 with err filled. */
+ * timeout cfg->ct_log.request_timeout_secs. With cfg->apple_logs_url set,
+ * Apple's list is downloaded too and its operators appended to the
+ * document (a failure there is logged and the first list used alone).
+ * *json_out is malloc'd and NUL-terminated. Returns 0 or -1 with err filled. */
 int loglist_fetch(const struct config *cfg, char **json_out, size_t *len, char *err, size_t errlen);
+
+/* Appends the operators of a second list (Apple's, same v3 form) to those
+ * of the first: a malloc'd document, or NULL (with err) when either does
+ * not parse. Exposed for tests. */
+char *loglist_merge(const char *first, size_t first_len, const char *second, size_t second_len,
+                    size_t *out_len, char *err, size_t errlen);
 
 /* Builds the log set and groups. json may be NULL (list unavailable): only
  * the config's logs are used. Returns 0, or -1 with err filled (malformed

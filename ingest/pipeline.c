@@ -15,14 +15,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <mbedtls/sha1.h>
-#include <mbedtls/sha256.h>
 
 #include "common/b64.h"
 #include "common/jsonw.h"
 #include "common/wsdeflate.h"
 #include "ingest/certjson.h"
 #include "ingest/chaincache.h"
+#include "ingest/digest.h"
 #include "ingest/x509.h"
 
 struct pipeline {
@@ -154,8 +153,7 @@ static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der
         bad = x509_parse(der, len, p->other, NULL, 0) < 0;
         if (!bad) {
             uint8_t sha1[20], sha256[32];
-            mbedtls_sha1_ret(der, len, sha1);
-            mbedtls_sha256_ret(der, len, sha256, 0);
+            digest_cert(der, len, sha1, sha256);
             certjson_chain_element(&p->elem, p->other, sha1, sha256, p->absent_null);
             if (p->elem.oom) return;
         }
@@ -186,8 +184,7 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
     if (x509_parse(in->der, in->der_len, c, why, sizeof why) < 0)
         return errf(err, errlen, in->precert ? "pre-certificate" : "certificate", why);
     uint8_t sha1[20];
-    mbedtls_sha1_ret(in->der, in->der_len, sha1);
-    mbedtls_sha256_ret(in->der, in->der_len, out->leaf_sha256, 0);
+    digest_cert(in->der, in->der_len, sha1, out->leaf_sha256);
 
     struct jbuf *b = &p->parts;
     jb_reset(b);

@@ -11,7 +11,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 build_pkgs="build-essential cmake pkg-config libevent-dev libcurl4-openssl-dev
  libmbedtls-dev libcjson-dev libcyaml-dev libyaml-dev libwebsockets-dev ca-certificates
- libsystemd-dev libpcre2-dev libidn2-dev zlib1g-dev libnats-dev"
+ libsystemd-dev libpcre2-dev libidn2-dev zlib1g-dev libnats-dev libssl-dev"
 # Packaging (make deb, the Dockerfile's build stage): dpkg-buildpackage and
 # debhelper; unless DEB_BUILD_OPTIONS has nocheck, also what the package
 # build's own run of the test suite needs (the npm clients included).

@@ -69,7 +69,8 @@ struct stats {
 static bool is_gauge(unsigned id)
 {
     return (id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS) ||
-           (id >= ST_FILTERS_DISTINCT && id <= ST_CLIENTS_DEFLATE) || id == ST_ISSUER_CACHE_SIZE;
+           (id >= ST_FILTERS_DISTINCT && id <= ST_CLIENTS_DEFLATE) || id == ST_ISSUER_CACHE_SIZE ||
+           id == ST_LOGS_REFUSED;
 }
 
 const char *stats_role_name(unsigned role)

@@ -43,6 +43,7 @@ enum stat_id {
     ST_TILES_VERIFIED,                /* data tiles proven against a checkpoint */
     ST_TILE_VERIFY_FAILURES,          /* data tiles that did not verify (alarm) */
     ST_ISSUER_CACHE_SIZE,                                     /* gauge */
+    ST_LOGS_REFUSED,                  /* gauge: logs refused by expected_log_id */
     /* supervisor */
     ST_CHILD_RESTARTS, ST_WORKER_PANICS, ST_INGEST_RESTARTS,
     /* fanout stream features: gauges, then counters */

@@ -515,6 +515,10 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_RATE_LIMIT_CONNECTIONS_PER_MINUTE=120",
         "CERTSTREAM_RATE_LIMIT_BURST=7",
         "CERTSTREAM_TLS_CERT_FILE=", "CERTSTREAM_TLS_KEY_FILE=", "CERTSTREAM_TLS_PLAIN_PORT=0",
+        /* log list and per-log control (values checked in test_config_logctl.c) */
+        "CERTSTREAM_APPLE_LOGS_URL=file:///tmp/apple.json",
+        "CERTSTREAM_LOG_OVERRIDES=https://a.example/{batch_size=32}",
+        "CERTSTREAM_OPERATOR_PACING=Google=2",
         "UNRELATED=1",
         NULL,
     };
@@ -671,7 +675,7 @@ static const struct bad_case bad_files[] = {
      "config.yaml:1: unknown key 'auth.header_name' (write it nested: 'auth:', then 'header_name:' indented below it)"},
     {"auth:\n  tokens.x: 1\n", "config.yaml:2: unknown key 'auth.tokens.x' (did you mean 'auth.tokens'?)"},
     {"custom_logs:\n  - name: a\n    url: https://x/\n    id: 3\n",
-     "config.yaml:4: key 'custom_logs[0]': unknown key \"id\" (an entry has name and url)"},
+     "config.yaml:4: key 'custom_logs[0]': unknown key \"id\" (an entry has name and url, and optionally batch_size, poll_interval_ms, fetch_concurrency, expected_log_id, enabled)"},
     /* wrong types */
     {"connection_limit:\n  per_ip_limit: lots\n",
      "config.yaml:2: key 'connection_limit.per_ip_limit': expected an integer 1..10000000, got \"lots\""},

@@ -63,7 +63,9 @@ Growing logs with distinct certificates (benchmarks, soak and crash tests):
   `huge` (ARG = MiB, default 64) answers with that much JSON (spaces),
   streamed without Content-Length.
 
-GET /control/stats returns JSON counters (requests per log and endpoint).
+GET /control/stats returns JSON counters (requests per log and endpoint, and
+per log "entries_max_span", the largest get-entries window asked for, and
+"entries_max_inflight", the most get-entries requests answered at once).
 GET /loglist.json returns a v3 log list of the served logs (each its own
 operator, URLs pointing at this server) plus one retired log.
 The port is printed as "PORT <n>" on stdout and written to --port-file.
@@ -84,6 +86,7 @@ LOCK = threading.Lock()
 LOGS = {}           # name -> dict
 FAULTS = []         # list of dicts {log, kind, endpoint, count, arg}
 STATS = {}          # "name endpoint" -> count
+INFLIGHT = {}       # name -> get-entries requests being answered
 GZIP_TILES = False
 BAD_ENTRY = {"leaf_input": base64.b64encode(b"\x00\x00\x01").decode(), "extra_data": ""}
 
@@ -441,6 +444,25 @@ class Handler(BaseHTTPRequestHandler):
         with LOCK:
             key = name + " " + endpoint
             STATS[key] = STATS.get(key, 0) + 1
+            if endpoint == "entries":
+                # what the client asked for and how many it kept in flight
+                # (per-log overrides: batch_size, fetch_concurrency)
+                try:
+                    span = int(q.get("end", "-1")) - int(q.get("start", "0")) + 1
+                except ValueError:
+                    span = 0
+                STATS[name + " entries_max_span"] = max(STATS.get(name + " entries_max_span", 0), span)
+                INFLIGHT[name] = INFLIGHT.get(name, 0) + 1
+                STATS[name + " entries_max_inflight"] = max(STATS.get(name + " entries_max_inflight", 0),
+                                                            INFLIGHT[name])
+        try:
+            self.answer(name, log, endpoint, rest, q)
+        finally:
+            if endpoint == "entries":
+                with LOCK:
+                    INFLIGHT[name] -= 1
+
+    def answer(self, name, log, endpoint, rest, q):
         fault = take_fault(name, endpoint)
         if fault:
             k = fault["kind"]

@@ -3,6 +3,8 @@
  * get-entries, 2 checkpoint (+ signature check with Rome 2024h1's key). */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "ingest/ctapi.h"
 
@@ -35,8 +37,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     case 1: {
-        struct ctapi_entries es;
-        if (ctapi_entries_parse(p, n, 1000, &es, err, sizeof err) == 0) {
+        struct ctapi_entries es, ref;
+        /* the scanner and cJSON must agree on every input (ctapi.c) */
+        int rc = ctapi_entries_parse(p, n, 1000, &es, err, sizeof err);
+        int rr = ctapi_entries_parse_cjson(p, n, 1000, &ref, err, sizeof err);
+        if (rc != rr) abort();
+        if (rc == 0) {
+            if (es.n != ref.n) abort();
+            for (size_t i = 0; i < es.n; i++) {
+                const struct ctapi_entry *a = &es.v[i], *b = &ref.v[i];
+                if (a->bad != b->bad) abort();
+                if (a->bad) continue;
+                if (a->leaf_len != b->leaf_len || a->extra_len != b->extra_len ||
+                    memcmp(a->leaf_input, b->leaf_input, a->leaf_len) != 0 ||
+                    memcmp(a->extra_data, b->extra_data, a->extra_len) != 0)
+                    abort();
+            }
+            ctapi_entries_free(&ref);
+        }
+        if (rc == 0) {
             /* touch every decoded byte so ASan sees any bad pointer */
             uint8_t x = 0;
             for (size_t i = 0; i < es.n; i++) {

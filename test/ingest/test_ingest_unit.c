@@ -67,7 +67,7 @@ static void test_loglist_switches(void)
     CHECK(f && file_read_all(f, &json, &len) == 0, "read %s", path);
     if (f) fclose(f);
     base_config(&cfg, "log");
-    cfg.static_logs[0] = (struct config_log){"Tiled", "https://tiles.example.net/"};
+    cfg.static_logs[0] = (struct config_log){.name = "Tiled", .url = "https://tiles.example.net/"};
     cfg.n_static_logs = 1;
     CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0 && ll.n_logs == 35, "all: %zu", ll.n_logs);
     loglist_free(&ll);
@@ -265,10 +265,10 @@ static void test_loglist_sample_and_config(void)
     char err[256];
     base_config(&cfg, "operator");
     /* config logs: operator = host; a duplicate of a list URL is dropped */
-    cfg.custom_logs[0] = (struct config_log){"My log", "https://ct.example.net/log"};
-    cfg.custom_logs[1] = (struct config_log){"Dup", "https://ct.googleapis.com/icarus/"};
+    cfg.custom_logs[0] = (struct config_log){.name = "My log", .url = "https://ct.example.net/log"};
+    cfg.custom_logs[1] = (struct config_log){.name = "Dup", .url = "https://ct.googleapis.com/icarus/"};
     cfg.n_custom_logs = 2;
-    cfg.static_logs[0] = (struct config_log){"Tiled", "https://mon.example.org/2026h1/"};
+    cfg.static_logs[0] = (struct config_log){.name = "Tiled", .url = "https://mon.example.org/2026h1/"};
     cfg.n_static_logs = 1;
     CHECK(loglist_build(&cfg, json, len, &ll, err, sizeof err) == 0, "%s", err);
     /* Aviator (readonly), Icarus, Rocketeer (usable), Argon2020 (qualified);
@@ -474,6 +474,55 @@ static void test_sth_and_entries(void)
           !es.v[1].bad && es.v[1].leaf_len == 3, "bad base64 entry");
     ctapi_entries_free(&es);
     CHECK(ctapi_entries_parse("{\"entries\":{}}", 14, 10, &es, err, sizeof err) == -1, "non-array accepted");
+
+    /* The in-place scanner and the cJSON path give the same entries: every
+     * get-entries fixture, and answers the scanner hands to cJSON (an
+     * escaped '/', extra members, a duplicate member, an empty object). */
+    const char *files[] = {
+        "rfc6962/get-entries/google-pilot_2013_four-x509-entries.json",
+        "rfc6962/get-entries/ctgo-logclient_precert-and-x509.json",
+        "rfc6962/get-entries/navigli2025h2_0-31_derived-from-tiles.json",
+        "rfc6962/get-entries/scrape-ct-log_precert_MISMATCHED-leaf-and-extra-data.json",
+        "rfc6962/get-entries/scrape-ct-log_x509.json",
+    };
+    const char *inline_docs[] = {
+        "{\"entries\":[{\"leaf_input\":\"AA\\/A\",\"extra_data\":\"\"}]}",
+        " {\"x\":[1,-2.5e+3,{\"a\":null,\"b\":true,\"c\":\"\\n\"}],\"entries\":[{\"leaf_input\":\"AAAA\",\"y\":false,\"extra_data\":\"AA==\"},{}]} \n",
+        "{\"entries\":[],\"entries\":[{\"leaf_input\":\"AAAA\"}]}",
+        "{\"entries\":[{\"leaf_input\":\"AAAA\",\"leaf_input\":\"BBBB\"}]}",
+        "{\"entries\":[{\"leaf_input\":5}]}",
+        "{\"entries\":[1]}",
+        "{}",
+        "{\"entries\":[{\"leaf_input\":\"AAAA\"}]}trailing",
+    };
+    for (size_t i = 0; i < sizeof files / sizeof files[0] + sizeof inline_docs / sizeof inline_docs[0]; i++) {
+        size_t nf = sizeof files / sizeof files[0], dl;
+        char *doc = i < nf ? slurp(files[i], &dl) : strdup(inline_docs[i - nf]);
+        if (i >= nf) dl = strlen(doc);
+        struct ctapi_entries a, b;
+        int ra = ctapi_entries_parse(doc, dl, 1000, &a, err, sizeof err);
+        int rb = ctapi_entries_parse_cjson(doc, dl, 1000, &b, err, sizeof err);
+        CHECK(ra == rb, "doc %zu: scanner %d, cJSON %d", i, ra, rb);
+        if (ra == 0 && rb == 0) {
+            CHECK(a.n == b.n, "doc %zu: %zu vs %zu entries", i, a.n, b.n);
+            for (size_t k = 0; k < a.n && k < b.n; k++)
+                CHECK(a.v[k].bad == b.v[k].bad && (a.v[k].bad ||
+                      (a.v[k].leaf_len == b.v[k].leaf_len && a.v[k].extra_len == b.v[k].extra_len &&
+                       memcmp(a.v[k].leaf_input, b.v[k].leaf_input, a.v[k].leaf_len) == 0 &&
+                       memcmp(a.v[k].extra_data, b.v[k].extra_data, a.v[k].extra_len) == 0)),
+                      "doc %zu entry %zu differs", i, k);
+            CHECK(a.n >= 1 || i == nf + 2, "doc %zu: %zu entries", i, a.n);   /* nf + 2: cJSON reads the first, empty "entries" */
+        }
+        /* the fixtures and the plain extra members are read by the scanner;
+         * escapes, duplicates, other types and trailing bytes go to cJSON */
+        struct ctapi_entries c;
+        int rs = ctapi_entries_parse_scan(doc, dl, 1000, &c);
+        CHECK(rs == (i < nf || i == nf + 1 ? 0 : -2), "doc %zu: scanner %d", i, rs);
+        if (rs == 0) ctapi_entries_free(&c);
+        if (ra == 0) ctapi_entries_free(&a);
+        if (rb == 0) ctapi_entries_free(&b);
+        free(doc);
+    }
 }
 
 static size_t b64(const char *s, uint8_t *out, size_t cap)
