@@ -92,7 +92,7 @@ static const struct key keys[] = {
     {"host", "CERTSTREAM_HOST", K_STR, OFF(host), 0, 0, MAX_NAME, NULL, "--host"},
     {"port", "CERTSTREAM_PORT", K_U16, OFF(port), 0, 1, 65535, NULL, "--port"},
     {"log_level", "CERTSTREAM_LOG_LEVEL", K_ENUM, OFF(log_level), 0, 0, 0, log_levels, "--log-level"},
-    NUM("buffer_size", "CERTSTREAM_BUFFER_SIZE", K_U32, buffer_size, 1, 1000000),
+    NUM("buffer_size", "CERTSTREAM_BUFFER_SIZE", K_U32, buffer_size, 0, 1000000),
     TEXT("ct_logs_url", "CERTSTREAM_CT_LOGS_URL", K_URL_OR_FILE, ct_logs_url, MAX_STRING),
     {"ct_logs_signature", "CERTSTREAM_CT_LOGS_SIGNATURE", K_ENUM, OFF(ct_logs_signature), 0, 0, 0, signature_modes, NULL},
     TEXT("ct_logs_public_key", "CERTSTREAM_CT_LOGS_PUBLIC_KEY", K_PATH_OPT, ct_logs_public_key, MAX_STRING),
@@ -163,6 +163,8 @@ static const struct key keys[] = {
     NUM("limits.max_frame_bytes", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES", K_U32, limits.max_frame_bytes, 125, 16777216),
     NUM("limits.max_message_bytes", "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES", K_U32, limits.max_message_bytes, 125, 67108864),
     NUM("limits.send_buffer_bytes", "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES", K_U32, limits.send_buffer_bytes, 0, 268435456),
+    NUM("limits.slow_client_seconds", "CERTSTREAM_LIMITS_SLOW_CLIENT_SECONDS", K_U32, limits.slow_client_seconds, 0, 86400),
+    NUM("limits.slow_client_bytes", "CERTSTREAM_LIMITS_SLOW_CLIENT_BYTES", K_U32, limits.slow_client_bytes, 0, 4294967295u),
     /* scale-out over NATS JetStream (docs/scale-out.md); nats.stream and
      * nats.subject_prefix: min 0 = a plain name, 1 = dot-separated tokens;
      * durations: min..max in seconds */
@@ -713,6 +715,19 @@ static void free_logs(struct config_log *logs, size_t *n)
     *n = 0;
 }
 
+uint32_t config_history_messages(const struct config *cfg)
+{
+    if (cfg->buffer_size) return cfg->buffer_size;
+    uint64_t n = (uint64_t)cfg->limits.slow_client_seconds * 500u;
+    return n < 1000 ? 1000 : n > 1000000 ? 1000000 : (uint32_t)n;
+}
+
+uint64_t config_slow_client_bytes(const struct config *cfg)
+{
+    if (cfg->limits.slow_client_bytes) return cfg->limits.slow_client_bytes;
+    return cfg->ring_size - cfg->ring_size / 4;
+}
+
 static void free_overrides(struct config_log_override *ov, size_t *n)
 {
     for (size_t i = 0; i < *n && i < CONFIG_MAX_LOGS; i++) override_clear(&ov[i]);
@@ -821,7 +836,7 @@ void config_defaults(struct config *cfg)
     cfg->host = strdup("0.0.0.0");
     cfg->port = 8080;
     cfg->log_level = strdup("info");
-    cfg->buffer_size = 1000;
+    cfg->buffer_size = 0;   /* unset: limits.slow_client_* decide (config_history_messages) */
     cfg->ct_logs_url = strdup(DEFAULT_CT_LOGS_URL);
     cfg->ct_logs_signature = strdup("optional");
     cfg->ct_logs_public_key = strdup("");
@@ -877,14 +892,17 @@ void config_defaults(struct config *cfg)
     cfg->keepalive.ping_interval_secs = 15;
     cfg->keepalive.idle_timeout_secs = 60;
     cfg->keepalive.sse_heartbeat_secs = 15;
-    cfg->dedup.capacity = 1048576;
-    cfg->dedup.ttl_secs = 3600;
+    /* the last 15 min at 500 entries/s, 4 MiB (docs/configuration.md) */
+    cfg->dedup.capacity = 524288;
+    cfg->dedup.ttl_secs = 900;
     cfg->limits.max_request_bytes = 8192;
     cfg->limits.max_headers = 64;
     cfg->limits.request_timeout_secs = 10;
     cfg->limits.max_frame_bytes = 65536;
     cfg->limits.max_message_bytes = 262144;
     cfg->limits.send_buffer_bytes = 1048576;
+    cfg->limits.slow_client_seconds = 10;
+    cfg->limits.slow_client_bytes = 0;
     cfg->watchdog_secs = 10;
     cfg->ring_claim_timeout_ms = 1000;
     cfg->log_format = strdup("text");
@@ -1645,7 +1663,8 @@ static const cyaml_schema_field_t cy_dedup[] = {
 static const cyaml_schema_field_t cy_limits[] = {
     CY_SU(limits, max_request_bytes), CY_SU(limits, max_headers),
     CY_SU(limits, request_timeout_secs), CY_SU(limits, max_frame_bytes),
-    CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes), CYAML_FIELD_END,
+    CY_SU(limits, max_message_bytes), CY_SU(limits, send_buffer_bytes),
+    CY_SU(limits, slow_client_seconds), CY_SU(limits, slow_client_bytes), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_shutdown[] = {
     CY_SU(shutdown, drain_timeout_secs), CYAML_FIELD_END,
@@ -2293,6 +2312,11 @@ static int cross_check(const struct load *ld)
                           "keepalive.ping_interval_secs (%" PRIu32 "), or healthy clients "
                           "are closed", c->keepalive.idle_timeout_secs,
                           c->keepalive.ping_interval_secs);
+    if (c->limits.slow_client_bytes && c->limits.slow_client_bytes >= c->ring_size)
+        return cross_fail(ld, "limits.slow_client_bytes", "ring_size",
+                          "limits.slow_client_bytes (%" PRIu32 ") must be below ring_size (%" PRIu64 "): "
+                          "a client that far behind is overwritten before it can be closed",
+                          c->limits.slow_client_bytes, c->ring_size);
     if (c->limits.max_message_bytes < c->limits.max_frame_bytes)
         return cross_fail(ld, "limits.max_message_bytes", "limits.max_frame_bytes",
                           "limits.max_message_bytes (%" PRIu32 ") is less than "

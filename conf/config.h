@@ -44,7 +44,8 @@ struct config {
     char *host;              /* "0.0.0.0" */
     uint16_t port;           /* 8080 */
     char *log_level;         /* "info": debug|info|warn|error */
-    uint32_t buffer_size;    /* 1000: messages a client may lag before it is dropped as slow */
+    uint32_t buffer_size;    /* 0 = unset; older key: a message-count slow bound and the history
+                              * depth (config_history_messages), docs/configuration.md */
     char *ct_logs_url;       /* Google's v3 all_logs_list.json */
     char *ct_logs_signature; /* "optional": required|optional|off (docs/ingest.md) */
     char *ct_logs_public_key;/* "": Google's key (embedded); else a PEM file */
@@ -153,6 +154,10 @@ struct config {
         uint32_t max_frame_bytes;     /* 65536: client WebSocket frame payload */
         uint32_t max_message_bytes;   /* 262144: reassembled client message */
         uint32_t send_buffer_bytes;   /* 1048576: SO_SNDBUF per client; 0 = kernel autotuning */
+        /* slow clients (docs/operations.md): a client whose socket is full
+         * while it is more than this far behind the newest message is closed */
+        uint32_t slow_client_seconds; /* 10: by commit time; 0 = no time bound */
+        uint32_t slow_client_bytes;   /* 0 = 3/4 of ring_size: by ring bytes */
     } limits;
 
     struct {                          /* scale-out, docs/scale-out.md */
@@ -238,6 +243,13 @@ struct config_flags {
 /* message_format.absent_name_fields is "null" (the default; also when cfg
  * or the value is missing). */
 bool config_absent_names_null(const struct config *cfg);
+/* Messages of history a fanout worker indexes (resume, lag, the NATS edge's
+ * fill): buffer_size when set, else 500 x limits.slow_client_seconds (the
+ * real rate's upper end; 5,000 by default), at least 1,000. */
+uint32_t config_history_messages(const struct config *cfg);
+/* The byte bound of a slow client: limits.slow_client_bytes, or 3/4 of
+ * ring_size when 0. */
+uint64_t config_slow_client_bytes(const struct config *cfg);
 
 /* Fills *cfg with built-in defaults (allocates strings). */
 void config_defaults(struct config *cfg);

@@ -31,6 +31,8 @@ struct certindex {
     uint64_t next;             /* next record to index */
     uint64_t seen_count;       /* the worker's recent_count when next was reached */
     bool started;
+    char *json;                /* a full message the ring holds in pieces, copied */
+    size_t json_cap;
 };
 
 static uint64_t key_of(const uint8_t *h, size_t hlen)
@@ -40,15 +42,22 @@ static uint64_t key_of(const uint8_t *h, size_t hlen)
     return k ^ (uint64_t)hlen;   /* a SHA-1 and a SHA-256 never share a key */
 }
 
-/* The full JSON of a message record, or NULL. */
-static const char *record_json(const struct ring_record *rec, size_t *len)
+/* The full JSON of a message record, or NULL: in the ring, or copied into
+ * ci->json when the ring holds it in pieces (chain elements are kept once,
+ * shm/chaintab.h). Validate after use. */
+static const char *record_json(struct certindex *ci, const struct ring *r, const struct ring_record *rec,
+                               size_t *len)
 {
-    struct ring_span sp = rec->json[RING_FULL];
-    if (rec->kind != RING_KIND_MESSAGE || sp.len == 0 || sp.off > rec->total_len ||
-        sp.len > rec->total_len - sp.off)
-        return NULL;
-    *len = sp.len;
-    return (const char *)ring_record_bytes(rec) + sp.off;
+    if (rec->kind != RING_KIND_MESSAGE) return NULL;
+    size_t want = rec->json[RING_FULL].len;
+    if (rec->segs[RING_FULL].len && want > ci->json_cap) {
+        if (want > ring_size(r) / 4) return NULL;   /* torn: being overwritten */
+        char *nj = realloc(ci->json, want);
+        if (!nj) return NULL;
+        ci->json = nj;
+        ci->json_cap = want;
+    }
+    return ring_record_json(r, rec, RING_FULL, ci->json, ci->json_cap, len);
 }
 
 static void put(struct certindex *ci, uint64_t key, uint64_t pos)
@@ -66,11 +75,11 @@ static void put(struct certindex *ci, uint64_t key, uint64_t pos)
     ci->pos[victim] = pos + 1;
 }
 
-static void index_record(struct certindex *ci, const struct ring_record *rec, uint64_t pos)
+static void index_record(struct certindex *ci, const struct ring *r, const struct ring_record *rec, uint64_t pos)
 {
     size_t len;
     uint8_t h[32];
-    const char *json = record_json(rec, &len);
+    const char *json = record_json(ci, r, rec, &len);
     if (!json) return;
     if (certhash_leaf(json, len, "sha256", h) == 32) put(ci, key_of(h, 32), pos);
     if (certhash_leaf(json, len, "sha1", h) == 20) put(ci, key_of(h, 20), pos);
@@ -97,7 +106,7 @@ static void catch_up(struct worker *w)
         if (ring_peek(w->ring, ci->next, &rec) != RING_OK) break;
         uint64_t next = ring_next(rec);
         if (next <= ci->next) break;
-        index_record(ci, rec, ci->next);
+        index_record(ci, w->ring, rec, ci->next);
         if (ring_lapped_since(w->ring, ci->next)) {   /* read while overwritten: start over */
             ci->started = false;
             return;
@@ -129,7 +138,7 @@ bool certindex_lookup(struct worker *w, const uint8_t *hash, size_t hlen, struct
         size_t len, mark = b->len;
         uint8_t h[32];
         if (ring_peek(w->ring, pos, &rec) != RING_OK) return false;
-        const char *json = record_json(rec, &len);
+        const char *json = record_json(ci, w->ring, rec, &len);
         if (!json || certhash_leaf(json, len, hlen == 32 ? "sha256" : "sha1", h) != hlen || memcmp(h, hash, hlen) != 0)
             return false;
         jb_put(b, json, len);
@@ -144,5 +153,6 @@ bool certindex_lookup(struct worker *w, const uint8_t *hash, size_t hlen, struct
 
 void certindex_free(struct certindex *ci)
 {
+    if (ci) free(ci->json);
     free(ci);
 }

@@ -520,7 +520,7 @@ int fanout_run(const struct fanout_params *p)
     w->listen_fd = -1;
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) goto err;
 
-    w->recent_cap = pow2_at_least((uint64_t)p->cfg->buffer_size + 1);
+    w->recent_cap = pow2_at_least((uint64_t)config_history_messages(p->cfg) + 1);
     w->recent = calloc(w->recent_cap, sizeof *w->recent);
     if (!w->recent) goto err;
     w->filters = filter_set_new(p->cfg);

@@ -127,6 +127,7 @@ struct worker {
     uint64_t recent_count;             /* message records seen in total */
     uint32_t recent_cap;               /* power of two */
     uint64_t last_seq;                 /* seq of the newest record seen, 0 if none */
+    uint64_t head_commit_ns;           /* commit_ns of that record (slow-client seconds) */
 
     uint64_t pend_msgs[RING_NFORMATS], pend_bytes;  /* published to stats per round */
     uint64_t pend_deflate_msgs;                     /* of those, to permessage-deflate clients */
@@ -202,6 +203,13 @@ bool worker_recent_at(const struct worker *w, uint64_t back, uint64_t *pos);
 uint64_t worker_recent_n(const struct worker *w);
 /* message records from cursor (inclusive) to the head */
 uint64_t worker_records_behind(const struct worker *w, uint64_t cursor);
+/* A client at cursor is too far behind the head to keep: more than
+ * limits.slow_client_seconds by commit time, more than the byte bound
+ * (config_slow_client_bytes), or more than buffer_size messages when that
+ * older key is set. Also true when the record at cursor is gone. */
+bool worker_too_far_behind(const struct worker *w, uint64_t cursor);
+/* The same without the byte bound: seconds (and buffer_size messages). */
+bool worker_lags_too_long(const struct worker *w, uint64_t cursor);
 
 /* example_sample.c */
 extern const char example_sample_full[], example_sample_lite[], example_sample_domains[];

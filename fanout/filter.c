@@ -31,6 +31,8 @@ struct meta {
     char text[META_BYTES];       /* NUL-terminated domains, then issuer, name, url */
     size_t used;
     const char *issuer, *name, *url;   /* into text; lowercase; url without scheme and trailing / */
+    char *json;                  /* the message's JSON when the ring holds it in pieces */
+    size_t json_cap;
 };
 
 /* One recent record's results: bit f->id of done says evaluated, of res
@@ -85,11 +87,11 @@ struct filter_set *filter_set_new(const struct config *cfg)
         filter_set_free(fs);
         return NULL;
     }
-    /* results for about two buffer_size windows of records, within 16 MiB
+    /* results for about two history windows of records, within 16 MiB
      * (2 MiB with the defaults; touched only once filtered clients exist) */
     fs->words = (cfg->filters.max_per_worker + 63) / 64;
     uint32_t nr = 64;
-    while (nr < 2u * cfg->buffer_size + 2u && nr < (1u << 16) &&
+    while (nr < 2u * config_history_messages(cfg) + 2u && nr < (1u << 16) &&
            (uint64_t)nr * 2 * 2 * fs->words * sizeof(uint64_t) <= (16u << 20))
         nr <<= 1;
     fs->nrecs = nr;
@@ -134,6 +136,7 @@ void filter_set_free(struct filter_set *fs)
         fs->list = f->next;
         filter_free(f);
     }
+    free(fs->meta.json);
     free(fs->buckets);
     free(fs->recs);
     free(fs->bits);
@@ -382,11 +385,21 @@ static bool meta_extract_json(struct meta *m, const char *j, size_t len);
 
 static bool meta_extract(struct meta *m, const struct ring_record *rec)
 {
-    struct ring_span sp = rec->json[RING_LITE];
-    if (sp.len == 0) sp = rec->json[RING_FULL];
-    uint32_t total = rec->total_len;
-    if (sp.len == 0 || sp.off > total || sp.len > total - sp.off) return false;
-    return meta_extract_json(m, (const char *)ring_record_bytes(rec) + sp.off, sp.len);
+    /* lite (full when there is none): lite is stored whole; a format the
+     * ring holds in pieces is copied into m->json, which grows to the
+     * largest message seen */
+    enum ring_format fmt = rec->json[RING_LITE].len ? RING_LITE : RING_FULL;
+    size_t jlen = rec->json[fmt].len;
+    if (rec->segs[fmt].len && jlen > m->json_cap) {
+        if (jlen > rec->total_len) return false;   /* torn: being overwritten */
+        char *nj = realloc(m->json, jlen);
+        if (!nj) return false;
+        m->json = nj;
+        m->json_cap = jlen;
+    }
+    const char *j = ring_record_json(NULL, rec, fmt, m->json, m->json_cap, &jlen);
+    if (!j) return false;
+    return meta_extract_json(m, j, jlen);
 }
 
 /* The fields filters look at, from a message's lite (or full) JSON. */

@@ -19,11 +19,12 @@ static bool copy_json(struct worker *w, uint64_t pos, enum ring_format f, struct
 {
     const struct ring_record *rec;
     if (ring_peek(w->ring, pos, &rec) != RING_OK || rec->kind != RING_KIND_MESSAGE) return false;
-    struct ring_span sp = rec->json[f];
-    uint32_t total = rec->total_len;
-    if (sp.len == 0 || sp.off > total || sp.len > total - sp.off) return false;
-    jb_put(b, ring_record_bytes(rec) + sp.off, sp.len);
-    return true;
+    /* the pieces of the JSON (shm/ring.h), appended one after the other */
+    struct iovec iov[RING_RECORD_MAX_IOV];
+    int n = 0;
+    if (ring_record_iov(w->ring, rec, f, RING_WIRE_JSON, 0, iov, &n) == 0) return false;
+    for (int i = 0; i < n; i++) jb_put(b, iov[i].iov_base, iov[i].iov_len);
+    return !b->oom;
 }
 
 void route_example(struct worker *w, enum ring_format f, struct jbuf *b)

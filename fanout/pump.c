@@ -9,8 +9,9 @@
  * validated against lapping after the write (Aeron style).
  *
  * Slow clients: a client whose socket is full and that is more than
- * buffer_size records or ring_size/2 bytes behind the head is closed
- * cleanly (WebSocket 1008 "client too slow" after the record in flight;
+ * limits.slow_client_seconds (by commit time) or the byte bound (3/4 of
+ * ring_size by default) behind the head, or buffer_size messages when that
+ * older key is set (worker_too_far_behind), is closed cleanly (WebSocket 1008 "client too slow" after the record in flight;
  * SSE: the response ends). One whose unsent bytes were overwritten anyway
  * is dropped at the TCP level (what it got may be corrupt). Both count in
  * ST_SLOW_DISCONNECTS. Lag is judged only while the client's socket is
@@ -64,37 +65,25 @@ int sse_end(struct conn *c)
 
 static bool too_slow(const struct worker *w, const struct conn *c)
 {
-    if (w->head > c->cursor && w->head - c->cursor > ring_size(w->ring) / 2) return true;
-    return w->cfg->buffer_size && worker_records_behind(w, c->cursor) > w->cfg->buffer_size;
+    return worker_too_far_behind(w, c->cursor);
 }
 
 /* iovecs for the client's format of one record, skipping `skip` bytes already
- * sent. Returns the bytes added, 0 if the record's spans are not sane (it is
- * being overwritten: the caller treats that as lapped). */
+ * sent (at most RING_RECORD_MAX_IOV). Returns the bytes added, 0 if the
+ * record's spans are not sane (it is being overwritten: the caller treats
+ * that as lapped). The layout of a record is the ring's business
+ * (shm/ring.h): WebSocket clients get the frame (or the compressed frame
+ * made at publish, for permessage-deflate), SSE clients the id/data lines. */
 static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, uint32_t skip,
                            struct iovec *iov, int *niov)
 {
-    const uint8_t *base = ring_record_bytes(rec);
-    uint32_t total = rec->total_len;
-    if (c->proto == PROTO_WS) {
+    if (c->proto == PROTO_WS && c->zc.on) {
         uint32_t zn;   /* compression.shared_context: the stream's chained frame (zchain.h) */
-        if (c->zc.on && zchain_iov((struct conn *)c, rec, skip, &iov[*niov], &zn))
-            return zn ? ((*niov)++, zn) : 0;
-        /* permessage-deflate: the frame compressed at publish, when there is one */
-        struct ring_span s = c->deflate && rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
-        if (s.len == 0 || s.off > total || s.len > total - s.off || skip >= s.len) return 0;
-        iov[(*niov)++] = (struct iovec){ (void *)(base + s.off + skip), s.len - skip };
-        return s.len - skip;
+        if (zchain_iov((struct conn *)c, rec, skip, &iov[*niov], &zn)) return zn ? ((*niov)++, zn) : 0;
     }
-    struct ring_span h = rec->sse_head, t = rec->sse_tail[c->fmt];
-    if (h.len == 0 || t.len == 0 || h.off > total || h.len > total - h.off || t.off > total ||
-        t.len > total - t.off || skip >= h.len + t.len)
-        return 0;
-    if (skip < h.len)
-        iov[(*niov)++] = (struct iovec){ (void *)(base + h.off + skip), h.len - skip };
-    uint32_t tskip = skip > h.len ? skip - h.len : 0;
-    iov[(*niov)++] = (struct iovec){ (void *)(base + t.off + tskip), t.len - tskip };
-    return h.len + t.len - skip;
+    enum ring_wire wire = RING_WIRE_SSE;
+    if (c->proto == PROTO_WS) wire = c->deflate && rec->wsz[c->fmt].len ? RING_WIRE_WSZ : RING_WIRE_WS;
+    return ring_record_iov(c->w->ring, rec, c->fmt, wire, skip, iov, niov);
 }
 
 /* A client whose unsent bytes were overwritten: what it got may be corrupt,
@@ -185,7 +174,7 @@ int conn_flush(struct conn *c)
          * rarely has room for more, and the walk would be wasted */
         size_t budget = (c->flags & CF_BLOCKED) ? FLUSH_BLOCKED_BUDGET : FLUSH_BYTE_BUDGET;
         uint32_t skipped = 0;   /* records a filter left out: a walk has a budget of them too */
-        while (niov < IOV_MAX - 2 && total < budget && skipped < FLUSH_SKIP_BUDGET) {
+        while (niov < IOV_MAX - RING_RECORD_MAX_IOV && total < budget && skipped < FLUSH_SKIP_BUDGET) {
             enum ring_status st = ring_peek(w->ring, pos, &rec);
             if (st == RING_EMPTY) break;
             if (st != RING_OK) {
@@ -216,7 +205,7 @@ int conn_flush(struct conn *c)
             }
             pos = next;
         }
-        more = niov >= IOV_MAX - 2 || total >= budget || skipped >= FLUSH_SKIP_BUDGET;
+        more = niov >= IOV_MAX - RING_RECORD_MAX_IOV || total >= budget || skipped >= FLUSH_SKIP_BUDGET;
         if (memo) {
             w->memo_valid = true;
             w->memo_from = start;

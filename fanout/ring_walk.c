@@ -44,6 +44,31 @@ uint64_t worker_records_behind(const struct worker *w, uint64_t cursor)
     return lo;
 }
 
+bool worker_too_far_behind(const struct worker *w, uint64_t cursor)
+{
+    if (w->head <= cursor) return false;
+    uint64_t bytes = config_slow_client_bytes(w->cfg), ring_bound = ring_size(w->ring) - ring_size(w->ring) / 4;
+    if (w->head - cursor > (bytes < ring_bound ? bytes : ring_bound)) return true;
+    return worker_lags_too_long(w, cursor);
+}
+
+bool worker_lags_too_long(const struct worker *w, uint64_t cursor)
+{
+    if (w->head <= cursor) return false;
+    if (w->cfg->buffer_size && worker_records_behind(w, cursor) > w->cfg->buffer_size) return true;
+    uint32_t secs = w->cfg->limits.slow_client_seconds;
+    if (secs == 0) return false;
+    /* seconds behind = the newest record's commit time - the client's
+     * oldest unsent record's (both stamped by the ring at commit) */
+    const struct ring_record *rec;
+    enum ring_status st = ring_peek(w->ring, cursor, &rec);
+    if (st == RING_EMPTY) return false;
+    if (st != RING_OK) return true;   /* overwritten: certainly too far */
+    uint64_t at = rec->commit_ns;
+    if (ring_lapped_since(w->ring, cursor)) return true;
+    return w->head_commit_ns > at && w->head_commit_ns - at > (uint64_t)secs * 1000000000u;
+}
+
 /* Advances the worker's head over newly committed records. */
 void worker_scan(struct worker *w)
 {
@@ -52,11 +77,12 @@ void worker_scan(struct worker *w)
         const struct ring_record *rec;
         enum ring_status st = ring_peek(w->ring, w->head, &rec);
         if (st == RING_EMPTY) return;
-        uint64_t next = 0;
+        uint64_t next = 0, commit_ns = 0;
         uint32_t kind = 0;
         if (st == RING_OK) {
             next = ring_next(rec);
             kind = rec->kind;
+            commit_ns = rec->commit_ns;
         }
         if (st != RING_OK || next <= w->head || next - w->head > size ||
             ring_lapped_since(w->ring, w->head)) {
@@ -70,6 +96,7 @@ void worker_scan(struct worker *w)
         if (kind == RING_KIND_MESSAGE) {
             recent_push(w, w->head);
             w->last_seq = w->head;
+            w->head_commit_ns = commit_ns;
         }
         w->head = next;
     }

@@ -184,6 +184,25 @@ static uint64_t resume_stream_id(struct worker *w, uint64_t id, uint64_t live)
     return start;
 }
 
+/* The oldest of start and the known records after it that a client may lag
+ * from by time (worker_lags_too_long is monotonic in the position: older
+ * records are further behind), by binary search over recent[]. The ring
+ * bounds the depth in bytes (ring_oldest_position). */
+static uint64_t resume_limit(struct worker *w, uint64_t start)
+{
+    if (!worker_lags_too_long(w, start)) return start;
+    uint64_t n = worker_recent_n(w), lo = 0, hi = n, pos;   /* index back from newest */
+    /* smallest `back` whose record is too far behind: the one before it is the limit */
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo) / 2;
+        if (!worker_recent_at(w, mid, &pos)) break;
+        if (pos > start && !worker_lags_too_long(w, pos)) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == 0 || !worker_recent_at(w, lo - 1, &pos)) return ring_start_position(w->ring);
+    return pos;
+}
+
 /* The resume id of a request: SSE Last-Event-ID, or WebSocket ?resume=ID. */
 static bool resume_id(const struct http_str *v, uint64_t *id)
 {
@@ -202,8 +221,9 @@ static bool resume_id(const struct http_str *v, uint64_t *id)
 /* Where a resuming client starts (SSE Last-Event-ID, WebSocket ?resume=ID):
  * the live position, or after its id if that record is still in the ring. An id that was already overwritten
  * resumes at the oldest intact record this worker knows; an id that is not a
- * record (or in the future) starts live. A resume never starts more than
- * buffer_size records back (the client would be dropped as slow at once). */
+ * record (or in the future) starts live. A resume never starts further back
+ * than a client may lag (limits.slow_client_seconds, or buffer_size messages
+ * when set: it would be dropped as slow at once). */
 static uint64_t resume_start(struct worker *w, const struct http_str *v)
 {
     uint64_t live = ring_start_position(w->ring), seq = 0, start;
@@ -232,12 +252,8 @@ static uint64_t resume_start(struct worker *w, const struct http_str *v)
     } else if (st != RING_OK) {
         return live;
     }
-limit:;
-    uint64_t limit_pos;
-    if (w->cfg->buffer_size && worker_recent_at(w, w->cfg->buffer_size - 1, &limit_pos) &&
-        start < limit_pos)
-        start = limit_pos;
-    return start;
+limit:
+    return resume_limit(w, start);
 }
 
 static bool parse_sse_stream(struct http_str q, enum ring_format *f)

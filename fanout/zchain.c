@@ -218,9 +218,13 @@ static bool make_room(struct zfmt *fz, size_t len, size_t *off)
  * stream after it). */
 static bool feed_one(struct zfmt *fz, const struct ring *ring, const struct ring_record *r, int fmt)
 {
-    struct ring_span j = r->json[fmt];
-    if (j.len == 0 || j.off > r->total_len || j.len > r->total_len - j.off) return false;
-    size_t need = deflateBound(&fz->zs, j.len) + 64;
+    /* the JSON may be in pieces (full: its own bytes, lite's, chain
+     * elements from the chain table, shm/ring.h): deflate them in order */
+    struct iovec jv[RING_RECORD_MAX_IOV];
+    int nj = 0;
+    uint32_t jlen = ring_record_iov(ring, r, (enum ring_format)fmt, RING_WIRE_JSON, 0, jv, &nj);
+    if (jlen == 0 || nj == 0) return false;
+    size_t need = deflateBound(&fz->zs, jlen) + 64;
     if (need > fz->scap) {
         uint8_t *nb = realloc(fz->scratch, need);
         if (!nb) return false;
@@ -229,13 +233,17 @@ static bool feed_one(struct zfmt *fz, const struct ring *ring, const struct ring
     }
     uint8_t *out = fz->scratch + 10;   /* room for the frame header */
     size_t ocap = fz->scap - 10;
-    fz->zs.next_in = (Bytef *)(uintptr_t)(ring_record_bytes(r) + j.off);
-    fz->zs.avail_in = j.len;
     fz->zs.next_out = out;
     fz->zs.avail_out = (uInt)ocap;
-    int rc = deflate(&fz->zs, Z_SYNC_FLUSH);
+    int rc = Z_OK;
+    for (int i = 0; i < nj && rc == Z_OK; i++) {
+        fz->zs.next_in = (Bytef *)jv[i].iov_base;
+        fz->zs.avail_in = (uInt)jv[i].iov_len;
+        rc = deflate(&fz->zs, i + 1 == nj ? Z_SYNC_FLUSH : Z_NO_FLUSH);
+        if (fz->zs.avail_in != 0) rc = Z_BUF_ERROR;
+    }
     size_t plen = ocap - fz->zs.avail_out;
-    if (rc != Z_OK || fz->zs.avail_in != 0 || fz->zs.avail_out == 0 || plen < 4 ||
+    if (rc != Z_OK || fz->zs.avail_out == 0 || plen < 4 ||
         memcmp(out + plen - 4, "\x00\x00\xff\xff", 4) != 0)
         return false;
     /* the stream now holds these bytes: they must be the record's */
@@ -265,9 +273,9 @@ static bool feed_one(struct zfmt *fz, const struct ring *ring, const struct ring
     *ent_at(fz, fz->head) = (struct zent){ r->seq, fz->cum, (uint32_t)off, (uint32_t)(hl + plen) };
     fz->head++;
     fz->wr = off + hl + plen;
-    fz->cum += j.len;
+    fz->cum += jlen;
     fz->st.fed++;
-    fz->st.bytes_in += j.len;
+    fz->st.bytes_in += jlen;
     fz->st.bytes_out += hl + plen;
     return true;
 }

@@ -142,7 +142,8 @@ static int errf(char *err, size_t errlen, const char *what, const char *why)
 
 /* Appends the chain element for one DER certificate (nothing if it cannot
  * be parsed, as clients expect chains of what could be read). */
-static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der, size_t len, bool *first)
+static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der, size_t len, bool *first,
+                          struct pipeline_out *out, size_t a0)
 {
     const char *json;
     size_t jlen;
@@ -163,6 +164,8 @@ static void chain_element(struct pipeline *p, struct jbuf *b, const uint8_t *der
     if (bad) return;
     if (!*first) jb_putc(b, ',');
     *first = false;
+    if (out->n_chain_el < CT_MAX_CHAIN && jlen > 0 && jlen <= UINT32_MAX)
+        out->chain_el[out->n_chain_el++] = (struct ring_span){(uint32_t)(b->len - a0), (uint32_t)jlen};
     jb_put(b, json, jlen);
 }
 
@@ -185,6 +188,8 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
 
     struct jbuf *b = &p->parts;
     jb_reset(b);
+    out->n_chain_el = 0;
+    out->n_lite = 0;
     jb_reset(&p->doms);
     certjson_domains(&p->doms, c);
 
@@ -207,7 +212,8 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
     if (!in->omit_chain) {
         jb_lit(b, ",\"chain\":[");
         bool first = true;
-        for (size_t i = 0; i < in->nchain; i++) chain_element(p, b, in->chain[i].p, in->chain[i].len, &first);
+        for (size_t i = 0; i < in->nchain; i++)
+            chain_element(p, b, in->chain[i].p, in->chain[i].len, &first, out, a0);
         jb_putc(b, ']');
     }
     size_t e0 = b->len;
@@ -248,6 +254,13 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
     out->seen_off[0] = (long)(e0 - a0 + seen_rel);
     out->seen_off[1] = (long)((b0 - a0) + (d0 - c0) + seen_rel);
     out->seen_off[2] = -1;
+    /* lite = A C E of full (see the top); empty parts are left out */
+    const size_t cut[3][2] = {{a0, b0}, {c0, d0}, {e0, e1}};
+    for (int i = 0; i < 3; i++) {
+        if (cut[i][1] > cut[i][0] && e1 - a0 <= UINT32_MAX)
+            out->lite_of_full[out->n_lite++] = (struct ring_span){(uint32_t)(cut[i][0] - a0),
+                                                                  (uint32_t)(cut[i][1] - cut[i][0])};
+    }
     out->timestamp_ms = in->timestamp_ms;
     out->entry_type = in->precert ? CT_PRECERT_ENTRY : CT_X509_ENTRY;
     return 0;
@@ -320,4 +333,8 @@ void pipeline_message(const struct pipeline_out *o, uint64_t index, uint32_t log
     }
     m->cert_index = index;
     m->log_id = log_id;
+    m->lite = o->n_lite ? o->lite_of_full : NULL;
+    m->n_lite = o->n_lite;
+    m->shared = o->n_chain_el ? o->chain_el : NULL;
+    m->n_shared = o->n_chain_el;
 }

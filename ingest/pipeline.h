@@ -26,6 +26,13 @@ struct pipeline_out {
     uint8_t leaf_sha256[32]; /* dedup key: SHA-256 of the leaf (or precert) DER */
     uint64_t timestamp_ms;   /* the log's timestamp of the entry */
     int entry_type;          /* enum ct_entry_type */
+    /* Where the bytes repeat (ring_message.lite / .shared): lite is these
+     * ranges of full (A C E of pipeline.c), and these ranges of full are
+     * chain elements, the same bytes in every entry of that chain. */
+    struct ring_span lite_of_full[3];
+    size_t n_lite;
+    struct ring_span chain_el[CT_MAX_CHAIN];
+    size_t n_chain_el;
 };
 
 struct pipeline *pipeline_new(void);

@@ -127,6 +127,9 @@ struct node {
     uint64_t fl_head, fl_tail;   /* counters; slot = counter % fl_cap */
     uint64_t fl_ack_next;        /* ack handler: first record it has not resolved */
     _Atomic uint64_t last_seq;
+    /* publisher: a message the ring holds in pieces, gathered (shm/ring.h) */
+    char *json[RING_NFORMATS];
+    size_t json_cap[RING_NFORMATS];
 };
 
 enum { FL_PENDING, FL_ACKED, FL_FAILED };
@@ -341,11 +344,21 @@ static bool connected(struct node *n)
 static int record_msg(struct node *n, const struct ring_record *rec, uint8_t **buf, size_t *cap,
                       natsMsg **out, char id[WIRE_MSG_ID_LEN + 1])
 {
-    const uint8_t *base = ring_record_bytes(rec);
     struct wire_entry e = {.cert_index = rec->cert_index, .commit_ns = rec->commit_ns};
     for (int f = 0; f < RING_NFORMATS; f++) {
-        e.json[f] = (const char *)base + rec->json[f].off;
-        e.len[f] = rec->json[f].len;
+        size_t want = rec->json[f].len;
+        if (rec->segs[f].len && want > n->json_cap[f] && want <= ring_size(n->p->ring) / 4) {
+            char *nj = realloc(n->json[f], want);
+            if (!nj)
+                return -1;
+            n->json[f] = nj;
+            n->json_cap[f] = want;
+        }
+        e.json[f] = ring_record_json(n->p->ring, rec, (enum ring_format)f, n->json[f], n->json_cap[f], &e.len[f]);
+        if (!e.json[f]) {   /* being overwritten: the caller's lap check drops it */
+            e.json[f] = "";
+            e.len[f] = 0;
+        }
     }
     if (wire_msg_id(e.json[RING_FULL], e.len[RING_FULL], id) != 0)
         return 1;
@@ -634,11 +647,11 @@ static int subscribe(struct consumer *c)
         log_info("NATS consumer: no position yet; starting with the next new entry of %s (after %" PRIu64 ")",
                  n->cfg->nats.stream, c->pos);
     }
-    /* A fresh ring is first filled with the buffer_size entries up to the
-     * position, so that a client resuming (Last-Event-ID, ?resume=) up to
-     * buffer_size entries back finds its id here, as on an edge that never
+    /* A fresh ring is first filled with the history (config_history_messages)
+     * up to the position, so that a client resuming (Last-Event-ID, ?resume=)
+     * that many entries back finds its id here, as on an edge that never
      * stopped; those are not counted as consumed. */
-    uint64_t fill = n->cfg->buffer_size;
+    uint64_t fill = config_history_messages(n->cfg);
     uint64_t start = c->pos + 1 > fill ? c->pos + 1 - fill : 1;
     if (start <= c->ring_last)
         start = c->ring_last + 1;
@@ -940,6 +953,8 @@ int natsnode_run(const struct natsnode_params *p)
     }
     connect_close(&n);   /* no acknowledgement handler runs after this */
     nats_Close();
+    for (int f = 0; f < RING_NFORMATS; f++)
+        free(n.json[f]);
     free(n.fl);
     pthread_mutex_destroy(&n.fl_mu);
     return rc;

@@ -18,11 +18,33 @@
  *   never underflows. seq == position.
  *
  * Record
- *   struct ring_record (128 bytes) | sse_head "id: <seq>\ndata: " |
- *   for f in full, lite, domains: WebSocket frame header + JSON + "\n\n" |
- *   zero padding to RING_ALIGN. `reserved` holds a check word derived from seq
- *   so that body bytes which happen to equal seq are not taken for a header.
- *
+ *   struct ring_record (192 bytes) | segment tables | sse_head "id: <seq>\ndata: " |
+ *   sections | zero padding to RING_ALIGN. `reserved` holds a check word
+ *   derived from seq so that body bytes which happen to equal seq are not
+ *   taken for a header.
+ *   A message the producer describes (ring_message.lite / .shared, from the
+ *   renderer) is stored split, each byte once:
+ *     lite whole (frame header + JSON + "\n\n", one iovec) | domains whole |
+ *     full's frame header + the bytes of full that lite does not have (the
+ *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"] |
+ *     compressed frames whole.
+ *   full's segment table strings together, in order, pieces of lite's
+ *   bytes, its own bytes and its shared ranges (the chain elements, in the
+ *   chain table: shm/chaintab.h). Lite, the stream most clients take, stays
+ *   one iovec; a full client gets the frame header, then about two pieces
+ *   per chain element more than the lite pieces. Adjacent pieces share an
+ *   iovec (ring_record_iov). A message without hints (the NATS edge, tests)
+ *   is stored whole: for f in full, lite, domains: WebSocket frame header +
+ *   JSON + "\n\n".
+ *   Chain-table entries referenced by a record stamp its position before it
+ *   commits and are only reused once that position is older than claim -
+ *   size, so the validate-after-copy of the record covers them too. A
+ *   producer looks its shared ranges up before claiming (chaintab_probe, to
+ *   size the record) and takes them for the claimed position
+ *   (chaintab_ref); if one cannot be had then (the table changed in
+ *   between), the claim becomes a pad and the publish is retried, the last
+ *   time without the table.
+
  * Commit protocol (producer)
  *   1. slot := (c | INTENT), len (release), for the position c read from claim.
  *   2. CAS claim c -> c+len (seq_cst). On failure go to 1 with the new c.
@@ -31,8 +53,9 @@
  *      new seq also sees committed == 0 until step 6, never the stale 1 of
  *      the previous lap.
  *   5. sections, padding, benchmark stamp, checksum (FNV-1a of the bytes
- *      after the header, only after ring_set_checksums(r, true), else 0: it
- *      is most of the cost of a publish, ~8 us for 7 KB), commit_ns.
+ *      after the header, then of the chain-table bytes the record
+ *      references, only after ring_set_checksums(r, true), else 0: it is
+ *      most of the cost of a publish, ~8 us for 7 KB), commit_ns.
  *   6. committed = 1 (release): the record is visible.
  *   7. slot := IDLE.
  *   Claims are ordered, commits are not: a reader stops at the first record
@@ -77,6 +100,7 @@
  *   previous process with that producer_id died unrepaired). */
 #include "shm/ring.h"
 #include "shm/ring_test.h"
+#include "shm/chaintab.h"
 
 #include "common/clock.h"
 #include "common/log.h"
@@ -98,6 +122,12 @@
 #define RING_HDR ((uint32_t)sizeof(struct ring_record))
 #define RING_SSE_HEAD_MAX 32               /* "id: " + 20 digits + "\ndata: " */
 #define RING_REPAIR_WAIT_MS 1000
+/* The chain table: 1,024 entries of 4 KiB (4 MiB of address space; an
+ * entry's page is resident once written, so a few dozen chain certificates
+ * cost a few hundred KiB). A chain element is 0.8-1.3 KB of JSON. */
+#define RING_CHAINTAB_ENTRIES 1024u
+#define RING_CHAINTAB_ENTRY_BYTES 4096u
+#define RING_PUBLISH_TRIES 3
 
 enum { SLOT_IDLE = 0, SLOT_INTENT = 1, SLOT_CLAIMED = 2 };
 #define SLOT_STATE_MASK ((uint64_t)RING_ALIGN - 1)
@@ -130,6 +160,7 @@ struct ring {
     size_t map_len;
     size_t size;
     uint64_t mask;
+    struct chaintab *ct;       /* the chain table (shared pieces of records) */
     unsigned n_waiters;
     bool notify_error_logged;
     int waiters[RING_MAX_WAITERS];
@@ -155,16 +186,6 @@ static inline void test_hook(enum ring_test_phase phase, uint64_t pos)
 static inline uint32_t check_word(uint64_t seq)
 {
     return (uint32_t)(seq >> 6) ^ (uint32_t)(seq >> 38) ^ 0x5a17c0deu;
-}
-
-static uint32_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++) {
-        h ^= p[i];
-        h *= 16777619u;
-    }
-    return h;
 }
 
 
@@ -227,6 +248,10 @@ struct ring *ring_create(size_t size)
     }
     fd = -1;
 
+    r->ct = chaintab_create(RING_CHAINTAB_ENTRIES, RING_CHAINTAB_ENTRY_BYTES);
+    if (r->ct == NULL)
+        goto err;
+
     r->ctl->magic = RING_MAGIC;
     r->ctl->size = size;
     r->ctl->start = size;
@@ -253,6 +278,7 @@ void ring_destroy(struct ring *r)
         return;
     if (munmap(r->data, r->map_len) != 0 || munmap(r->ctl, r->ctl_len) != 0)
         log_warn("ring: munmap: %s", strerror(errno));
+    chaintab_destroy(r->ct);
     free(r);
 }
 
@@ -362,24 +388,224 @@ static void bench_stamp(uint8_t *dst, uint64_t now_ns)
         dst[i] = (uint8_t)('0' + frac % 10);
 }
 
-/* Bytes of a message record before alignment, without the SSE head. */
-static int message_body_len(const struct ring_message *m, uint64_t *out)
+/* Where the bytes of one message go (see "Record" at the top). */
+enum piece_kind { PIECE_LOCAL, PIECE_LITE, PIECE_SHARED };
+
+struct piece {
+    enum piece_kind kind;
+    uint32_t off, len;                 /* in full */
+    uint32_t lite_off;                 /* PIECE_LITE: where in lite */
+    uint32_t shared;                   /* PIECE_SHARED: index in m->shared */
+};
+
+struct layout {
+    bool split;                        /* full is stored as segments */
+    size_t n_shared;                   /* m->shared ranges considered */
+    bool share[RING_MAX_SHARED];       /* range i goes to the chain table */
+    struct piece p[RING_MAX_SEGS];     /* full, in order */
+    uint32_t np;
+    uint32_t local_full;               /* bytes of full kept in the record besides lite */
+    bool own_nl;                       /* full needs its own "\n\n" (it does not end with lite's end) */
+    uint64_t body;                     /* bytes before alignment, without the SSE head */
+};
+
+static bool ranges_ok(const struct ring_span *sp, size_t n, size_t len)
+{
+    uint64_t end = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (sp[i].len == 0 || sp[i].off > len || sp[i].len > len - sp[i].off || sp[i].off < end) return false;
+        end = (uint64_t)sp[i].off + sp[i].len;
+    }
+    return true;
+}
+
+/* json[RING_LITE] is exactly m->lite[] of json[RING_FULL] (ascending), and
+ * no piece overlaps a shared range. */
+static bool lite_pieces_ok(const struct ring_message *m, size_t n_shared)
+{
+    size_t flen = m->json_len[RING_FULL], llen = m->json_len[RING_LITE], at = 0;
+    if (!m->lite || m->n_lite == 0 || m->n_lite > RING_MAX_LITE_PIECES || !m->json[RING_LITE] ||
+        !ranges_ok(m->lite, m->n_lite, flen))
+        return false;
+    for (size_t i = 0; i < m->n_lite; i++) {
+        struct ring_span p = m->lite[i];
+        if (p.len > llen - at || memcmp(m->json[RING_FULL] + p.off, m->json[RING_LITE] + at, p.len) != 0)
+            return false;
+        for (size_t k = 0; k < n_shared; k++) {
+            struct ring_span s = m->shared[k];
+            if (p.off < s.off + s.len && s.off < p.off + p.len) return false;
+        }
+        at += p.len;
+    }
+    return at == llen;
+}
+
+static uint64_t form_len(size_t json_len) { return ws_header_len(json_len) + json_len + 2; }
+
+/* Full as pieces: chain elements (shared), the bytes lite also has (lite),
+ * and the rest (local), in full's order. */
+static void plan_pieces(const struct ring_message *m, struct layout *L, bool lite_ok)
+{
+    uint32_t flen = (uint32_t)m->json_len[RING_FULL], cur = 0, lite_at = 0;
+    size_t si = 0, li = 0;
+    L->np = 0;
+    L->local_full = 0;
+    for (;;) {
+        while (si < L->n_shared && !L->share[si])
+            si++;
+        bool has_s = si < L->n_shared, has_l = lite_ok && li < m->n_lite;
+        if (!has_s && !has_l)
+            break;
+        bool take_s = has_s && (!has_l || m->shared[si].off < m->lite[li].off);
+        struct ring_span iv = take_s ? m->shared[si] : m->lite[li];
+        if (iv.off > cur) {
+            L->p[L->np++] = (struct piece){PIECE_LOCAL, cur, iv.off - cur, 0, 0};
+            L->local_full += iv.off - cur;
+        }
+        if (take_s) {
+            L->p[L->np++] = (struct piece){PIECE_SHARED, iv.off, iv.len, 0, (uint32_t)si};
+            si++;
+        } else {
+            L->p[L->np++] = (struct piece){PIECE_LITE, iv.off, iv.len, lite_at, 0};
+            lite_at += iv.len;
+            li++;
+        }
+        cur = iv.off + iv.len;
+    }
+    if (cur < flen) {
+        L->p[L->np++] = (struct piece){PIECE_LOCAL, cur, flen - cur, 0, 0};
+        L->local_full += flen - cur;
+    }
+    const struct piece *last = L->np ? &L->p[L->np - 1] : NULL;
+    L->own_nl = !(last && last->kind == PIECE_LITE && last->lite_off + last->len == m->json_len[RING_LITE]);
+}
+
+/* Decides the layout; share[] as phase 1 found room in the chain table. */
+static int plan_layout(const struct ring_message *m, struct layout *L)
 {
     uint64_t n = RING_HDR;
     for (int f = 0; f < RING_NFORMATS; f++) {
-        if (m->json[f] == NULL && m->json_len[f] != 0)
+        if ((m->json[f] == NULL && m->json_len[f] != 0) || m->json_len[f] > UINT32_MAX / 2)
             return -1;
-        if (m->json_len[f] > UINT32_MAX)
-            return -1;
-        n += ws_header_len(m->json_len[f]) + m->json_len[f] + 2;
         if (m->deflated[f] && m->deflated_len[f]) {
-            if (m->deflated_len[f] > UINT32_MAX)
+            if (m->deflated_len[f] > UINT32_MAX / 2)
                 return -1;
             n += ws_header_len(m->deflated_len[f]) + m->deflated_len[f];
         }
     }
-    *out = n;
+    size_t flen = m->json_len[RING_FULL];
+    L->split = false;
+    bool any_share = false;
+    for (size_t i = 0; i < L->n_shared; i++)
+        any_share |= L->share[i];
+    bool lite_ok = flen > 0 && lite_pieces_ok(m, L->n_shared);
+    n += form_len(m->json_len[RING_LITE]) + form_len(m->json_len[RING_DOMAINS]);
+    if (flen > 0 && (any_share || lite_ok)) {
+        L->split = true;
+        plan_pieces(m, L, lite_ok);
+        n += ws_header_len(flen) + L->local_full + (L->own_nl ? 2 : 0) + sizeof(struct ring_seg) * (uint64_t)L->np;
+    } else {
+        n += form_len(flen);
+    }
+    L->body = n;
     return 0;
+}
+
+/* A WebSocket frame + JSON + "\n\n" written contiguously (a format stored whole). */
+static uint32_t put_whole(uint8_t *base, uint32_t off, struct ring_record *h, int f, const struct ring_message *m)
+{
+    uint32_t n = (uint32_t)m->json_len[f];
+    uint32_t wh = (uint32_t)ws_header_put(base + off, n);
+    h->ws[f] = (struct ring_span){off, wh + n};
+    h->json[f] = (struct ring_span){off + wh, n};
+    h->sse_tail[f] = (struct ring_span){off + wh, n + 2};
+    h->segs[f] = (struct ring_span){0, 0};
+    if (n != 0)
+        memcpy(base + off + wh, m->json[f], n);
+    memcpy(base + off + wh + n, "\n\n", 2);
+    return off + wh + n + 2;
+}
+
+/* Writes the sections of a message record after its SSE head (at off).
+ * shared_off[i] is where the chain table holds range i (when share[i]). */
+static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct ring_message *m,
+                             const struct layout *L, const int64_t *shared_off)
+{
+    uint8_t *base = (uint8_t *)h;
+    off = put_whole(base, off, h, RING_LITE, m);   /* lite: always whole, one iovec */
+    off = put_whole(base, off, h, RING_DOMAINS, m);
+    if (!L->split) {
+        off = put_whole(base, off, h, RING_FULL, m);
+    } else {
+        /* full: its frame header, then the bytes lite does not have (the
+         * leaf's as_der, the chain's brackets and commas); the segment
+         * table strings them with lite's bytes and the chain elements */
+        struct ring_seg *sg = (struct ring_seg *)(base + RING_HDR);
+        uint32_t flen = (uint32_t)m->json_len[RING_FULL], lite0 = h->json[RING_LITE].off;
+        uint32_t wh = (uint32_t)ws_header_put(base + off, flen);
+        h->ws[RING_FULL] = (struct ring_span){off, wh};
+        h->json[RING_FULL] = (struct ring_span){RING_SPLIT_OFF, flen};
+        off += wh;
+        for (uint32_t i = 0; i < L->np; i++) {
+            const struct piece *p = &L->p[i];
+            if (p->kind == PIECE_SHARED) {
+                sg[i] = (struct ring_seg){(uint32_t)shared_off[p->shared], p->len | RING_SEG_SHARED};
+            } else if (p->kind == PIECE_LITE) {
+                sg[i] = (struct ring_seg){lite0 + p->lite_off, p->len};
+            } else {
+                memcpy(base + off, m->json[RING_FULL] + p->off, p->len);
+                sg[i] = (struct ring_seg){off, p->len};
+                off += p->len;
+            }
+        }
+        if (L->own_nl) {
+            memcpy(base + off, "\n\n", 2);
+            h->sse_tail[RING_FULL] = (struct ring_span){off, 2};
+            off += 2;
+        } else {
+            h->sse_tail[RING_FULL] = (struct ring_span){lite0 + h->json[RING_LITE].len, 2};   /* lite's */
+        }
+        h->segs[RING_FULL] = (struct ring_span){RING_HDR, L->np};
+    }
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
+        if (n == 0) {
+            h->wsz[f] = (struct ring_span){0, 0};
+            continue;
+        }
+        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
+        base[off] = 0xc1;   /* FIN, RSV1 (compressed), Text */
+        h->wsz[f] = (struct ring_span){off, wh + n};
+        memcpy(base + off + wh, m->deflated[f], n);
+        off += wh + n;
+    }
+    return off;
+}
+
+/* Benchmark stamp at offset so of json[f]: in the record when the format is
+ * whole, else in the local segment that holds all of it (lite's pieces are
+ * full's bytes, so stamping full's seen stamps lite's too). */
+static void stamp_format(const struct ring *r, struct ring_record *h, int f, long so, uint64_t now)
+{
+    uint8_t *base = (uint8_t *)h;
+    if (so < 0 || (uint64_t)so + RING_BENCH_STAMP_LEN > h->json[f].len)
+        return;
+    if (h->segs[f].len == 0) {
+        bench_stamp(base + h->json[f].off + so, now);
+        return;
+    }
+    const struct ring_seg *sg = (const struct ring_seg *)(base + h->segs[f].off);
+    uint64_t at = 0;
+    for (uint32_t i = 0; i < h->segs[f].len; i++) {
+        uint32_t len = sg[i].len & ~RING_SEG_SHARED;
+        if ((uint64_t)so >= at && (uint64_t)so + RING_BENCH_STAMP_LEN <= at + len) {
+            if (!(sg[i].len & RING_SEG_SHARED))
+                bench_stamp(base + sg[i].off + ((uint64_t)so - at), now);
+            return;
+        }
+        at += len;
+    }
+    (void)r;
 }
 
 /* Steps 1-3 of the commit protocol: returns the claimed position. */
@@ -412,83 +638,141 @@ static void header_open(struct ring_record *h, uint64_t pos)
     __atomic_store_n(&h->seq, pos, __ATOMIC_RELEASE);
 }
 
+static uint32_t record_checksum(const struct ring *r, const struct ring_record *h);
+
 static void header_commit(const struct ring *r, struct ring_record *h, uint64_t pos, uint64_t now_ns)
 {
-    const uint8_t *base = (const uint8_t *)h;
     h->reserved = check_word(pos);
-    h->checksum = atomic_load_explicit(&r->ctl->checksums, memory_order_relaxed)
-                      ? fnv1a(base + RING_HDR, h->total_len - RING_HDR) : 0;
+    h->checksum = atomic_load_explicit(&r->ctl->checksums, memory_order_relaxed) ? record_checksum(r, h) : 0;
     h->commit_ns = now_ns;
     __atomic_store_n(&h->committed, 1, __ATOMIC_RELEASE);
 }
 
+static uint32_t fnv1a_more(uint32_t h, const uint8_t *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        h ^= p[i];
+        h *= 16777619u;
+    }
+    return h;
+}
+
+/* The bytes after the header, then the chain-table bytes full references,
+ * in order (so the checksum covers every byte a reader may send). */
+static uint32_t record_checksum(const struct ring *r, const struct ring_record *h)
+{
+    const uint8_t *base = (const uint8_t *)h;
+    uint32_t c = fnv1a_more(2166136261u, base + RING_HDR, h->total_len - RING_HDR);
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        const struct ring_seg *sg = (const struct ring_seg *)(base + h->segs[f].off);
+        for (uint32_t i = 0; i < h->segs[f].len; i++) {
+            if (!(sg[i].len & RING_SEG_SHARED))
+                continue;
+            const uint8_t *p = chaintab_bytes(r->ct, sg[i].off, sg[i].len & ~RING_SEG_SHARED);
+            if (p)
+                c = fnv1a_more(c, p, sg[i].len & ~RING_SEG_SHARED);
+        }
+    }
+    return c;
+}
+
+uint32_t ring_test_checksum(const struct ring *r, const struct ring_record *rec) { return record_checksum(r, rec); }
+
+/* Turns the open record at pos into a committed pad (a publish that gave up). */
+static void pad_open_record(const struct ring *r, struct ring_record *h, uint64_t pos);
+
+/* One attempt of ring_publish. share: may use the chain table. Sets *again
+ * when the chain table changed under it (the claim became a pad: retry). */
+static uint64_t publish_once(struct ring *r, struct ring_slot *slot, const struct ring_message *m, bool share,
+                             bool *again)
+{
+    struct layout L;
+    int64_t shared_off[RING_MAX_SHARED];
+    *again = false;
+    L.n_shared = 0;
+    if (share && m->shared && m->n_shared && m->n_shared <= RING_MAX_SHARED &&
+        ranges_ok(m->shared, m->n_shared, m->json_len[RING_FULL]) && m->json[RING_FULL]) {
+        /* phase 1: which ranges the chain table has or has room for (a
+         * look only: entries are taken under the claim, where a producer
+         * that stops is found by the supervisor's stuck-claim watch) */
+        uint64_t now = load_claim(r);
+        L.n_shared = m->n_shared;
+        for (size_t i = 0; i < m->n_shared; i++)
+            L.share[i] = chaintab_probe(r->ct, m->json[RING_FULL] + m->shared[i].off, m->shared[i].len,
+                                        now - r->size);
+    }
+    if (plan_layout(m, &L) != 0 || align_up(L.body + RING_SSE_HEAD_MAX) > r->size / 4)
+        return 0;
+
+    uint32_t len;
+    uint64_t pos = claim_space(r, slot, L.body, m->sse_id, &len);
+    struct ring_record *h = record_at(r, pos);
+    uint8_t *base = (uint8_t *)h;
+    header_open(h, pos);
+    test_hook(RING_TEST_OPENED, pos);
+
+    /* phase 2: reference them for this position (the record is not
+     * committed yet, and an entry stamped with pos outlives it) */
+    for (size_t i = 0; i < L.n_shared; i++) {
+        if (!L.share[i])
+            continue;
+        uint64_t c = load_claim(r);
+        shared_off[i] = chaintab_ref(r->ct, m->json[RING_FULL] + m->shared[i].off, m->shared[i].len, pos,
+                                     c - r->size);
+        if (shared_off[i] < 0) {
+            h->total_len = len;
+            pad_open_record(r, h, pos);
+            *again = true;
+            return 0;
+        }
+    }
+
+    h->total_len = len;
+    h->kind = RING_KIND_MESSAGE;
+    h->cert_index = m->cert_index;
+    h->log_id = m->log_id;
+    uint32_t off = RING_HDR + (uint32_t)(sizeof(struct ring_seg) * (L.split ? L.np : 0));
+    size_t head = sse_head_put((char *)base + off, m->sse_id ? m->sse_id : pos);
+    h->sse_head = (struct ring_span){off, (uint32_t)head};
+    off += (uint32_t)head;
+    h->segs[RING_FULL] = h->segs[RING_LITE] = h->segs[RING_DOMAINS] = (struct ring_span){0, 0};
+    off = put_sections(h, off, m, &L, shared_off);
+    memset(base + off, 0, len - off);
+    test_hook(RING_TEST_WRITTEN, pos);
+
+    uint64_t now = wall_ns();
+    for (int f = 0; f < RING_NFORMATS; f++)
+        stamp_format(r, h, f, m->bench_stamp_off[f], now);
+    header_commit(r, h, pos, now);
+    return pos;
+}
+
 uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_message *m)
 {
-    uint64_t body;
-    uint32_t len;
-
     if (r == NULL || m == NULL || producer_id >= RING_MAX_PRODUCERS)
-        return 0;
-    if (message_body_len(m, &body) != 0 || align_up(body + RING_SSE_HEAD_MAX) > r->size / 4)
         return 0;
     struct ring_slot *slot = &r->ctl->slots[producer_id];
     if (atomic_load_explicit(&slot->word, memory_order_acquire) != SLOT_IDLE) {
         log_warn("ring: producer %u: claim slot left busy by a dead process; repairing", producer_id);
         ring_repair(r, producer_id);
     }
-
-    uint64_t pos = claim_space(r, slot, body, m->sse_id, &len);
-    struct ring_record *h = record_at(r, pos);
-    uint8_t *base = (uint8_t *)h;
-    header_open(h, pos);
-    test_hook(RING_TEST_OPENED, pos);
-
-    h->total_len = len;
-    h->kind = RING_KIND_MESSAGE;
-    h->cert_index = m->cert_index;
-    h->log_id = m->log_id;
-    uint32_t off = RING_HDR;
-    size_t head = sse_head_put((char *)base + off, m->sse_id ? m->sse_id : pos);
-    h->sse_head = (struct ring_span){off, (uint32_t)head};
-    off += (uint32_t)head;
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        uint32_t n = (uint32_t)m->json_len[f];
-        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
-        h->ws[f] = (struct ring_span){off, wh + n};
-        h->json[f] = (struct ring_span){off + wh, n};
-        h->sse_tail[f] = (struct ring_span){off + wh, n + 2};
-        if (n != 0)
-            memcpy(base + off + wh, m->json[f], n);
-        memcpy(base + off + wh + n, "\n\n", 2);
-        off += wh + n + 2;
+    uint64_t pos = 0;
+    for (int t = 0; t < RING_PUBLISH_TRIES; t++) {
+        bool again;
+        pos = publish_once(r, slot, m, t + 1 < RING_PUBLISH_TRIES, &again);
+        atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
+        if (!again)
+            break;
     }
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
-        if (n == 0) {
-            h->wsz[f] = (struct ring_span){0, 0};
-            continue;
-        }
-        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
-        base[off] = 0xc1;   /* FIN, RSV1 (compressed), Text */
-        h->wsz[f] = (struct ring_span){off, wh + n};
-        memcpy(base + off + wh, m->deflated[f], n);
-        off += wh + n;
-    }
-    memset(base + off, 0, len - off);
-    test_hook(RING_TEST_WRITTEN, pos);
-
-    uint64_t now = wall_ns();
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        long so = m->bench_stamp_off[f];
-        if (so >= 0 && (uint64_t)so + RING_BENCH_STAMP_LEN <= h->json[f].len)
-            bench_stamp(base + h->json[f].off + so, now);
-    }
-    header_commit(r, h, pos, now);
-    atomic_store_explicit(&slot->word, SLOT_IDLE, memory_order_release);
     return pos;
 }
 
 /* --- reader --- */
+
+static bool span_in(const struct ring_record *h, struct ring_span sp)
+{
+    return sp.off >= RING_HDR && (uint64_t)sp.off + sp.len <= h->total_len;
+}
 
 /* Is the header at pos a sane record that fits before claim? */
 static bool record_sane(const struct ring *r, const struct ring_record *h, uint64_t pos, uint64_t claim)
@@ -502,11 +786,14 @@ static bool record_sane(const struct ring *r, const struct ring_record *h, uint6
         return true;
     if (h->kind != RING_KIND_MESSAGE)
         return false;
-    const struct ring_span *spans[] = {&h->ws[0], &h->ws[1], &h->ws[2], &h->json[0], &h->json[1],
-                                       &h->json[2], &h->sse_tail[0], &h->sse_tail[1], &h->sse_tail[2],
-                                       &h->sse_head};
-    for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
-        if (spans[i]->off < RING_HDR || (uint64_t)spans[i]->off + spans[i]->len > len)
+    if (!span_in(h, h->sse_head))
+        return false;
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        if (!span_in(h, h->ws[f]) || !span_in(h, h->sse_tail[f]))
+            return false;
+        if (h->segs[f].len == 0 ? !span_in(h, h->json[f])
+                                : h->segs[f].len > RING_MAX_SEGS || h->segs[f].off < RING_HDR ||
+                                      (uint64_t)h->segs[f].off + sizeof(struct ring_seg) * h->segs[f].len > len)
             return false;
     }
     return true;
@@ -606,6 +893,28 @@ static bool intent_was_claimed(const struct ring *r, unsigned id, uint64_t c, ui
     return ours;
 }
 
+static void pad_fields(struct ring_record *h)
+{
+    h->kind = RING_KIND_PAD;
+    h->cert_index = 0;
+    h->log_id = 0;
+    memset(h->ws, 0, sizeof h->ws);
+    memset(h->json, 0, sizeof h->json);
+    memset(h->sse_tail, 0, sizeof h->sse_tail);
+    memset(&h->sse_head, 0, sizeof h->sse_head);
+    memset(h->wsz, 0, sizeof h->wsz);
+    memset(h->segs, 0, sizeof h->segs);
+}
+
+static void pad_open_record(const struct ring *r, struct ring_record *h, uint64_t pos)
+{
+    pad_fields(h);
+    memset((uint8_t *)h + RING_HDR, 0, h->total_len - RING_HDR);
+    header_commit(r, h, pos, wall_ns());
+    log_warn("ring: the chain table changed during a publish; padded %u bytes at %llu", h->total_len,
+             (unsigned long long)pos);
+}
+
 /* Turns the claimed, uncommitted range [c, c+len) into a committed pad. */
 static void pad_claim(struct ring *r, unsigned id, uint64_t c, uint32_t len)
 {
@@ -623,13 +932,7 @@ static void pad_claim(struct ring *r, unsigned id, uint64_t c, uint32_t len)
     struct ring_record *h = record_at(r, c);
     header_open(h, c);
     h->total_len = len;
-    h->kind = RING_KIND_PAD;
-    h->cert_index = 0;
-    h->log_id = 0;
-    memset(h->ws, 0, sizeof h->ws);
-    memset(h->json, 0, sizeof h->json);
-    memset(h->sse_tail, 0, sizeof h->sse_tail);
-    memset(&h->sse_head, 0, sizeof h->sse_head);
+    pad_fields(h);
     header_commit(r, h, c, wall_ns());
     log_warn("ring: producer %u died mid-record; padded %u bytes at %llu", id, len, (unsigned long long)c);
 }
@@ -732,3 +1035,151 @@ uint64_t ring_record_sse_id(const struct ring_record *rec)
     }
     return v;
 }
+
+/* --- reading the forms of a record --- */
+
+struct iovlist {
+    struct iovec v[RING_RECORD_MAX_IOV];
+    int n;
+    bool bad;
+};
+
+static void iv_add(struct iovlist *l, const uint8_t *p, uint32_t len)
+{
+    if (len == 0)
+        return;
+    if (p == NULL) {
+        l->bad = true;
+        return;
+    }
+    if (l->n > 0 && (const uint8_t *)l->v[l->n - 1].iov_base + l->v[l->n - 1].iov_len == p) {
+        l->v[l->n - 1].iov_len += len;   /* adjacent: one iovec */
+        return;
+    }
+    if (l->n == RING_RECORD_MAX_IOV) {
+        l->bad = true;
+        return;
+    }
+    l->v[l->n++] = (struct iovec){(void *)p, len};
+}
+
+static const uint8_t *local_bytes(const struct ring_record *h, struct ring_span sp)
+{
+    return span_in(h, sp) ? ring_record_bytes(h) + sp.off : NULL;
+}
+
+/* The JSON of format f, as pieces. */
+static void json_pieces(const struct ring *r, const struct ring_record *h, int f, struct iovlist *l)
+{
+    struct ring_span sg = h->segs[f];
+    if (sg.len == 0) {
+        iv_add(l, local_bytes(h, h->json[f]), h->json[f].len);
+        return;
+    }
+    if (sg.len > RING_MAX_SEGS || sg.off < RING_HDR ||
+        (uint64_t)sg.off + sizeof(struct ring_seg) * sg.len > h->total_len) {
+        l->bad = true;
+        return;
+    }
+    const struct ring_seg *s = (const struct ring_seg *)(ring_record_bytes(h) + sg.off);
+    uint64_t sum = 0;
+    for (uint32_t i = 0; i < sg.len && !l->bad; i++) {
+        struct ring_seg x = s[i];
+        uint32_t len = x.len & ~RING_SEG_SHARED;
+        sum += len;
+        if (x.len & RING_SEG_SHARED)
+            iv_add(l, r ? chaintab_bytes(r->ct, x.off, len) : NULL, len);
+        else
+            iv_add(l, local_bytes(h, (struct ring_span){x.off, len}), len);
+    }
+    if (sum != h->json[f].len)
+        l->bad = true;
+}
+
+static uint32_t form_pieces(const struct ring *r, const struct ring_record *h, int f, enum ring_wire w,
+                            struct iovlist *l)
+{
+    l->n = 0;
+    l->bad = false;
+    if (h->kind != RING_KIND_MESSAGE || f < 0 || f >= RING_NFORMATS)
+        return 0;
+    bool split = h->segs[f].len != 0;
+    switch (w) {
+    case RING_WIRE_WSZ:
+        iv_add(l, local_bytes(h, h->wsz[f]), h->wsz[f].len);
+        break;
+    case RING_WIRE_WS:
+        iv_add(l, local_bytes(h, h->ws[f]), h->ws[f].len);
+        if (split)
+            json_pieces(r, h, f, l);
+        break;
+    case RING_WIRE_SSE:
+        iv_add(l, local_bytes(h, h->sse_head), h->sse_head.len);
+        if (split)
+            json_pieces(r, h, f, l);
+        iv_add(l, local_bytes(h, h->sse_tail[f]), h->sse_tail[f].len);
+        break;
+    case RING_WIRE_JSON:
+        json_pieces(r, h, f, l);
+        break;
+    default:
+        return 0;
+    }
+    if (l->bad)
+        return 0;
+    uint64_t total = 0;
+    for (int i = 0; i < l->n; i++)
+        total += l->v[i].iov_len;
+    return total > UINT32_MAX ? 0 : (uint32_t)total;
+}
+
+uint32_t ring_record_iov(const struct ring *r, const struct ring_record *rec, enum ring_format f,
+                         enum ring_wire w, uint32_t skip, struct iovec *iov, int *niov)
+{
+    /* the common case, a WebSocket frame stored whole (lite, domains, any
+     * compressed frame): one span, as fast as before the split layout */
+    if (rec->kind == RING_KIND_MESSAGE && (unsigned)f < RING_NFORMATS &&
+        (w == RING_WIRE_WSZ || (w == RING_WIRE_WS && rec->segs[f].len == 0))) {
+        struct ring_span s = w == RING_WIRE_WS ? rec->ws[f] : rec->wsz[f];
+        if (s.len == 0 || !span_in(rec, s) || skip >= s.len)
+            return 0;
+        iov[(*niov)++] = (struct iovec){(void *)(ring_record_bytes(rec) + s.off + skip), s.len - skip};
+        return s.len - skip;
+    }
+    struct iovlist l;
+    uint32_t total = form_pieces(r, rec, (int)f, w, &l);
+    if (total == 0 || skip >= total)
+        return 0;
+    uint32_t left = skip;
+    for (int i = 0; i < l.n; i++) {
+        if (left >= l.v[i].iov_len) {
+            left -= (uint32_t)l.v[i].iov_len;
+            continue;
+        }
+        iov[(*niov)++] = (struct iovec){(uint8_t *)l.v[i].iov_base + left, l.v[i].iov_len - left};
+        left = 0;
+    }
+    return total - skip;
+}
+
+const char *ring_record_json(const struct ring *r, const struct ring_record *rec, enum ring_format f,
+                             char *buf, size_t cap, size_t *len)
+{
+    struct iovlist l;
+    uint32_t total = form_pieces(r, rec, (int)f, RING_WIRE_JSON, &l);
+    if (total == 0)
+        return NULL;
+    *len = total;
+    if (l.n == 1)
+        return l.v[0].iov_base;
+    if (total > cap)
+        return NULL;
+    size_t at = 0;
+    for (int i = 0; i < l.n; i++) {
+        memcpy(buf + at, l.v[i].iov_base, l.v[i].iov_len);
+        at += l.v[i].iov_len;
+    }
+    return buf;
+}
+
+struct chaintab *ring_chaintab(const struct ring *r) { return r->ct; }

@@ -68,7 +68,35 @@ struct ring_record {
      * with RSV1 set whose payload is the compressed JSON; len 0 = none (the
      * message was not compressed: send ws[f]) */
     struct ring_span wsz[RING_NFORMATS];
-    uint8_t spare[40];        /* keeps the header a multiple of RING_ALIGN */
+    /* Split formats (store each byte once): segs[f].len != 0 means the JSON
+     * of format f is the concatenation of segs[f].len struct ring_seg found
+     * at segs[f].off in the record; ws[f] is then the frame header alone,
+     * json[f].off is RING_SPLIT_OFF (outside any record, so code that reads
+     * json[f] as one span refuses it) and json[f].len the JSON's length, and
+     * sse_tail[f] is the "\n\n" alone. Use ring_record_iov /
+     * ring_record_json, which read both forms. */
+    struct ring_span segs[RING_NFORMATS];
+    uint8_t spare[16];        /* keeps the header a multiple of RING_ALIGN */
+};
+
+/* One piece of a split format's JSON: len bytes at off from the record's
+ * start, or, with RING_SEG_SHARED set in len, at off in the chain table
+ * (shm/chaintab.h) of the ring. */
+struct ring_seg { uint32_t off, len; };
+#define RING_SEG_SHARED 0x80000000u
+#define RING_SPLIT_OFF UINT32_MAX
+#define RING_MAX_SHARED 16    /* shared pieces of one message (more stay in the record) */
+#define RING_MAX_LITE_PIECES 8
+/* iovecs one form of one record may need (ring_record_iov) */
+#define RING_MAX_SEGS (2 * (RING_MAX_SHARED + RING_MAX_LITE_PIECES) + 1)
+#define RING_RECORD_MAX_IOV (RING_MAX_SEGS + 3)
+
+/* The forms of a record a reader sends or reads. */
+enum ring_wire {
+    RING_WIRE_WS = 0,    /* WebSocket Text frame */
+    RING_WIRE_WSZ = 1,   /* the compressed frame (permessage-deflate); none when wsz[f].len is 0 */
+    RING_WIRE_SSE = 2,   /* "id: <n>\ndata: <json>\n\n" */
+    RING_WIRE_JSON = 3,  /* the JSON alone */
 };
 
 struct ring;                   /* opaque: the mapping in this process */
@@ -94,6 +122,21 @@ struct ring_message {
      * to every client. Not stamped in benchmark mode. */
     const uint8_t *deflated[RING_NFORMATS];
     size_t deflated_len[RING_NFORMATS];
+    /* Optional, to store each byte once (docs/architecture.md, "Ring
+     * record"); both NULL/0 = the three messages are stored whole.
+     * shared[]: ranges of json[RING_FULL] (ascending, not overlapping, at
+     *   most RING_MAX_SHARED) that many messages repeat (chain elements):
+     *   kept once in the chain table and referenced; a range the table
+     *   cannot take stays in the record.
+     * lite[]: json[RING_LITE] is exactly these ranges of json[RING_FULL],
+     *   ascending, none overlapping a shared range (at most
+     *   RING_MAX_LITE_PIECES). Checked against json[RING_LITE] byte for
+     *   byte. Lite is always stored whole; full then refers to lite's
+     *   bytes for these ranges instead of holding them again. */
+    const struct ring_span *shared;
+    size_t n_shared;
+    const struct ring_span *lite;
+    size_t n_lite;
 };
 
 /* Supervisor, before fork. size: power of two >= 1 MiB. Returns NULL + errno. */
@@ -140,6 +183,21 @@ static inline const uint8_t *ring_record_bytes(const struct ring_record *rec) { 
  * possibly overwritten meanwhile? (validate-after-copy, as Aeron does) */
 bool ring_lapped_since(const struct ring *r, uint64_t pos);
 
+/* Appends the iovecs of one form of a record at iov[*niov] (room for
+ * RING_RECORD_MAX_IOV is needed), minus its first skip bytes; adjacent
+ * pieces share one iovec. Returns the bytes added: 0 when the record has no
+ * such form, skip is not below its length, or the record is not sane (it is
+ * being overwritten: treat it as lapped). Validate after sending
+ * (ring_lapped_since), also for bytes of the chain table. */
+uint32_t ring_record_iov(const struct ring *r, const struct ring_record *rec, enum ring_format f,
+                         enum ring_wire w, uint32_t skip, struct iovec *iov, int *niov);
+/* The JSON of format f: a pointer into the ring when the record holds it
+ * contiguously, else a copy into buf (cap bytes). NULL when the record is
+ * not sane or the JSON does not fit buf. Validate after use. */
+const char *ring_record_json(const struct ring *r, const struct ring_record *rec, enum ring_format f,
+                             char *buf, size_t cap, size_t *len);
+/* The ring's chain table (tests and metrics). */
+struct chaintab *ring_chaintab(const struct ring *r);
 /* Finds a record by sequence number for resume (SSE Last-Event-ID): OK when
  * seq is a committed, intact record boundary; LAPPED when too old; ERROR when
  * it is not a record boundary (or not yet claimed); EMPTY when the record

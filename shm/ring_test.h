@@ -28,4 +28,10 @@ void ring_test_set_hook(ring_test_hook_fn *fn, void *arg);
  * reject whatever they find there. */
 uint8_t *ring_test_data(struct ring *r);
 
+/* The checksum the ring stamps in checksum mode (ring_set_checksums): FNV-1a
+ * of the record's bytes after the header, continued over the chain-table
+ * bytes its split formats reference, in order. */
+struct ring_record;
+uint32_t ring_test_checksum(const struct ring *r, const struct ring_record *rec);
+
 #endif

@@ -70,7 +70,11 @@ static void test_defaults(void)
     CHECK_STR(d.host, "0.0.0.0");
     CHECK(d.port == 8080);
     CHECK_STR(d.log_level, "info");
-    CHECK(d.buffer_size == 1000);
+    CHECK(d.buffer_size == 0);
+    CHECK(d.limits.slow_client_seconds == 10);
+    CHECK(d.limits.slow_client_bytes == 0);
+    CHECK(config_history_messages(&d) == 5000);
+    CHECK(config_slow_client_bytes(&d) == 48u * 1024 * 1024);
     CHECK_STR(d.ct_logs_url, "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json");
     CHECK(d.protocols.websocket && d.protocols.sse && d.protocols.metrics &&
           d.protocols.health && d.protocols.example_json && d.protocols.api);
@@ -110,8 +114,8 @@ static void test_defaults(void)
     CHECK(d.keepalive.ping_interval_secs == 15);
     CHECK(d.keepalive.idle_timeout_secs == 60);
     CHECK(d.keepalive.sse_heartbeat_secs == 15);
-    CHECK(d.dedup.capacity == 1048576);
-    CHECK(d.dedup.ttl_secs == 3600);
+    CHECK(d.dedup.capacity == 524288);
+    CHECK(d.dedup.ttl_secs == 900);
     CHECK(d.limits.max_request_bytes == 8192);
     CHECK(d.limits.max_headers == 64);
     CHECK(d.limits.request_timeout_secs == 10);
@@ -226,6 +230,8 @@ static const char every_key_yaml[] =
     "  max_frame_bytes: 1024\n"
     "  max_message_bytes: 2048\n"
     "  send_buffer_bytes: 65536\n"
+    "  slow_client_seconds: 30\n"
+    "  slow_client_bytes: 16777216\n"
     "watchdog_secs: 3\n"
     "ring_claim_timeout_ms: 250\n"
     "log_format: json\n"
@@ -351,6 +357,8 @@ static void check_every_key(const struct config *c)
     CHECK(c->limits.max_frame_bytes == 1024);
     CHECK(c->limits.max_message_bytes == 2048);
     CHECK(c->limits.send_buffer_bytes == 65536);
+    CHECK(c->limits.slow_client_seconds == 30);
+    CHECK(c->limits.slow_client_bytes == 16777216);
     CHECK(c->watchdog_secs == 3);
     CHECK(c->ring_claim_timeout_ms == 250);
     CHECK_STR(c->log_format, "json");
@@ -480,6 +488,7 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_LIMITS_REQUEST_TIMEOUT_SECS=5", "CERTSTREAM_LIMITS_MAX_FRAME_BYTES=1024",
         "CERTSTREAM_LIMITS_MAX_MESSAGE_BYTES=2048",
         "CERTSTREAM_LIMITS_SEND_BUFFER_BYTES=65536",
+        "CERTSTREAM_LIMITS_SLOW_CLIENT_SECONDS=30", "CERTSTREAM_LIMITS_SLOW_CLIENT_BYTES=16777216",
         "CERTSTREAM_INGEST_SOURCE=nats", "CERTSTREAM_NATS_URL=nats://10.0.0.1:4222,tls://10.0.0.2:4222",
         "CERTSTREAM_NATS_STREAM=CT_1", "CERTSTREAM_NATS_SUBJECT_PREFIX=ct.prod",
         "CERTSTREAM_NATS_PUBLISH=false", "CERTSTREAM_NATS_MAX_AGE=7d",
@@ -742,6 +751,10 @@ static const struct bad_case bad_files[] = {
      "config.yaml:2: key 'ct_log.retry_max_delay_ms': ct_log.retry_initial_delay_ms (1000) is greater than ct_log.retry_max_delay_ms (500)"},
     {"keepalive:\n  idle_timeout_secs: 15\n",
      "config.yaml:2: key 'keepalive.idle_timeout_secs': keepalive.idle_timeout_secs (15) must be greater than keepalive.ping_interval_secs (15), or healthy clients are closed"},
+    {"ring_size: 16MiB\nlimits:\n  slow_client_bytes: 16777216\n",
+     "config.yaml:3: key 'limits.slow_client_bytes': limits.slow_client_bytes (16777216) must be below ring_size (16777216): a client that far behind is overwritten before it can be closed"},
+    {"limits:\n  slow_client_seconds: 86401\n",
+     "config.yaml:2: key 'limits.slow_client_seconds': value 86401 out of range 0..86400"},
     {"limits:\n  max_frame_bytes: 1048576\n",
      "config.yaml:2: key 'limits.max_frame_bytes': limits.max_message_bytes (262144) is less than limits.max_frame_bytes (1048576)"},
     {"connection_limit:\n  enabled: true\n  max_connections: 10\n",

@@ -203,10 +203,14 @@ static void read_ring(struct ring *r, size_t want, double seconds)
             m->log_id = rec->log_id;
             m->at = now_s();
             for (int f = 0; f < RING_NFORMATS; f++) {
-                m->len[f] = rec->json[f].len;
-                m->json[f] = malloc(m->len[f] + 1);
+                /* the ring may hold the message in pieces (shm/ring.h) */
+                size_t want = rec->json[f].len, got = 0;
+                m->json[f] = malloc(want + 1);
                 if (!m->json[f]) die("oom");
-                memcpy(m->json[f], ring_record_bytes(rec) + rec->json[f].off, m->len[f]);
+                const char *j = ring_record_json(r, rec, (enum ring_format)f, m->json[f], want, &got);
+                if (!j || got != want) die("record without sane JSON");
+                if (j != m->json[f]) memcpy(m->json[f], j, got);
+                m->len[f] = got;
                 m->json[f][m->len[f]] = '\0';
             }
             if (ring_lapped_since(r, ring_pos)) die("lapped while copying");

@@ -6,8 +6,12 @@
  * ring_find must answer with a status, and a record they call RING_OK must
  * lie inside the ring: seq == position, sane length, every span inside the
  * record, record before the tail. Input: a few publishes (sizes and bytes
- * from the input), then operations: scribble bytes at an offset, peek or find
- * a position, walk from the start. */
+ * from the input, some with lite pieces and shared ranges so records are
+ * split, shm/ring.h), then operations: scribble bytes at an offset, peek or
+ * find a position, walk from the start. Every form of a record called
+ * RING_OK is read through ring_record_iov: each iovec must lie inside the
+ * record or inside the chain table, and its bytes are read (ASan checks). */
+#include "shm/chaintab.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
 
@@ -27,18 +31,54 @@ static uint64_t take(const uint8_t **p, size_t *n, size_t bytes)
     return v;
 }
 
+static volatile uint8_t g_sink;
+
+static void check_forms(const struct ring_record *rec)
+{
+    const uint8_t *base = ring_record_bytes(rec);
+    const struct chaintab *ct = ring_chaintab(g_ring);
+    const uint8_t *tab = chaintab_bytes(ct, 0, 0);
+    uint64_t tab_len = chaintab_data_size(ct);
+    for (int f = 0; f < RING_NFORMATS; f++) {
+        for (int w = RING_WIRE_WS; w <= RING_WIRE_JSON; w++) {
+            struct iovec iov[RING_RECORD_MAX_IOV];
+            int n = 0;
+            uint32_t got = ring_record_iov(g_ring, rec, (enum ring_format)f, (enum ring_wire)w, 0, iov, &n);
+            uint64_t sum = 0;
+            if (n < 0 || n > RING_RECORD_MAX_IOV)
+                abort();
+            for (int i = 0; i < n; i++) {
+                const uint8_t *p = iov[i].iov_base;
+                bool in_rec = p >= base + HDR && p + iov[i].iov_len <= base + rec->total_len;
+                bool in_tab = p >= tab && p + iov[i].iov_len <= tab + tab_len;
+                if (!in_rec && !in_tab)
+                    abort();
+                for (size_t k = 0; k < iov[i].iov_len; k++)
+                    g_sink ^= p[k];
+                sum += iov[i].iov_len;
+            }
+            if (sum != got)
+                abort();
+        }
+    }
+}
+
 static void check_ok(const struct ring_record *rec, uint64_t pos)
 {
-    const struct ring_span *spans[] = {&rec->ws[0], &rec->ws[1], &rec->ws[2], &rec->json[0],
-                                       &rec->json[1], &rec->json[2], &rec->sse_tail[0],
-                                       &rec->sse_tail[1], &rec->sse_tail[2], &rec->sse_head};
     if (rec->seq != pos || rec->total_len < HDR || rec->total_len > FUZZ_RING_SIZE / 4 ||
         rec->total_len % RING_ALIGN != 0 || pos + rec->total_len > ring_tail(g_ring))
         abort();
     if (rec->kind == RING_KIND_MESSAGE) {
-        for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++)
+        const struct ring_span *spans[] = {&rec->ws[0], &rec->ws[1], &rec->ws[2], &rec->json[0],
+                                           &rec->json[1], &rec->json[2], &rec->sse_tail[0],
+                                           &rec->sse_tail[1], &rec->sse_tail[2], &rec->sse_head};
+        for (size_t i = 0; i < sizeof spans / sizeof spans[0]; i++) {
+            if (i >= 3 && i < 6 && rec->segs[i - 3].len != 0)
+                continue;   /* a split format's json span is {0, length} */
             if (spans[i]->off < HDR || (uint64_t)spans[i]->off + spans[i]->len > rec->total_len)
                 abort();
+        }
+        check_forms(rec);
     } else if (rec->kind != RING_KIND_PAD) {
         abort();
     }
@@ -60,12 +100,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     unsigned n_pub = (unsigned)take(&data, &size, 1) % 16;
     for (unsigned i = 0; i < n_pub; i++) {
         struct ring_message m;
+        struct ring_span lite[2], shared[2];
         memset(&m, 0, sizeof m);
         for (int f = 0; f < RING_NFORMATS; f++) {
             size_t len = (size_t)take(&data, &size, 2) % 4096;
             m.json[f] = (const char *)data;
             m.json_len[f] = len <= size ? len : size;
             m.bench_stamp_off[f] = (long)take(&data, &size, 1) - 128;
+        }
+        unsigned hints = (unsigned)take(&data, &size, 1);
+        uint32_t fl = (uint32_t)m.json_len[RING_FULL];
+        if ((hints & 1) && fl > 8) {
+            /* shared: two ranges of full (bad ones are refused by the ring) */
+            for (int k = 0; k < 2; k++)
+                shared[k] = (struct ring_span){(uint32_t)take(&data, &size, 2) % fl,
+                                               (uint32_t)take(&data, &size, 2) % fl};
+            m.shared = shared;
+            m.n_shared = 1 + (hints >> 2 & 1);
+        }
+        if ((hints & 2) && fl > 8) {
+            /* lite = two ranges of full: make it so, or not (then refused) */
+            lite[0] = (struct ring_span){0, fl / 4};
+            lite[1] = (struct ring_span){fl / 2, fl / 4};
+            m.lite = lite;
+            m.n_lite = 2;
+            static char lbuf[4096];
+            memcpy(lbuf, m.json[RING_FULL], fl / 4);
+            memcpy(lbuf + fl / 4, m.json[RING_FULL] + fl / 2, fl / 4);
+            if (hints & 8) {
+                m.json[RING_LITE] = lbuf;
+                m.json_len[RING_LITE] = 2 * (fl / 4);
+            }
         }
         if (ring_publish(r, i % RING_MAX_PRODUCERS, &m) == 0)
             abort();   /* sizes are far below size/4 */

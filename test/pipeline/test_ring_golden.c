@@ -1,0 +1,151 @@
+/* test_ring_golden.c - the golden corpus through the renderer and the ring:
+ * every record of golden/live_ct.json, published as the server publishes it
+ * (pipeline_message, with and without permessage-deflate frames), reads
+ * back from the ring byte for byte as its expected full, lite and
+ * domains-only message, in every form a client gets: the JSON, the
+ * WebSocket frame (RFC 6455 header built here) and the SSE event
+ * ("id: <seq>\ndata: <json>\n\n"). And each byte is stored once: full
+ * refers to lite's bytes, chain elements are chain-table entries shared by
+ * the records of the same chain. Usage: test_ring_golden <testdata dir> */
+#include <inttypes.h>
+#include <sys/uio.h>
+
+#include "common/b64.h"
+#include "ingest/pipeline.h"
+#include "shm/chaintab.h"
+#include "shm/ring.h"
+#include "test/pipeline/testutil.h"
+
+static const char *keys[3] = {"expected_full", "expected_lite", "expected_domains_only"};
+
+static size_t ws_hdr(uint8_t *p, size_t n)
+{
+    p[0] = 0x81;
+    if (n < 126) {
+        p[1] = (uint8_t)n;
+        return 2;
+    }
+    if (n <= 0xffff) {
+        p[1] = 126;
+        p[2] = (uint8_t)(n >> 8);
+        p[3] = (uint8_t)n;
+        return 4;
+    }
+    p[1] = 127;
+    for (int i = 0; i < 8; i++) p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
+    return 10;
+}
+
+/* The bytes of one form, gathered from ring_record_iov. */
+static size_t gather(const struct ring *r, const struct ring_record *rec, int f, enum ring_wire w, uint8_t *out,
+                     size_t cap)
+{
+    struct iovec iov[RING_RECORD_MAX_IOV];
+    int n = 0;
+    if (ring_record_iov(r, rec, (enum ring_format)f, w, 0, iov, &n) == 0) return 0;
+    size_t at = 0;
+    for (int i = 0; i < n; i++) {
+        if (at + iov[i].iov_len > cap) return 0;
+        memcpy(out + at, iov[i].iov_base, iov[i].iov_len);
+        at += iov[i].iov_len;
+    }
+    return at;
+}
+
+static void run(const char *dir, bool deflate)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/golden/live_ct.json", dir);
+    cJSON *root = t_json(path);
+    struct pipeline *p = pipeline_new();
+    struct ring *r = ring_create((size_t)4 << 20);
+    t_check(p && r && root, "setup");
+    if (!p || !r || !root) return;
+    ring_set_checksums(r, true);
+    if (deflate) t_check(pipeline_set_deflate(p, 6, 0) == 0, "deflate on");
+    static uint8_t want[1 << 16], got[1 << 16];
+    size_t whole = 0, stored = 0, refs = 0;
+    int n = 0;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, root) {
+        const char *name = t_str(e, "name"), *li = t_str(e, "leaf_input"), *ed = t_str(e, "extra_data");
+        const cJSON *idx = cJSON_GetObjectItemCaseSensitive(e, "cert_index");
+        uint8_t *leaf = NULL, *extra = NULL;
+        size_t llen = 0, elen = 0;
+        if (!li || !ed || !cJSON_IsNumber(idx) || b64_decode_alloc(li, strlen(li), &leaf, &llen) < 0 ||
+            b64_decode_alloc(ed, strlen(ed), &extra, &elen) < 0) {
+            t_check(0, "%s: record fields", name);
+            continue;
+        }
+        struct pipeline_out out;
+        char err[256];
+        int rc = pipeline_render_rfc6962(p, leaf, llen, extra, elen, (uint64_t)idx->valuedouble, t_str(e, "log_name"),
+                                         t_str(e, "log_url"), 1700000000.0, &out, err, sizeof err);
+        t_check(rc == 0, "%s: render (%s)", name, rc ? err : "");
+        free(leaf);
+        free(extra);
+        if (rc) continue;
+        struct ring_message m;
+        pipeline_message(&out, (uint64_t)idx->valuedouble, 3, false, &m);
+        pipeline_deflate(p, &m);
+        uint64_t seq = ring_publish(r, 0, &m);
+        const struct ring_record *rec = NULL;
+        t_check(seq != 0 && ring_peek(r, seq, &rec) == RING_OK, "%s: published", name);
+        if (!rec) continue;
+        const struct ring_seg *sg = (const struct ring_seg *)(ring_record_bytes(rec) + rec->segs[RING_FULL].off);
+        struct ring_span lj = rec->json[RING_LITE];
+        int in_lite = 0;
+        for (uint32_t k = 0; k < rec->segs[RING_FULL].len; k++)
+            in_lite += !(sg[k].len & RING_SEG_SHARED) && sg[k].off >= lj.off && sg[k].off + sg[k].len <= lj.off + lj.len;
+        t_check(rec->segs[RING_LITE].len == 0 && in_lite == 3, "%s: lite whole, full refers to its 3 pieces", name);
+        t_check(rec->segs[RING_FULL].len >= 1 + 2 * out.n_chain_el && out.n_chain_el >= 1,
+                "%s: full references its %zu chain elements", name, out.n_chain_el);
+        for (int f = 0; f < 3; f++) {
+            const char *w = t_str(e, keys[f]);
+            size_t wl = w ? strlen(w) : 0;
+            if (!w) continue;
+            size_t g = gather(r, rec, f, RING_WIRE_JSON, got, sizeof got);
+            t_check(g == wl && memcmp(got, w, wl) == 0, "%s: %s from the ring", name, keys[f]);
+            size_t h = ws_hdr(want, wl);
+            memcpy(want + h, w, wl);
+            g = gather(r, rec, f, RING_WIRE_WS, got, sizeof got);
+            t_check(g == h + wl && memcmp(got, want, h + wl) == 0, "%s: %s as a WebSocket frame", name, keys[f]);
+            int sh = snprintf((char *)want, sizeof want, "id: %" PRIu64 "\ndata: ", seq);
+            memcpy(want + sh, w, wl);
+            memcpy(want + sh + wl, "\n\n", 2);
+            g = gather(r, rec, f, RING_WIRE_SSE, got, sizeof got);
+            t_check(g == (size_t)sh + wl + 2 && memcmp(got, want, g) == 0, "%s: %s as an SSE event", name, keys[f]);
+            /* the compressed frame is carried whole (its bytes are checked
+             * by the deflate end-to-end tests) */
+            g = gather(r, rec, f, RING_WIRE_WSZ, got, sizeof got);
+            t_check(deflate ? g > 2 && got[0] == 0xc1 : g == 0, "%s: %s compressed frame %s", name, keys[f],
+                    deflate ? "present" : "absent");
+            whole += wl;
+        }
+        stored += rec->total_len;
+        refs += out.n_chain_el;
+        n++;
+    }
+    t_check(n >= 28, "%d records", n);
+    /* the corpus's chain elements repeat: one entry per distinct element */
+    uint32_t used = chaintab_used(ring_chaintab(r));
+    t_check(used > 0 && used < refs, "chain table: %u entries for %zu references", used, refs);
+    if (!deflate)
+        t_check(stored < whole * 6 / 10, "records hold %zu bytes for %zu bytes of messages", stored, whole);
+    printf("deflate %s: %d records, %zu bytes of JSON in three formats, %zu bytes of records, %u chain entries\n",
+           deflate ? "on" : "off", n, whole, stored, used);
+    ring_destroy(r);
+    pipeline_free(p);
+    cJSON_Delete(root);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        fprintf(stderr, "usage: %s TESTDATA\n", argv[0]);
+        return 2;
+    }
+    run(argv[1], false);
+    run(argv[1], true);
+    return t_summary();
+}
