@@ -112,6 +112,21 @@ static int slow_close(struct conn *c)
     return c->proto == PROTO_WS ? ws_close(c, WS_CLOSE_POLICY, "client too slow") : sse_end(c);
 }
 
+/* A pass stopped at a budget (FLUSH_BYTE_BUDGET, or TLS's bounded
+ * ciphertext buffer) and the socket took every byte: continue at the next
+ * turn of the event loop (others go first), or sooner if writable. Not a
+ * plain wait for writability: the kernel reports a TCP socket writable only
+ * while its send queue is below 2/3 of the buffer, and a pass the socket took
+ * whole can leave it above that mark. A client that does not read would then
+ * wait forever without being CF_BLOCKED, so it was never judged too slow.
+ * Only a write the socket refused (partly) waits for writability, and that
+ * client is CF_BLOCKED, so the pump judges it. */
+static void write_again(struct conn *c)
+{
+    static const struct timeval now = { 0, 0 };
+    if (event_add(&c->wev, &now) == 0) c->flags |= CF_WRITE_ARMED;
+}
+
 /* Writes what the client is owed, in stream order: a one-shot response, the
  * rest of a partially sent record, queued control bytes, then records from
  * the cursor towards the head (one writev). Returns -1 if c was freed. */
@@ -310,15 +325,19 @@ write:
     if ((size_t)wr < total || edge_out_pending(c)) {
         /* blocked = the socket is full. TLS also stops at its bounded
          * ciphertext buffer (fanout/tls.h) with room left in the socket:
-         * that client is not blocked, it continues when writable */
-        if (!c->edge.tls || edge_out_pending(c)) c->flags |= CF_BLOCKED;
-        else c->flags &= (uint8_t)~CF_BLOCKED;
-        arm_write(c);
+         * that client is not blocked, it continues (see write_again) */
+        if (!c->edge.tls || edge_out_pending(c)) {
+            c->flags |= CF_BLOCKED;
+            arm_write(c);
+        } else {
+            c->flags &= (uint8_t)~CF_BLOCKED;
+            write_again(c);
+        }
         return 0;
     }
     c->flags &= (uint8_t)~CF_BLOCKED;
     if (more) {
-        arm_write(c);   /* budget used up: continue when writable, others go first */
+        write_again(c);   /* budget used up: continue, others go first */
         return 0;
     }
     disarm_write(c);
