@@ -29,6 +29,7 @@
 #include "common/notify.h"
 #include "common/probe.h"
 #include "fanout/fanout.h"
+#include "fanout/tls.h"
 #include "ingest/ingest.h"
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
@@ -1794,6 +1795,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
     s.ratelimit = ratelimit_create(cfg->connection_limit.address_table_size);
     if (!s.addrs || !s.ratelimit) {
         log_error("network edge tables: %s", strerror(errno));
+        goto out;
+    }
+    /* TLS session tickets: one secret for every worker (fanout/tls.h) */
+    if (tls_ticket_secret_init() != 0) {
+        log_error("TLS ticket secret: %s", strerror(errno));
         goto out;
     }
     stats_set_started(s.stats, (uint64_t)time(NULL));

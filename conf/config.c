@@ -196,6 +196,10 @@ static const struct key keys[] = {
     TEXT("tls.cert_file", "CERTSTREAM_TLS_CERT_FILE", K_PATH_OPT, tls.cert_file, MAX_STRING),
     TEXT("tls.key_file", "CERTSTREAM_TLS_KEY_FILE", K_PATH_OPT, tls.key_file, MAX_STRING),
     NUM("tls.plain_port", "CERTSTREAM_TLS_PLAIN_PORT", K_U16, tls.plain_port, 0, 65535),
+    BOOL("tls.session_tickets", "CERTSTREAM_TLS_SESSION_TICKETS", tls.session_tickets),
+    NUM("tls.ticket_rotate_secs", "CERTSTREAM_TLS_TICKET_ROTATE_SECS", K_U32, tls.ticket_rotate_secs, 60, 604800),
+    BOOL("access_log.enabled", "CERTSTREAM_ACCESS_LOG_ENABLED", access_log.enabled),
+    TEXT("access_log.path", "CERTSTREAM_ACCESS_LOG_PATH", K_PATH_OPT, access_log.path, MAX_STRING),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -206,6 +210,7 @@ static const char *const sections[] = {
     "message_format", "filters", "compression",
     "cors",
     "access", "rate_limit", "tls",
+    "access_log",
     "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
@@ -788,6 +793,10 @@ void config_defaults(struct config *cfg)
     cfg->tls.cert_file = strdup("");
     cfg->tls.key_file = strdup("");
     cfg->tls.plain_port = 0;
+    cfg->tls.session_tickets = true;
+    cfg->tls.ticket_rotate_secs = 3600;
+    cfg->access_log.enabled = false;
+    cfg->access_log.path = strdup("");
 }
 
 static bool defaults_ok(const struct config *cfg)
@@ -1335,7 +1344,11 @@ static const cyaml_schema_field_t cy_rate_limit[] = {
     CY_SU(rate_limit, connections_per_minute), CY_SU(rate_limit, burst), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_tls[] = {
-    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port), CYAML_FIELD_END,
+    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port),
+    CY_SB(tls, session_tickets), CY_SU(tls, ticket_rotate_secs), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_access_log[] = {
+    CY_SB(access_log, enabled), CY_SS(access_log, path), CYAML_FIELD_END,
 };
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
@@ -1384,6 +1397,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("access", access, cy_access),
     CY_SECTION("rate_limit", rate_limit, cy_rate_limit),
     CY_SECTION("tls", tls, cy_tls),
+    CY_SECTION("access_log", access_log, cy_access_log),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {

@@ -64,7 +64,8 @@ int edge_worker_init(struct worker *w, const struct fanout_params *p)
     if (!e->hup_ev || event_add(e->hup_ev, NULL) != 0) return -1;
     if (cfg->tls.cert_file && cfg->tls.cert_file[0]) {
         char why[300];
-        e->tls = tls_server_new(cfg->tls.cert_file, cfg->tls.key_file, why, sizeof why);
+        e->tls = tls_server_new(cfg->tls.cert_file, cfg->tls.key_file,
+                                cfg->tls.session_tickets ? cfg->tls.ticket_rotate_secs : 0, why, sizeof why);
         if (!e->tls) {
             log_error("TLS: %s", why);
             return -1;
@@ -298,6 +299,8 @@ void edge_metrics(struct worker *w, struct jbuf *b, bool om)
         { EDGE_TLS_HANDSHAKES, "certstream_edge_tls_handshakes_total", "Completed TLS handshakes." },
         { EDGE_TLS_FAILURES, "certstream_edge_tls_handshake_failures_total",
           "TLS handshakes that failed (plain HTTP to the TLS port included)." },
+        { EDGE_TLS_RESUMED, "certstream_edge_tls_resumed_total",
+          "TLS handshakes that resumed a session from a ticket (counted in the handshakes too)." },
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         sample(b, om, m[i].name, "counter", m[i].help, edge_counter_sum(e->at, m[i].id));

@@ -117,8 +117,10 @@ ssize_t edge_recv(struct conn *c, void *buf, size_t n)
     bool was_up = tls_conn_established(c->edge.tls);
     ssize_t got = tls_recv(c->edge.tls, buf, n);
     struct worker *w = c->w;
-    if (!was_up && tls_conn_established(c->edge.tls))
+    if (!was_up && tls_conn_established(c->edge.tls)) {
         edge_count(w->edge->at, w->slot, EDGE_TLS_HANDSHAKES);
+        if (tls_conn_resumed(c->edge.tls)) edge_count(w->edge->at, w->slot, EDGE_TLS_RESUMED);
+    }
     if (got < 0 && !would_block(errno)) {
         if (!tls_conn_established(c->edge.tls)) edge_count(w->edge->at, w->slot, EDGE_TLS_FAILURES);
         return -1;

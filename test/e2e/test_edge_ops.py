@@ -7,13 +7,14 @@ Usage: test_edge_ops.py CASE --server BIN --testdata DIR"""
 import os
 import re
 import socket
+import ssl
 import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from server import run_cases as server_run_cases, wait_for  # noqa: E402
 import test_edge  # noqa: E402
-from test_edge import Certs, Conn, metric, tls_ctx, tls_server  # noqa: E402
+from test_edge import Certs, Conn, metric, socket_owners, tls_ctx, tls_server  # noqa: E402
 
 ARGS = None
 
@@ -106,6 +107,70 @@ def case_tls_stalled():
 
 def case_plain_stalled():
     stalled_case(False)
+
+
+def s_client(port, ca, sess_flag, sess_file):
+    """openssl s_client's summary line ("New, ..." or "Reused, ...")."""
+    r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-CAfile", ca,
+                        "-servername", "localhost", "-verify_return_error", sess_flag, sess_file],
+                       input=b"", capture_output=True, timeout=30)
+    lines = [ln for ln in r.stdout.decode().splitlines() if ln.startswith(("New, ", "Reused, "))]
+    assert r.returncode == 0 and len(lines) == 1, r.stdout.decode() + r.stderr.decode()
+    return lines[0]
+
+
+def case_tls_resume():
+    """Session tickets (docs/operations.md): openssl s_client resumes with
+    -sess_in ("Reused"); a ticket one worker issued resumes on the other
+    worker (Python's ssl with the session, owner process from ss); the
+    resumed handshakes are counted exactly; with tls.session_tickets off the
+    same client gets a full handshake."""
+    test_edge.ARGS = ARGS
+    certs = Certs()
+    try:
+        chain, key, _ = certs.server_cert("s")
+        sess = certs.p("session.pem")
+        with tls_server(certs, chain, key, workers=2, rate=20) as s:
+            hs0 = metric(s, "certstream_edge_tls_handshakes_total")
+            assert s_client(s.port, certs.ca, "-sess_out", sess).startswith("New, TLSv1.2, ")
+            for _ in range(3):
+                assert s_client(s.port, certs.ca, "-sess_in", sess).startswith("Reused, TLSv1.2, ")
+            assert metric(s, "certstream_edge_tls_resumed_total") == 3
+            # 4 by s_client, and 2 /metrics requests over https (full
+            # handshakes: urllib keeps no session), this one included
+            assert metric(s, "certstream_edge_tls_handshakes_total") - hs0 == 6
+
+            ctx = tls_ctx(certs.ca)
+            ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+
+            def connect(session=None):
+                raw = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+                t = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+                owner = wait_for(lambda: socket_owners(s.port).get(("127.0.0.1", t.getsockname()[1])),
+                                 10, "the connection in ss")
+                return t, owner
+            first, issuer = connect()
+            session = first.session
+            assert session is not None and not first.session_reused
+            held, others = [], set()
+            for _ in range(40):     # SO_REUSEPORT spreads connections over the 2 workers
+                t, owner = connect(session)
+                assert t.session_reused, "a ticket from worker pid %d not resumed on pid %d" % (issuer, owner)
+                held.append(t)
+                if owner != issuer:
+                    others.add(owner)
+                    break
+            assert others, "no connection reached the other worker in 40 tries"
+            assert metric(s, "certstream_edge_tls_resumed_total") == 3 + len(held)
+            for t in held + [first]:
+                t.close()
+        with tls_server(certs, chain, key, workers=1, rate=20,
+                        env={"CERTSTREAM_TLS_SESSION_TICKETS": "false"}) as s:
+            assert s_client(s.port, certs.ca, "-sess_out", sess).startswith("New, TLSv1.2, ")
+            assert s_client(s.port, certs.ca, "-sess_in", sess).startswith("New, TLSv1.2, ")
+            assert metric(s, "certstream_edge_tls_resumed_total") == 0
+    finally:
+        certs.cleanup()
 
 
 if __name__ == "__main__":
