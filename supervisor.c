@@ -1545,7 +1545,8 @@ static void on_reload(struct supervisor *s, const char *why)
     /* network edge: with TLS on and the workers kept, they re-read the
      * certificate files (rotation in place: same paths, new contents); new
      * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
-    if (s->cfg->tls.cert_file[0])
+    /* ... and reopen the access log file (logrotate) */
+    if (s->cfg->tls.cert_file[0] || (s->cfg->access_log.enabled && s->cfg->access_log.path[0]))
         for (unsigned i = 0; i < s->n_children; i++)
             if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
                 kill(s->children[i].pid, SIGHUP) != 0)

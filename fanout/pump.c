@@ -35,6 +35,7 @@
 int ws_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->state == CS_CLOSING || c->state == CS_LINGER) return 0;
+    edge_note_ws_close(c, code, reason == NULL);   /* access log; NULL reason: an echo */
     uint8_t f[2 + WS_MAX_CONTROL];
     size_t n;
     if (code) {
@@ -99,6 +100,7 @@ static int drop_lapped(struct conn *c)
 {
     if (c->state == CS_WS || c->state == CS_SSE)   /* else already counted */
         stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    c->edge.end = EDGE_END_SLOW;
     log_debug("fd %d lapped by the ring: dropped", c->fd);
     conn_free(c);
     return -1;
@@ -108,6 +110,7 @@ static int drop_lapped(struct conn *c)
 static int slow_close(struct conn *c)
 {
     stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    c->edge.end = EDGE_END_SLOW;
     log_debug("fd %d too slow: closing", c->fd);
     return c->proto == PROTO_WS ? ws_close(c, WS_CLOSE_POLICY, "client too slow") : sse_end(c);
 }
@@ -319,6 +322,7 @@ write:
     }
     if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
     w->pend_msgs[c->fmt] += msgs;
+    c->edge.msgs += msgs;   /* access log */
     if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 

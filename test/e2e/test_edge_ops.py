@@ -6,13 +6,18 @@ closed as too slow within the documented bound.
 Usage: test_edge_ops.py CASE --server BIN --testdata DIR"""
 import os
 import re
+import shutil
+import signal
 import socket
 import ssl
+import struct
 import subprocess
 import sys
+import tempfile
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import run_cases as server_run_cases, wait_for  # noqa: E402
+from server import HEARTBEAT, run_cases as server_run_cases, wait_for  # noqa: E402
 import test_edge  # noqa: E402
 from test_edge import Certs, Conn, metric, socket_owners, tls_ctx, tls_server  # noqa: E402
 
@@ -171,6 +176,161 @@ def case_tls_resume():
             assert metric(s, "certstream_edge_tls_resumed_total") == 0
     finally:
         certs.cleanup()
+
+
+# ------------------------------------------------------------- access log
+
+def parse_line(line):
+    """key=value fields of one access log line (values have no spaces)."""
+    return dict(f.split("=", 1) for f in line.split(" "))
+
+
+def read_lines(path, n, what):
+    """The lines of the file other than the test harness's /health checks,
+    once there are n of them."""
+    def have():
+        if not os.path.exists(path):
+            return None
+        lines = [ln for ln in open(path).read().splitlines() if " path=/health " not in ln]
+        return lines if len(lines) >= n else None
+    return wait_for(have, 15, what)
+
+
+def raw_request(port, path, headers, ws=False):
+    """Sends a request on a new plain socket; returns the socket."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    req = "GET %s HTTP/1.1\r\nHost: x\r\n" % path
+    if ws:
+        req += ("Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                "Sec-WebSocket-Version: 13\r\n")
+    else:
+        req += "Connection: close\r\n"
+    for k, v in headers.items():
+        req += "%s: %s\r\n" % (k, v)
+    sock.sendall((req + "\r\n").encode())
+    return sock
+
+
+def read_all(sock):
+    out = b""
+    while True:
+        d = sock.recv(65536)
+        if not d:
+            return out
+        out += d
+
+
+def ws_frames(buf):
+    """(opcode, payload) of each complete frame in buf (server frames are unmasked)."""
+    frames, i = [], 0
+    while i + 2 <= len(buf):
+        op, n, off = buf[i] & 0x0F, buf[i + 1] & 0x7F, 2
+        if n == 126:
+            n, off = struct.unpack(">H", buf[i + 2:i + 4])[0], 4
+        elif n == 127:
+            n, off = struct.unpack(">Q", buf[i + 2:i + 10])[0], 10
+        if i + off + n > len(buf):
+            break
+        frames.append((op, buf[i + off:i + off + n]))
+        i += off + n
+    return frames
+
+
+def case_access_log():
+    """access_log to a file, with real clients: one line per finished
+    connection with the exact fields. Behind a trusted proxy (X-Forwarded-For,
+    X-Real-IP) the line names the real address and the proxy as peer; a
+    WebSocket stream closed by the client (101: bytes and messages exactly as
+    the client received them, ws_close 1000), an SSE stream the client
+    leaves (200), a request refused by the allow-list (403) and by the rate
+    limit (429) with the exact bytes of those answers; the token query
+    parameter is not in the file. SIGHUP reopens the path after logrotate
+    moved the file. With no path the lines go to the server's log."""
+    test_edge.ARGS = ARGS
+    d = tempfile.mkdtemp(prefix="cs-accesslog-")
+    try:
+        path = os.path.join(d, "access.log")
+        yaml = ("trusted_proxies: 127.0.0.1\n"
+                "access:\n  streams_allow: \"192.0.2.0/24, 198.51.100.0/24\"\n"
+                "rate_limit:\n  connections_per_minute: 1\n  burst: 1\n"
+                "auth:\n  enabled: true\n  tokens: [s3cr3t-t0ken]\n  allow_query_token: true\n"
+                "access_log:\n  enabled: true\n  path: %s\n" % path)
+        with server(workers=1, rate=50, extra_yaml=yaml) as s:
+            t0 = time.time()
+            # 101: a WebSocket from 192.0.2.7 through the proxy, closed by the client
+            ws = raw_request(s.port, "/full-stream?x=1&token=s3cr3t-t0ken&y=%22z", {"X-Forwarded-For": "192.0.2.7"},
+                             ws=True)
+            got = b""
+            while len([f for f in ws_frames(got.split(b"\r\n\r\n", 1)[-1]) if f[0] == 1]) < 5:
+                got += ws.recv(65536)
+            assert got.startswith(b"HTTP/1.1 101 "), got[:200]
+            ws.sendall(bytes([0x88, 0x82, 1, 2, 3, 4, 0x03 ^ 1, 0xE8 ^ 2]))   # masked Close 1000
+            got += read_all(ws)
+            ws.close()
+            frames = ws_frames(got.split(b"\r\n\r\n", 1)[1])
+            msgs = [p for op, p in frames if op == 1 and not p.startswith(HEARTBEAT)]
+            assert frames[-1] == (8, struct.pack(">H", 1000)), frames[-1]
+            ws_bytes, ws_msgs = len(got), len(msgs)
+            # 200: SSE from 192.0.2.8 (X-Real-IP); the client leaves after 3 events
+            sse = raw_request(s.port, "/sse?token=s3cr3t-t0ken", {"X-Real-IP": "192.0.2.8"})
+            body = b""
+            while body.count(b"\n\n") < 4:           # the head's blank line + 3 events
+                body += sse.recv(65536)
+            sse.close()
+            # 403: not in access.streams_allow
+            r403 = read_all(raw_request(s.port, "/example.json", {"X-Forwarded-For": "203.0.113.9"}))
+            assert r403.startswith(b"HTTP/1.1 403 "), r403
+            # 200 then 429: the rate limit (1 a minute, burst 1) for 198.51.100.4
+            r200 = read_all(raw_request(s.port, "/example.json", {"X-Forwarded-For": "198.51.100.4"}))
+            r429 = read_all(raw_request(s.port, "/example.json", {"X-Forwarded-For": "198.51.100.4"}))
+            assert r200.startswith(b"HTTP/1.1 200 ") and r429.startswith(b"HTTP/1.1 429 "), (r200[:80], r429)
+            lines = read_lines(path, 5, "5 access log lines")
+            t1 = time.time()
+            assert len(lines) == 5, lines
+            by = {}
+            for ln in lines:
+                f = parse_line(ln)
+                by.setdefault(f["addr"], []).append(f)
+            text = open(path).read()
+            assert "s3cr3t" not in text, text
+            wsl = by["192.0.2.7"][0]
+            assert {k: wsl[k] for k in ("peer", "tls", "method", "path", "status", "bytes", "messages", "end",
+                                        "ws_close", "requests")} == {
+                "peer": "127.0.0.1", "tls": "0", "method": "GET", "path": "/full-stream?x=1&y=%22z",
+                "status": "101", "bytes": str(ws_bytes), "messages": str(ws_msgs), "end": "client",
+                "ws_close": "1000", "requests": "1"}, wsl
+            assert ws_msgs >= 5
+            ssel = by["192.0.2.8"][0]
+            assert (ssel["path"], ssel["status"], ssel["end"], ssel["ws_close"]) == ("/sse", "200", "client", "-"), ssel
+            assert int(ssel["messages"]) >= 3 and int(ssel["bytes"]) >= len(body), ssel
+            f403 = by["203.0.113.9"][0]
+            assert (f403["path"], f403["status"], f403["bytes"], f403["messages"], f403["end"]) == (
+                "/example.json", "403", str(len(r403)), "0", "done"), f403
+            f200, f429 = by["198.51.100.4"]
+            assert (f200["status"], f200["bytes"], f200["end"]) == ("200", str(len(r200)), "done"), f200
+            assert (f429["status"], f429["bytes"], f429["end"]) == ("429", str(len(r429)), "done"), f429
+            for f in [wsl, ssel, f403, f200, f429]:
+                assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", f["time"]), f
+                ts = time.mktime(time.strptime(f["time"][:19], "%Y-%m-%dT%H:%M:%S")) - time.timezone
+                assert t0 - 1 <= ts <= t1 + 1, (f["time"], t0, t1)
+                assert 0 <= int(f["duration_ms"]) <= (t1 - t0) * 1000 + 1000, f
+            # logrotate: the file is moved, SIGHUP, new lines go to a new file
+            os.rename(path, path + ".1")
+            os.kill(s.proc.pid, signal.SIGHUP)
+            wait_for(lambda: os.path.exists(path), 15, "the access log reopened at its path")
+            read_all(raw_request(s.port, "/example.json", {"X-Forwarded-For": "203.0.113.10"}))
+            new = read_lines(path, 1, "a line in the new file")
+            assert len(new) == 1 and parse_line(new[0])["addr"] == "203.0.113.10", new
+            assert read_lines(path + ".1", 5, "the old lines") == lines
+        # no path: the server's own log
+        with server(workers=1, rate=50, extra_yaml="access_log:\n  enabled: true\n") as s:
+            read_all(raw_request(s.port, "/example.json", {}))
+            line = wait_for(lambda: re.search(r"access (time=\S+ addr=127\.0\.0\.1 .* path=/example\.json .*)", s.logtext()), 15,
+                            "the access line in the server log").group(1)
+            f = parse_line(line)
+            assert (f["method"], f["path"], f["status"], f["end"]) == ("GET", "/example.json", "200", "done"), f
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 if __name__ == "__main__":
