@@ -1864,6 +1864,29 @@ static int edge_cross_check(const struct load *ld)
         if (tls_files_check(c->tls.cert_file, c->tls.key_file, &bad, why, sizeof why) < 0)
             return cross_fail(ld, bad, NULL, "%s", why);
     }
+    /* the access log file: not a directory; it, or its directory when it
+     * does not exist yet, writable (the workers open it with O_CREAT) */
+    const char *ap = c->access_log.path;
+    if (c->access_log.enabled && ap[0]) {
+        struct stat st;
+        if (stat(ap, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                return cross_fail(ld, "access_log.path", NULL, "%s is a directory; name a file", ap);
+            if (access(ap, W_OK) != 0)
+                return cross_fail(ld, "access_log.path", NULL, "%s: %s", ap, strerror(errno));
+        } else {
+            char dir[4096];
+            const char *slash = strrchr(ap, '/');
+            size_t n = slash ? (size_t)(slash - ap) : 0;
+            if (n >= sizeof dir)
+                return cross_fail(ld, "access_log.path", NULL, "%s: path too long", ap);
+            memcpy(dir, slash ? ap : ".", slash ? n : 1);
+            dir[slash ? (n ? n : 1) : 1] = '\0';   /* "/x" -> "/" */
+            if (access(dir, W_OK) != 0)
+                return cross_fail(ld, "access_log.path", NULL, "cannot create %s: directory %s: %s", ap, dir,
+                                  strerror(errno));
+        }
+    }
     return 0;
 }
 
