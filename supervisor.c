@@ -1799,7 +1799,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         goto out;
     }
     /* TLS session tickets: one secret for every worker (fanout/tls.h) */
-    if (tls_ticket_secret_init() != 0) {
+    if (tls_ticket_secret_init(cfg->tls.ticket_rotate_secs) != 0) {
         log_error("TLS ticket secret: %s", strerror(errno));
         goto out;
     }
@@ -1891,6 +1891,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         sample_dedup(&s);
         sample_rates(&s);
         sd_tick(&s, &sd);
+        tls_ticket_secret_advance(s.cfg->tls.ticket_rotate_secs); /* forget old ticket keys */
     }
     stop_all(&s);
     save_state(&s);

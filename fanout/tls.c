@@ -40,7 +40,7 @@ struct tls_cfg {
 struct ticket_keys {
     uint32_t rotate_secs;           /* 0: tickets off */
     uint32_t epoch;                 /* period of key[0]; key[1] is epoch - 1 */
-    bool ready;
+    bool ready, have_prev;          /* have_prev: key[1] is set */
     mbedtls_gcm_context key[2];
 };
 
@@ -81,60 +81,116 @@ static uint8_t stage[16384];
  * resumed only on the worker that issued its ticket. It has no way to set a
  * key (mbedtls_ssl_ticket_rotate() came in 3.x). So the two callbacks are
  * written here, with mbedTLS's AES-256-GCM and HMAC-SHA-256 doing the
- * cryptography: the key of each rotation period is HMAC(secret, label ||
- * period), the secret made once by the supervisor before it forks the
- * workers. Every worker derives the same keys at the same wall-clock
+ * cryptography. Every worker derives the same keys at the same wall-clock
  * instants, and a restart makes a new secret (old tickets then fall back to
  * a full handshake). Ticket: period (4) | IV (12) | session state, encrypted
- * | tag (16); the period and IV are authenticated as additional data. */
+ * | tag (16); the period and IV are authenticated as additional data.
+ *
+ * Keys, forward-secure: a chain of 32-byte values, one step a minute of
+ * wall clock (chain[m + 1] = HMAC(chain[m], "next")), starts from a random
+ * value the supervisor draws before it forks the workers. The key of
+ * rotation period p is HMAC(chain[first minute of p], "key"). A process
+ * keeps only the chain value of the previous period's first minute and
+ * erases older ones as the periods pass (the supervisor too, at its tick),
+ * so its memory cannot give the keys of tickets older than one period. */
 
 #define TICKET_HEAD 16u
 #define TICKET_TAG 16u
 
-static uint8_t ticket_secret[32];
+static uint8_t chain_key[32];     /* the chain at minute chain_min */
+static uint64_t chain_min;
 static bool ticket_secret_set;
 /* set by ticket_parse inside mbedtls_ssl_handshake(), read right after it
  * (the worker is single-threaded) */
 static bool ticket_accepted;
 
-int tls_ticket_secret_init(void)
+static int hmac_label(const uint8_t key[32], const char *label, uint8_t out[32])
+{
+    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+    return md ? mbedtls_md_hmac(md, key, 32, (const unsigned char *)label, strlen(label), out) : -1;
+}
+
+/* first minute of rotation period p */
+static uint64_t period_minute(uint64_t p, uint32_t rotate_secs)
+{
+    return p * rotate_secs / 60u;
+}
+
+/* Moves the chain forward to minute m, erasing the values passed. */
+static int chain_advance(uint64_t m)
+{
+    uint8_t next[32];
+    while (chain_min < m) {
+        if (hmac_label(chain_key, "certstream-server ticket chain next", next) != 0) return -1;
+        memcpy(chain_key, next, sizeof next);
+        chain_min++;
+    }
+    memset(next, 0, sizeof next);
+    return 0;
+}
+
+int tls_ticket_secret_init(uint32_t rotate_secs)
 {
     size_t got = 0;
-    while (got < sizeof ticket_secret) {
-        ssize_t n = getrandom(ticket_secret + got, sizeof ticket_secret - got, 0);
+    while (got < sizeof chain_key) {
+        ssize_t n = getrandom(chain_key + got, sizeof chain_key - got, 0);
         if (n < 0) {
             if (errno == EINTR) continue;
             return -1;
         }
         got += (size_t)n;
     }
+    /* the chain starts at the previous period's first minute: the current
+     * and the previous period keys can be derived from it */
+    uint64_t cur = (uint64_t)time(NULL) / (rotate_secs ? rotate_secs : 3600);
+    chain_min = cur ? period_minute(cur - 1, rotate_secs ? rotate_secs : 3600) : 0;
     ticket_secret_set = true;
     return 0;
 }
 
-static int ticket_derive(mbedtls_gcm_context *g, uint32_t epoch)
+void tls_ticket_secret_advance(uint32_t rotate_secs)
 {
-    static const char label[] = "certstream-server session ticket key";
-    uint8_t msg[sizeof label - 1 + 4], key[32];
-    memcpy(msg, label, sizeof label - 1);
-    for (int i = 0; i < 4; i++) msg[sizeof label - 1 + (size_t)i] = (uint8_t)(epoch >> (24 - 8 * i));
-    const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
-    int rc = md ? mbedtls_md_hmac(md, ticket_secret, sizeof ticket_secret, msg, sizeof msg, key) : -1;
+    if (!ticket_secret_set || rotate_secs == 0) return;
+    uint64_t cur = (uint64_t)time(NULL) / rotate_secs;
+    if (cur == 0) return;
+    uint64_t m = period_minute(cur - 1, rotate_secs);
+    if (m > chain_min && chain_advance(m) != 0) log_warn("TLS ticket key chain: cannot advance");
+}
+
+/* The AES-256-GCM key of rotation period p; -1 if the chain is already past
+ * its first minute (erased) or on an error. */
+static int ticket_derive(mbedtls_gcm_context *g, uint64_t p, uint32_t rotate_secs)
+{
+    uint64_t m = period_minute(p, rotate_secs);
+    if (m < chain_min) return -1;
+    uint8_t k[32], key[32];
+    memcpy(k, chain_key, sizeof k);
+    int rc = 0;
+    for (uint64_t i = chain_min; i < m && rc == 0; i++) {
+        rc = hmac_label(k, "certstream-server ticket chain next", key);
+        memcpy(k, key, sizeof k);
+    }
+    if (rc == 0) rc = hmac_label(k, "certstream-server session ticket key", key);
     if (rc == 0) {
         mbedtls_gcm_free(g);
         mbedtls_gcm_init(g);
         rc = mbedtls_gcm_setkey(g, MBEDTLS_CIPHER_ID_AES, key, 256);
     }
+    memset(k, 0, sizeof k);
     memset(key, 0, sizeof key);
     return rc;
 }
 
-/* Brings the two keys to the current period. 0, or -1 (tickets unusable now). */
+/* Brings the keys to the current period, erasing older chain values. 0, or
+ * -1 (no key for the current period: no tickets now). The previous period's
+ * key may be missing (have[1]) after a start or a longer rotation period. */
 static int ticket_keys_update(struct ticket_keys *tk, uint32_t now_epoch)
 {
     if (tk->ready && tk->epoch == now_epoch) return 0;
     tk->ready = false;
-    if (ticket_derive(&tk->key[0], now_epoch) != 0 || ticket_derive(&tk->key[1], now_epoch - 1) != 0) return -1;
+    tls_ticket_secret_advance(tk->rotate_secs);
+    if (ticket_derive(&tk->key[0], now_epoch, tk->rotate_secs) != 0) return -1;
+    tk->have_prev = now_epoch > 0 && ticket_derive(&tk->key[1], now_epoch - 1u, tk->rotate_secs) == 0;
     tk->epoch = now_epoch;
     tk->ready = true;
     return 0;
@@ -177,7 +233,7 @@ static int ticket_parse(void *p, mbedtls_ssl_session *session, unsigned char *bu
     for (int i = 0; i < 4; i++) e = e << 8 | buf[i];
     if (ticket_keys_update(tk, cur) != 0) return MBEDTLS_ERR_SSL_INTERNAL_ERROR;
     /* a key is used one period and accepted one more */
-    if (e != cur && e != cur - 1) return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
+    if (e != cur && (e != cur - 1 || !tk->have_prev)) return MBEDTLS_ERR_SSL_SESSION_TICKET_EXPIRED;
     size_t clen = len - TICKET_HEAD - TICKET_TAG;
     int rc = mbedtls_gcm_auth_decrypt(&tk->key[e == cur ? 0 : 1], clen, buf + 4, 12, buf, TICKET_HEAD,
                                       buf + TICKET_HEAD + clen, TICKET_TAG, buf + TICKET_HEAD, buf + TICKET_HEAD);

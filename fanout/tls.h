@@ -20,7 +20,9 @@
  * any worker. The key rotates every tls.ticket_rotate_secs (wall clock,
  * the same instants in every worker); a key is accepted for one more
  * period, and a session is resumable for one period after its full
- * handshake. No session-id cache: tickets cover the clients that resume.
+ * handshake. The keys come from a one-way chain whose old values every
+ * process erases (forward secrecy past one period; tls.c). No session-id
+ * cache: tickets cover the clients that resume.
  *
  * Certificates: tls_server_reload() builds a new mbedTLS configuration;
  * new handshakes use it, sessions already up keep a reference to the old
@@ -39,9 +41,12 @@
 struct tls_server;
 struct tls_conn;
 
-/* Once, in the supervisor before it forks the workers: the ticket secret
- * (random, never written anywhere). 0, or -1 (errno). */
-int tls_ticket_secret_init(void);
+/* Once, in the supervisor before it forks the workers: the start of the
+ * ticket key chain (random, never written anywhere). 0, or -1 (errno). */
+int tls_ticket_secret_init(uint32_t rotate_secs);
+/* Erases the chain values older than the previous rotation period (the
+ * supervisor calls it at its tick; the workers as they derive keys). */
+void tls_ticket_secret_advance(uint32_t rotate_secs);
 
 /* ticket_rotate_secs 0: no session tickets */
 struct tls_server *tls_server_new(const char *cert_file, const char *key_file, uint32_t ticket_rotate_secs,

@@ -178,6 +178,38 @@ def case_tls_resume():
         certs.cleanup()
 
 
+def case_tls_ticket_rotation():
+    """Ticket key rotation with tls.ticket_rotate_secs: 60 and 2 workers: a
+    ticket issued in one period resumes after the key changed (the previous
+    period's key, derived again from the key chain in whichever worker takes
+    the connection); two periods later it gives a full handshake. Waits for
+    the wall-clock minute boundaries (about 90 s)."""
+    test_edge.ARGS = ARGS
+    certs = Certs()
+    try:
+        chain, key, _ = certs.server_cert("s")
+        sess = certs.p("session.pem")
+        with tls_server(certs, chain, key, workers=2, rate=5,
+                        env={"CERTSTREAM_TLS_TICKET_ROTATE_SECS": "60"}) as s:
+            def after_boundary(period):
+                while time.time() < (period + 1) * 60 + 1:
+                    time.sleep(0.2)
+            while int(time.time()) % 60 in (0, 58, 59):   # not right at a boundary
+                time.sleep(0.2)
+            issued = int(time.time()) // 60
+            assert s_client(s.port, certs.ca, "-sess_out", sess).startswith("New, TLSv1.2, ")
+            assert int(time.time()) // 60 == issued, "crossed a boundary while issuing"
+            after_boundary(issued)
+            # next period, session younger than 60 s: the previous key resumes it
+            assert s_client(s.port, certs.ca, "-sess_in", sess).startswith("Reused, TLSv1.2, ")
+            assert metric(s, "certstream_edge_tls_resumed_total") == 1
+            after_boundary(issued + 1)
+            # two periods on: that key is gone
+            assert s_client(s.port, certs.ca, "-sess_in", sess).startswith("New, TLSv1.2, ")
+            assert metric(s, "certstream_edge_tls_resumed_total") == 1
+    finally:
+        certs.cleanup()
+
 # ------------------------------------------------------------- access log
 
 def parse_line(line):
