@@ -29,6 +29,7 @@
 #include "common/notify.h"
 #include "common/probe.h"
 #include "fanout/fanout.h"
+#include "fanout/tls.h"
 #include "ingest/ingest.h"
 #include "ingest/loglist.h"
 #include "ingest/replay.h"
@@ -1555,7 +1556,8 @@ static void on_reload(struct supervisor *s, const char *why)
     /* network edge: with TLS on and the workers kept, they re-read the
      * certificate files (rotation in place: same paths, new contents); new
      * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
-    if (s->cfg->tls.cert_file[0])
+    /* ... and reopen the access log file (logrotate) */
+    if (s->cfg->tls.cert_file[0] || (s->cfg->access_log.enabled && s->cfg->access_log.path[0]))
         for (unsigned i = 0; i < s->n_children; i++)
             if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
                 kill(s->children[i].pid, SIGHUP) != 0)
@@ -1812,6 +1814,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         log_error("network edge tables: %s", strerror(errno));
         goto out;
     }
+    /* TLS session tickets: one secret for every worker (fanout/tls.h) */
+    if (tls_ticket_secret_init(cfg->tls.ticket_rotate_secs) != 0) {
+        log_error("TLS ticket secret: %s", strerror(errno));
+        goto out;
+    }
     stats_set_started(s.stats, (uint64_t)time(NULL));
     publish_server_facts(&s);
     proctable_set_loaded(s.procs, (uint64_t)time(NULL));
@@ -1900,6 +1907,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         sample_dedup(&s);
         sample_rates(&s);
         sd_tick(&s, &sd);
+        tls_ticket_secret_advance(s.cfg->tls.ticket_rotate_secs); /* forget old ticket keys */
     }
     stop_all(&s);
     save_state(&s);

@@ -206,6 +206,10 @@ static const struct key keys[] = {
     TEXT("tls.cert_file", "CERTSTREAM_TLS_CERT_FILE", K_PATH_OPT, tls.cert_file, MAX_STRING),
     TEXT("tls.key_file", "CERTSTREAM_TLS_KEY_FILE", K_PATH_OPT, tls.key_file, MAX_STRING),
     NUM("tls.plain_port", "CERTSTREAM_TLS_PLAIN_PORT", K_U16, tls.plain_port, 0, 65535),
+    BOOL("tls.session_tickets", "CERTSTREAM_TLS_SESSION_TICKETS", tls.session_tickets),
+    NUM("tls.ticket_rotate_secs", "CERTSTREAM_TLS_TICKET_ROTATE_SECS", K_U32, tls.ticket_rotate_secs, 60, 604800),
+    BOOL("access_log.enabled", "CERTSTREAM_ACCESS_LOG_ENABLED", access_log.enabled),
+    TEXT("access_log.path", "CERTSTREAM_ACCESS_LOG_PATH", K_PATH_OPT, access_log.path, MAX_STRING),
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
@@ -216,6 +220,7 @@ static const char *const sections[] = {
     "message_format", "filters", "compression",
     "cors",
     "access", "rate_limit", "tls",
+    "access_log",
     "nats",
 };
 #define NSECTIONS (sizeof sections / sizeof sections[0])
@@ -932,6 +937,10 @@ void config_defaults(struct config *cfg)
     cfg->tls.cert_file = strdup("");
     cfg->tls.key_file = strdup("");
     cfg->tls.plain_port = 0;
+    cfg->tls.session_tickets = true;
+    cfg->tls.ticket_rotate_secs = 3600;
+    cfg->access_log.enabled = false;
+    cfg->access_log.path = strdup("");
 }
 
 static bool defaults_ok(const struct config *cfg)
@@ -1687,7 +1696,11 @@ static const cyaml_schema_field_t cy_rate_limit[] = {
     CY_SU(rate_limit, connections_per_minute), CY_SU(rate_limit, burst), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_tls[] = {
-    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port), CYAML_FIELD_END,
+    CY_SS(tls, cert_file), CY_SS(tls, key_file), CY_SU(tls, plain_port),
+    CY_SB(tls, session_tickets), CY_SU(tls, ticket_rotate_secs), CYAML_FIELD_END,
+};
+static const cyaml_schema_field_t cy_access_log[] = {
+    CY_SB(access_log, enabled), CY_SS(access_log, path), CYAML_FIELD_END,
 };
 #define CY_LOGS(k, m, n) \
     { .key = k, .data_offset = (uint32_t)OFF(m), .count_offset = (uint32_t)OFF(n), \
@@ -1739,6 +1752,7 @@ static const cyaml_schema_field_t cy_top[] = {
     CY_SECTION("access", access, cy_access),
     CY_SECTION("rate_limit", rate_limit, cy_rate_limit),
     CY_SECTION("tls", tls, cy_tls),
+    CY_SECTION("access_log", access_log, cy_access_log),
     CYAML_FIELD_END,
 };
 static const cyaml_schema_value_t cy_config = {
@@ -2290,6 +2304,29 @@ static int edge_cross_check(const struct load *ld)
         const char *bad = NULL;
         if (tls_files_check(c->tls.cert_file, c->tls.key_file, &bad, why, sizeof why) < 0)
             return cross_fail(ld, bad, NULL, "%s", why);
+    }
+    /* the access log file: not a directory; it, or its directory when it
+     * does not exist yet, writable (the workers open it with O_CREAT) */
+    const char *ap = c->access_log.path;
+    if (c->access_log.enabled && ap[0]) {
+        struct stat st;
+        if (stat(ap, &st) == 0) {
+            if (S_ISDIR(st.st_mode))
+                return cross_fail(ld, "access_log.path", NULL, "%s is a directory; name a file", ap);
+            if (access(ap, W_OK) != 0)
+                return cross_fail(ld, "access_log.path", NULL, "%s: %s", ap, strerror(errno));
+        } else {
+            char dir[4096];
+            const char *slash = strrchr(ap, '/');
+            size_t n = slash ? (size_t)(slash - ap) : 0;
+            if (n >= sizeof dir)
+                return cross_fail(ld, "access_log.path", NULL, "%s: path too long", ap);
+            memcpy(dir, slash ? ap : ".", slash ? n : 1);
+            dir[slash ? (n ? n : 1) : 1] = '\0';   /* "/x" -> "/" */
+            if (access(dir, W_OK) != 0)
+                return cross_fail(ld, "access_log.path", NULL, "cannot create %s: directory %s: %s", ap, dir,
+                                  strerror(errno));
+        }
     }
     return 0;
 }

@@ -218,7 +218,13 @@ struct config {
         char *cert_file;              /* "": no TLS; else host:port speaks TLS */
         char *key_file;               /* "" */
         uint16_t plain_port;          /* 0: with TLS, an extra plain listener on this port */
+        bool session_tickets;         /* true: RFC 5077 tickets, resumable on any worker */
+        uint32_t ticket_rotate_secs;  /* 3600: ticket key rotation period */
     } tls;
+    struct {
+        bool enabled;                 /* false: no access log */
+        char *path;                   /* "": lines go to the server's log (stderr/journal) */
+    } access_log;
 
     /* where it came from: NULL when built-in defaults only */
     char *source_path;

@@ -13,6 +13,7 @@
 #include "common/cidr.h"
 #include "common/clock.h"
 #include "common/log.h"
+#include "fanout/accesslog.h"
 #include "fanout/conn.h"
 #include "fanout/fanout_internal.h"
 #include "fanout/realaddr.h"
@@ -32,13 +33,27 @@ static int parse_list(const char *key, const char *text, struct cidr_list *l)
     return -1;
 }
 
+static void on_alog_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct edge_worker *e = arg;
+    accesslog_flush(e->alog);
+}
+
 static void on_hup(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     struct worker *w = arg;
-    if (!w->edge->tls) return;
     char why[300];
+    if (w->edge->alog) {   /* logrotate moved the file: a new one at the path */
+        if (accesslog_reopen(w->edge->alog, why, sizeof why) == 0)
+            log_debug("access log reopened");
+        else
+            log_error("access log: cannot reopen %s; still writing to the old file", why);
+    }
+    if (!w->edge->tls) return;
     if (tls_server_reload(w->edge->tls, w->cfg->tls.cert_file, w->cfg->tls.key_file, why, sizeof why) == 0)
         log_info("TLS: certificate reloaded from %s; new handshakes use it", w->cfg->tls.cert_file);
     else
@@ -62,9 +77,21 @@ int edge_worker_init(struct worker *w, const struct fanout_params *p)
      * for new handshakes (without TLS it is ignored, never fatal) */
     e->hup_ev = evsignal_new(w->base, SIGHUP, on_hup, w);
     if (!e->hup_ev || event_add(e->hup_ev, NULL) != 0) return -1;
+    if (cfg->access_log.enabled) {
+        char why[300];
+        e->alog = accesslog_open(cfg->access_log.path, why, sizeof why);
+        if (!e->alog) {
+            log_error("access log: %s", why);
+            return -1;
+        }
+        struct timeval sec = {1, 0};
+        e->alog_ev = event_new(w->base, -1, EV_PERSIST, on_alog_timer, e);
+        if (!e->alog_ev || event_add(e->alog_ev, &sec) != 0) return -1;
+    }
     if (cfg->tls.cert_file && cfg->tls.cert_file[0]) {
         char why[300];
-        e->tls = tls_server_new(cfg->tls.cert_file, cfg->tls.key_file, why, sizeof why);
+        e->tls = tls_server_new(cfg->tls.cert_file, cfg->tls.key_file,
+                                cfg->tls.session_tickets ? cfg->tls.ticket_rotate_secs : 0, why, sizeof why);
         if (!e->tls) {
             log_error("TLS: %s", why);
             return -1;
@@ -123,6 +150,8 @@ void edge_worker_free(struct worker *w)
     edge_worker_stop(w);
     if (e->plain_ev) event_free(e->plain_ev);
     if (e->hup_ev) event_free(e->hup_ev);
+    if (e->alog_ev) event_free(e->alog_ev);
+    accesslog_free(e->alog);   /* flushes: every connection has ended */
     tls_server_free(e->tls);
     free(e);
     w->edge = NULL;
@@ -151,6 +180,7 @@ int edge_conn_start(struct conn *c, bool tls)
     struct worker *w = c->w;
     cidr_addr_from_sockaddr(&c->peer.sa, c->edge.peer);
     memcpy(c->edge.addr, c->edge.peer, 16);
+    c->edge.start_ms = mono_ms();
     if (w->cfg->proxy_protocol) c->edge.flags |= EF_PROXY_WAIT;
     if (tls && w->edge && w->edge->tls) {
         c->edge.tls = tls_conn_new(w->edge->tls, c->fd);
@@ -200,6 +230,18 @@ bool edge_request(struct conn *c, const struct http_request *req)
     struct edge_worker *e = w->edge;
     bool first = c->edge.requests++ == 0;
     real_address(c, req);
+    if (e && e->alog) {
+        /* the access log names the last request of the connection */
+        char *r = realloc(c->edge.req, req->method.len + 1 + ACCESSLOG_LINE_MAX / 2);
+        if (r) {
+            size_t m = req->method.len < 16 ? req->method.len : 16;
+            memcpy(r, req->method.p, m);
+            r[m] = ' ';
+            accesslog_target(r + m + 1, ACCESSLOG_LINE_MAX / 2, req->target.p, req->target.len);
+            c->edge.req = r;
+        }
+        c->edge.status = 0;
+    }
     if (!e) return true;
     struct http_str path = req->path;
     /* /health stays open for load balancers: no list, no rate limit */
@@ -298,6 +340,8 @@ void edge_metrics(struct worker *w, struct jbuf *b, bool om)
         { EDGE_TLS_HANDSHAKES, "certstream_edge_tls_handshakes_total", "Completed TLS handshakes." },
         { EDGE_TLS_FAILURES, "certstream_edge_tls_handshake_failures_total",
           "TLS handshakes that failed (plain HTTP to the TLS port included)." },
+        { EDGE_TLS_RESUMED, "certstream_edge_tls_resumed_total",
+          "TLS handshakes that resumed a session from a ticket (counted in the handshakes too)." },
     };
     for (size_t i = 0; i < sizeof m / sizeof m[0]; i++)
         sample(b, om, m[i].name, "counter", m[i].help, edge_counter_sum(e->at, m[i].id));

@@ -35,6 +35,8 @@ struct edge_worker {
     struct tls_server *tls;        /* NULL: the main listener is plain */
     int plain_fd;                  /* tls.plain_port listener, or -1 */
     struct event *plain_ev, *hup_ev;
+    struct accesslog *alog;        /* access_log.enabled, else NULL */
+    struct event *alog_ev;         /* flushes the access log once a second */
 };
 
 /* per-connection state, a member of struct conn */
@@ -47,7 +49,28 @@ struct conn_edge {
     uint8_t *pbuf;             /* a PROXY header split over segments, so far */
     uint16_t pbuf_len;
     struct tls_conn *tls;      /* NULL: plain */
+    /* for the access log (fanout/accesslog.h); counted at each write, not
+     * per message */
+    uint64_t start_ms;         /* accepted (monotonic) */
+    uint64_t sent;             /* bytes written (before TLS) */
+    uint64_t msgs;             /* certificate messages delivered */
+    char *req;                 /* "METHOD target" of the last request (access log on) */
+    uint16_t status;           /* of the last response, 0 until it is written */
+    uint16_t ws_close;         /* WebSocket close code sent, 0 if none */
+    uint8_t end;               /* EDGE_END_*: why the connection ended, 0 until known */
 };
+
+enum {
+    EDGE_END_DONE = 1,         /* the server finished the response or the close handshake */
+    EDGE_END_CLIENT,           /* the client closed (EOF, or its WebSocket Close) */
+    EDGE_END_SLOW,             /* dropped as too slow */
+    EDGE_END_SHUTDOWN,         /* the worker stopped or was replaced */
+    EDGE_END_TIMEOUT,          /* request, idle or closing timeout */
+    EDGE_END_ERROR,            /* socket, TLS or protocol error */
+};
+/* the close code a WebSocket Close we send carries (pump.c's ws_close);
+ * echo: the client's Close is answered */
+void edge_note_ws_close(struct conn *c, uint16_t code, bool echo);
 
 #define EF_PROXY_WAIT 0x01     /* the PROXY header has not arrived yet */
 #define EF_ADDR_HELD  0x02

@@ -37,6 +37,7 @@
 int ws_close(struct conn *c, uint16_t code, const char *reason)
 {
     if (c->state == CS_CLOSING || c->state == CS_LINGER) return 0;
+    edge_note_ws_close(c, code, reason == NULL);   /* access log; NULL reason: an echo */
     uint8_t f[2 + WS_MAX_CONTROL];
     size_t n;
     if (code) {
@@ -92,6 +93,7 @@ static int drop_lapped(struct conn *c)
 {
     if (c->state == CS_WS || c->state == CS_SSE)   /* else already counted */
         stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    c->edge.end = EDGE_END_SLOW;
     log_debug("fd %d lapped by the ring: dropped", c->fd);
     conn_free(c);
     return -1;
@@ -101,8 +103,24 @@ static int drop_lapped(struct conn *c)
 static int slow_close(struct conn *c)
 {
     stats_add(c->w->stats, c->w->slot, ST_SLOW_DISCONNECTS, 1);
+    c->edge.end = EDGE_END_SLOW;
     log_debug("fd %d too slow: closing", c->fd);
     return c->proto == PROTO_WS ? ws_close(c, WS_CLOSE_POLICY, "client too slow") : sse_end(c);
+}
+
+/* A pass stopped at a budget (FLUSH_BYTE_BUDGET, or TLS's bounded
+ * ciphertext buffer) and the socket took every byte: continue at the next
+ * turn of the event loop (others go first), or sooner if writable. Not a
+ * plain wait for writability: the kernel reports a TCP socket writable only
+ * while its send queue is below 2/3 of the buffer, and a pass the socket took
+ * whole can leave it above that mark. A client that does not read would then
+ * wait forever without being CF_BLOCKED, so it was never judged too slow.
+ * Only a write the socket refused (partly) waits for writability, and that
+ * client is CF_BLOCKED, so the pump judges it. */
+static void write_again(struct conn *c)
+{
+    static const struct timeval now = { 0, 0 };
+    if (event_add(&c->wev, &now) == 0) c->flags |= CF_WRITE_ARMED;
 }
 
 /* Writes what the client is owed, in stream order: a one-shot response, the
@@ -300,21 +318,26 @@ write:
     }
     if (!stuck && (size_t)wr == total) c->cursor = pos;   /* past trailing padding */
     w->pend_msgs[c->fmt] += msgs;
+    c->edge.msgs += msgs;   /* access log */
     if (c->deflate) w->pend_deflate_msgs += msgs;
     if (c->proto == PROTO_SSE && wr > 0) c->last_send = mono_ms32();
 
     if ((size_t)wr < total || edge_out_pending(c)) {
         /* blocked = the socket is full. TLS also stops at its bounded
          * ciphertext buffer (fanout/tls.h) with room left in the socket:
-         * that client is not blocked, it continues when writable */
-        if (!c->edge.tls || edge_out_pending(c)) c->flags |= CF_BLOCKED;
-        else c->flags &= (uint8_t)~CF_BLOCKED;
-        arm_write(c);
+         * that client is not blocked, it continues (see write_again) */
+        if (!c->edge.tls || edge_out_pending(c)) {
+            c->flags |= CF_BLOCKED;
+            arm_write(c);
+        } else {
+            c->flags &= (uint8_t)~CF_BLOCKED;
+            write_again(c);
+        }
         return 0;
     }
     c->flags &= (uint8_t)~CF_BLOCKED;
     if (more) {
-        arm_write(c);   /* budget used up: continue when writable, others go first */
+        write_again(c);   /* budget used up: continue, others go first */
         return 0;
     }
     disarm_write(c);

@@ -14,6 +14,16 @@
  * client whose socket is full; a client that falls behind is judged and
  * dropped by the same rules.
  *
+ * Session resumption: RFC 5077 session tickets (TLS 1.2), keyed from a
+ * secret the supervisor makes before it forks the workers
+ * (tls_ticket_secret_init()), so a ticket issued by one worker resumes on
+ * any worker. The key rotates every tls.ticket_rotate_secs (wall clock,
+ * the same instants in every worker); a key is accepted for one more
+ * period, and a session is resumable for one period after its full
+ * handshake. The keys come from a one-way chain whose old values every
+ * process erases (forward secrecy past one period; tls.c). No session-id
+ * cache: tickets cover the clients that resume.
+ *
  * Certificates: tls_server_reload() builds a new mbedTLS configuration;
  * new handshakes use it, sessions already up keep a reference to the old
  * one until they end. */
@@ -22,6 +32,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 #include <sys/uio.h>
 
@@ -30,7 +41,16 @@
 struct tls_server;
 struct tls_conn;
 
-struct tls_server *tls_server_new(const char *cert_file, const char *key_file, char *why, size_t whyn);
+/* Once, in the supervisor before it forks the workers: the start of the
+ * ticket key chain (random, never written anywhere). 0, or -1 (errno). */
+int tls_ticket_secret_init(uint32_t rotate_secs);
+/* Erases the chain values older than the previous rotation period (the
+ * supervisor calls it at its tick; the workers as they derive keys). */
+void tls_ticket_secret_advance(uint32_t rotate_secs);
+
+/* ticket_rotate_secs 0: no session tickets */
+struct tls_server *tls_server_new(const char *cert_file, const char *key_file, uint32_t ticket_rotate_secs,
+                                  char *why, size_t whyn);
 /* 0: new handshakes use the new files; -1 (why): the old ones stay */
 int tls_server_reload(struct tls_server *s, const char *cert_file, const char *key_file, char *why, size_t whyn);
 void tls_server_free(struct tls_server *s);
@@ -47,6 +67,8 @@ ssize_t tls_writev(struct tls_conn *t, const struct iovec *iov, int niov);
 /* close_notify, best effort, before the write side is shut */
 void tls_close_notify(struct tls_conn *t);
 bool tls_conn_established(const struct tls_conn *t);
+/* the handshake resumed a session from a ticket */
+bool tls_conn_resumed(const struct tls_conn *t);
 bool tls_out_pending(const struct tls_conn *t);
 bool tls_in_pending(const struct tls_conn *t);
 

@@ -37,6 +37,7 @@ enum edge_counter {
     EDGE_PROXY_REJECTED,          /* PROXY header missing/bad, or from an untrusted peer */
     EDGE_TLS_HANDSHAKES,          /* completed TLS handshakes */
     EDGE_TLS_FAILURES,            /* failed TLS handshakes (plain HTTP to the TLS port included) */
+    EDGE_TLS_RESUMED,             /* TLS handshakes that resumed a session from a ticket */
     EDGE_COUNT
 };
 

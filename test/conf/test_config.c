@@ -523,6 +523,8 @@ static void test_every_key_from_env(void)
         "CERTSTREAM_APPLE_LOGS_URL=file:///tmp/apple.json",
         "CERTSTREAM_LOG_OVERRIDES=https://a.example/{batch_size=32}",
         "CERTSTREAM_OPERATOR_PACING=Google=2",
+        "CERTSTREAM_TLS_SESSION_TICKETS=true", "CERTSTREAM_TLS_TICKET_ROTATE_SECS=3600",
+        "CERTSTREAM_ACCESS_LOG_ENABLED=false", "CERTSTREAM_ACCESS_LOG_PATH=",
         "UNRELATED=1",
         NULL,
     };

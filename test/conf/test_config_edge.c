@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf/config_internal.h"
@@ -64,6 +65,37 @@ int main(void)
     CHECK(c.connection_limit.address_table_size == 65536);
     config_free(&c);
 
+    /* TLS session tickets and the access log (its directory must exist) */
+    CHECK(mkdir("logs.d", 0700) == 0);
+    const char *tk = "tls:\n  session_tickets: false\n  ticket_rotate_secs: 600\n"
+                     "access_log:\n  enabled: true\n  path: logs.d/access.log\n";
+    CHECK(config_load_buffer(&c, tk, strlen(tk), "config.yaml", &err) == 0);
+    CHECK(!c.tls.session_tickets && c.tls.ticket_rotate_secs == 600);
+    CHECK(c.access_log.enabled && strcmp(c.access_log.path, "logs.d/access.log") == 0);
+    config_free(&c);
+    config_defaults(&c);
+    CHECK(c.tls.session_tickets && c.tls.ticket_rotate_secs == 3600);
+    CHECK(!c.access_log.enabled && strcmp(c.access_log.path, "") == 0);
+    config_free(&c);
+    refused("port: 8080\ntls:\n  ticket_rotate_secs: 59\n",
+            "config.yaml:3: key 'tls.ticket_rotate_secs': value 59 out of range 60..604800");
+    refused("access_log:\n  enabled: maybe\n",
+            "config.yaml:2: key 'access_log.enabled': expected true or false (or yes/no, on/off, 1/0), got \"maybe\"");
+    {
+        char *env[] = {"CERTSTREAM_TLS_TICKET_ROTATE_SECS=0", NULL};
+        refused_env(env, "environment variable CERTSTREAM_TLS_TICKET_ROTATE_SECS: value 0 out of range 60..604800");
+    }
+    refused("access_log:\n  enabled: true\n  path: /nonexistent-cs-dir/access.log\n",
+            "config.yaml:3: key 'access_log.path': cannot create /nonexistent-cs-dir/access.log: "
+            "directory /nonexistent-cs-dir: No such file or directory");
+    refused("access_log:\n  enabled: true\n  path: /tmp\n",
+            "config.yaml:3: key 'access_log.path': /tmp is a directory; name a file");
+    {
+        char *env[] = {"CERTSTREAM_ACCESS_LOG_ENABLED=true", "CERTSTREAM_ACCESS_LOG_PATH=/tmp/x.log", NULL};
+        CHECK(config_load_search(&c, NULL, env, NULL, &err) == 0);
+        CHECK(c.access_log.enabled && strcmp(c.access_log.path, "/tmp/x.log") == 0);
+        config_free(&c);
+    }
     refused("port: 8080\ntrusted_proxies: 10.0.0.300/8\n",
             "config.yaml:2: key 'trusted_proxies': '10.0.0.300/8' is not an IP address or CIDR prefix");
     refused("access:\n  streams_allow: 10.0.0.1/8\n",
@@ -98,6 +130,7 @@ int main(void)
     CHECK(c.proxy_protocol && c.rate_limit.connections_per_minute == 60);
     config_free(&c);
 
+    if (rmdir("logs.d") != 0) perror("logs.d");
     if (rmdir(dir) != 0) perror(dir);
     printf("%d passed, %d failed\n", unit_failed ? 0 : 1, unit_failed ? 1 : 0);
     return unit_failed ? 1 : 0;
