@@ -73,6 +73,7 @@ void lg_class_merge(struct lg_class *to, const struct lg_class *f)
     to->loop_restarts += f->loop_restarts;
     to->gaps += f->gaps;
     to->sse_id_back += f->sse_id_back;
+    to->reconnects += f->reconnects;
     for (int r = 0; r < LG_R_COUNT; r++) to->reasons[r] += f->reasons[r];
     lg_hist_merge(&to->lat, &f->lat);
 }

@@ -56,6 +56,7 @@ struct lg_class {
     uint64_t loop_restarts; /* cert_index fell back to this client's first pass */
     uint64_t gaps;          /* entries of a log skipped (needs --corpus) */
     uint64_t sse_id_back;   /* SSE id not above the previous one (ids must rise) */
+    uint64_t reconnects;    /* --reconnect: connections closed by the client to open a new one */
     uint64_t reasons[LG_R_COUNT];
     struct lg_hist lat;
 };

@@ -76,6 +76,9 @@ struct config {
     const char *query;     /* --query: appended to every client's path, %u = index mod query_count */
     int query_count;
     int deflate;           /* --deflate: offer permessage-deflate */
+    int dense;             /* --dense: every log's cert_index runs without holes */
+    double reconnect;      /* --reconnect S: reopen each client after about S seconds */
+    double progress;       /* --progress S: a counters line on stderr every S seconds */
 };
 
 enum { CS_FREE = 0, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_DONE, CS_TLS };
@@ -95,6 +98,7 @@ struct client {
     int64_t started_us;    /* monotonic, for the handshake timeout */
     int64_t last_sse_id;
     uint32_t gidx;         /* index over all workers (for --query) */
+    int64_t reconnect_at;  /* --reconnect: monotonic time to close and reopen */
     struct client_log logs[CLIENT_LOGS];
     struct lg_parser p;
     struct lg_tls *tls;    /* wss:// / https:// */
@@ -115,6 +119,8 @@ struct worker {
     int64_t now_us;        /* CLOCK_MONOTONIC likewise */
     char accept[29];
     int errors_logged;
+    uint64_t *dense_next;  /* --dense: per client, per log id: next cert_index + 1 (0: none yet) */
+    unsigned rng;          /* --reconnect: target and delay choice */
     uint8_t scratch[SCRATCH];
 };
 
@@ -261,6 +267,13 @@ static void client_open(struct worker *w, struct client *c, int global_idx)
     c->started_us = w->now_us;
     c->last_sse_id = -1;
     c->gidx = (uint32_t)global_idx;
+    memset(c->logs, 0, sizeof c->logs);
+    if (w->dense_next) memset(&w->dense_next[(size_t)(c - w->cl) * MAX_LOGS], 0, MAX_LOGS * sizeof(uint64_t));
+    if (cfg->reconnect > 0) {
+        /* uniform in [S/2, 3S/2): reconnects spread instead of in waves */
+        double f = 0.5 + (double)rand_r(&w->rng) / ((double)RAND_MAX + 1.0);
+        c->reconnect_at = w->now_us + (int64_t)(cfg->reconnect * f * 1e6);
+    }
     w->pending++;
     cls_of(w, c)->clients++;
     const struct target *t = &cfg->urls[c->target];
@@ -454,7 +467,22 @@ static void order_step(struct lg_class *k, const struct log_info *L, struct clie
     l->last = idx;
 }
 
-static void check_order(struct client *c, struct lg_class *k, const struct lg_result *r)
+/* --dense (a growing log: every index exists and is published): per log,
+ * each message must carry the index after the previous one; a jump forward
+ * is a gap of that many entries, anything else is out of order. The first
+ * message of a log on a connection sets where it starts. */
+static void dense_step(uint64_t *next, struct lg_class *k, uint64_t idx)
+{
+    if (*next == 0) {
+    } else if (idx + 1 > *next) {
+        k->gaps += idx + 1 - *next;
+    } else if (idx + 1 < *next) {
+        k->out_of_order++;
+    }
+    *next = idx + 2;
+}
+
+static void check_order(struct worker *w, struct client *c, struct lg_class *k, const struct lg_result *r)
 {
     uint64_t idx;
     const char *u;
@@ -465,6 +493,10 @@ static void check_order(struct client *c, struct lg_class *k, const struct lg_re
     }
     int id = url_id(u, ul);
     if (!id) return;
+    if (w->dense_next) {
+        dense_step(&w->dense_next[(size_t)(c - w->cl) * MAX_LOGS + (size_t)(id - 1)], k, idx);
+        return;
+    }
     struct client_log *free_slot = NULL;
     for (int i = 0; i < CLIENT_LOGS; i++) {
         struct client_log *l = &c->logs[i];
@@ -566,7 +598,7 @@ static void on_message(struct worker *w, struct client *c, const struct lg_resul
         } else {
             k->no_stamp++;
         }
-        check_order(c, k, r);
+        check_order(w, c, k, r);
     }
 }
 
@@ -745,6 +777,47 @@ static int client_class(int i, double stall_f, double slow_f)
     return LG_CLASS_NORMAL;
 }
 
+/* --reconnect: a client whose time is up leaves politely and opens a new
+ * connection to a target picked at random; one that failed or was dropped
+ * is reopened at its time too. */
+static void reconnect_due(struct worker *w)
+{
+    for (int i = 0; i < w->opened; i++) {
+        struct client *c = &w->cl[i];
+        if (w->now_us < c->reconnect_at) continue;
+        if (c->state == CS_OPEN) {
+            if (c->p.proto == LG_PROTO_WS) {
+                static const uint8_t code[2] = {0x03, 0xe8};
+                send_ctl(c, 0x8, code, 2);
+            }
+            cls_of(w, c)->reconnects++;
+            client_end(w, c, -1);
+        } else if (c->state != CS_DONE) {
+            continue;   /* still connecting: the handshake timeout decides */
+        }
+        c->target = (uint8_t)(rand_r(&w->rng) % (unsigned)w->cfg->nurls);
+        client_open(w, c, (int)c->gidx);
+    }
+}
+
+/* --progress: one JSON line of running totals on stderr (per worker), so a
+ * long run shows its state before it ends. */
+static void progress_line(struct worker *w, int widx, double t)
+{
+    struct lg_class live;
+    memset(&live, 0, sizeof live);
+    const struct lg_class *k0 = &w->rep->cls[LG_CLASS_NORMAL], *k1 = &w->rep->cls[LG_CLASS_SLOW];
+    int open = 0;
+    for (int i = 0; i < w->opened; i++) open += w->cl[i].state == CS_OPEN;
+    fprintf(stderr,
+            "{\"progress_s\":%.1f,\"worker\":%d,\"open\":%d,\"established\":%llu,\"failed\":%llu,"
+            "\"disconnected\":%llu,\"reconnects\":%llu,\"msgs\":%llu,\"gaps\":%llu,\"out_of_order\":%llu}\n",
+            t, widx, open, (unsigned long long)(k0->established + k1->established),
+            (unsigned long long)(k0->failed + k1->failed), (unsigned long long)(k0->disconnected + k1->disconnected),
+            (unsigned long long)(k0->reconnects + k1->reconnects), (unsigned long long)(k0->msgs_total + k1->msgs_total),
+            (unsigned long long)(k0->gaps + k1->gaps), (unsigned long long)(k0->out_of_order + k1->out_of_order));
+}
+
 /* The event loop of one worker: its share is every procs-th client. */
 static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
 {
@@ -761,6 +834,8 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
     w->cl = calloc((size_t)(w->n ? w->n : 1), sizeof *w->cl);
     w->slow_idx = calloc((size_t)(w->n ? w->n : 1), sizeof *w->slow_idx);
     if (!w->cl || !w->slow_idx) goto err;
+    if (cfg->dense && !(w->dense_next = calloc((size_t)(w->n ? w->n : 1) * MAX_LOGS, sizeof(uint64_t)))) goto err;
+    w->rng = 0x9e3779b9u ^ (unsigned)widx ^ (unsigned)getpid();
     for (int j = 0; j < w->n; j++) {
         int gi = widx + j * cfg->procs;
         struct client *c = &w->cl[j];
@@ -797,7 +872,7 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
     int64_t t0 = clock_us(CLOCK_MONOTONIC);
     int64_t ramp_bound = t0 + (int64_t)(((double)w->n / rate + cfg->hs_timeout + 5) * 1e6);
     int64_t measure_start = -1, measure_end = -1, ramp_done = -1;
-    int64_t last_refill = t0, last_timeout_scan = t0;
+    int64_t last_refill = t0, last_timeout_scan = t0, last_reconnect_scan = t0, last_progress = t0;
     double cpu0 = cpu_seconds(), cpu_m0 = 0;
     struct epoll_event evs[512];
 
@@ -811,7 +886,7 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
             int j = w->opened++;
             client_open(w, &w->cl[j], widx + j * cfg->procs);
         }
-        if (ramp_done < 0 && w->opened == w->n && w->pending == 0) {
+        if (ramp_done < 0 && w->opened == w->n && (w->pending == 0 || cfg->reconnect > 0)) {
             ramp_done = w->now_us;
             measure_start = ramp_done + (int64_t)(cfg->warmup * 1e6);
         }
@@ -837,6 +912,14 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
         if (w->pending && w->now_us - last_timeout_scan >= 200000) {
             check_timeouts(w);
             last_timeout_scan = w->now_us;
+        }
+        if (cfg->reconnect > 0 && w->now_us - last_reconnect_scan >= 50000) {
+            reconnect_due(w);
+            last_reconnect_scan = w->now_us;
+        }
+        if (cfg->progress > 0 && w->now_us - last_progress >= (int64_t)(cfg->progress * 1e6)) {
+            last_progress = w->now_us;
+            progress_line(w, widx, (double)(w->now_us - t0) / 1e6);
         }
         int timeout = w->nslow ? 10 : (w->opened < w->n ? 5 : 100);
         int ne = epoll_wait(w->ep, evs, 512, timeout);
@@ -880,6 +963,7 @@ err:
     if (w->ep >= 0) close(w->ep);
     free(w->cl);
     free(w->slow_idx);
+    free(w->dense_next);
     free(w);
     return rc;
 }
@@ -970,7 +1054,8 @@ static void print_json(const struct config *cfg, const struct lg_report *r, cons
            (unsigned long long)live->sse_id_back, (unsigned long long)live->loop_restarts,
            (unsigned long long)live->wire_bytes, (unsigned long long)live->compressed);
     print_latency_json(stdout, &live->lat);
-    printf(",\"ramp_unresolved\":%llu,\"lws_sample_disabled\":%s,\"classes\":{",
+    printf(",\"reconnects\":%llu,\"unparsed\":%llu,\"ramp_unresolved\":%llu,\"lws_sample_disabled\":%s,\"classes\":{",
+           (unsigned long long)live->reconnects, (unsigned long long)live->unparsed,
            (unsigned long long)r->ramp_unresolved, r->lws_sample_disabled ? "true" : "false");
     for (int ci = 0; ci < LG_CLASS_COUNT; ci++) {
         printf("%s\"%s\":", ci ? "," : "", lg_class_name[ci]);
@@ -1013,6 +1098,15 @@ static void usage(FILE *f)
             "      --query-count K     distinct values of %%u (default 1)\n"
             "      --deflate           offer permessage-deflate; compressed messages are counted\n"
             "                          (and their bytes), not inflated, so they carry no latency\n"
+            "      --dense             a growing log (every cert_index exists and is published, as\n"
+            "                          from the fake log's --synthetic logs): count gaps exactly\n"
+            "                          per connection and log, for any number of logs\n"
+            "      --reconnect S       each client closes after S/2..3S/2 seconds (random) and\n"
+            "                          reconnects to a --url picked at random; a failed or\n"
+            "                          dropped client is reopened likewise (counted: reconnects)\n"
+            "      --progress S        every S seconds, one JSON line of running totals on stderr\n"
+            "                          per worker process (open, established, failed,\n"
+            "                          disconnected, reconnects, msgs, gaps, out_of_order)\n"
             "  -q, --quiet             only the JSON line\n"
             "Targets must be loopback (127.0.0.0/8 or localhost); there is no override.\n"
             "Latency needs the server's --bench-stamp (seen in microseconds).\n",
@@ -1026,7 +1120,7 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1", *stream = "lite", *path = NULL;
     int port = 8080, sse = 0;
     enum { O_HOST = 256, O_PORT, O_STREAM, O_SSE, O_PATH, O_WARMUP, O_SRC, O_SLOWF, O_SLOWR, O_STALL, O_LWS,
-           O_PROCS, O_HST, O_CORPUS, O_MARK, O_QUERY, O_QCOUNT, O_DEFLATE };
+           O_PROCS, O_HST, O_CORPUS, O_MARK, O_QUERY, O_QCOUNT, O_DEFLATE, O_DENSE, O_RECONNECT, O_PROGRESS };
     static const struct option opts[] = {
         {"clients", 1, 0, 'n'}, {"url", 1, 0, 'u'}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
         {"stream", 1, 0, O_STREAM}, {"sse", 0, 0, O_SSE}, {"path", 1, 0, O_PATH}, {"ramp", 1, 0, 'r'},
@@ -1034,7 +1128,8 @@ int main(int argc, char **argv)
         {"slow-fraction", 1, 0, O_SLOWF}, {"slow-rate", 1, 0, O_SLOWR}, {"stall-fraction", 1, 0, O_STALL},
         {"lws-sample", 1, 0, O_LWS}, {"procs", 1, 0, O_PROCS}, {"handshake-timeout", 1, 0, O_HST},
         {"corpus", 1, 0, O_CORPUS}, {"mark", 1, 0, O_MARK}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"query", 1, 0, O_QUERY}, {"query-count", 1, 0, O_QCOUNT}, {"deflate", 0, 0, O_DEFLATE}, {0, 0, 0, 0}};
+        {"query", 1, 0, O_QUERY}, {"query-count", 1, 0, O_QCOUNT}, {"deflate", 0, 0, O_DEFLATE},
+        {"dense", 0, 0, O_DENSE}, {"reconnect", 1, 0, O_RECONNECT}, {"progress", 1, 0, O_PROGRESS}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "n:u:r:d:qh", opts, NULL)) != -1) {
         switch (o) {
@@ -1063,6 +1158,9 @@ int main(int argc, char **argv)
         case O_QUERY: cfg.query = optarg; break;
         case O_QCOUNT: cfg.query_count = atoi(optarg); break;
         case O_DEFLATE: cfg.deflate = 1; break;
+        case O_DENSE: cfg.dense = 1; break;
+        case O_RECONNECT: cfg.reconnect = atof(optarg); break;
+        case O_PROGRESS: cfg.progress = atof(optarg); break;
         case 'q': cfg.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -1095,7 +1193,8 @@ int main(int argc, char **argv)
         cfg.warmup < 0 || cfg.src_addrs < 1 || cfg.src_addrs > 250 || cfg.slow_fraction < 0 ||
         cfg.stall_fraction < 0 || cfg.slow_fraction + cfg.stall_fraction > 1 || cfg.slow_rate <= 0 ||
         cfg.lws_sample < 0 || cfg.lws_sample > 10000 || cfg.procs < 0 || cfg.procs > 64 || cfg.hs_timeout <= 0 ||
-        cfg.query_count < 0 || cfg.query_count > 10000000 || (cfg.query && strlen(cfg.query) > 400)) {
+        cfg.query_count < 0 || cfg.query_count > 10000000 || (cfg.query && strlen(cfg.query) > 400) ||
+        cfg.reconnect < 0 || cfg.reconnect > 86400 || cfg.progress < 0 || (cfg.dense && cfg.corpus)) {
         fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
         return 2;
     }
