@@ -100,13 +100,15 @@ def role(pid, fanout_pids, top):
 
 
 def metrics(port):
+    """The server's /metrics, labelled series summed per name."""
     out = {}
     try:
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=20) as r:
             for line in r.read().decode().splitlines():
-                if line and not line.startswith("#") and "{" not in line:
-                    k, v = line.split()
-                    out[k] = float(v)
+                if line and not line.startswith("#"):
+                    k, v = line.rsplit(" ", 1)
+                    k = k.split("{", 1)[0]
+                    out[k] = out.get(k, 0.0) + float(v)
     except (OSError, ValueError):
         pass
     return out
@@ -269,6 +271,10 @@ def main():
     ap.add_argument("--steady", type=int, default=2000)
     ap.add_argument("--reconnecting", type=int, default=50)
     ap.add_argument("--reconnect-every", type=float, default=4.0)
+    ap.add_argument("--steady-procs", type=int, default=2, help="loadgen processes for the steady clients")
+    ap.add_argument("--buffer-seconds", type=float, default=10.0,
+                    help="buffer_size = this x --rate: how far behind a client may fall before it is dropped "
+                         "(0: the server's default)")
     ap.add_argument("--sample", type=float, default=30.0)
     ap.add_argument("--warmup", type=float, default=600.0, help="seconds left out of the drift fit")
     ap.add_argument("--out", default=None)
@@ -285,8 +291,10 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     secs = a.hours * 3600
-    desc = ("%d logs at %g entries/s in total, %d steady lite clients + %d reconnecting every ~%g s, %g h"
-            % (a.logs, a.rate, a.steady, a.reconnecting, a.reconnect_every, a.hours))
+    desc = ("%d logs at %g entries/s in total, %d steady lite clients + %d reconnecting every ~%g s, %g h, %s"
+            % (a.logs, a.rate, a.steady, a.reconnecting, a.reconnect_every, a.hours,
+               "buffer_size %d (%g s)" % (int(a.rate * a.buffer_seconds), a.buffer_seconds) if a.buffer_seconds
+               else "default buffer_size"))
     with open(os.path.join(out, "run.json"), "w") as f:
         json.dump({"desc": desc, "sample": a.sample, "server": os.path.abspath(a.server),
                    "target_mb_h": 0.1, "args": vars(a), "started": time.time()}, f)
@@ -327,6 +335,8 @@ def main():
         cfg = os.path.join(out, "config.yaml")
         with open(cfg, "w") as f:
             f.write("host: 127.0.0.1\nport: %d\nlog_level: warn\n" % port)
+            if a.buffer_seconds:
+                f.write("buffer_size: %d\n" % int(a.rate * a.buffer_seconds))
             f.write("ct_logs_url: file://%s\n" % os.path.join(out, "empty-list.json"))
             f.write("ct_log:\n  state_file: %s\n  operator_rate_limit_ms: 20\n" % os.path.join(out, "state.json"))
             f.write("ingest:\n  group_by: log\n  max_processes: 6\n")
@@ -349,7 +359,7 @@ def main():
         if a.steady:
             o, e = open(os.path.join(out, "loadgen-steady.out"), "w"), open(os.path.join(out, "loadgen-steady.err"), "w")
             procs.append(subprocess.Popen([loadgen, "-n", str(a.steady), "--url", "ws://127.0.0.1:%d/" % port,
-                                           "--ramp", "500"] + common, stdout=o, stderr=e, start_new_session=True))
+                                           "--ramp", "500", "--procs", str(a.steady_procs)] + common, stdout=o, stderr=e, start_new_session=True))
         if a.reconnecting:
             urls = ["ws://127.0.0.1:%d/" % port, "ws://127.0.0.1:%d/full-stream" % port,
                     "ws://127.0.0.1:%d/domains-only" % port, "http://127.0.0.1:%d/sse?stream=lite" % port,

@@ -67,6 +67,7 @@ void lg_class_merge(struct lg_class *to, const struct lg_class *f)
     to->heartbeats += f->heartbeats;
     to->pings += f->pings;
     to->no_stamp += f->no_stamp;
+    to->seen_ms += f->seen_ms;
     to->compressed += f->compressed;
     to->unparsed += f->unparsed;
     to->out_of_order += f->out_of_order;

@@ -48,7 +48,8 @@ struct lg_class {
     uint64_t wire_bytes;    /* bytes read from sockets inside the window */
     uint64_t heartbeats;
     uint64_t pings;
-    uint64_t no_stamp;      /* certificate messages without a bench-mode seen */
+    uint64_t no_stamp;      /* certificate messages without a "seen" found */
+    uint64_t seen_ms;       /* latencies from a non-benchmark "seen" (millisecond precision) */
     uint64_t compressed;    /* permessage-deflate messages (counted, not inflated or checked) */
     uint64_t unparsed;      /* certificate messages without cert_index/source url,
                                or (with --corpus) an entry the corpus lacks */
