@@ -4,10 +4,11 @@ deliver their entries in bursts, against the burst size.
 
 The growing fake log (test/fakelog/fakelog.py --synthetic-many) serves
 --logs RFC 6962 logs growing at --per-log entries/s each (default 30 x 10 =
-300 entries/s, every entry a distinct real certificate with its chain). The
-server follows them with ct_log.poll_interval_ms = burst / per-log rate, so
-each poll of a caught-up log fetches about `burst` entries in one
-get-entries answer: one burst landing in the ring at once. certstream-loadgen
+300 entries/s, every entry a distinct real certificate with its chain), each
+by `burst` entries at a time (--grow-step: a log that integrates entries in
+batches), the logs' steps spread evenly over a step's period. The server
+polls every --poll-ms, so each step is fetched as one get-entries answer:
+one burst of `burst` entries landing in the ring at once. certstream-loadgen
 opens --clients lite WebSocket clients and measures, over --duration s after
 --warmup s, latency = arrival time - `seen` (the millisecond `seen` the
 server writes when it follows logs; no --bench-stamp), per-client rates
@@ -54,7 +55,8 @@ def point(a, name, binary, burst, loadgen):
         procs.append(subprocess.Popen(["taskset", "-c", a.client_cpus, sys.executable,
                                        os.path.join(ROOT, "test", "fakelog", "fakelog.py"),
                                        "--testdata", a.testdata, "--port-file", pf,
-                                       "--synthetic-many", "b=%d:1000@%g" % (a.logs, a.per_log)],
+                                       "--synthetic-many", "b=%d:1000@%g" % (a.logs, a.per_log),
+                                       "--grow-step", str(burst)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))
         wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 60, "the fake log", exc=SystemExit)
@@ -64,10 +66,12 @@ def point(a, name, binary, burst, loadgen):
         with open(os.path.join(d, "empty.json"), "w") as f:
             json.dump({"version": "1", "operators": []}, f)
         port = free_port()
-        poll_ms = max(1, int(round(1000.0 * burst / a.per_log)))
+        poll_ms = a.poll_ms
         cfg = os.path.join(d, "config.yaml")
         with open(cfg, "w") as f:
             f.write("host: 127.0.0.1\nport: %d\nworkers: 1\nlog_level: warn\n" % port)
+            if a.buffer_size:
+                f.write("buffer_size: %d\n" % a.buffer_size)
             f.write("ct_logs_url: file://%s\n" % os.path.join(d, "empty.json"))
             f.write("ct_log:\n  state_file: %s\n  poll_interval_ms: %d\n  batch_size: 256\n"
                     "  operator_rate_limit_ms: 0\n" % (os.path.join(d, "state.json"), poll_ms))
@@ -138,6 +142,8 @@ def main():
     ap.add_argument("--logs", type=int, default=30)
     ap.add_argument("--per-log", type=float, default=10.0, help="entries/s each log grows by")
     ap.add_argument("--clients", type=int, default=1000)
+    ap.add_argument("--poll-ms", type=int, default=500, help="ct_log.poll_interval_ms")
+    ap.add_argument("--buffer-size", type=int, default=0, help="buffer_size (0: the default)")
     ap.add_argument("--duration", type=float, default=30)
     ap.add_argument("--warmup", type=float, default=10)
     ap.add_argument("--repeats", type=int, default=3)
@@ -146,6 +152,7 @@ def main():
     a = ap.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))   # unwind: every point stops what it started
     servers = [tuple(x.split("=", 1)) for x in a.servers.split(",")]
     bursts = [int(x) for x in a.bursts.split(",")]
     runs = {}
@@ -166,9 +173,9 @@ def main():
 
     def f(v, spec=".1f"):
         return "n/a" if v is None else format(v, spec)
-    print("burst_bench: %d logs x %g entries/s, %d lite clients, server on CPU %s, clients on %s, "
-          "%g s windows after %g s, medians of %d runs"
-          % (a.logs, a.per_log, a.clients, a.server_cpu, a.client_cpus, a.duration, a.warmup, a.repeats))
+    print("burst_bench: %d logs x %g entries/s growing a burst at a time, polled every %d ms, %d lite clients, "
+          "server on CPU %s, fake log and clients on %s, %g s windows after %g s, medians of %d runs"
+          % (a.logs, a.per_log, a.poll_ms, a.clients, a.server_cpu, a.client_cpus, a.duration, a.warmup, a.repeats))
     print("\n| burst (entries) | server | p50 ms | p90 ms | p99 ms | max ms | delivered msg/s | per-client median msg/s "
           "| fully fed | gaps | server CPU % |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
