@@ -10,7 +10,7 @@
  *
  * Fair bursts: a get-entries answer or a tile lands up to 256 entries at
  * once. A pump goes round the ready clients giving each at most
- * FLUSH_QUANTUM bytes per round (still one writev per client per round, and
+ * FLUSH_QUANTUM (64 KiB) per round (still one writev per client per round, and
  * the round's walk shared through the memo), until all are at the head or
  * had FLUSH_BYTE_BUDGET in this wakeup. So the first entries of a burst
  * reach every client before the rest of it reaches anyone, instead of the
@@ -37,10 +37,13 @@
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
 #define FLUSH_BLOCKED_BUDGET (64u * 1024u)
 #define FLUSH_SKIP_BUDGET 4096u   /* records a filter skips in one walk */
-/* Bytes per client per round of a pump: about 20 lite or 2-4 full messages,
- * a few socket buffers' worth of small writes; rounds stop at the wakeup's
- * FLUSH_BYTE_BUDGET per client, as before. */
-#define FLUSH_QUANTUM (16u * 1024u)
+/* Bytes per client per round of a pump: about 40 lite or 10 full messages.
+ * Each round costs every client with more one more writev (a syscall and a
+ * wakeup of the reader): 16 KiB made a 10-entry lite burst two rounds and
+ * cost 15-35 % more server CPU at 1,000 clients (docs/benchmarks.md); at 64
+ * KiB a realistic burst is one round and a 256-entry tile a handful. Rounds
+ * stop at the wakeup's FLUSH_BYTE_BUDGET per client, as before. */
+#define FLUSH_QUANTUM (64u * 1024u)
 #define FLUSH_ROUNDS (FLUSH_BYTE_BUDGET / FLUSH_QUANTUM)
 
 /* Sends a Close frame (code 0: an empty one) after anything in flight and
