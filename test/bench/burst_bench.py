@@ -59,7 +59,7 @@ def point(a, name, binary, burst, loadgen):
                                        "--grow-step", str(burst)],
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                       start_new_session=True))
-        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 60, "the fake log", exc=SystemExit)
+        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 60, "the fake log", exc=RuntimeError)
         base = "http://127.0.0.1:%d/" % int(open(pf).read())
         with open(os.path.join(d, "state.json"), "w") as f:
             json.dump({"logs": {base + n + "/": {"next_index": 1000, "tree_size": 1000} for n in names}}, f)
@@ -86,7 +86,7 @@ def point(a, name, binary, burst, loadgen):
                                   env=env, start_new_session=True)
         procs.append(server)
         wait_for(lambda: metrics(port).get("certstream_entries_published_total", 0) > 0, 120,
-                 "the first published entry", interval=0.5, exc=SystemExit)
+                 "the first published entry", interval=0.5, exc=RuntimeError)
         mark = os.path.join(d, "mark")
         lg = subprocess.Popen(["taskset", "-c", a.client_cpus, loadgen, "-n", str(a.clients), "--url",
                                "ws://127.0.0.1:%d/" % port, "--duration", str(a.duration), "--warmup", str(a.warmup),
@@ -96,7 +96,7 @@ def point(a, name, binary, burst, loadgen):
         procs.append(lg)
         bound = a.clients / 1000 + a.warmup + a.duration + 120
         wait_for(lambda: lg.poll() is not None or (os.path.exists(mark) and "start" in open(mark).read()),
-                 bound, "the loadgen's window", interval=0.1, exc=SystemExit)
+                 bound, "the loadgen's window", interval=0.1, exc=RuntimeError)
         pids = descendants(server.pid)
         c0 = {p: cpu_secs(p) for p in pids if os.path.exists("/proc/%d" % p)}
         m0, t0 = metrics(port), time.monotonic()
@@ -162,7 +162,7 @@ def main():
                 log("burst %d, %s, run %d" % (b, name, r + 1))
                 try:
                     res = point(a, name, binary, b, a.loadgen)
-                except (Exception, SystemExit) as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001  (SystemExit = SIGTERM: stop)
                     res = {"error": str(e)}
                 log("  ", json.dumps(res))
                 runs.setdefault((b, name), []).append(res)
