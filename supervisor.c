@@ -36,6 +36,9 @@
 #include "config_watch.h"
 #include "instance.h"
 #include "shm/addrtable.h"
+#include "fanout/deep.h"
+#include "nats/ackstore.h"
+#include "nats/history.h"
 #include "nats/natsnode.h"
 #include "shm/dedup.h"
 #include "shm/positions.h"
@@ -770,6 +773,7 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len, bo
     if (kept == 0) {
         state_apply(&s->state, &s->loglist, s->stats);
         state_positions_apply(s->positions, &s->loglist, s->stats);
+        ackstore_apply(s->positions, s->stats);
     } else {
         /* the rows of running groups are theirs: only the others are (re)seeded */
         size_t n = s->loglist.n_logs < STATS_MAX_LOGS ? s->loglist.n_logs : STATS_MAX_LOGS;
@@ -779,6 +783,7 @@ static void apply_loglist(struct supervisor *s, const char *json, size_t len, bo
                 state_apply_log(&s->state, &s->loglist.logs[i], s->stats);
                 state_positions_apply_log(s->positions, &s->loglist.logs[i], s->stats);
             }
+        ackstore_apply(s->positions, s->stats);
     }
     size_t groups = s->loglist.n_groups, started = 0;
     if (groups > s->max_producers) {
@@ -1752,6 +1757,11 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
         rc = 2;
         goto out;
     }
+    /* ingest node: each log's position as far as JetStream acknowledged it */
+    if (s.positions)
+        (void)ackstore_open(cfg);
+    /* edge node: resumes from further back than the ring read the stream */
+    history_install(nats_history_ops(cfg));
     /* Fail fast: an address that does not resolve, a port that another
      * program or another server holds, a privileged port: one line, exit 2,
      * before anything is forked (instance.h). */
@@ -1897,6 +1907,7 @@ out:
     if (s.have_loglist)
         loglist_free(&s.loglist);
     state_free(&s.state);
+    ackstore_close();
     positions_close(s.positions);
     replay_close(s.replay);
     if (s.loglist_fd >= 0 && close(s.loglist_fd) != 0)

@@ -58,6 +58,7 @@ enum ktype {
     K_URL, K_URL_OR_FILE, K_ENUM, K_CIDRS,
     K_DURATION, K_NATS_URL, K_NATS_NAME,  /* nats.*: text checked as such */
     K_HTTP_PATH,                   /* an endpoint path: "/" or "/a/b", no query */
+    K_ORIGINS,                     /* cors.allowed_origins: text, or a sequence (joined by ", ") */
     K_HEADER,
     K_TOKENS, K_LOGS,              /* sequences */
 };
@@ -101,7 +102,7 @@ static const struct key keys[] = {
     BOOL("protocols.example_json", "CERTSTREAM_EXAMPLE_JSON_ENABLED", protocols.example_json),
     BOOL("protocols.web_page", "CERTSTREAM_WEB_PAGE_ENABLED", protocols.web_page),
     BOOL("protocols.api", "CERTSTREAM_API_ENABLED", protocols.api),
-    TEXT("cors.allowed_origins", "CERTSTREAM_CORS_ALLOWED_ORIGINS", K_PATH_OPT, cors.allowed_origins, MAX_STRING),
+    TEXT("cors.allowed_origins", "CERTSTREAM_CORS_ALLOWED_ORIGINS", K_ORIGINS, cors.allowed_origins, MAX_STRING),
     TEXT("ct_log.state_file", "CERTSTREAM_CT_LOG_STATE_FILE", K_STR, ct_log.state_file, MAX_STRING),
     NUM("ct_log.batch_size", "CERTSTREAM_CT_LOG_BATCH_SIZE", K_U32, ct_log.batch_size, 1, 10000),
     NUM("ct_log.poll_interval_ms", "CERTSTREAM_CT_LOG_POLL_INTERVAL_MS", K_U32, ct_log.poll_interval_ms, 1, 86400000),
@@ -242,6 +243,7 @@ struct load {
     uint32_t item_line[2][CONFIG_MAX_LOGS]; /* custom_logs[i] / static_logs[i] */
     uint64_t num[NKEYS];                   /* numbers and booleans as the walk read them */
     char *nats_url;                        /* nats.url as the walk read it (a list joined by commas) */
+    char origins[MAX_STRING + 1];          /* cors.allowed_origins as the walk read it (a list joined) */
 };
 
 static int fail(struct config_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -566,6 +568,7 @@ static int check_scalar(const struct key *k, const char *s, size_t len, uint64_t
     case K_STR:
         return check_text(s, len, k->max, false, why, whyn);
     case K_PATH_OPT:
+    case K_ORIGINS:
         return check_text(s, len, k->max, true, why, whyn);
     case K_URL:
     case K_URL_OR_FILE:
@@ -1101,6 +1104,65 @@ static int vp_nats_url(struct vpass *v, const struct key *k)
     return set_str(&v->ld->nats_url, joined, len) < 0 ? vp_fail(v, line, k->name, "out of memory") : 0;
 }
 
+/* One entry of cors.allowed_origins: "*", or "http[s]://host[:port]" with
+ * no path (a browser's Origin header never has one). */
+static bool origin_ok(const char *p, size_t len)
+{
+    const char *sep = memchr(p, ':', len);
+    bool ok = len == 1 && *p == '*';
+    if (!ok && sep && (size_t)(sep - p) + 3 < len && sep[1] == '/' && sep[2] == '/') {
+        ok = (sep - p == 4 && strncmp(p, "http", 4) == 0) || (sep - p == 5 && strncmp(p, "https", 5) == 0);
+        for (const char *c = sep + 3; ok && c < p + len; c++)
+            ok = isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']';
+    }
+    return ok;
+}
+
+/* cors.allowed_origins: one string (origins separated by commas or spaces,
+ * as the environment variable takes them) or a sequence of origins, one per
+ * item; kept as one string, joined by ", ". libcyaml cannot map both forms
+ * to one field, so the walk reads it (see cy_cors). */
+static int vp_origins(struct vpass *v, const struct key *k)
+{
+    char path[64], q[80];
+    uint64_t num;
+    size_t n = 0, len = 0;
+    if (v->ev.type == YAML_SCALAR_EVENT) {
+        if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
+        len = v->ev.data.scalar.length;
+        memcpy(v->ld->origins, v->ev.data.scalar.value, len);
+        v->ld->origins[len] = 0;
+        return 0;
+    }
+    if (v->ev.type != YAML_SEQUENCE_START_EVENT)
+        return vp_fail(v, ev_line(v), k->name, "expected an origin, origins separated by commas, or a "
+                       "sequence of origins, got %s", ev_kind(&v->ev));
+    for (;;) {
+        if (vp_next(v) < 0) return -1;
+        if (v->ev.type == YAML_SEQUENCE_END_EVENT) break;
+        snprintf(path, sizeof path, "%s[%zu]", k->name, n);
+        if (v->ev.type != YAML_SCALAR_EVENT || ev_is_null(&v->ev))
+            return vp_fail(v, ev_line(v), path, "expected an origin, got %s",
+                           v->ev.type == YAML_SCALAR_EVENT ? "no value" : ev_kind(&v->ev));
+        const char *s = (const char *)v->ev.data.scalar.value;
+        size_t l = v->ev.data.scalar.length;
+        if (!origin_ok(s, l))
+            return vp_fail(v, ev_line(v), path, "%s is not an origin (\"*\" or \"https://host[:port]\", "
+                           "no path; one origin per item)", quoted(q, sizeof q, s, l));
+        if (len + (n ? 2 : 0) + l > MAX_STRING)
+            return vp_fail(v, ev_line(v), k->name, "the origins are longer than %d bytes in all", MAX_STRING);
+        if (n) {
+            memcpy(v->ld->origins + len, ", ", 2);
+            len += 2;
+        }
+        memcpy(v->ld->origins + len, s, l);
+        len += l;
+        n++;
+    }
+    v->ld->origins[len] = 0;   /* [] is "": CORS off */
+    return 0;
+}
+
 static int vp_value(struct vpass *v, const struct key *k)
 {
     uint64_t num = 0;
@@ -1108,6 +1170,7 @@ static int vp_value(struct vpass *v, const struct key *k)
     if (k->type == K_TOKENS) return vp_tokens(v, k);
     if (k->type == K_LOGS) return vp_logs(v, k);
     if (k->type == K_NATS_URL) return vp_nats_url(v, k);
+    if (k->type == K_ORIGINS) return vp_origins(v, k);
     if (vp_scalar_value(v, k, k->name, &num) < 0) return -1;
     v->ld->num[k - keys] = num;
     return 0;
@@ -1245,7 +1308,9 @@ static const cyaml_schema_field_t cy_protocols[] = {
     CY_SB(protocols, api), CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_cors[] = {
-    CY_SS(cors, allowed_origins), CYAML_FIELD_END,
+    /* a string or a sequence: the walk has read it (load.origins, vp_origins) */
+    { .key = "allowed_origins", .value = { .type = CYAML_IGNORE, .flags = CYAML_FLAG_OPTIONAL } },
+    CYAML_FIELD_END,
 };
 static const cyaml_schema_field_t cy_ct_log[] = {
     CY_SS(ct_log, state_file), CY_SU(ct_log, batch_size), CY_SU(ct_log, poll_interval_ms),
@@ -1423,6 +1488,9 @@ static int merge_file(struct load *ld, const struct config *from)
         /* the walk's value: it may have been a sequence (see vp_nats_url) */
         case K_NATS_URL:
             if (!ld->nats_url || set_str(dst, ld->nats_url, strlen(ld->nats_url)) < 0) return -1;
+            continue;
+        case K_ORIGINS:   /* the walk's value: it may have been a sequence (see vp_origins) */
+            if (set_str(dst, ld->origins, strlen(ld->origins)) < 0) return -1;
             continue;
         case K_TOKENS:
             free_tokens(cfg);
@@ -1775,14 +1843,7 @@ static int check_origins(const struct load *ld)
         }
         char q[80];
         quoted(q, sizeof q, p, len);
-        const char *sep = memchr(p, ':', len);
-        bool ok = len == 1 && *p == '*';
-        if (!ok && sep && (size_t)(sep - p) + 3 < len && sep[1] == '/' && sep[2] == '/') {
-            ok = (sep - p == 4 && strncmp(p, "http", 4) == 0) || (sep - p == 5 && strncmp(p, "https", 5) == 0);
-            for (const char *c = sep + 3; ok && c < p + len; c++)
-                ok = isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']';
-        }
-        if (!ok)
+        if (!origin_ok(p, len))
             return cross_fail(ld, "cors.allowed_origins", NULL,
                               "cors.allowed_origins: %s is not an origin (\"*\" or "
                               "\"https://host[:port]\", no path)", q);

@@ -3,6 +3,7 @@
  * of control bytes and the write event. Calls nothing above it in fanout/
  * (the layers are listed in fanout.c). */
 #include "fanout/conn.h"
+#include "fanout/deep.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -47,6 +48,7 @@ enum stat_id conn_gauge_id(const struct conn *c)
 void conn_free(struct conn *c)
 {
     struct worker *w = c->w;
+    if (c->state == CS_DEEP) deep_forget(c);
     event_del(&c->rev);
     event_del(&c->wev);
     if (c->flags & CF_LISTED) conn_list_del(conn_list_head(c), c);

@@ -29,6 +29,7 @@
 #include "common/wsdeflate.h"
 #include "fanout/certindex.h"
 #include "fanout/conn.h"
+#include "fanout/deep.h"
 #include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
@@ -313,6 +314,7 @@ static void worker_stop(struct worker *w)
         next = c->all_next;
         if (c->state == CS_WS) ws_close(c, WS_CLOSE_GOING_AWAY, "server shutting down");
         else if (c->state == CS_SSE) sse_end(c);
+        else if (c->state == CS_DEEP) deep_shutdown(c);
         else if (c->state == CS_REQUEST) conn_free(c);
     }
     worker_publish_all(w);

@@ -36,6 +36,7 @@ enum conn_state {
     CS_SSE,           /* streaming SSE */
     CS_CLOSING,       /* final bytes queued (close frame, end of SSE): no more records */
     CS_LINGER,        /* write side shut; draining input until EOF or timeout */
+    CS_DEEP,          /* a stream resuming from further back than the ring (deep.h) */
 };
 
 enum conn_proto { PROTO_NONE = 0, PROTO_WS = 1, PROTO_SSE = 2 };

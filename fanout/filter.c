@@ -378,13 +378,21 @@ static const char *find(const char *p, const char *end, const char *lit)
     return r ? r + n : NULL;
 }
 
+static bool meta_extract_json(struct meta *m, const char *j, size_t len);
+
 static bool meta_extract(struct meta *m, const struct ring_record *rec)
 {
     struct ring_span sp = rec->json[RING_LITE];
     if (sp.len == 0) sp = rec->json[RING_FULL];
     uint32_t total = rec->total_len;
     if (sp.len == 0 || sp.off > total || sp.len > total - sp.off) return false;
-    const char *j = (const char *)ring_record_bytes(rec) + sp.off, *end = j + sp.len, *p, *q;
+    return meta_extract_json(m, (const char *)ring_record_bytes(rec) + sp.off, sp.len);
+}
+
+/* The fields filters look at, from a message's lite (or full) JSON. */
+static bool meta_extract_json(struct meta *m, const char *j, size_t len)
+{
+    const char *end = j + len, *p, *q;
     m->used = 0;
     m->ndom = 0;
     if (!(p = find(j, end, "\"update_type\":\""))) return false;
@@ -458,6 +466,17 @@ static bool eval(struct filter_set *fs, const struct filter *f, const struct met
         if (!any) return false;
     }
     return true;
+}
+
+bool filter_match_json(struct filter_set *fs, struct filter *f, const char *json, size_t len)
+{
+    struct meta *m = &fs->meta;
+    m->pos = UINT64_MAX;   /* not a ring record: the next filter_match extracts afresh */
+    m->ok = meta_extract_json(m, json, len);
+    bool r = eval(fs, f, m);
+    fs->pend_evals++;
+    fs->pend_matches += r;
+    return r;
 }
 
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos)

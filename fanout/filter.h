@@ -58,6 +58,9 @@ void filter_unhold(struct filter_set *fs, struct filter *f);
 
 /* Does the message record at pos pass f? Cached per filter and record. */
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos);
+/* The same for a message that is not in the ring (its lite JSON, or full),
+ * uncached: an edge's resume from history (deep.h). */
+bool filter_match_json(struct filter_set *fs, struct filter *f, const char *json, size_t len);
 
 /* The worker's filters that have clients (iterate with ->next). */
 struct filter *filter_first(const struct filter_set *fs);

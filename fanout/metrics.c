@@ -13,6 +13,7 @@
  * what dashboards expect. Label values are bounded: log names, URLs and
  * operators come from the log list (at most STATS_MAX_LOGS rows), workers
  * and roles from the process table; client addresses are never labels. */
+#include "fanout/deep.h"
 #include "fanout/edge.h"
 #include "fanout/fanout_internal.h"
 
@@ -604,6 +605,20 @@ static void render_nats(struct mw *m, struct stats *s)
                               : atomic_load_explicit((_Atomic uint64_t *)p, memory_order_relaxed);
         family(m, f[i].name, f[i].t, f[i].help);
         jb_printf(m->b, "%s{role=\"%s\"} %" PRIu64 "\n", f[i].name, nats_role_name(role), v);
+    }
+    /* edge node: resumes from further back than the ring (fanout/deep.h) */
+    const struct history_ops *h = history_get();
+    const struct history_counters *hc = h ? h->counters : NULL;
+    static const struct { const char *name; const char *help; size_t off; } d[] = {
+        { "certstream_nats_resumes_from_stream_total", "Clients that resumed from further back than the ring (read from the stream).", offsetof(struct history_counters, resumes) },
+        { "certstream_nats_resume_entries_total", "Entries those clients were sent from the stream.", offsetof(struct history_counters, entries) },
+        { "certstream_nats_resume_gone_total", "Entries resuming clients asked for that the stream no longer held (retention).", offsetof(struct history_counters, gone) },
+    };
+    for (size_t i = 0; i < sizeof d / sizeof d[0]; i++) {
+        uint64_t v = hc ? atomic_load_explicit((const _Atomic uint64_t *)((const char *)hc + d[i].off),
+                                               memory_order_relaxed) : 0;
+        family(m, d[i].name, M_COUNTER, d[i].help);
+        jb_printf(m->b, "%s{role=\"%s\"} %" PRIu64 "\n", d[i].name, nats_role_name(role), v);
     }
     family(m, "certstream_nats_lag_seconds", M_GAUGE,
            "Age of the oldest entry not yet acknowledged (ingest node) or consumed (edge node).");

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "fanout/auth.h"
+#include "fanout/cors.h"
 #include "fanout/edge.h"
 #include "fanout/respond.h"
 #include "fanout/session.h"
@@ -86,6 +87,10 @@ static void handle_request(struct conn *c, const struct http_request *req, const
     bool head = http_str_eq(req->method, "HEAD");
 
     stats_add(w->stats, w->slot, ST_HTTP_REQUESTS, 1);
+    if (http_str_eq(req->method, "OPTIONS")) {   /* CORS preflight */
+        cors_preflight(c, req);
+        return;
+    }
     if (!head && !http_str_eq(req->method, "GET")) {
         respond_text(c, 405, "Allow: GET, HEAD\r\n", "Method Not Allowed.\n", false);
         return;
@@ -181,15 +186,19 @@ static void handle_request(struct conn *c, const struct http_request *req, const
         return;
     }
     if (http_str_eq(path, "/latest.json")) {
+        /* CORS as for /api: a page sending its token is preflighted (cors.c) */
+        char cors[512], extra[600];
+        const char *ch = api_cors_headers(cfg, req, cors, sizeof cors);
         if (!auth_ok(w, req)) {
             stats_add(w->stats, w->slot, ST_AUTH_FAILURES, 1);
-            respond_text(c, 401, "WWW-Authenticate: Bearer\r\n", "Unauthorized.\n", head);
+            snprintf(extra, sizeof extra, "WWW-Authenticate: Bearer\r\n%s", ch);
+            respond_text(c, 401, extra, "Unauthorized.\n", head);
             return;
         }
         struct jbuf b;
         jb_init(&b);
         route_latest(w, &b);
-        respond_jbuf(c, 200, "application/json", &b, head);
+        respond_jbuf_extra(c, 200, "application/json", ch, &b, head);
         return;
     }
     respond_not_found(c, head);

@@ -13,6 +13,7 @@
 
 #include "common/log.h"
 #include "fanout/auth.h"
+#include "fanout/deep.h"
 #include "fanout/edge.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
@@ -20,6 +21,7 @@
 #include "fanout/ws_handshake.h"
 
 static uint64_t resume_start(struct worker *w, const struct http_str *v);
+static bool resume_id(const struct http_str *v, uint64_t *id);
 
 bool stream_enabled(const struct config *cfg, enum ring_format f)
 {
@@ -142,6 +144,11 @@ void start_websocket(struct conn *c, const struct http_request *req, enum ring_f
     bool has_resume = http_query_param(req->query, "resume", &rv);
     uint64_t cursor = has_resume ? resume_start(w, &rv) : ring_start_position(w->ring);
     if (start_stream(c, PROTO_WS, f, cursor) != 0) return;
+    uint64_t rid;
+    if (has_resume && resume_id(&rv, &rid) && deep_resume(c, rid)) {   /* older than the ring: from history (deep.h) */
+        conn_flush(c);   /* the 101; input is ignored until the client joins the ring */
+        return;
+    }
     if (conn_flush(c) != 0) return;
     if (early_len) ws_consume(c, early_copy, early_len);
 }
@@ -273,6 +280,9 @@ void start_sse(struct conn *c, const struct http_request *req, bool head_only)
         return;
     }
     if (start_stream(c, PROTO_SSE, f, cursor) != 0) return;
+    uint64_t rid;
+    if (resume_id(http_header_get(req, "Last-Event-ID"), &rid))
+        deep_resume(c, rid);   /* older than the ring: from history (deep.h) */
     conn_flush(c);
 }
 

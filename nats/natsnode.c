@@ -10,6 +10,7 @@
 #include "common/clock.h"
 #include "common/log.h"
 #include "common/wsdeflate.h"
+#include "nats/ackstore.h"
 #include "nats/position.h"
 #include "nats/wire.h"
 #include "shm/proctable.h"
@@ -25,12 +26,14 @@
 #include <string.h>
 #include <time.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#define PUB_BATCH 512              /* records published before waiting for their acks */
-#define PUB_ACK_WAIT_MS 2000       /* a batch not acknowledged in this is sent again (and under the
-                                      * supervisor's watchdog: the loop beats between waits) */
+#define PUB_ACK_WAIT_MS 2000       /* a record not acknowledged in this is sent again, with all after it */
+#define PUB_BURST 256              /* records sent between two looks at the acknowledgements */
+#define PUB_LINGER_MS 10           /* idle publisher woken by the ring: gather this long, then send
+                                    * what came as one burst (one wakeup, one socket write) */
 #define CONNECT_RETRY_MS 500
 #define STALL_RESUBSCRIBE_MS 5000  /* stream has more, nothing arrives: subscribe again */
 #define INFO_PERIOD_MS 1000        /* stream info, lag, position msync, health */
@@ -86,12 +89,12 @@ int natsnode_prepare(const struct config *cfg, struct stats *stats, struct ring 
     return 0;
 }
 
-/* Publisher, idle: until a producer publishes (or timeout_ms). */
-static void wait_ring(unsigned timeout_ms)
+/* Publisher, idle: until a producer publishes (true) or timeout_ms. */
+static bool wait_ring(unsigned timeout_ms)
 {
     if (g_wake_fd < 0) {
         sleep_ms(timeout_ms < 5 ? timeout_ms : 5);
-        return;
+        return false;
     }
     struct pollfd pfd = {.fd = g_wake_fd, .events = POLLIN};
     int rc = poll(&pfd, 1, (int)timeout_ms);
@@ -102,7 +105,9 @@ static void wait_ring(unsigned timeout_ms)
         uint64_t v;
         if (read(g_wake_fd, &v, sizeof v) < 0 && errno != EAGAIN)
             log_warn("read(eventfd): %s", strerror(errno));
+        return true;
     }
+    return false;
 }
 
 /* ------------------------------------------------------------- connection */
@@ -114,10 +119,25 @@ struct node {
     natsConnection *nc;
     jsCtx *js;
     char subject[256];
-    /* publisher: acknowledgements of the batch in flight (client threads) */
-    _Atomic uint64_t batch_failed;
-    _Atomic uint64_t batch_acked;
+    /* publisher: the records sent and not yet resolved, in ring order; the
+     * ack handler (a client thread) marks them, the loop pops them */
+    pthread_mutex_t fl_mu;
+    struct inflight *fl;
+    unsigned fl_cap;
+    uint64_t fl_head, fl_tail;   /* counters; slot = counter % fl_cap */
+    uint64_t fl_ack_next;        /* ack handler: first record it has not resolved */
     _Atomic uint64_t last_seq;
+};
+
+enum { FL_PENDING, FL_ACKED, FL_FAILED };
+
+struct inflight {
+    natsMsg *msg;          /* identity only: the ack handler gets this pointer back */
+    uint64_t end;          /* ring position after the record */
+    uint64_t sent_ms;
+    uint64_t cert_index;
+    uint32_t log_id;
+    int state;             /* FL_*, under fl_mu */
 };
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -146,13 +166,13 @@ static void on_async_error(natsConnection *nc, natsSubscription *sub, natsStatus
     log_warn("NATS: %s", natsStatus_GetText(err));
 }
 
+/* One acknowledgement (or error) from JetStream, on a client thread: marks
+ * the record in flight; the publisher's loop acts on it in its next round. */
 static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *closure)
 {
     (void)js;
-    (void)msg;
     struct node *n = closure;
     if (pa) {
-        atomic_fetch_add(&n->batch_acked, 1);
         if (pa->Duplicate) {
             atomic_fetch_add(&n->st->duplicates, 1);
         } else {
@@ -161,12 +181,28 @@ static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
             while (pa->Sequence > prev && !atomic_compare_exchange_weak(&n->last_seq, &prev, pa->Sequence)) {
             }
         }
-    } else {
-        if (atomic_fetch_add(&n->batch_failed, 1) == 0 && pae)
-            log_warn("NATS: publish failed: %s%s%s", natsStatus_GetText(pae->Err),
-                     pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
+    } else if (pae) {
+        log_warn("NATS: publish failed: %s%s%s", natsStatus_GetText(pae->Err),
+                 pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
     }
-    /* the library destroys msg after this callback */
+    if (pthread_mutex_lock(&n->fl_mu) == 0) {
+        /* Acknowledgements come in publish order: the search starts at the
+         * first record not yet resolved, so it is one step (not a walk over
+         * everything still waiting to be popped). */
+        if (n->fl_ack_next < n->fl_head)
+            n->fl_ack_next = n->fl_head;
+        for (uint64_t u = n->fl_ack_next; u != n->fl_tail; u++) {
+            struct inflight *e = &n->fl[u % n->fl_cap];
+            if (e->msg == msg && e->state == FL_PENDING) {
+                e->state = pa ? FL_ACKED : FL_FAILED;
+                while (n->fl_ack_next != n->fl_tail && n->fl[n->fl_ack_next % n->fl_cap].state != FL_PENDING)
+                    n->fl_ack_next++;
+                break;
+            }
+        }
+        pthread_mutex_unlock(&n->fl_mu);
+    }
+    natsMsg_Destroy(msg);   /* ours since libnats 3 (nats.h, jsPubAckHandler) */
 }
 
 static void connect_close(struct node *n)
@@ -227,7 +263,9 @@ static int connect_nats(struct node *n, bool publisher)
     jsOptions_Init(&jo);
     jo.Wait = 2000;   /* JetStream API calls; the loops beat the watchdog between them */
     if (publisher) {
-        jo.PublishAsync.MaxPending = n->cfg->nats.max_pending;
+        /* the publisher keeps at most nats.max_pending in flight itself; the
+         * slack covers acknowledgements whose handler is still returning */
+        jo.PublishAsync.MaxPending = (int64_t)n->cfg->nats.max_pending + 64;
         jo.PublishAsync.AckHandler = ack_handler;
         jo.PublishAsync.AckHandlerClosure = n;
     }
@@ -323,12 +361,18 @@ static int record_msg(struct node *n, const struct ring_record *rec, uint8_t **b
     return natsMsg_Create(out, n->subject, NULL, (const char *)*buf, (int)len) == NATS_OK ? 0 : -1;
 }
 
-/* Drops whatever the client still holds unacknowledged (it is sent again). */
-static void drop_pending(struct node *n)
+/* Forgets everything in flight (it is sent again from the acknowledged
+ * position): what the client still holds is dropped, and records whose
+ * acknowledgement comes later are no longer looked for. */
+static void drop_inflight(struct node *n)
 {
     natsMsgList pending;
     if (js_PublishAsyncGetPendingList(&pending, n->js) == NATS_OK)
         natsMsgList_Destroy(&pending);
+    if (pthread_mutex_lock(&n->fl_mu) == 0) {
+        n->fl_head = n->fl_tail = n->fl_ack_next = 0;
+        pthread_mutex_unlock(&n->fl_mu);
+    }
 }
 
 static void publisher_lag(struct node *n, const struct ring *r, uint64_t acked)
@@ -349,15 +393,52 @@ static void publisher_lag(struct node *n, const struct ring *r, uint64_t acked)
     atomic_store(&n->st->lag_ms, oldest_ns && now > oldest_ns ? (now - oldest_ns) / 1000000u : 0);
 }
 
+/* Pops the resolved records at the head of the flight: the acknowledged
+ * position moves past each acknowledged one (and the log's acknowledged CT
+ * position with it). Returns true when the head failed or timed out: then
+ * everything from the acknowledged position is sent again. */
+static bool collect_acks(struct node *n, uint64_t *acked, uint64_t sent_to, uint64_t now)
+{
+    bool failed = false;
+    if (pthread_mutex_lock(&n->fl_mu) != 0)
+        return true;
+    while (n->fl_head != n->fl_tail) {
+        struct inflight *e = &n->fl[n->fl_head % n->fl_cap];
+        if (e->state == FL_ACKED) {
+            *acked = e->end;
+            ackstore_note(n->p->stats, e->log_id, e->cert_index + 1);
+            n->fl_head++;
+            continue;
+        }
+        failed = e->state == FL_FAILED || now - e->sent_ms > PUB_ACK_WAIT_MS;
+        break;
+    }
+    /* nothing in flight: the records after the last acknowledged one were
+     * not sent at all (not messages, no certificate hash) */
+    if (n->fl_head == n->fl_tail && !failed)
+        *acked = sent_to;
+    pthread_mutex_unlock(&n->fl_mu);
+    return failed;
+}
+
+/* The publisher: records are sent as they come, up to nats.max_pending
+ * unacknowledged, and acknowledged in bulk: the loop never waits for one
+ * acknowledgement (measured in docs/benchmarks.md, NATS scale-out). */
 static int run_publisher(struct node *n)
 {
     struct ring *r = n->p->ring;
     uint64_t acked = atomic_load(&n->st->ring_acked);
+    uint64_t send = acked;   /* next record to send */
     uint8_t *buf = NULL;
     size_t cap = 0;
     uint64_t next_info = 0;
     bool stream_ok = false;
-    const unsigned batch_max = n->cfg->nats.max_pending < PUB_BATCH ? n->cfg->nats.max_pending : PUB_BATCH;
+    n->fl_cap = n->cfg->nats.max_pending;
+    n->fl = calloc(n->fl_cap, sizeof *n->fl);
+    if (!n->fl) {
+        log_error("NATS publisher: out of memory");
+        return 1;
+    }
     log_info("NATS publisher: from ring position %" PRIu64 " to %s.entries", acked, n->cfg->nats.subject_prefix);
     while (!g_stop) {
         proctable_beat(); /* the supervisor's watchdog (shm/proctable.h) */
@@ -365,6 +446,17 @@ static int run_publisher(struct node *n)
         if (now >= next_info) {
             publisher_lag(n, r, acked);
             next_info = now + INFO_PERIOD_MS;
+            /* Everything in the ring acknowledged: each log's ingest position
+             * is (the positions are read first: an entry before them is in
+             * the ring by then, so a tail still at `acked` proves it is
+             * acknowledged). Covers logs whose last entries were duplicates
+             * or skipped, which no acknowledgement reports. */
+            if (n->fl_head == n->fl_tail && send == acked) {
+                ackstore_caught_up_read(n->p->stats);
+                if (ring_tail(r) == acked)
+                    ackstore_caught_up_commit(n->p->stats);
+            }
+            ackstore_sync();
         }
         if (!connected(n)) {
             sleep_ms(100);
@@ -374,15 +466,30 @@ static int run_publisher(struct node *n)
             sleep_ms(500);
             continue;
         }
-        /* one batch from the acknowledged position */
-        atomic_store(&n->batch_failed, 0);
-        atomic_store(&n->batch_acked, 0);
-        uint64_t pos = acked;
+        uint64_t before = acked;
+        if (collect_acks(n, &acked, send, now)) {
+            /* Not acknowledged: send again from the acknowledged position.
+             * What JetStream did store comes back as a duplicate (same
+             * message id), so nothing is stored twice and nothing skipped. */
+            atomic_fetch_add(&n->st->publish_errors, 1);
+            log_warn("NATS publisher: a record was not acknowledged; sending again from ring position %" PRIu64,
+                     acked);
+            drop_inflight(n);
+            send = acked;
+            stream_ok = false;
+            sleep_ms(200);
+            continue;
+        }
+        if (acked != before) {
+            atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
+            atomic_store(&n->st->stream_seq, atomic_load(&n->last_seq));
+        }
+        /* send what the ring has, up to the window */
         unsigned sent = 0;
         bool lapped = false;
-        while (sent < batch_max) {
+        while (n->fl_tail - n->fl_head < n->fl_cap && sent < PUB_BURST) {
             const struct ring_record *rec;
-            enum ring_status rs = ring_peek(r, pos, &rec);
+            enum ring_status rs = ring_peek(r, send, &rec);
             if (rs == RING_EMPTY || rs == RING_ERROR)
                 break;
             if (rs == RING_LAPPED) {
@@ -391,13 +498,15 @@ static int run_publisher(struct node *n)
             }
             uint64_t next = ring_next(rec);
             if (rec->kind != RING_KIND_MESSAGE) {
-                pos = next;
+                send = next;
                 continue;
             }
             natsMsg *m = NULL;
             char id[WIRE_MSG_ID_LEN + 1];
+            uint64_t cert_index = rec->cert_index;
+            uint32_t log_id = rec->log_id;
             int rc = record_msg(n, rec, &buf, &cap, &m, id);
-            if (ring_lapped_since(r, pos)) {
+            if (ring_lapped_since(r, send)) {
                 natsMsg_Destroy(m);
                 lapped = true;
                 break;
@@ -410,59 +519,71 @@ static int run_publisher(struct node *n)
             if (rc == 1) {
                 /* no certificate hash: not a certstream entry, nothing to publish */
                 atomic_fetch_add(&n->st->bad_messages, 1);
-                log_warn("NATS publisher: ring record at %" PRIu64 " has no leaf sha256; not published", pos);
+                log_warn("NATS publisher: ring record at %" PRIu64 " has no leaf sha256; not published", send);
+                send = next;
+                continue;
             }
-            if (rc == 0) {
-                jsPubOptions po;
-                jsPubOptions_Init(&po);
-                po.MsgId = id;
-                natsStatus s = js_PublishMsgAsync(n->js, &m, &po);
-                natsMsg_Destroy(m);
-                if (s != NATS_OK) {
-                    atomic_fetch_add(&n->batch_failed, 1);
-                    break;
+            /* in the flight before it is sent: its acknowledgement may come
+             * back before js_PublishMsgAsync returns */
+            struct inflight *e = NULL;
+            if (pthread_mutex_lock(&n->fl_mu) == 0) {
+                e = &n->fl[n->fl_tail % n->fl_cap];
+                *e = (struct inflight){.msg = m, .end = next, .sent_ms = now, .cert_index = cert_index,
+                                       .log_id = log_id, .state = FL_PENDING};
+                n->fl_tail++;
+                pthread_mutex_unlock(&n->fl_mu);
+            }
+            jsPubOptions po;
+            jsPubOptions_Init(&po);
+            po.MsgId = id;
+            natsMsg *sent_msg = m;
+            natsStatus s = e ? js_PublishMsgAsync(n->js, &m, &po) : NATS_NO_MEMORY;
+            if (s != NATS_OK) {
+                /* not taken by the client: still ours; the head check sends it again */
+                if (e && pthread_mutex_lock(&n->fl_mu) == 0) {
+                    if (e->msg == sent_msg && e->state == FL_PENDING)
+                        e->state = FL_FAILED;
+                    pthread_mutex_unlock(&n->fl_mu);
                 }
-                sent++;
+                natsMsg_Destroy(m);
+                break;
             }
-            pos = next;
+            send = next;
+            sent++;
         }
         if (lapped) {
             /* Only if the gate was bypassed (a producer without the check):
              * say so loudly and go on from what the ring still holds. */
             uint64_t oldest = ring_oldest_position(r);
             log_error("NATS publisher: the ring overwrote records not yet published (position %" PRIu64
-                      " < %" PRIu64 "); they are lost to the stream", pos, oldest);
+                      " < %" PRIu64 "); they are lost to the stream", send, oldest);
             atomic_fetch_add(&n->st->missed, 1);
-            drop_pending(n);
-            acked = oldest;
+            drop_inflight(n);
+            acked = send = oldest;
             atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
             continue;
         }
-        if (pos == acked) {
-            wait_ring(100);
+        if (sent)
             continue;
-        }
+        /* Idle: wait for the producers (acknowledgements in flight are
+         * looked at again within PUB_LINGER_MS). Woken by a new record, give
+         * the others arriving after it PUB_LINGER_MS to join one burst: at
+         * the real CT rate that turns a wakeup of this loop, of the client's
+         * flusher and of its reader (the acknowledgements) per entry into one
+         * per few entries, for up to 2 x PUB_LINGER_MS of added latency. */
+        if (wait_ring(n->fl_head != n->fl_tail ? PUB_LINGER_MS : 100))
+            sleep_ms(PUB_LINGER_MS);
+    }
+    /* stopping: what is in flight gets a second to be acknowledged */
+    if (connected(n) && n->fl_head != n->fl_tail) {
         jsPubOptions wait;
         jsPubOptions_Init(&wait);
-        wait.MaxWait = PUB_ACK_WAIT_MS;
-        natsStatus s = sent ? js_PublishAsyncComplete(n->js, &wait) : NATS_OK;
-        if (s == NATS_OK && atomic_load(&n->batch_failed) == 0 && atomic_load(&n->batch_acked) == sent) {
-            acked = pos;
-            atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
-            atomic_store(&n->st->stream_seq, atomic_load(&n->last_seq));
-            publisher_lag(n, r, acked);
-            continue;
-        }
-        /* Not all acknowledged: send the batch again. Those JetStream did
-         * store come back as duplicates (same message id), so nothing is
-         * stored twice and nothing is skipped. */
-        atomic_fetch_add(&n->st->publish_errors, 1);
-        log_warn("NATS publisher: %u of %u acknowledged (%s); sending the batch again",
-                 (unsigned)atomic_load(&n->batch_acked), sent, natsStatus_GetText(s));
-        drop_pending(n);
-        stream_ok = false;
-        sleep_ms(200);
+        wait.MaxWait = 1000;
+        js_PublishAsyncComplete(n->js, &wait);
     }
+    if (!collect_acks(n, &acked, send, mono_ms()))
+        atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
+    ackstore_sync();
     free(buf);
     return 0;
 }
@@ -798,6 +919,10 @@ int natsnode_run(const struct natsnode_params *p)
         return 1;
     }
     struct node n = {.p = p, .cfg = p->cfg, .st = stats_nats(p->stats)};
+    if (pthread_mutex_init(&n.fl_mu, NULL) != 0) {
+        log_error("pthread_mutex_init failed");
+        return 1;
+    }
     bool publisher = p->cfg->nats.publish;
     snprintf(n.subject, sizeof n.subject, "%s.entries", p->cfg->nats.subject_prefix);
     if (nats_Open(-1) != NATS_OK) {
@@ -813,7 +938,9 @@ int natsnode_run(const struct natsnode_params *p)
         wait.MaxWait = 1000;
         js_PublishAsyncComplete(n.js, &wait);
     }
-    connect_close(&n);
+    connect_close(&n);   /* no acknowledgement handler runs after this */
     nats_Close();
+    free(n.fl);
+    pthread_mutex_destroy(&n.fl_mu);
     return rc;
 }

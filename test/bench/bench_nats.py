@@ -60,6 +60,61 @@ def wait_http(port, path="/health", timeout=20):
     raise SystemExit("server on %d did not answer" % port)
 
 
+ALL_ROWS = {}
+
+
+def leg(bench, name, url, a):
+    """nats_bench throughput and latency, a.repeats times each; with a
+    baseline the two binaries' runs alternate (same machine state)."""
+    rows = ALL_ROWS.setdefault(name, {"throughput": [], "latency": []})
+    if rows["throughput"]:
+        return
+    pairs = [(n, b) for n, b in ([(name, bench)] + ([("baseline", a.baseline)] if a.baseline and name != "baseline" else []))]
+    for mode, extra in (("throughput", ["-n", "10000"]),
+                        ("latency", ["--rate", str(a.rate), "--seconds", "10"])):
+        for _ in range(a.repeats):
+            for n, b in pairs:
+                out = subprocess.run([b, "--url", url, "--testdata", a.testdata, mode] + extra,
+                                     capture_output=True, text=True, check=True).stdout
+                ALL_ROWS.setdefault(n, {"throughput": [], "latency": []})[mode].append(kv(out.strip().splitlines()[-1]))
+    for n, _ in pairs:
+        table(n, ALL_ROWS[n], a)
+
+
+def table(name, rows, a):
+    t = rows["throughput"]
+    lat = rows["latency"]
+    med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
+    print("%s:" % name)
+    print("| measure | median of %d | runs |" % a.repeats)
+    print("|---|---|---|")
+    print("| throughput, entries/s | %.0f | %s |" % (med(t, "entries_per_s"),
+          ", ".join("%.0f" % r["entries_per_s"] for r in t)))
+    print("| CPU per 1,000 entries, publisher (ingest side), full speed | %.1f ms | %s |" % (
+        med(t, "cpu_ms_per_1000_publisher"), ", ".join("%.1f" % r["cpu_ms_per_1000_publisher"] for r in t)))
+    print("| CPU per 1,000 entries, consumer (edge side), full speed | %.1f ms | %s |" % (
+        med(t, "cpu_ms_per_1000_consumer"), ", ".join("%.1f" % r["cpu_ms_per_1000_consumer"] for r in t)))
+    print("| CPU per 1,000 entries, publisher, at %.0f/s | %.1f ms | %s |" % (
+        a.rate, med(lat, "cpu_ms_per_1000_publisher"), ", ".join("%.1f" % r["cpu_ms_per_1000_publisher"] for r in lat)))
+    print("| CPU per 1,000 entries, consumer, at %.0f/s | %.1f ms | %s |" % (
+        a.rate, med(lat, "cpu_ms_per_1000_consumer"), ", ".join("%.1f" % r["cpu_ms_per_1000_consumer"] for r in lat)))
+    for k in ("latency_ms_p50", "p99", "max"):
+        print("| added latency at %.0f/s, %s | %.2f ms | %s |" % (
+            a.rate, k.replace("latency_ms_", ""), med(lat, k), ", ".join("%.2f" % r[k] for r in lat)))
+    print()
+
+
+def ratios(a):
+    """current / baseline of each run pair's publisher CPU per 1,000 entries."""
+    cur, base = ALL_ROWS["current"], ALL_ROWS["baseline"]
+    for mode in ("throughput", "latency"):
+        rs = [c["cpu_ms_per_1000_publisher"] / b["cpu_ms_per_1000_publisher"]
+              for c, b in zip(cur[mode], base[mode])]
+        print("publisher CPU per 1,000 entries, current / baseline, %s: median %.2fx (runs %s)" % (
+            mode, statistics.median(rs), ", ".join("%.2f" % r for r in rs)))
+    print()
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", required=True)
@@ -69,6 +124,9 @@ def main():
     ap.add_argument("--clients", type=int, default=1000)
     ap.add_argument("--fan-rate", type=float, default=500)
     ap.add_argument("--window", type=int, default=8)
+    ap.add_argument("--baseline", help="another nats_bench binary (e.g. built from an earlier commit): "
+                    "the NATS leg is measured with both, interleaved, and printed side by side")
+    ap.add_argument("--leg-only", action="store_true", help="only the NATS leg (no fanout comparison)")
     a = ap.parse_args()
     bench = os.path.join(a.build, "test/nats/nats_bench")
     server = os.path.join(a.build, "certstream-server")
@@ -81,33 +139,13 @@ def main():
     procs = []
     try:
         time.sleep(0.5)
-        rows = {}
-        for mode, extra in (("throughput", ["-n", "10000"]),
-                            ("latency", ["--rate", str(a.rate), "--seconds", "10"])):
-            runs = []
-            for _ in range(a.repeats):
-                out = subprocess.run([bench, "--url", url, "--testdata", a.testdata, mode] + extra,
-                                     capture_output=True, text=True, check=True).stdout
-                runs.append(kv(out.strip().splitlines()[-1]))
-            rows[mode] = runs
-        t = rows["throughput"]
-        lat = rows["latency"]
-        med = lambda runs, k: statistics.median(r[k] for r in runs)  # noqa: E731
-        print("| measure | median of %d | runs |" % a.repeats)
-        print("|---|---|---|")
-        print("| throughput, entries/s | %.0f | %s |" % (med(t, "entries_per_s"),
-              ", ".join("%.0f" % r["entries_per_s"] for r in t)))
-        print("| CPU per 1,000 entries, publisher (ingest side), full speed | %.1f ms | %s |" % (
-            med(t, "cpu_ms_per_1000_publisher"), ", ".join("%.1f" % r["cpu_ms_per_1000_publisher"] for r in t)))
-        print("| CPU per 1,000 entries, consumer (edge side), full speed | %.1f ms | %s |" % (
-            med(t, "cpu_ms_per_1000_consumer"), ", ".join("%.1f" % r["cpu_ms_per_1000_consumer"] for r in t)))
-        print("| CPU per 1,000 entries, publisher, at %.0f/s | %.1f ms | %s |" % (
-            a.rate, med(lat, "cpu_ms_per_1000_publisher"), ", ".join("%.1f" % r["cpu_ms_per_1000_publisher"] for r in lat)))
-        print("| CPU per 1,000 entries, consumer, at %.0f/s | %.1f ms | %s |" % (
-            a.rate, med(lat, "cpu_ms_per_1000_consumer"), ", ".join("%.1f" % r["cpu_ms_per_1000_consumer"] for r in lat)))
-        for k in ("latency_ms_p50", "p99", "max"):
-            print("| added latency at %.0f/s, %s | %.2f ms | %s |" % (
-                a.rate, k.replace("latency_ms_", ""), med(lat, k), ", ".join("%.2f" % r[k] for r in lat)))
+        benches = [("current", bench)] + ([("baseline", a.baseline)] if a.baseline else [])
+        for name, b in benches:
+            leg(b, name, url, a)
+        if a.baseline:
+            ratios(a)
+        if a.leg_only:
+            return
 
         # fanout capacity: all-in-one vs edge
         def measure(p, sid):

@@ -412,6 +412,27 @@ static void test_partial_file_keeps_defaults(void)
     config_free(&c);
 }
 
+/* cors.allowed_origins as a YAML sequence: the same as the comma string. */
+static void test_cors_origins_list(void)
+{
+    struct config c;
+    struct config_error err = {{0}};
+    CHECK(load_text(&c, "cors:\n  allowed_origins:\n    - https://a.example\n    - http://127.0.0.1:3000\n"
+                        "    - \"http://[::1]:8080\"\n", &err) == 0);
+    CHECK_STR(c.cors.allowed_origins, "https://a.example, http://127.0.0.1:3000, http://[::1]:8080");
+    config_free(&c);
+    CHECK(load_text(&c, "cors:\n  allowed_origins: [\"*\"]\n", &err) == 0);
+    CHECK_STR(c.cors.allowed_origins, "*");
+    config_free(&c);
+    /* an empty sequence is CORS off, like "" */
+    CHECK(load_text(&c, "cors:\n  allowed_origins: []\n", &err) == 0);
+    CHECK_STR(c.cors.allowed_origins, "");
+    config_free(&c);
+    CHECK(load_text(&c, "cors:\n  allowed_origins: https://a.example http://b.example:81\n", &err) == 0);
+    CHECK_STR(c.cors.allowed_origins, "https://a.example http://b.example:81");
+    config_free(&c);
+}
+
 /* Every key set through its environment variable. */
 static void test_every_key_from_env(void)
 {
@@ -723,8 +744,16 @@ static const struct bad_case bad_files[] = {
      "config.yaml:2: key 'cors.allowed_origins': cors.allowed_origins: \"https://a.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path)"},
     {"protocols:\n  api: true\ncors:\n  allowed_origins: \"*, https://a.example\"\n",
      "config.yaml:4: key 'cors.allowed_origins': cors.allowed_origins: \"*\" allows every origin; list no others with it"},
-    {"cors:\n  allowed_origins: [https://a.example]\n",
-     "config.yaml:2: key 'cors.allowed_origins': expected a single value, got a sequence"},
+    {"cors:\n  allowed_origins:\n    - https://a.example\n    - https://b.example/app\n",
+     "config.yaml:4: key 'cors.allowed_origins[1]': \"https://b.example/app\" is not an origin (\"*\" or \"https://host[:port]\", no path; one origin per item)"},
+    {"cors:\n  allowed_origins: [\"https://a.example, https://b.example\"]\n",
+     "config.yaml:2: key 'cors.allowed_origins[0]': \"https://a.example, https://b.example\" is not an origin (\"*\" or \"https://host[:port]\", no path; one origin per item)"},
+    {"cors:\n  allowed_origins: [https://a.example, {x: 1}]\n",
+     "config.yaml:2: key 'cors.allowed_origins[1]': expected an origin, got a mapping"},
+    {"cors:\n  allowed_origins: {a: 1}\n",
+     "config.yaml:2: key 'cors.allowed_origins': expected an origin, origins separated by commas, or a sequence of origins, got a mapping"},
+    {"cors:\n  allowed_origins: [\"*\", https://a.example]\n",
+     "config.yaml:2: key 'cors.allowed_origins': cors.allowed_origins: \"*\" allows every origin; list no others with it"},
 };
 
 static void test_bad_files(void)
@@ -1083,6 +1112,7 @@ static const struct { const char *name; void (*fn)(void); } cases[] = {
     {"defaults", test_defaults},
     {"every_key_from_yaml", test_every_key_from_yaml},
     {"partial_file_keeps_defaults", test_partial_file_keeps_defaults},
+    {"cors_origins_list", test_cors_origins_list},
     {"every_key_from_env", test_every_key_from_env},
     {"precedence", test_precedence},
     {"search_order", test_search_order},

@@ -192,11 +192,11 @@ def stored_position(path):
 class SSE(threading.Thread):
     """An SSE client (stream=full) on one node: keeps (id, data bytes) events."""
 
-    def __init__(self, srv, last_event_id=None):
+    def __init__(self, srv, last_event_id=None, query=""):
         super().__init__(daemon=True)
         self.events = []
         self.sock = socket.create_connection(("127.0.0.1", srv.port), timeout=60)
-        hdr = "GET /sse?stream=full HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n"
+        hdr = "GET /sse?stream=full%s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n" % query
         if last_event_id is not None:
             hdr += "Last-Event-ID: %s\r\n" % last_event_id
         self.sock.sendall((hdr + "\r\n").encode())
@@ -254,9 +254,9 @@ class DeflateWS(threading.Thread):
     """python3-websockets on /full-stream, permessage-deflate negotiated:
     keeps the (decompressed) messages and the negotiated extensions."""
 
-    def __init__(self, srv, n):
+    def __init__(self, srv, n, query=""):
         super().__init__(daemon=True)
-        self.url = "ws://127.0.0.1:%d/full-stream" % srv.port
+        self.url = "ws://127.0.0.1:%d/full-stream%s" % (srv.port, query)
         self.n = n
         self.msgs = []
         self.extensions = None
@@ -388,7 +388,7 @@ def case_fanout():
         # every NATS metric docs/monitoring.md lists is served, with its type
         docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "monitoring.md")
         rows = re.findall(r"^\| `(certstream_nats_[a-z_]+)` \| `role` \| (counter|gauge) \|", open(docs).read(), re.M)
-        assert len(rows) == 13, rows
+        assert len(rows) == 16, rows
         for srv, role in ((ing, "publisher"), (edges[0], "consumer")):
             body = srv.http("/metrics")[2].decode()
             for name, typ in rows:
@@ -723,6 +723,188 @@ def case_cluster():
         assert out.indexes() == list(range(total)), out.indexes()
         assert metric(ing, "certstream_nats_stream_sequence", "publisher") == total
         assert metric(ing, "certstream_nats_disconnects_total", "publisher") >= 1, killed
+
+
+def published(srv):
+    """Entries the server put in its ring (certstream_entries_published_total)."""
+    _, _, body = srv.http("/metrics")
+    return int(re.search(r"^certstream_entries_published_total (\d+)$", body.decode(), re.M).group(1))
+
+
+def case_ingest_crash():
+    """A lone ingest node loses its machine (kill -9 of all its processes)
+    while NATS is unreachable and its ring holds entries JetStream never
+    acknowledged, which its CT position is already past. Restarted, it resumes
+    the log at the last entry JetStream acknowledged (nats/ackstore.h), so
+    every certificate reaches the stream exactly once."""
+    total = 300
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20))
+        ing.start()
+        ingest_ready(ing)
+        out = c.add(SSE(edge))
+        connected(edge)
+        fl.grow_to(60)
+        wait_for("stream at 60", lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == 60)
+        n.stop(signal.SIGKILL)
+        wait_for("ingest sees NATS down",
+                 lambda: metric(ing, "certstream_nats_connected", "publisher") == 0, timeout=20)
+        # under load: entries keep entering the ring (and the CT position
+        # moves past them) with nothing acknowledged
+        fl.grow_to(200, step=20, pause=0.1)
+        wait_for("60 entries ingested with NATS down", lambda: published(ing) >= 120)
+        os.killpg(ing.proc.pid, signal.SIGKILL)
+        ing.proc.wait()
+        n.start()
+        ing.start()
+        m = wait_for("resume line", lambda: re.search(
+            r": resuming at index (\d+), the last one JetStream acknowledged, rather than (\d+): "
+            r"entries \1\.\.(\d+) were ingested but not acknowledged", ing.logtext()), timeout=30)
+        print(m.group(0))
+        assert int(m.group(1)) == 60, m.group(0)
+        assert int(m.group(2)) >= 120 and int(m.group(3)) == int(m.group(2)) - 1, m.group(0)
+        fl.grow_to(total)
+        wait_count(out, total, timeout=90)
+        wait_for("publisher at %d" % total,
+                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
+        time.sleep(0.5)
+        # every certificate once, in log order: the stream holds exactly total
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert [i for i, _ in out.events] == list(range(1, total + 1))
+        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+        assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
+
+
+def case_ingest_crash_live():
+    """kill -9 of a lone ingest node while the log grows and NATS is up
+    (entries in flight between its ring and JetStream), restart: every
+    certificate reaches the stream exactly once."""
+    total = 400
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        out = c.add(SSE(edge))
+        connected(edge)
+        state = {}
+
+        def during(size):
+            if size >= 200 and "killed" not in state:
+                os.killpg(ing.proc.pid, signal.SIGKILL)
+                ing.proc.wait()
+                state["killed"] = size
+                ing.start()
+
+        fl.grow_to(total, step=40, pause=0.05, during=during)
+        wait_count(out, total, timeout=90)
+        wait_for("publisher at %d" % total,
+                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
+        time.sleep(0.5)
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+
+
+def case_deep_resume():
+    """Resume from further back than the edge's ring (ring_size 1 MiB: about
+    a hundred entries): an SSE client (Last-Event-ID) and a WebSocket client
+    with permessage-deflate (?resume=) get the older entries from JetStream,
+    then the ring, then live entries: exactly the entries after their id, no
+    gap, no duplicate, byte-identical to the ingest node's clients'."""
+    total, more = 400, 40
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        ref = c.add(SSE(ing))
+        connected(ing)
+        fl.grow_to(total, step=40)
+        wait_count(ref, total)
+        wait_for("edge at %d" % total, lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == total)
+        # the edge's ring no longer holds id 10: a resume from it before
+        # this change started at the ring's oldest entry
+        out = c.add(SSE(edge, last_event_id=9))
+        ws = DeflateWS(edge, total + more - 5, query="?resume=5")
+        # a filtered client: the entries from the stream pass its filter too
+        pre = c.add(SSE(edge, last_event_id=9, query="&domain=*.com"))
+        wait_count(out, total - 9)
+        wait_for("the WebSocket client resumed", lambda: len(ws.msgs) >= total - 5)
+        join_re = r"resume from id (\d+): (\d+) entries sent from the stream; continuing on the ring at (\d+)"
+        joins = wait_for("three joins", lambda: len(re.findall(join_re, edge.logtext())) == 3 and
+                         [tuple(map(int, j)) for j in re.findall(join_re, edge.logtext())])
+        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 3
+        from_stream = metric(edge, "certstream_nats_resume_entries_total", "consumer")
+        assert sum(b for _, b, _ in joins) == from_stream > 300, (joins, from_stream)
+        # the unfiltered ones got every entry from after their id to the
+        # ring's join point from the stream: no gap between the two parts
+        # (the filtered one got only its matches from that span)
+        full = sorted((a, j) for a, b, j in joins if a + b + 1 == j)
+        assert [a for a, _ in full] == [5, 9], joins
+        assert all(b < j - a - 1 for a, b, j in joins if (a, j) not in full), joins
+        # then live
+        fl.grow_to(total + more, step=20)
+        wait_count(ref, total + more)
+        wait_count(out, total + more - 9)
+        ws.join(60)
+        time.sleep(0.5)
+        assert [i for i, _ in out.events] == list(range(10, total + more + 1)), out.events[:3]
+        assert out.datas() == ref.datas()[9:]
+        assert ws.error is None, ws.error
+        assert ws.extensions == ["permessage-deflate"], ws.extensions
+        assert ws.msgs == ref.datas()[5:]
+        want = [d for d in ref.datas()[9:]
+                if any(n.lower().endswith(".com") for n in json.loads(d)["data"]["leaf_cert"]["all_domains"])]
+        assert 0 < len(want) < total + more - 9, len(want)
+        wait_count(pre, len(want))
+        assert pre.datas() == want
+        assert metric(edge, "certstream_nats_resume_gone_total", "consumer") == 0
+
+
+def case_deep_resume_gone():
+    """A resume from further back than the stream still holds (nats.max_age
+    8 s): a log line says which entries are gone, they are counted, and the
+    client starts at the oldest entry the stream holds."""
+    extra = "  max_age: 8s\n  duplicate_window: 1s"
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20, extra=extra))
+        edge.start()
+        edge_ready(edge)
+        ing = c.add(node("ingest", fl, [n.url()], extra=extra))
+        ing.start()
+        ingest_ready(ing)
+        fl.grow_to(40)
+        wait_for("edge at 40", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 40)
+        time.sleep(9)             # sequences 1..40 expire
+        fl.grow_to(300, step=40)  # 41..300 held; the edge's ring holds only the newest ~100
+        wait_for("edge at 300", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 300)
+        out = c.add(SSE(edge, last_event_id=10))
+        wait_count(out, 260)
+        time.sleep(0.3)
+        assert [i for i, _ in out.events] == list(range(41, 301)), out.events[:2]
+        assert "resume from id 10: entries 11..40 (30) are no longer in the stream" in edge.logtext(), \
+            edge.logtext()[-2000:]
+        assert metric(edge, "certstream_nats_resume_gone_total", "consumer") == 30
+        assert metric(edge, "certstream_nats_resumes_from_stream_total", "consumer") == 1
 
 
 def nats_peer(srv, nodes):

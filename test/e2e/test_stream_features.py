@@ -271,6 +271,10 @@ FILTERS = [
      lambda f: f["url"] == "ct.googleapis.com/logs/us1/argon2026h2" and not f["ca"]),
     ("domain=*.workdaysuv.com&regex=%5Emaya", lambda f: glob("*.workdaysuv.com")(f) and
      any(d.startswith("maya") for d in f["domains"])),
+    # "*.NAME" is any name under NAME, never NAME itself: the corpus has a
+    # certificate for casa-laguna.de alone (no subdomain), so this selects
+    # only portal.dragonjar.org's record
+    ("domain=*.casa-laguna.de,*.dragonjar.org", lambda f: glob("*.casa-laguna.de")(f) or glob("*.dragonjar.org")(f)),
 ]
 
 
