@@ -223,6 +223,18 @@ def report(out, warmup):
             print("| %s | %s | %.2f | %.2f | %.2f / %.2f | %s |" % (
                 n, label, pts[0][1] / 1024, pts[-1][1] / 1024, min(ys) / 1024, max(ys) / 1024,
                 "n/a (too few samples)" if d is None else "%+.3f" % d))
+    # A leak keeps its slope; memory still settling shows a falling one.
+    half = [p for p in series.get(("all server processes", "priv"), []) if p[0] >= warmup]
+    if len(half) >= 8:
+        t_mid = half[len(half) // 2][0]
+        parts = []
+        for k, label in (("pss", "PSS"), ("priv", "private")):
+            pts = [p for p in series[("all server processes", k)] if p[0] >= warmup]
+            d1 = slope_per_hour([p for p in pts if p[0] < t_mid])
+            d2 = slope_per_hour([p for p in pts if p[0] >= t_mid])
+            parts.append("%s %+.3f then %+.3f MB/h" % (label, d1, d2))
+        print("\nall server processes, first and second half after warm-up (split at %.0f s): %s"
+              % (t_mid, "; ".join(parts)))
     m0 = next((s["metrics"] for s in samples if s["t"] >= warmup and s["metrics"]), samples[0]["metrics"])
     m1 = samples[-1]["metrics"]
     span = max(1e-9, samples[-1]["t"] - next((s["t"] for s in samples if s["t"] >= warmup), 0))
