@@ -152,6 +152,12 @@ struct worker {
     struct iovec memo_iov[IOV_MAX];
     struct flush_rec memo_recs[IOV_MAX];
 
+    /* Fair delivery of a burst (fanout/pump.c): during a pump, each client
+     * gets at most pump_quantum bytes per round and the rounds go on until
+     * everyone is at the head; pump_more says a client still has more. */
+    size_t pump_quantum;               /* 0 outside a pump: conn_flush's own budgets */
+    bool pump_last_round, pump_more;
+
     /* scratch, one at a time (the worker is single-threaded) */
     struct iovec iov[IOV_MAX];
     struct flush_rec recs[IOV_MAX];

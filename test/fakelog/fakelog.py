@@ -53,6 +53,10 @@ Growing logs with distinct certificates (benchmarks, soak and crash tests):
   too), so every entry of every synthetic log is a distinct certificate with
   its real chain. get-entries answers hold at most 256
   entries (--max-batch overrides, e.g. 32 like some real logs).
+  --grow-step K  growing synthetic logs grow K entries at a time (a burst:
+                 a log that integrates its entries in batches), still at
+                 RATE on average; the N growing logs' steps are spread
+                 evenly over a step's period (log i at i/N of it).
   --hash-tiles   tiled logs also serve hash tiles (tile/<L>/<N>[.p/<W>]),
                  computed from their entries, and checkpoints carry the
                  computed root hash (checked at start against
@@ -257,9 +261,13 @@ def synth_tile(log, n, width):
 
 
 def log_size(log):
-    """Visible size now (a growing log gains RATE entries per second)."""
+    """Visible size now (a growing log gains RATE entries per second; with
+    --grow-step, STEP entries at a time, at its own phase)."""
     if log.get("rate"):
-        return log["size"] + int((time.monotonic() - log["t0"]) * log["rate"])
+        grown = (time.monotonic() - log["t0"]) * log["rate"]
+        if log.get("step"):
+            return log["size"] + log["step"] * int(grown / log["step"] + log["phase"])
+        return log["size"] + int(grown)
     return log["size"]
 
 
@@ -674,6 +682,7 @@ def main():
     ap.add_argument("--synthetic-tiled", action="append", default=[])
     ap.add_argument("--synthetic-many", action="append", default=[])
     ap.add_argument("--hash-tiles", action="store_true")
+    ap.add_argument("--grow-step", type=int, default=0)
     a = ap.parse_args()
     GZIP_TILES = a.gzip_tiles
     TESTDATA = a.testdata
@@ -688,6 +697,10 @@ def main():
         n, spec = spec.split(":", 1)
         for i in range(int(n)):
             add_synthetic("%s%d" % (prefix, i), spec, False)
+    if a.grow_step > 0:
+        growing = [lg for lg in LOGS.values() if lg.get("synth") and lg.get("rate")]
+        for i, lg in enumerate(growing):
+            lg["step"], lg["phase"] = a.grow_step, i / len(growing)
     for g in a.golden:
         name, url = g.split("=", 1)
         add_rfc6962(name, *load_golden(a.testdata, url))

@@ -34,6 +34,52 @@ static void msg_reset(struct lg_parser *p)
     p->head_len = 0;
     p->tail_len = 0;
     p->msg_len = 0;
+    p->mid_match = 0;
+    p->mid_state = 0;
+    p->mid_len = 0;
+}
+
+/* scan_mid: finds the first "seen": of a message in a stream of pieces (a
+ * match may span pieces), and keeps the value after it. Jumps between
+ * quotes with memchr: the scan touches each byte about once. */
+static void mid_scan(struct lg_parser *p, const uint8_t *d, size_t n)
+{
+    static const char needle[] = "\"seen\":";
+    size_t i = 0;
+    while (i < n && p->mid_state < 2) {
+        if (p->mid_state == 1) {
+            uint8_t ch = d[i];
+            if ((ch >= '0' && ch <= '9') || ch == '.' || ch == '-' || ch == '+' || ch == 'e' || ch == 'E' ||
+                ((ch == ' ' || ch == '\t' || ch == '\n' || ch == '\r') && p->mid_len == 0)) {
+                if (p->mid_len == LG_SEEN_MAX) {
+                    p->mid_state = 2;   /* too long: not a time */
+                    p->mid_len = 0;
+                    break;
+                }
+                p->mid_seen[p->mid_len++] = (char)ch;
+                i++;
+                continue;
+            }
+            p->mid_state = 2;
+            break;
+        }
+        if (p->mid_match == 0) {
+            const uint8_t *q = memchr(d + i, '"', n - i);
+            if (!q) return;
+            i = (size_t)(q - d) + 1;
+            p->mid_match = 1;
+            continue;
+        }
+        if (d[i] == (uint8_t)needle[p->mid_match]) {
+            i++;
+            if (++p->mid_match == sizeof needle - 1) p->mid_state = 1;
+        } else {
+            /* the needle has no other '"' that could start a match here
+             * except its own closing quote, which is followed by ':' */
+            p->mid_match = d[i] == '"' ? 1 : 0;
+            i++;
+        }
+    }
 }
 
 /* Keeps the first LG_HEAD and last LG_TAIL bytes of the message. */
@@ -58,6 +104,7 @@ static void msg_append(struct lg_parser *p, const uint8_t *d, size_t n)
         p->tail_len = LG_TAIL;
     }
     p->msg_len += n;
+    if (p->scan_mid && p->mid_state < 2) mid_scan(p, d, n);
 }
 
 static void fill_msg(struct lg_parser *p, struct lg_result *r)
@@ -68,6 +115,8 @@ static void fill_msg(struct lg_parser *p, struct lg_result *r)
     r->tail_len = p->tail_len;
     r->len = p->msg_len;
     r->compressed = p->compressed;
+    r->mid_seen = p->scan_mid && p->mid_len && p->mid_state ? p->mid_seen : NULL;
+    r->mid_seen_len = p->mid_len;
 }
 
 static enum lg_event fail(struct lg_parser *p, struct lg_result *r, const char *why)
@@ -488,6 +537,86 @@ int lg_find_seen_us(const char *t, size_t len, int64_t *seen_us)
     if ((size_t)o + 17 < len && s[17] >= '0' && s[17] <= '9') return 0;
     *seen_us = v;
     return 1;
+}
+
+int lg_parse_seen(const char *s, size_t len, int64_t *seen_us)
+{
+    size_t i = 0;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    int64_t sec = 0, frac = 0;
+    size_t d0 = i;
+    while (i < len && s[i] >= '0' && s[i] <= '9' && i - d0 < 12) sec = sec * 10 + (s[i++] - '0');
+    if (i == d0 || (i < len && s[i] >= '0' && s[i] <= '9')) return 0;
+    int fd = 0;
+    if (i < len && s[i] == '.') {
+        i++;
+        size_t f0 = i;
+        while (i < len && s[i] >= '0' && s[i] <= '9') {
+            if (fd < 6) {
+                frac = frac * 10 + (s[i] - '0');
+                fd++;
+            }
+            i++;
+        }
+        if (i == f0) return 0;
+    }
+    /* the number must end inside what we hold: a cut one may be longer */
+    if (i >= len || s[i] == 'e' || s[i] == 'E') return 0;
+    for (; fd < 6; fd++) frac *= 10;
+    *seen_us = sec * 1000000 + frac;
+    return 1;
+}
+
+static long find_first(const char *s, size_t len, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; i + n <= len; i++)
+        if (s[i] == needle[0] && memcmp(s + i, needle, n) == 0) return (long)(i + n);
+    return -1;
+}
+
+int lg_msg_seen_us(const struct lg_result *r, int64_t *seen_us, int *exact)
+{
+    long o;
+    *exact = 0;
+    if (lg_find_seen_us(r->tail, r->tail_len, seen_us)) {
+        *exact = 1;
+        return 1;
+    }
+    if ((o = find_last(r->tail, r->tail_len, "\"seen\":")) >= 0 &&
+        lg_parse_seen(r->tail + o, r->tail_len - (size_t)o, seen_us))
+        return 1;
+    if ((o = find_first(r->head, r->head_len, "\"seen\":")) >= 0 &&
+        lg_parse_seen(r->head + o, r->head_len - (size_t)o, seen_us))
+        return 1;
+    if (r->mid_seen) {
+        /* the captured value ends where the number did: give the parser its end */
+        char b[LG_SEEN_MAX + 1];
+        memcpy(b, r->mid_seen, r->mid_seen_len);
+        b[r->mid_seen_len] = ',';
+        return lg_parse_seen(b, r->mid_seen_len + 1, seen_us);
+    }
+    return 0;
+}
+
+static int type_at(const char *s, size_t len, long o, const char **type, size_t *tlen)
+{
+    size_t i = (size_t)o;
+    while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\n' || s[i] == '\r')) i++;
+    if (i >= len || s[i] != '"') return 0;
+    const char *e = memchr(s + i + 1, '"', len - i - 1);
+    if (!e) return 0;
+    *type = s + i + 1;
+    *tlen = (size_t)(e - (s + i + 1));
+    return 1;
+}
+
+int lg_msg_type(const struct lg_result *r, const char **type, size_t *len)
+{
+    long o = find_first(r->head, r->head_len, "\"message_type\":");
+    if (o >= 0 && type_at(r->head, r->head_len, o, type, len)) return 1;
+    o = find_last(r->tail, r->tail_len, "\"message_type\":");
+    return o >= 0 && type_at(r->tail, r->tail_len, o, type, len);
 }
 
 int lg_find_cert_index(const char *t, size_t len, uint64_t *index)

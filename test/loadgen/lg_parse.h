@@ -14,6 +14,7 @@
 #define LG_HEAD 48
 #define LG_TAIL 480
 #define LG_LINE 96
+#define LG_SEEN_MAX 24
 
 enum lg_proto { LG_PROTO_WS = 0, LG_PROTO_SSE = 1 };
 
@@ -47,6 +48,11 @@ struct lg_parser {
     uint8_t skip_lf;      /* SSE: last line ended with CR; skip a following LF */
     uint8_t rsv1_ok;      /* WS: permessage-deflate offered: RSV1 marks a compressed message */
     uint8_t compressed;   /* WS: the current message is compressed (not inflated) */
+    uint8_t scan_mid;     /* look for "seen" in the middle of messages too (set by the caller) */
+    uint8_t mid_match;    /* bytes of "seen": matched so far in the current message */
+    uint8_t mid_state;    /* 0 looking, 1 in the value, 2 done (found or given up) */
+    uint8_t mid_len;
+    char mid_seen[LG_SEEN_MAX]; /* the value after the first "seen": of the message */
     uint16_t line_len;
     uint16_t head_len;
     uint16_t tail_len;
@@ -74,6 +80,8 @@ struct lg_result {
     uint64_t len;         /* LG_EV_MSG: total message length */
     int64_t sse_id;       /* LG_EV_MSG over SSE: the event id, -1 if none */
     int compressed;       /* LG_EV_MSG: permessage-deflate payload (head/tail are compressed bytes) */
+    const char *mid_seen; /* LG_EV_MSG with scan_mid: the "seen" value found anywhere, or NULL */
+    size_t mid_seen_len;
     const uint8_t *ctl;   /* LG_EV_PING: payload */
     size_t ctl_len;
 };
@@ -88,10 +96,27 @@ void lg_parser_init(struct lg_parser *p, enum lg_proto proto, const char *expect
 enum lg_event lg_parse(struct lg_parser *p, const uint8_t *buf, size_t len, size_t *used,
                        struct lg_result *res);
 
-/* Fields of a certstream message tail. Returns 1 if found. */
+/* Fields of a certstream message tail. Returns 1 if found.
+ * lg_find_seen_us: the server's benchmark stamp only (exactly six decimals). */
 int lg_find_seen_us(const char *tail, size_t len, int64_t *seen_us);
 int lg_find_cert_index(const char *tail, size_t len, uint64_t *index);
 int lg_find_source_url(const char *tail, size_t len, const char **url, size_t *url_len);
+
+/* A "seen" in seconds with any number of decimals (a certstream server
+ * writes milliseconds, some none, the benchmark stamp six; JSON spaces
+ * allowed), in microseconds (decimals past the sixth are dropped); 1 if found. */
+int lg_parse_seen(const char *s, size_t len, int64_t *seen_us);
+
+/* The "seen" of a message wherever it is: the last one in the tail, the
+ * first one in the head, else the one found in the middle (scan_mid).
+ * *exact is 1 when it is the benchmark stamp (microseconds). */
+int lg_msg_seen_us(const struct lg_result *r, int64_t *seen_us, int *exact);
+
+/* The message_type of a message wherever it is in the object: the first one
+ * in the head (certstream servers written after the Python one put it
+ * first), else the last one in the tail (those that write "data" first).
+ * Sets the value (without quotes); 1 if found. */
+int lg_msg_type(const struct lg_result *r, const char **type, size_t *len);
 
 /* Sec-WebSocket-Accept for a key (RFC 6455 4.2.2); out needs 29 bytes. */
 int lg_ws_accept(const char *key, char out[29]);

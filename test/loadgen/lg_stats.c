@@ -67,12 +67,14 @@ void lg_class_merge(struct lg_class *to, const struct lg_class *f)
     to->heartbeats += f->heartbeats;
     to->pings += f->pings;
     to->no_stamp += f->no_stamp;
+    to->seen_ms += f->seen_ms;
     to->compressed += f->compressed;
     to->unparsed += f->unparsed;
     to->out_of_order += f->out_of_order;
     to->loop_restarts += f->loop_restarts;
     to->gaps += f->gaps;
     to->sse_id_back += f->sse_id_back;
+    to->reconnects += f->reconnects;
     for (int r = 0; r < LG_R_COUNT; r++) to->reasons[r] += f->reasons[r];
     lg_hist_merge(&to->lat, &f->lat);
 }

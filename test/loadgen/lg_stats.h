@@ -48,7 +48,8 @@ struct lg_class {
     uint64_t wire_bytes;    /* bytes read from sockets inside the window */
     uint64_t heartbeats;
     uint64_t pings;
-    uint64_t no_stamp;      /* certificate messages without a bench-mode seen */
+    uint64_t no_stamp;      /* certificate messages without a "seen" found */
+    uint64_t seen_ms;       /* latencies from a non-benchmark "seen" (millisecond precision) */
     uint64_t compressed;    /* permessage-deflate messages (counted, not inflated or checked) */
     uint64_t unparsed;      /* certificate messages without cert_index/source url,
                                or (with --corpus) an entry the corpus lacks */
@@ -56,6 +57,7 @@ struct lg_class {
     uint64_t loop_restarts; /* cert_index fell back to this client's first pass */
     uint64_t gaps;          /* entries of a log skipped (needs --corpus) */
     uint64_t sse_id_back;   /* SSE id not above the previous one (ids must rise) */
+    uint64_t reconnects;    /* --reconnect: connections closed by the client to open a new one */
     uint64_t reasons[LG_R_COUNT];
     struct lg_hist lat;
 };

@@ -1,8 +1,11 @@
 /* loadgen.c - certstream-loadgen: opens many WebSocket or SSE clients to a
  * certstream server on loopback and measures what they receive: messages
- * and bytes per second, per-message latency (from the bench-mode `seen`
- * stamp), connection failures, disconnects by reason, ordering, and its own
+ * and bytes per second, overall and per client, per-message latency (from
+ * each message's `seen`, in microseconds with the server's benchmark stamp),
+ * connection failures, disconnects by reason, ordering and gaps, and its own
  * CPU time. Prints a human summary and, as the last line, one JSON object.
+ * It reads any certstream server's messages (message_type and seen found
+ * wherever they are in the object).
  *
  * The bulk of the clients is a lean non-blocking epoll client (one process
  * holds tens of thousands at under 1 KB each); --lws-sample adds a few
@@ -11,11 +14,12 @@
  * (RLIMIT_NOFILE), --procs splits them over forked workers whose results
  * are summed through a shared mapping.
  *
- * Only loopback targets are accepted (127.0.0.0/8 or "localhost"); there is
- * no flag to lift that: this tool floods its target. */
+ * Only loopback targets are accepted (127.0.0.0/8 or "localhost") unless
+ * --allow-remote is given: this tool floods its target. */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 #include <signal.h>
@@ -50,6 +54,7 @@ struct target {
     int proto;             /* LG_PROTO_WS or LG_PROTO_SSE */
     int tls;               /* wss:// or https:// */
     char host[64];         /* numeric IPv4 */
+    int loopback;          /* 127.0.0.0/8: clients spread over --src-addrs */
     int port;
     char path[256];
     char request[512];
@@ -76,6 +81,12 @@ struct config {
     const char *query;     /* --query: appended to every client's path, %u = index mod query_count */
     int query_count;
     int deflate;           /* --deflate: offer permessage-deflate */
+    int dense;             /* --dense: every log's cert_index runs without holes */
+    double reconnect;      /* --reconnect S: reopen each client after about S seconds */
+    double progress;       /* --progress S: a counters line on stderr every S seconds */
+    double target_rate;    /* --target-rate R: a client is fully fed at >= 99 % of R msg/s */
+    int allow_remote;      /* --allow-remote: targets off loopback are allowed */
+    double *client_rates;  /* shared: msg/s of each client (by global index) in the window; NAN = not counted */
 };
 
 enum { CS_FREE = 0, CS_CONNECTING, CS_HANDSHAKE, CS_OPEN, CS_DONE, CS_TLS };
@@ -95,6 +106,8 @@ struct client {
     int64_t started_us;    /* monotonic, for the handshake timeout */
     int64_t last_sse_id;
     uint32_t gidx;         /* index over all workers (for --query) */
+    int64_t reconnect_at;  /* --reconnect: monotonic time to close and reopen */
+    uint64_t wmsgs;        /* messages inside the measured window (per-client rate) */
     struct client_log logs[CLIENT_LOGS];
     struct lg_parser p;
     struct lg_tls *tls;    /* wss:// / https:// */
@@ -115,6 +128,8 @@ struct worker {
     int64_t now_us;        /* CLOCK_MONOTONIC likewise */
     char accept[29];
     int errors_logged;
+    uint64_t *dense_next;  /* --dense: per client, per log id: next cert_index + 1 (0: none yet) */
+    unsigned rng;          /* --reconnect: target and delay choice */
     uint8_t scratch[SCRATCH];
 };
 
@@ -142,8 +157,9 @@ static void on_signal(int sig)
 /* ---- targets ---- */
 
 /* Parses ws://HOST:PORT/PATH or http://HOST:PORT/sse?... ; HOST must be
- * loopback. Returns 0 or -1 with a message on stderr. */
-static int parse_url(const char *url, struct target *t)
+ * loopback unless allow_remote (then a name is resolved, IPv4). Returns 0 or
+ * -1 with a message on stderr. */
+static int parse_url(const char *url, struct target *t, int allow_remote)
 {
     const char *rest;
     if (strncmp(url, "ws://", 5) == 0) {
@@ -181,9 +197,25 @@ static int parse_url(const char *url, struct target *t)
     }
     if (strcmp(hp, "localhost") == 0) strcpy(hp, "127.0.0.1");
     struct in_addr a;
-    if (inet_pton(AF_INET, hp, &a) != 1) goto bad;
-    if ((ntohl(a.s_addr) >> 24) != 127) {
-        fprintf(stderr, "loadgen: %s: refusing a non-loopback target (only 127.0.0.0/8)\n", url);
+    if (inet_pton(AF_INET, hp, &a) != 1) {
+        if (!allow_remote) {
+            fprintf(stderr, "loadgen: %s: refusing a non-loopback target (only 127.0.0.0/8 and localhost; "
+                            "--allow-remote lifts this)\n", url);
+            return -1;
+        }
+        struct addrinfo hints = {.ai_family = AF_INET, .ai_socktype = SOCK_STREAM}, *res = NULL;
+        int e = getaddrinfo(hp, NULL, &hints, &res);
+        if (e != 0 || !res) {
+            fprintf(stderr, "loadgen: %s: cannot resolve %s: %s\n", url, hp, gai_strerror(e));
+            return -1;
+        }
+        a = ((const struct sockaddr_in *)(const void *)res->ai_addr)->sin_addr;
+        freeaddrinfo(res);
+    }
+    t->loopback = (ntohl(a.s_addr) >> 24) == 127;
+    if (!t->loopback && !allow_remote) {
+        fprintf(stderr, "loadgen: %s: refusing a non-loopback target (only 127.0.0.0/8 and localhost; "
+                        "--allow-remote lifts this)\n", url);
         return -1;
     }
     /* the canonical dotted form of the parsed address (at most 15 bytes) */
@@ -261,6 +293,13 @@ static void client_open(struct worker *w, struct client *c, int global_idx)
     c->started_us = w->now_us;
     c->last_sse_id = -1;
     c->gidx = (uint32_t)global_idx;
+    memset(c->logs, 0, sizeof c->logs);
+    if (w->dense_next) memset(&w->dense_next[(size_t)(c - w->cl) * MAX_LOGS], 0, MAX_LOGS * sizeof(uint64_t));
+    if (cfg->reconnect > 0) {
+        /* uniform in [S/2, 3S/2): reconnects spread instead of in waves */
+        double f = 0.5 + (double)rand_r(&w->rng) / ((double)RAND_MAX + 1.0);
+        c->reconnect_at = w->now_us + (int64_t)(cfg->reconnect * f * 1e6);
+    }
     w->pending++;
     cls_of(w, c)->clients++;
     const struct target *t = &cfg->urls[c->target];
@@ -274,11 +313,13 @@ static void client_open(struct worker *w, struct client *c, int global_idx)
     /* Spread over 127.0.0.1..K so each source address has its own
      * ephemeral port range; NO_PORT lets connect() pick the port per
      * 4-tuple instead of reserving it at bind(). */
-    if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) goto err_errno;
-    memset(&src, 0, sizeof src);
-    src.sin_family = AF_INET;
-    src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_idx % cfg->src_addrs));
-    if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) goto err_errno;
+    if (t->loopback) {
+        if (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) != 0) goto err_errno;
+        memset(&src, 0, sizeof src);
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(global_idx % cfg->src_addrs));
+        if (bind(c->fd, (struct sockaddr *)&src, sizeof src) != 0) goto err_errno;
+    }
     memset(&dst, 0, sizeof dst);
     dst.sin_family = AF_INET;
     dst.sin_port = htons((uint16_t)t->port);
@@ -454,7 +495,22 @@ static void order_step(struct lg_class *k, const struct log_info *L, struct clie
     l->last = idx;
 }
 
-static void check_order(struct client *c, struct lg_class *k, const struct lg_result *r)
+/* --dense (a growing log: every index exists and is published): per log,
+ * each message must carry the index after the previous one; a jump forward
+ * is a gap of that many entries, anything else is out of order. The first
+ * message of a log on a connection sets where it starts. */
+static void dense_step(uint64_t *next, struct lg_class *k, uint64_t idx)
+{
+    if (*next == 0) {
+    } else if (idx + 1 > *next) {
+        k->gaps += idx + 1 - *next;
+    } else if (idx + 1 < *next) {
+        k->out_of_order++;
+    }
+    *next = idx + 2;
+}
+
+static void check_order(struct worker *w, struct client *c, struct lg_class *k, const struct lg_result *r)
 {
     uint64_t idx;
     const char *u;
@@ -465,6 +521,10 @@ static void check_order(struct client *c, struct lg_class *k, const struct lg_re
     }
     int id = url_id(u, ul);
     if (!id) return;
+    if (w->dense_next) {
+        dense_step(&w->dense_next[(size_t)(c - w->cl) * MAX_LOGS + (size_t)(id - 1)], k, idx);
+        return;
+    }
     struct client_log *free_slot = NULL;
     for (int i = 0; i < CLIENT_LOGS; i++) {
         struct client_log *l = &c->logs[i];
@@ -532,12 +592,19 @@ err:
     return -1;
 }
 
+static int type_is(const char *t, size_t len, const char *want)
+{
+    return len == strlen(want) && memcmp(t, want, len) == 0;
+}
+
 static void on_message(struct worker *w, struct client *c, const struct lg_result *r)
 {
-    static const char hb[] = "{\"message_type\":\"heartbeat\"";
-    static const char cu[] = "{\"message_type\":\"certificate_update\"";
     struct lg_class *k = cls_of(w, c);
-    if (r->head_len >= sizeof hb - 1 && memcmp(r->head, hb, sizeof hb - 1) == 0) {
+    const char *type = NULL;
+    size_t tlen = 0;
+    /* message_type wherever the server puts it (compressed bytes have none) */
+    int typed = !r->compressed && lg_msg_type(r, &type, &tlen);
+    if (typed && type_is(type, tlen, "heartbeat")) {
         k->heartbeats++;
         return;
     }
@@ -546,6 +613,7 @@ static void on_message(struct worker *w, struct client *c, const struct lg_resul
     if (w->measuring) {
         k->msgs++;
         k->bytes += r->len;
+        c->wmsgs++;
     }
     if (r->compressed) {   /* not inflated: no stamp or order to read */
         k->compressed++;
@@ -559,14 +627,21 @@ static void on_message(struct worker *w, struct client *c, const struct lg_resul
         }
         c->last_sse_id = r->sse_id;
     }
-    if (r->head_len >= sizeof cu - 1 && memcmp(r->head, cu, sizeof cu - 1) == 0) {
+    if (typed && type_is(type, tlen, "certificate_update")) {
         int64_t seen;
-        if (lg_find_seen_us(r->tail, r->tail_len, &seen)) {
-            if (w->measuring) lg_hist_add(&k->lat, w->now_rt_us - seen);
+        int exact;
+        if (lg_msg_seen_us(r, &seen, &exact)) {
+            if (w->measuring) {
+                lg_hist_add(&k->lat, w->now_rt_us - seen);
+                if (!exact) k->seen_ms++;
+            }
         } else {
             k->no_stamp++;
+            /* "seen" is neither near the start nor near the end: this
+             * server puts it in the middle; look there from now on */
+            if (r->len > LG_HEAD + LG_TAIL) c->p.scan_mid = 1;
         }
-        check_order(c, k, r);
+        check_order(w, c, k, r);
     }
 }
 
@@ -745,6 +820,49 @@ static int client_class(int i, double stall_f, double slow_f)
     return LG_CLASS_NORMAL;
 }
 
+/* --reconnect: a client whose time is up leaves politely and opens a new
+ * connection to a target picked at random; one that failed or was dropped
+ * is reopened at its time too. */
+static void reconnect_due(struct worker *w)
+{
+    for (int i = 0; i < w->opened; i++) {
+        struct client *c = &w->cl[i];
+        if (w->now_us < c->reconnect_at) continue;
+        if (c->state == CS_OPEN) {
+            if (c->p.proto == LG_PROTO_WS) {
+                static const uint8_t code[2] = {0x03, 0xe8};
+                send_ctl(c, 0x8, code, 2);
+            }
+            cls_of(w, c)->reconnects++;
+            client_end(w, c, -1);
+        } else if (c->state != CS_DONE) {
+            continue;   /* still connecting: the handshake timeout decides */
+        }
+        c->target = (uint8_t)(rand_r(&w->rng) % (unsigned)w->cfg->nurls);
+        client_open(w, c, (int)c->gidx);
+    }
+}
+
+/* --progress: one JSON line of running totals on stderr (per worker), so a
+ * long run shows its state before it ends (latency: normal clients, since
+ * the window opened). */
+static void progress_line(struct worker *w, int widx, double t)
+{
+    const struct lg_class *k0 = &w->rep->cls[LG_CLASS_NORMAL], *k1 = &w->rep->cls[LG_CLASS_SLOW];
+    int open = 0;
+    for (int i = 0; i < w->opened; i++) open += w->cl[i].state == CS_OPEN;
+    fprintf(stderr,
+            "{\"progress_s\":%.1f,\"worker\":%d,\"open\":%d,\"established\":%llu,\"failed\":%llu,"
+            "\"disconnected\":%llu,\"reconnects\":%llu,\"msgs\":%llu,\"gaps\":%llu,\"out_of_order\":%llu,"
+            "\"close_1008\":%llu,\"lat_p99_ms\":%.3f,\"lat_max_ms\":%.3f}\n",
+            t, widx, open, (unsigned long long)(k0->established + k1->established),
+            (unsigned long long)(k0->failed + k1->failed), (unsigned long long)(k0->disconnected + k1->disconnected),
+            (unsigned long long)(k0->reconnects + k1->reconnects), (unsigned long long)(k0->msgs_total + k1->msgs_total),
+            (unsigned long long)(k0->gaps + k1->gaps), (unsigned long long)(k0->out_of_order + k1->out_of_order),
+            (unsigned long long)(k0->reasons[LG_R_CLOSE_1008] + k1->reasons[LG_R_CLOSE_1008]),
+            lg_hist_quantile(&k0->lat, 0.99) / 1e3, (double)k0->lat.max_us / 1e3);
+}
+
 /* The event loop of one worker: its share is every procs-th client. */
 static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
 {
@@ -761,6 +879,8 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
     w->cl = calloc((size_t)(w->n ? w->n : 1), sizeof *w->cl);
     w->slow_idx = calloc((size_t)(w->n ? w->n : 1), sizeof *w->slow_idx);
     if (!w->cl || !w->slow_idx) goto err;
+    if (cfg->dense && !(w->dense_next = calloc((size_t)(w->n ? w->n : 1) * MAX_LOGS, sizeof(uint64_t)))) goto err;
+    w->rng = 0x9e3779b9u ^ (unsigned)widx ^ (unsigned)getpid();
     for (int j = 0; j < w->n; j++) {
         int gi = widx + j * cfg->procs;
         struct client *c = &w->cl[j];
@@ -797,7 +917,7 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
     int64_t t0 = clock_us(CLOCK_MONOTONIC);
     int64_t ramp_bound = t0 + (int64_t)(((double)w->n / rate + cfg->hs_timeout + 5) * 1e6);
     int64_t measure_start = -1, measure_end = -1, ramp_done = -1;
-    int64_t last_refill = t0, last_timeout_scan = t0;
+    int64_t last_refill = t0, last_timeout_scan = t0, last_reconnect_scan = t0, last_progress = t0;
     double cpu0 = cpu_seconds(), cpu_m0 = 0;
     struct epoll_event evs[512];
 
@@ -811,7 +931,7 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
             int j = w->opened++;
             client_open(w, &w->cl[j], widx + j * cfg->procs);
         }
-        if (ramp_done < 0 && w->opened == w->n && w->pending == 0) {
+        if (ramp_done < 0 && w->opened == w->n && (w->pending == 0 || cfg->reconnect > 0)) {
             ramp_done = w->now_us;
             measure_start = ramp_done + (int64_t)(cfg->warmup * 1e6);
         }
@@ -837,6 +957,14 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
         if (w->pending && w->now_us - last_timeout_scan >= 200000) {
             check_timeouts(w);
             last_timeout_scan = w->now_us;
+        }
+        if (cfg->reconnect > 0 && w->now_us - last_reconnect_scan >= 50000) {
+            reconnect_due(w);
+            last_reconnect_scan = w->now_us;
+        }
+        if (cfg->progress > 0 && w->now_us - last_progress >= (int64_t)(cfg->progress * 1e6)) {
+            last_progress = w->now_us;
+            progress_line(w, widx, (double)(w->now_us - t0) / 1e6);
         }
         int timeout = w->nslow ? 10 : (w->opened < w->n ? 5 : 100);
         int ne = epoll_wait(w->ep, evs, 512, timeout);
@@ -865,6 +993,12 @@ static int run_worker(const struct config *cfg, int widx, struct lg_report *rep)
             rep->byte_rate[c] = (double)rep->cls[c].bytes / rep->window_s;
         }
     }
+    /* Per-client rates (stalled clients read nothing by design: left out) */
+    for (int i = 0; i < w->n; i++) {
+        struct client *c = &w->cl[i];
+        cfg->client_rates[widx + i * cfg->procs] =
+            c->cls == LG_CLASS_STALLED || rep->window_s <= 0 ? NAN : (double)c->wmsgs / rep->window_s;
+    }
     /* Leave politely: a close frame to every open WebSocket. */
     for (int i = 0; i < w->opened; i++) {
         struct client *c = &w->cl[i];
@@ -880,6 +1014,7 @@ err:
     if (w->ep >= 0) close(w->ep);
     free(w->cl);
     free(w->slow_idx);
+    free(w->dense_next);
     free(w);
     return rc;
 }
@@ -921,6 +1056,75 @@ static void print_class_json(FILE *f, const struct lg_report *r, int ci)
     fprintf(f, "}}");
 }
 
+/* Per-client rates over the window: order statistics and a histogram of
+ * PC_BINS equal bins from 0 to the largest rate (or the target, if larger). */
+#define PC_BINS 10
+struct per_client {
+    int n;
+    double min, p10, median, p90, max, mean;
+    double bin_w;
+    int bins[PC_BINS];
+    int fed;               /* >= 99 % of --target-rate */
+};
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void per_client_stats(const struct config *cfg, struct per_client *pc)
+{
+    memset(pc, 0, sizeof *pc);
+    double *v = malloc(sizeof *v * (size_t)(cfg->clients ? cfg->clients : 1));
+    if (!v) return;
+    double sum = 0;
+    for (int i = 0; i < cfg->clients; i++)
+        if (!isnan(cfg->client_rates[i])) sum += v[pc->n++] = cfg->client_rates[i];
+    if (pc->n) {
+        qsort(v, (size_t)pc->n, sizeof *v, cmp_double);
+        pc->min = v[0];
+        pc->max = v[pc->n - 1];
+        pc->p10 = v[(pc->n - 1) / 10];
+        pc->median = pc->n % 2 ? v[pc->n / 2] : (v[pc->n / 2 - 1] + v[pc->n / 2]) / 2;
+        pc->p90 = v[(pc->n - 1) - (pc->n - 1) / 10];
+        pc->mean = sum / pc->n;
+        double top = pc->max > cfg->target_rate ? pc->max : cfg->target_rate;
+        pc->bin_w = top > 0 ? top / PC_BINS : 1;
+        for (int i = 0; i < pc->n; i++) {
+            int b = (int)(v[i] / pc->bin_w);
+            pc->bins[b >= PC_BINS ? PC_BINS - 1 : b]++;
+            if (cfg->target_rate > 0 && v[i] >= 0.99 * cfg->target_rate) pc->fed++;
+        }
+    }
+    free(v);
+}
+
+static void print_per_client_human(const struct config *cfg, const struct per_client *pc)
+{
+    if (!pc->n) return;
+    printf("  per client (%d): msg/s min %.1f p10 %.1f median %.1f p90 %.1f max %.1f\n", pc->n, pc->min, pc->p10,
+           pc->median, pc->p90, pc->max);
+    if (cfg->target_rate > 0)
+        printf("  fully fed (>= 99%% of %.1f msg/s): %d of %d\n", cfg->target_rate, pc->fed, pc->n);
+    for (int b = 0; b < PC_BINS; b++)
+        printf("    %8.1f - %8.1f%s msg/s: %d\n", b * pc->bin_w, (b + 1) * pc->bin_w, b == PC_BINS - 1 ? "+" : " ",
+               pc->bins[b]);
+}
+
+static void print_per_client_json(const struct config *cfg, const struct per_client *pc)
+{
+    printf(",\"per_client\":{\"n\":%d,\"min\":%.2f,\"p10\":%.2f,\"median\":%.2f,\"p90\":%.2f,\"max\":%.2f,"
+           "\"mean\":%.2f,",
+           pc->n, pc->min, pc->p10, pc->median, pc->p90, pc->max, pc->mean);
+    if (cfg->target_rate > 0) printf("\"target_rate\":%.2f,\"fully_fed\":%d,", cfg->target_rate, pc->fed);
+    printf("\"histogram\":[");
+    for (int b = 0; b < PC_BINS; b++)
+        printf("%s{\"from\":%.2f,\"to\":%.2f,\"clients\":%d}", b ? "," : "", b * pc->bin_w, (b + 1) * pc->bin_w,
+               pc->bins[b]);
+    printf("]}");
+}
+
 static void print_human(const struct config *cfg, const struct lg_report *r, const struct lg_class *live,
                         double live_rate, double live_brate)
 {
@@ -943,9 +1147,14 @@ static void print_human(const struct config *cfg, const struct lg_report *r, con
             if (c->reasons[k]) printf("           %s: %llu\n", lg_reason_name[k], (unsigned long long)c->reasons[k]);
     }
     printf("  non-stalled: %.0f msg/s, %.2f MB/s, out-of-order %llu, gaps %llu, loop restarts %llu,"
-           " no bench stamp %llu\n",
+           " no seen %llu, latencies from a millisecond seen %llu\n",
            live_rate, live_brate / 1e6, (unsigned long long)live->out_of_order, (unsigned long long)live->gaps,
-           (unsigned long long)live->loop_restarts, (unsigned long long)live->no_stamp);
+           (unsigned long long)live->loop_restarts, (unsigned long long)live->no_stamp,
+           (unsigned long long)live->seen_ms);
+    if (live->reconnects) printf("  reconnects %llu\n", (unsigned long long)live->reconnects);
+    struct per_client pc;
+    per_client_stats(cfg, &pc);
+    print_per_client_human(cfg, &pc);
     printf("  loadgen CPU %.2f s in window (%.0f%% of one core), %.2f s total\n", r->cpu_s,
            r->window_s > 0 ? 100 * r->cpu_s / r->window_s : 0.0, r->cpu_total_s);
 }
@@ -970,7 +1179,12 @@ static void print_json(const struct config *cfg, const struct lg_report *r, cons
            (unsigned long long)live->sse_id_back, (unsigned long long)live->loop_restarts,
            (unsigned long long)live->wire_bytes, (unsigned long long)live->compressed);
     print_latency_json(stdout, &live->lat);
-    printf(",\"ramp_unresolved\":%llu,\"lws_sample_disabled\":%s,\"classes\":{",
+    struct per_client pc;
+    per_client_stats(cfg, &pc);
+    print_per_client_json(cfg, &pc);
+    printf(",\"seen_ms\":%llu,\"reconnects\":%llu,\"unparsed\":%llu,\"ramp_unresolved\":%llu,"
+           "\"lws_sample_disabled\":%s,\"classes\":{",
+           (unsigned long long)live->seen_ms, (unsigned long long)live->reconnects, (unsigned long long)live->unparsed,
            (unsigned long long)r->ramp_unresolved, r->lws_sample_disabled ? "true" : "false");
     for (int ci = 0; ci < LG_CLASS_COUNT; ci++) {
         printf("%s\"%s\":", ci ? "," : "", lg_class_name[ci]);
@@ -1013,9 +1227,24 @@ static void usage(FILE *f)
             "      --query-count K     distinct values of %%u (default 1)\n"
             "      --deflate           offer permessage-deflate; compressed messages are counted\n"
             "                          (and their bytes), not inflated, so they carry no latency\n"
+            "      --dense             a growing log (every cert_index exists and is published, as\n"
+            "                          from the fake log's --synthetic logs): count gaps exactly\n"
+            "                          per connection and log, for any number of logs\n"
+            "      --reconnect S       each client closes after S/2..3S/2 seconds (random) and\n"
+            "                          reconnects to a --url picked at random; a failed or\n"
+            "                          dropped client is reopened likewise (counted: reconnects)\n"
+            "      --progress S        every S seconds, one JSON line of running totals on stderr\n"
+            "                          per worker process (open, established, failed,\n"
+            "                          disconnected, reconnects, msgs, gaps, out_of_order)\n"
+            "      --target-rate R     the server's rate in msg/s: count the clients \"fully fed\"\n"
+            "                          (at least 99 %% of R over the window)\n"
+            "      --allow-remote      allow a target off loopback (a server on another machine;\n"
+            "                          IPv4 or a name); the default refuses it: this tool floods\n"
             "  -q, --quiet             only the JSON line\n"
-            "Targets must be loopback (127.0.0.0/8 or localhost); there is no override.\n"
-            "Latency needs the server's --bench-stamp (seen in microseconds).\n",
+            "Targets must be loopback (127.0.0.0/8 or localhost) unless --allow-remote.\n"
+            "Latency is taken from each message's \"seen\" wherever it is in the object: in\n"
+            "microseconds with the server's --bench-stamp, else as precise as the server writes it\n"
+            "(certstream servers: milliseconds).\n",
             MAX_URLS);
 }
 
@@ -1026,7 +1255,8 @@ int main(int argc, char **argv)
     const char *host = "127.0.0.1", *stream = "lite", *path = NULL;
     int port = 8080, sse = 0;
     enum { O_HOST = 256, O_PORT, O_STREAM, O_SSE, O_PATH, O_WARMUP, O_SRC, O_SLOWF, O_SLOWR, O_STALL, O_LWS,
-           O_PROCS, O_HST, O_CORPUS, O_MARK, O_QUERY, O_QCOUNT, O_DEFLATE };
+           O_PROCS, O_HST, O_CORPUS, O_MARK, O_QUERY, O_QCOUNT, O_DEFLATE, O_DENSE, O_RECONNECT, O_PROGRESS,
+           O_TARGET_RATE, O_ALLOW_REMOTE };
     static const struct option opts[] = {
         {"clients", 1, 0, 'n'}, {"url", 1, 0, 'u'}, {"host", 1, 0, O_HOST}, {"port", 1, 0, O_PORT},
         {"stream", 1, 0, O_STREAM}, {"sse", 0, 0, O_SSE}, {"path", 1, 0, O_PATH}, {"ramp", 1, 0, 'r'},
@@ -1034,14 +1264,21 @@ int main(int argc, char **argv)
         {"slow-fraction", 1, 0, O_SLOWF}, {"slow-rate", 1, 0, O_SLOWR}, {"stall-fraction", 1, 0, O_STALL},
         {"lws-sample", 1, 0, O_LWS}, {"procs", 1, 0, O_PROCS}, {"handshake-timeout", 1, 0, O_HST},
         {"corpus", 1, 0, O_CORPUS}, {"mark", 1, 0, O_MARK}, {"quiet", 0, 0, 'q'}, {"help", 0, 0, 'h'},
-        {"query", 1, 0, O_QUERY}, {"query-count", 1, 0, O_QCOUNT}, {"deflate", 0, 0, O_DEFLATE}, {0, 0, 0, 0}};
+        {"query", 1, 0, O_QUERY}, {"query-count", 1, 0, O_QCOUNT}, {"deflate", 0, 0, O_DEFLATE},
+        {"dense", 0, 0, O_DENSE}, {"reconnect", 1, 0, O_RECONNECT}, {"progress", 1, 0, O_PROGRESS},
+        {"target-rate", 1, 0, O_TARGET_RATE}, {"allow-remote", 0, 0, O_ALLOW_REMOTE}, {0, 0, 0, 0}};
+    const char *url_arg[MAX_URLS];
+    int nurl_arg = 0;
     int o;
     while ((o = getopt_long(argc, argv, "n:u:r:d:qh", opts, NULL)) != -1) {
         switch (o) {
         case 'n': cfg.clients = atoi(optarg); break;
-        case 'u':
-            if (cfg.nurls == MAX_URLS || parse_url(optarg, &cfg.urls[cfg.nurls]) != 0) return 2;
-            cfg.nurls++;
+        case 'u':   /* parsed after the options: --allow-remote may come later */
+            if (nurl_arg == MAX_URLS) {
+                fprintf(stderr, "loadgen: at most %d --url\n", MAX_URLS);
+                return 2;
+            }
+            url_arg[nurl_arg++] = optarg;
             break;
         case O_HOST: host = optarg; break;
         case O_PORT: port = atoi(optarg); break;
@@ -1063,6 +1300,11 @@ int main(int argc, char **argv)
         case O_QUERY: cfg.query = optarg; break;
         case O_QCOUNT: cfg.query_count = atoi(optarg); break;
         case O_DEFLATE: cfg.deflate = 1; break;
+        case O_DENSE: cfg.dense = 1; break;
+        case O_RECONNECT: cfg.reconnect = atof(optarg); break;
+        case O_PROGRESS: cfg.progress = atof(optarg); break;
+        case O_TARGET_RATE: cfg.target_rate = atof(optarg); break;
+        case O_ALLOW_REMOTE: cfg.allow_remote = 1; break;
         case 'q': cfg.quiet = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -1072,6 +1314,8 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    for (int i = 0; i < nurl_arg; i++)
+        if (parse_url(url_arg[i], &cfg.urls[cfg.nurls++], cfg.allow_remote) != 0) return 2;
     if (cfg.nurls == 0) {
         char url[512];
         const char *p = path;
@@ -1088,14 +1332,16 @@ int main(int argc, char **argv)
             p = is_full ? "/full-stream" : is_dom ? "/domains-only" : "/";
         }
         snprintf(url, sizeof url, "%s://%s:%d%s", sse ? "http" : "ws", host, port, p);
-        if (parse_url(url, &cfg.urls[0]) != 0) return 2;
+        if (parse_url(url, &cfg.urls[0], cfg.allow_remote) != 0) return 2;
         cfg.nurls = 1;
     }
     if (cfg.clients < 0 || cfg.clients > 10000000 || cfg.ramp <= 0 || cfg.duration <= 0 || cfg.duration > 86400 ||
         cfg.warmup < 0 || cfg.src_addrs < 1 || cfg.src_addrs > 250 || cfg.slow_fraction < 0 ||
         cfg.stall_fraction < 0 || cfg.slow_fraction + cfg.stall_fraction > 1 || cfg.slow_rate <= 0 ||
         cfg.lws_sample < 0 || cfg.lws_sample > 10000 || cfg.procs < 0 || cfg.procs > 64 || cfg.hs_timeout <= 0 ||
-        cfg.query_count < 0 || cfg.query_count > 10000000 || (cfg.query && strlen(cfg.query) > 400)) {
+        cfg.query_count < 0 || cfg.query_count > 10000000 || (cfg.query && strlen(cfg.query) > 400) ||
+        cfg.reconnect < 0 || cfg.reconnect > 86400 || cfg.progress < 0 || (cfg.dense && cfg.corpus) ||
+        !(cfg.target_rate >= 0) || cfg.target_rate > 1e9) {
         fprintf(stderr, "loadgen: an option is out of range (see --help)\n");
         return 2;
     }
@@ -1134,6 +1380,13 @@ int main(int argc, char **argv)
         perror("mmap");
         return 1;
     }
+    size_t csz = sizeof(double) * (size_t)(cfg.clients ? cfg.clients : 1);
+    cfg.client_rates = mmap(NULL, csz, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (cfg.client_rates == MAP_FAILED) {
+        perror("mmap");
+        return 1;
+    }
+    for (int i = 0; i < cfg.clients; i++) cfg.client_rates[i] = NAN;
     int rc = 0;
     if (cfg.procs == 1) {
         rc = run_worker(&cfg, 0, &reps[0]) == 0 ? 0 : 1;
@@ -1181,5 +1434,6 @@ int main(int argc, char **argv)
     free(sum);
     free(live);
     munmap(reps, rsz);
+    munmap(cfg.client_rates, csz);
     return rc;
 }

@@ -259,6 +259,144 @@ static void test_bad(void)
     CHECK(!lg_find_seen_us(t2, strlen(t2), &s), "millisecond seen is not a stamp");
 }
 
+/* Feeds a whole stream in pieces of `chunk` bytes with scan_mid set as
+ * given; for the last message: its "seen" (-1 if none found) and its
+ * message_type (copied into type, "" if none). */
+static void run_fields(const struct buf *in, const char *accept, size_t chunk, int scan_mid, int64_t *seen,
+                       char *type, size_t type_cap)
+{
+    struct lg_parser *p = malloc(sizeof *p);
+    size_t off = 0;
+    if (!p) abort();
+    lg_parser_init(p, LG_PROTO_WS, accept);
+    p->scan_mid = (uint8_t)scan_mid;
+    *seen = -1;
+    type[0] = 0;
+    while (off < in->len) {
+        size_t n = in->len - off < chunk ? in->len - off : chunk, o = 0;
+        while (o < n) {
+            struct lg_result r;
+            size_t used;
+            enum lg_event e = lg_parse(p, in->d + off + o, n - o, &used, &r);
+            o += used;
+            if (e == LG_EV_NONE && used == 0) break;
+            if (e != LG_EV_MSG) continue;
+            int exact;
+            const char *t;
+            size_t tl;
+            if (!lg_msg_seen_us(&r, seen, &exact)) *seen = -1;
+            if (lg_msg_type(&r, &t, &tl) && tl < type_cap) {
+                memcpy(type, t, tl);
+                type[tl] = 0;
+            } else {
+                type[0] = 0;
+            }
+        }
+        off += n;
+    }
+    free(p);
+}
+
+/* Other certstream servers write "data" first and "message_type" last, and
+ * "seen" wherever their encoder puts it: the corpus' full messages rebuilt
+ * that way, with "seen" right after leaf_cert (the middle of the message,
+ * in neither the kept head nor the kept tail), must give the same seen and
+ * message_type, in any split of the input; without scan_mid the middle is
+ * not searched (so the value really came from there). */
+static void test_seen_anywhere(cJSON *root, const char *accept)
+{
+    int tested = 0;
+    cJSON *rec;
+    cJSON_ArrayForEach(rec, root)
+    {
+        const char *full = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(rec, "expected_full"));
+        cJSON *msg = full ? cJSON_Parse(full) : NULL;
+        cJSON *data = cJSON_DetachItemFromObjectCaseSensitive(msg, "data");
+        if (!data) {
+            cJSON_Delete(msg);
+            continue;
+        }
+        cJSON *out = cJSON_CreateObject(), *nd = cJSON_CreateObject();
+        while (data->child) {
+            cJSON *it = cJSON_DetachItemViaPointer(data, data->child);
+            if (strcmp(it->string, "seen") == 0) {
+                cJSON_Delete(it);
+                continue;
+            }
+            cJSON_AddItemToObject(nd, it->string, it);
+            if (strcmp(it->string, "leaf_cert") == 0) cJSON_AddRawToObject(nd, "seen", "1733000000.789");
+        }
+        cJSON_AddItemToObject(out, "data", nd);
+        cJSON_AddStringToObject(out, "message_type", "certificate_update");
+        char *text = cJSON_PrintUnformatted(out);
+        const char *at = strstr(text, "\"seen\":1733000000.789");
+        size_t len = strlen(text);
+        if (at && at - text > LG_HEAD && len - (size_t)(at - text) > LG_TAIL + 32) {
+            struct buf b = {0};
+            puts_(&b, "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: ");
+            puts_(&b, accept);
+            puts_(&b, "\r\n\r\n");
+            ws_frame(&b, 1, 1, text, len, 0);
+            for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                int64_t seen;
+                char type[32];
+                run_fields(&b, accept, chunks[c], 1, &seen, type, sizeof type);
+                CHECK(seen == 1733000000789000LL, "data-first message %d, chunk %zu: seen %lld", tested,
+                      chunks[c], (long long)seen);
+                CHECK(strcmp(type, "certificate_update") == 0, "data-first message: type '%s'", type);
+                run_fields(&b, accept, chunks[c], 0, &seen, type, sizeof type);
+                CHECK(seen == -1, "without scan_mid the middle is not searched (got %lld)", (long long)seen);
+            }
+            free(b.d);
+            tested++;
+        }
+        cJSON_free(text);
+        cJSON_Delete(out);
+        cJSON_Delete(data);
+        cJSON_Delete(msg);
+    }
+    CHECK(tested >= 20, "only %d corpus messages had seen in the middle", tested);
+
+    /* The values a certstream server may write for seen. */
+    static const struct {
+        const char *text;
+        int ok;
+        int64_t us;
+    } v[] = {
+        {"1733000000.789,", 1, 1733000000789000LL},  {" 1733000000,", 1, 1733000000000000LL},
+        {"1733000000.1234567}", 1, 1733000000123456LL}, {"1733000000.5 ,", 1, 1733000000500000LL},
+        {"1733000000.789", 0, 0} /* cut: may go on */, {"1.7e9,", 0, 0}, {"\"x\",", 0, 0}, {".5,", 0, 0},
+        {"1733000000.,", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) {
+        int64_t us = -1;
+        int ok = lg_parse_seen(v[i].text, strlen(v[i].text), &us);
+        CHECK(ok == v[i].ok && (!ok || us == v[i].us), "lg_parse_seen(%s): %d %lld", v[i].text, ok, (long long)us);
+    }
+    /* message_type at the start (with a JSON space), at the end, or absent */
+    static const struct {
+        const char *msg;
+        const char *type;
+    } m[] = {
+        {"{\"message_type\": \"heartbeat\", \"timestamp\": 1733000000.1}", "heartbeat"},
+        {"{\"data\":[\"a.example\"],\"message_type\":\"dns_entries\"}", "dns_entries"},
+        {"{\"data\":{\"seen\":1733000000.25,\"x\":1}}", ""},
+    };
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        struct buf b = {0};
+        puts_(&b, "HTTP/1.1 101 Switching Protocols\r\nSec-WebSocket-Accept: ");
+        puts_(&b, accept);
+        puts_(&b, "\r\n\r\n");
+        ws_frame(&b, 1, 1, m[i].msg, strlen(m[i].msg), 0);
+        int64_t seen;
+        char type[32];
+        run_fields(&b, accept, 3, 0, &seen, type, sizeof type);
+        CHECK(strcmp(type, m[i].type) == 0, "message_type of %s: '%s'", m[i].msg, type);
+        if (i == 2) CHECK(seen == 1733000000250000LL, "seen in the head: %lld", (long long)seen);
+        free(b.d);
+    }
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 2) {
@@ -282,6 +420,9 @@ int main(int argc, char **argv)
     cJSON *rec;
     cJSON_ArrayForEach(rec, root) test_record(rec, ri++);
     test_bad();
+    char accept[29];
+    if (lg_ws_accept(KEY, accept) != 0) abort();
+    test_seen_anywhere(root, accept);
     cJSON_Delete(root);
     printf("test_lg_parse: %d records, %d checks, %d failures\n", ri, checks, failures);
     return failures ? 1 : 0;
