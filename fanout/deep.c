@@ -7,6 +7,7 @@
 
 #include "common/log.h"
 #include "common/wsdeflate.h"
+#include "common/wshdr.h"
 #include "fanout/filter.h"
 #include "fanout/pump.h"
 
@@ -151,8 +152,7 @@ static bool put_entry(struct worker *w, struct conn *c, const struct history_ent
     } else {
         const void *payload = zn ? (const void *)z : (const void *)j;
         size_t pl = zn ? zn : n;
-        size_t h = ws_frame_header((uint8_t *)p, WS_OP_TEXT, pl);
-        if (zn) p[0] = (char)0xc1;   /* FIN, RSV1 (compressed), Text */
+        size_t h = wshdr_put((uint8_t *)p, zn ? WSHDR_TEXT_DEFLATE : WSHDR_TEXT, pl);
         p += h;
         memcpy(p, payload, pl);
         p += pl;

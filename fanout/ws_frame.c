@@ -2,6 +2,8 @@
  * (server to client). See ws_frame.h. */
 #include "fanout/ws_frame.h"
 
+#include "common/wshdr.h"
+
 #include <string.h>
 
 enum { RS_HEADER = 0, RS_PAYLOAD, RS_DONE };
@@ -220,20 +222,7 @@ size_t ws_reader_feed(struct ws_reader *r, const uint8_t *data, size_t len, stru
 
 size_t ws_frame_header(uint8_t *out, enum ws_opcode op, uint64_t len)
 {
-    out[0] = (uint8_t)(0x80 | op);
-    if (len < 126) {
-        out[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xffff) {
-        out[1] = 126;
-        out[2] = (uint8_t)(len >> 8);
-        out[3] = (uint8_t)len;
-        return 4;
-    }
-    out[1] = 127;
-    for (int i = 0; i < 8; i++) out[2 + i] = (uint8_t)(len >> (56 - 8 * i));
-    return 10;
+    return wshdr_put(out, (uint8_t)(0x80 | op), len);
 }
 
 size_t ws_close_frame(uint8_t *out, uint16_t code, const char *reason)

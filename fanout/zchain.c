@@ -9,6 +9,7 @@
 
 #include <zlib.h>
 
+#include "common/wshdr.h"
 #include "fanout/fanout_internal.h"
 
 #define ZCHAIN_ENTRIES 16384u         /* power of two */
@@ -250,22 +251,8 @@ static bool feed_one(struct zfmt *fz, const struct ring *ring, const struct ring
     if (ring_lapped_since(ring, r->seq)) return false;
     plen -= 4;
     /* FIN, RSV1 (compressed), Text; RFC 6455 5.2 length */
-    uint8_t h[10];
-    size_t hl;
-    h[0] = 0xC1;
-    if (plen < 126) {
-        h[1] = (uint8_t)plen;
-        hl = 2;
-    } else if (plen < 65536) {
-        h[1] = 126;
-        h[2] = (uint8_t)(plen >> 8);
-        h[3] = (uint8_t)plen;
-        hl = 4;
-    } else {
-        h[1] = 127;
-        for (int i = 0; i < 8; i++) h[2 + i] = (uint8_t)((uint64_t)plen >> (56 - 8 * i));
-        hl = 10;
-    }
+    uint8_t h[WSHDR_MAX];
+    size_t hl = wshdr_put(h, WSHDR_TEXT_DEFLATE, plen);
     size_t off;
     if (!make_room(fz, hl + plen, &off)) return false;
     memcpy(fz->buf + off, h, hl);

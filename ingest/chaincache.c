@@ -1,6 +1,8 @@
 /* chaincache.c - bounded set-associative cache of chain-element JSON. */
 #include "ingest/chaincache.h"
 
+#include "common/hash64.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,21 +22,7 @@ struct chaincache {
     struct cc_slot slot[CHAINCACHE_SETS][CHAINCACHE_WAYS];
 };
 
-static uint64_t der_hash(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ULL;
-    h ^= h >> 29;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    return h ^ (h >> 32);
-}
+static uint64_t der_hash(const uint8_t *p, size_t n) { return hash64_bytes(p, n); }
 
 struct chaincache *chaincache_new(void)
 {

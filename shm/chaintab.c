@@ -16,6 +16,7 @@
  * 2^63). */
 #include "shm/chaintab.h"
 
+#include "common/hash64.h"
 #include "common/log.h"
 
 #include <errno.h>
@@ -93,23 +94,11 @@ void chaintab_destroy(struct chaintab *ct)
 uint64_t chaintab_data_size(const struct chaintab *ct) { return ct->data_len; }
 uint32_t chaintab_entry_bytes(const struct chaintab *ct) { return ct->entry_bytes; }
 
-/* A fast 64-bit hash of the bytes (not cryptographic: a hit compares the
- * bytes anyway). 8 bytes per multiply, so ~1 KB costs ~0.1 us. */
+/* common/hash64.h; 0 marks "no bytes" */
 static uint64_t piece_hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 0x9E3779B97F4A7C15ULL ^ n;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, p + i, 8);
-        h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
-        h ^= h >> 32;
-    }
-    for (; i < n; i++) h = (h ^ p[i]) * 0x100000001B3ULL;
-    h ^= h >> 29;
-    h *= 0xC4CEB9FE1A85EC53ULL;
-    h ^= h >> 32;
-    return h ? h : 1;   /* 0 marks "no bytes" */
+    uint64_t h = hash64_bytes(p, n);
+    return h ? h : 1;
 }
 
 /* Moves last_ref from seen up to pos (never down). False if it changed

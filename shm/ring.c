@@ -104,6 +104,7 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/wshdr.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -331,25 +332,7 @@ static size_t ws_header_len(size_t n)
     return n < 126 ? 2 : n <= 0xffff ? 4 : 10;
 }
 
-/* RFC 6455 5.2: FIN + opcode 1 (text), unmasked, minimal length encoding. */
-static size_t ws_header_put(uint8_t *p, size_t n)
-{
-    p[0] = 0x81;
-    if (n < 126) {
-        p[1] = (uint8_t)n;
-        return 2;
-    }
-    if (n <= 0xffff) {
-        p[1] = 126;
-        p[2] = (uint8_t)(n >> 8);
-        p[3] = (uint8_t)n;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
-    return 10;
-}
+static size_t ws_header_put(uint8_t *p, size_t n) { return wshdr_put(p, WSHDR_TEXT, n); }
 
 static size_t sse_head_put(char *dst, uint64_t seq)
 {
@@ -573,8 +556,7 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
             h->wsz[f] = (struct ring_span){0, 0};
             continue;
         }
-        uint32_t wh = (uint32_t)ws_header_put(base + off, n);
-        base[off] = 0xc1;   /* FIN, RSV1 (compressed), Text */
+        uint32_t wh = (uint32_t)wshdr_put(base + off, WSHDR_TEXT_DEFLATE, n);
         h->wsz[f] = (struct ring_span){off, wh + n};
         memcpy(base + off + wh, m->deflated[f], n);
         off += wh + n;

@@ -13,28 +13,13 @@
 #include "common/b64.h"
 #include "ingest/pipeline.h"
 #include "shm/chaintab.h"
+#include "common/wshdr.h"
 #include "shm/ring.h"
 #include "test/pipeline/testutil.h"
 
 static const char *keys[3] = {"expected_full", "expected_lite", "expected_domains_only"};
 
-static size_t ws_hdr(uint8_t *p, size_t n)
-{
-    p[0] = 0x81;
-    if (n < 126) {
-        p[1] = (uint8_t)n;
-        return 2;
-    }
-    if (n <= 0xffff) {
-        p[1] = 126;
-        p[2] = (uint8_t)(n >> 8);
-        p[3] = (uint8_t)n;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++) p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
-    return 10;
-}
+static size_t ws_hdr(uint8_t *p, size_t n) { return wshdr_put(p, WSHDR_TEXT, n); }
 
 /* The bytes of one form, gathered from ring_record_iov. */
 static size_t gather(const struct ring *r, const struct ring_record *rec, int f, enum ring_wire w, uint8_t *out,

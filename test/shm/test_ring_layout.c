@@ -10,6 +10,7 @@
  * independent FNV-1a over the record's bytes and the chain-table bytes it
  * references. Producers killed mid-record are real forked processes. */
 #include "shm/chaintab.h"
+#include "common/wshdr.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
 #include "test/shm/shm_test.h"
@@ -118,25 +119,7 @@ static const char *json_of(const struct tmsg *t, int f, size_t *len)
     return f == RING_FULL ? t->full : f == RING_LITE ? t->lite : t->dom;
 }
 
-/* RFC 6455 5.2: FIN + text, unmasked, minimal length. */
-static size_t ws_hdr(uint8_t *p, size_t n)
-{
-    p[0] = 0x81;
-    if (n < 126) {
-        p[1] = (uint8_t)n;
-        return 2;
-    }
-    if (n <= 0xffff) {
-        p[1] = 126;
-        p[2] = (uint8_t)(n >> 8);
-        p[3] = (uint8_t)n;
-        return 4;
-    }
-    p[1] = 127;
-    for (int i = 0; i < 8; i++)
-        p[2 + i] = (uint8_t)((uint64_t)n >> (56 - 8 * i));
-    return 10;
-}
+static size_t ws_hdr(uint8_t *p, size_t n) { return wshdr_put(p, WSHDR_TEXT, n); }
 
 /* What a client of (f, wire) must receive for record seq of t. */
 static size_t expected(const struct tmsg *t, int f, enum ring_wire w, uint64_t seq, uint8_t *out)
