@@ -396,6 +396,8 @@ def case_fanout():
                 assert re.search(r"^# TYPE %s %s$" % (re.escape(name), typ), body, re.M) or \
                     re.search(r"^# TYPE %s %s$" % (re.escape(fam), typ), body, re.M), (name, typ)
                 assert metric(srv, name, role) is not None, (name, role)
+        # the lag gauge is refreshed once a second (nats/natsnode.c INFO_PERIOD_MS)
+        wait_for("publisher lag 0", lambda: json.loads(ing.http("/health/deep")[2])["nats"]["lag_messages"] == 0)
         st, _, body = ing.http("/health/deep")
         assert json.loads(body)["nats"] == {"role": "publisher", "connected": True, "ready": True,
                                             "stream_sequence": total,
