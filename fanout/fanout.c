@@ -473,6 +473,9 @@ static void worker_reload(struct worker *w)
     fresh->buffer_size = old->buffer_size;      /* sizes this worker's recent[] */
     fresh->filters = old->filters;              /* the filter set's limits */
     fresh->compression.enabled = old->compression.enabled; /* the producers' framing */
+    /* which records go compressed (zalone_wanted) must not change under
+     * clients' windows and the shared stream */
+    fresh->compression.min_size = old->compression.min_size;
     bool hb = fresh->keepalive.websocket_heartbeat_secs != old->keepalive.websocket_heartbeat_secs,
          ping = fresh->keepalive.ping_interval_secs != old->keepalive.ping_interval_secs,
          idle = fresh->keepalive.idle_timeout_secs != old->keepalive.idle_timeout_secs;
@@ -593,6 +596,7 @@ err:
     filter_set_free(w->filters);
     wsdeflate_free(w->zd);
     zchain_free(w->zchain);
+    zalone_free(w->zalone);
     free(w);
     if (g_owned_cfg) {
         config_free(g_owned_cfg);

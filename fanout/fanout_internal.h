@@ -20,6 +20,7 @@
 #include "fanout/fanout.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_frame.h"
+#include "fanout/zalone.h"
 #include "fanout/zchain.h"
 #include "shm/ring.h"
 #include "shm/stats.h"
@@ -140,12 +141,14 @@ struct worker {
     struct wsdeflate *zd;              /* heartbeats for permessage-deflate clients; made on first use */
     uint32_t deflate_clients;          /* this worker's clients with permessage-deflate */
     struct zchain *zchain;             /* compression.shared_context: chained frames; made on first use */
+    struct zalone *zalone;             /* permessage-deflate frames compressed alone (zalone.h); made on first use */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;
     const struct filter *memo_filter;
     bool memo_deflate;
     uint64_t memo_zkey;                /* zchain_walk_key of the walk (0: not chained) */
+    uint64_t memo_zmark;               /* zalone_mark before the walk: its alone frames are intact while zalone_intact */
     int memo_niov, memo_nrec;
     size_t memo_total;
     uint64_t memo_from, memo_end;

@@ -34,6 +34,7 @@
 #include "common/log.h"
 #include "fanout/edge.h"
 #include "fanout/filter.h"
+#include "fanout/zalone.h"
 #include "fanout/zchain.h"
 
 #define FLUSH_BYTE_BUDGET (512u * 1024u)
@@ -90,8 +91,9 @@ static bool too_slow(const struct worker *w, const struct conn *c)
  * sent (at most RING_RECORD_MAX_IOV). Returns the bytes added, 0 if the
  * record's spans are not sane (it is being overwritten: the caller treats
  * that as lapped). The layout of a record is the ring's business
- * (shm/ring.h): WebSocket clients get the frame (or the compressed frame
- * made at publish, for permessage-deflate), SSE clients the id/data lines. */
+ * (shm/ring.h): WebSocket clients get the frame (or, for permessage-deflate,
+ * the chained frame, or the frame compressed alone by this worker, zalone.h),
+ * SSE clients the id/data lines. */
 static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, uint32_t skip,
                            struct iovec *iov, int *niov)
 {
@@ -100,7 +102,21 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
         if (zchain_iov((struct conn *)c, rec, skip, &iov[*niov], &zn)) return zn ? ((*niov)++, zn) : 0;
     }
     enum ring_wire wire = RING_WIRE_SSE;
-    if (c->proto == PROTO_WS) wire = c->deflate && rec->wsz[c->fmt].len ? RING_WIRE_WSZ : RING_WIRE_WS;
+    if (c->proto == PROTO_WS) {
+        wire = RING_WIRE_WS;
+        if (c->deflate && zalone_wanted(c->w->cfg, rec, c->fmt)) {
+            if (rec->wsz[c->fmt].len) {
+                wire = RING_WIRE_WSZ;   /* a frame made by the producer (the NATS edge) */
+            } else {
+                /* compressed alone, here, on first use (zalone.h) */
+                struct worker *w = c->w;
+                if (!w->zalone && !(w->zalone = zalone_new((int)w->cfg->compression.level))) return 0;
+                uint32_t n = zalone_iov(w->zalone, w->ring, rec, c->fmt, skip, &iov[*niov]);
+                if (n) (*niov)++;
+                return n;
+            }
+        }
+    }
     return ring_record_iov(c->w->ring, rec, c->fmt, wire, skip, iov, niov);
 }
 
@@ -189,7 +205,8 @@ int conn_flush(struct conn *c)
         uint64_t zkey = c->zc.on ? zchain_walk_key(c, pos) : 0;
         if (memo && w->memo_valid && w->memo_from == pos && w->memo_proto == c->proto &&
             w->memo_fmt == c->fmt && w->memo_filter == c->filter && w->memo_deflate == c->deflate &&
-            w->memo_zkey == zkey) {
+            w->memo_zkey == zkey &&
+            (!c->deflate || zalone_intact(w->zalone, c->fmt, w->memo_zmark))) {
             iov = w->memo_iov;
             recs = w->memo_recs;
             niov = w->memo_niov;
@@ -202,6 +219,7 @@ int conn_flush(struct conn *c)
         if (memo) {
             /* nothing precedes the records: walk straight into the memo */
             w->memo_valid = false;
+            w->memo_zmark = zalone_mark(w->zalone, c->fmt);   /* before the walk compresses */
             iov = w->memo_iov;
             recs = w->memo_recs;
         }

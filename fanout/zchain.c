@@ -269,8 +269,10 @@ static bool feed_one(struct zfmt *fz, const struct ring *ring, const struct ring
 
 /* Brings the stream up to and including rec (the walk's record). Records
  * are fed in ring order; padding and records without a compressed frame
- * are sent plain (or not at all) to every client and stay out. */
-static void feed_to(struct zfmt *fz, const struct ring *ring, const struct ring_record *rec, int fmt)
+ * are sent plain (or not at all) to every client and stay out
+ * (zalone_wanted, the same test as for the frames compressed alone). */
+static void feed_to(struct zfmt *fz, const struct config *cfg, const struct ring *ring, const struct ring_record *rec,
+                    int fmt)
 {
     uint64_t pos = rec->seq;
     if (fz->next > pos) return;
@@ -290,7 +292,7 @@ static void feed_to(struct zfmt *fz, const struct ring *ring, const struct ring_
             stream_reset(fz, pos);
             continue;
         }
-        if (r->kind == RING_KIND_MESSAGE && r->wsz[fmt].len && !feed_one(fz, ring, r, fmt)) {
+        if (zalone_wanted(cfg, r, fmt) && !feed_one(fz, ring, r, fmt)) {
             stream_reset(fz, nx);
             continue;
         }
@@ -385,9 +387,9 @@ bool zchain_iov(struct conn *c, const struct ring_record *rec, uint32_t skip, st
         }
         return set_iov(fz, lookup(fz, pos), skip, iov, n);
     }
-    if (rec->kind != RING_KIND_MESSAGE || rec->wsz[fmt].len == 0) return false;
+    if (!zalone_wanted(c->w->cfg, rec, fmt)) return false;
     uint64_t fed = fz->st.fed;
-    feed_to(fz, c->w->ring, rec, fmt);
+    feed_to(fz, c->w->cfg, c->w->ring, rec, fmt);
     if (fz->st.fed != fed && c->w->stats)
         stats_add(c->w->stats, c->w->slot, ST_DEFLATE_CHAINED_FRAMES, (int64_t)(fz->st.fed - fed));
     if (pos < zc->key) return false;

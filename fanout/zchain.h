@@ -15,11 +15,11 @@
  * its own.
  *
  * A client whose history is shorter (new, or after a compressed heartbeat,
- * which is not part of the stream) gets the frames compressed alone at
- * publish (ring_record.wsz), which keep its history contiguous; so does a
- * client behind the cache of chained frames. Records without a compressed
- * frame (compression.min_size) are sent plain to every client and stay out
- * of the stream too, so windows and stream agree.
+ * which is not part of the stream) gets the frames compressed alone
+ * (zalone.h, made lazily by the worker), which keep its history
+ * contiguous; so does a client behind the cache of chained frames. Records
+ * that zalone_wanted leaves plain (compression.min_size) are sent plain to
+ * every client and stay out of the stream too, so windows and stream agree.
  *
  * Chained frames live in a bounded per-worker, per-format cache indexed by
  * ring position, filled lazily by the walks of chain-capable clients. A

@@ -552,7 +552,6 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
         return;
     }
     pipeline_message(o, index, l->cfg->log_id, false, &m);
-    pipeline_deflate(in->pipe, &m);
     if (in->journal_fd >= 0) journal_write(l, 'B', index);
     if (ring_publish(in->p->ring, in->p->producer_id, &m) == 0) {
         log_warn("%s: entry %llu not published (message larger than the ring allows)",
@@ -1427,9 +1426,9 @@ int ingest_run(const struct ingest_params *p)
     ec = NULL;
     if (!in.base) goto err;
     in.pipe = pipeline_new();
-    if (!in.pipe || pipeline_set_absent_names(in.pipe, config_absent_names_null(p->cfg)) != 0 ||
-        pipeline_set_deflate(in.pipe, p->cfg->compression.enabled ? (int)p->cfg->compression.level : 0,
-                             p->cfg->compression.min_size) != 0)
+    /* no permessage-deflate frames here: the fanout workers compress on
+     * first use (fanout/zalone.h) */
+    if (!in.pipe || pipeline_set_absent_names(in.pipe, config_absent_names_null(p->cfg)) != 0)
         goto err;
     pipeline_set_issuer_lookup(in.pipe, issuer_lookup, &in);
     in.multi = curl_multi_init();

@@ -225,7 +225,6 @@ static bool publish_one(const struct replay_params *p, struct pipeline *pl,
     }
     struct ring_message m;
     pipeline_message(&out, e->index, e->log, p->bench_stamp, &m);
-    pipeline_deflate(pl, &m);
     if (ring_publish(p->ring, p->producer_id, &m) == 0) {
         log_warn("replay: entry %llu too large for the ring (counted, skipped)", (unsigned long long)e->index);
         stats_add(p->stats, p->stats_slot, ST_PARSE_FAILURES, 1);
@@ -253,9 +252,7 @@ int replay_run(const struct replay_params *p)
         return 1;
     }
     pipeline_set_fixed_seen(pl, p->bench_stamp);
-    if (pipeline_set_absent_names(pl, config_absent_names_null(p->cfg)) != 0 ||
-        pipeline_set_deflate(pl, p->cfg->compression.enabled ? (int)p->cfg->compression.level : 0,
-                             p->cfg->compression.min_size) != 0) {
+    if (pipeline_set_absent_names(pl, config_absent_names_null(p->cfg)) != 0) {   /* no deflate: fanout/zalone.h */
         log_error("replay: out of memory");
         pipeline_free(pl);
         return 1;

@@ -479,7 +479,9 @@ def case_nats_outage():
         edge = c.add(node("edge", fl, [n.url()], top="watchdog_secs: 4"))
         edge.start()
         edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20, top="watchdog_secs: 4"))
+        # records carry no compressed frames (the workers compress): ~2.5 KB
+        # each, so half of a 1 MiB ring holds about 200 of the 400
+        ing = c.add(node("ingest", fl, [n.url()], ring_size=1 << 20, top="watchdog_secs: 4"))
         ing.start()
         ingest_ready(ing)
         ref = c.add(SSE(ing))

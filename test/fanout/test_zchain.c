@@ -9,7 +9,11 @@
  * exactly the published messages, whether it keeps up, joins late, falls
  * behind the small cache, or is lapped by the ring and comes back, with
  * padding records among the messages (a producer that died between claim
- * and commit, repaired by ring_repair as the supervisor does). Also
+ * and commit, repaired by ring_repair as the supervisor does). Run twice:
+ * with the frames compressed alone stored in the records (as a NATS edge
+ * stores them), and with none stored, as ingest publishes, the worker
+ * making them on first use (fanout/zalone.c) and compression.min_size
+ * leaving the short messages plain, for the chained stream too. Also
  * the negotiation: which offers leave the server its context. */
 #include <setjmp.h>
 #include <stdlib.h>
@@ -22,12 +26,16 @@
 #include "fanout/fanout_internal.h"
 #include "fanout/http_parser.h"
 #include "fanout/ws_handshake.h"
+#include "fanout/zalone.h"
 #include "fanout/zchain.h"
 #include "shm/ring_test.h"
 
 #define NMSG 6000
 #define NCLIENT 15
 #define HB "{\"message_type\":\"heartbeat\",\"timestamp\":1700000000.5}"
+#define LAZY_MIN 140   /* compression.min_size of the lazy run */
+
+static bool lazy;   /* no frames in the records: the worker compresses (zalone) */
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(uint32_t n)
@@ -101,7 +109,7 @@ static void publish(struct ring *r, struct wsdeflate *zd)
     struct ring_message m;
     memset(&m, 0, sizeof m);
     uint8_t *z[RING_NFORMATS] = { NULL, NULL, NULL };
-    bool plain = rnd(10) == 0;   /* as compression.min_size leaves short messages */
+    bool plain = lazy || rnd(10) == 0;   /* as compression.min_size leaves short messages */
     for (int f = 0; f < RING_NFORMATS; f++) {
         pub_json[npub][f] = make_json(npub, f, &pub_len[npub][f]);
         m.json[f] = pub_json[npub][f];
@@ -226,6 +234,8 @@ static void parse(struct sim *s)
             s->hbs++;
         } else {
             int f = s->c->fmt;
+            /* the lazy run: compressed exactly when not under min_size */
+            if (lazy) CHECK((p[0] & 0x40) ? mlen >= LAZY_MIN : mlen < LAZY_MIN);
             CHECK_MSG(s->next < npub && mlen == pub_len[s->next][f] && memcmp(msg, pub_json[s->next][f], mlen) == 0,
                       "client fmt %d message %d of %d differs (len %zu)", f, s->next, npub, mlen);
             s->next++;
@@ -250,6 +260,14 @@ static bool frame_of(struct sim *s, const struct ring_record *rec, uint32_t skip
     }
     /* ready, but below the walk's key: behind the cache's floor */
     if (!skip && c->zc.ready != ZCHAIN_UNKNOWN && rec->seq >= c->zc.ready && rec->seq < c->zc.key) s->behind++;
+    if (!rec->wsz[c->fmt].len && zalone_wanted(c->w->cfg, rec, c->fmt)) {
+        /* as record_iov: compressed alone by the worker; also the rest of
+         * one partly sent (made again when the cache let it go) */
+        uint32_t zn2 = zalone_iov(c->w->zalone, c->w->ring, rec, c->fmt, skip, &iov);
+        *p = iov.iov_base;
+        *n = zn2;
+        return zn2 != 0;
+    }
     struct ring_span sp = rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
     if (skip >= sp.len) return false;
     *p = ring_record_bytes(rec) + sp.off + skip;
@@ -333,7 +351,17 @@ static void test_streams(void)
     if (!r || !zd || !hz || !w) return;
     w->ring = r;
     w->zchain = zchain_new(65536, 6);   /* a small cache: evictions, floor moves, pins */
+    static struct config cfg;
+    if (lazy) {
+        cfg.compression.enabled = true;
+        cfg.compression.min_size = LAZY_MIN;
+        cfg.compression.level = 6;
+        w->cfg = &cfg;
+        w->zalone = zalone_new(6);
+    }
+    npub = npad = 0;
     static struct sim sims[NCLIENT];
+    memset(sims, 0, sizeof sims);   /* the second run starts afresh */
     for (int i = 0; i < NCLIENT; i++) {
         /* keeping up, lagging, further behind, behind the cache (and lapped) */
         sims[i].period = i < 6 ? 1 : i < 9 ? 7 : i < 12 ? 40 : 150;
@@ -401,6 +429,15 @@ static void test_streams(void)
             free(sims[i].c);
             free(sims[i].in);
         }
+    if (lazy) {
+        struct zalone_stats za[RING_NFORMATS];
+        for (int f = 0; f < RING_NFORMATS; f++) zalone_get_stats(w->zalone, f, &za[f]);
+        printf("alone frames made by the worker: misses %llu, hits %llu\n",
+               (unsigned long long)(za[0].misses + za[1].misses + za[2].misses),
+               (unsigned long long)(za[0].hits + za[1].hits + za[2].hits));
+        CHECK(za[0].misses > 1000 && za[0].hits > 1000);
+    }
+    zalone_free(w->zalone);
     zchain_free(w->zchain);
     free(w);
     wsdeflate_free(zd);
@@ -445,6 +482,8 @@ static void test_negotiation(void)
 int main(void)
 {
     test_negotiation();
+    test_streams();
+    lazy = true;
     test_streams();
     return check_report();
 }
