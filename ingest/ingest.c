@@ -40,6 +40,8 @@
                                         * largest entry of the test corpus is 7.9 KB of JSON */
 #define BODY_KEEP (2u << 20)         /* a body buffer larger than this is freed after use (a
                                         * normal answer of 256 entries, ~1.3 MB, fits) */
+#define BODY_SMALL (64u << 10)       /* a buffer up to this size is always kept */
+#define TRIM_DELAY_MS 1000u          /* malloc_trim at most once a second, after frees */
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
 
@@ -52,8 +54,9 @@ struct ilog;
 struct op;
 
 /* One HTTP request slot. Slots are fixed per log (STH/checkpoint, each
- * window, the tile, the issuer) and keep their easy handle and body buffer
- * for the life of the process. */
+ * window, the tile, the issuer) and keep their easy handle for the life of
+ * the process; the body buffer is kept only while the log is catching up
+ * (see body_release). */
 struct req {
     struct ilog *log;
     enum req_kind kind;
@@ -149,6 +152,7 @@ struct ingest {
     CURLM *multi;
     struct event *curl_timer;
     struct event *sig_term, *sig_int;
+    struct event *trim_timer;         /* pending malloc_trim after buffers were freed */
     struct ilog *logs;
     size_t n_logs;
     struct op *ops;
@@ -338,19 +342,43 @@ static void req_cleanup(struct ingest *in, struct req *r)
     memset(r, 0, sizeof *r);
 }
 
-/* The answer in r is used up: a buffer grown by an unusually large (or
- * refused) answer goes back to the system at once, so a burst of huge answers
- * leaves no lasting footprint. Normal buffers are kept for the next request. */
-static void body_trim(struct req *r)
+/* Returns freed heap to the system: once, TRIM_DELAY_MS after the first
+ * free of a large buffer, so the frees of a burst of answers cost one trim. */
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
 {
-    if (r->cap > BODY_KEEP) {
-        free(r->body);
-        r->body = NULL;
-        r->cap = 0;
-        r->len = 0;
-        malloc_trim(0);
-    }
+    (void)fd;
+    (void)what;
+    (void)arg;
+    malloc_trim(0);
 }
+
+static void trim_soon(struct ingest *in)
+{
+    if (!in->trim_timer || evtimer_pending(in->trim_timer, NULL)) return;
+    struct timeval tv = {.tv_sec = TRIM_DELAY_MS / 1000u, .tv_usec = (suseconds_t)(TRIM_DELAY_MS % 1000u) * 1000};
+    evtimer_add(in->trim_timer, &tv);
+}
+
+/* The answer in r is used up. A log that is catching up (its answer was a
+ * full batch or tile: the next one will be as large) keeps its buffer for the
+ * next request, unless an unusually large answer grew it past BODY_KEEP. A
+ * log at the head of its tree gets small answers now and then: its buffer
+ * goes back at once, so a process following many logs holds only the answers
+ * in flight rather than one catch-up-sized buffer per request slot (35 logs x
+ * 4 windows x ~1.3 MB were most of the idle heap). */
+static void body_release(struct req *r, bool catching_up)
+{
+    if (r->cap <= BODY_SMALL) return;
+    if (catching_up && r->cap <= BODY_KEEP) return;
+    free(r->body);
+    r->body = NULL;
+    r->cap = 0;
+    r->len = 0;
+    trim_soon(r->log->in);
+}
+
+/* An answer that is not used (an error, a refused answer). */
+static void body_trim(struct req *r) { body_release(r, false); }
 
 static void op_kick(struct op *op);
 
@@ -796,7 +824,9 @@ static void apply_windows(struct ilog *l)
             set_position(l, w->start + i + 1);
         }
         ctapi_entries_free(&es);
-        body_trim(r);
+        /* Still catching up unless the window stopped at the tree head (a
+         * short answer is a log's own cap: more of the same size follows). */
+        body_release(r, got < want || want >= l->batch);
         notify(l->in);
         if (got < want) {                 /* short answer: ask for the rest */
             w->start += got;
@@ -1179,7 +1209,7 @@ static void tile_process(struct ilog *l)
         }
     }
     tile_render(l, off, len, n);
-    body_trim(&l->tile);
+    body_release(&l->tile, l->tile_width == TILE_WIDTH);   /* a full tile: still catching up */
     l->tile_ready = false;
     l->tile_attempts = 0;
     l->tile_full_fallback = false;
@@ -1364,6 +1394,7 @@ static void ingest_free(struct ingest *in)
     if (in->multi) curl_multi_cleanup(in->multi);
     if (in->curl_timer) event_free(in->curl_timer);
     if (in->sig_term) event_free(in->sig_term);
+    if (in->trim_timer) event_free(in->trim_timer);
     if (in->sig_int) event_free(in->sig_int);
     if (in->base) event_base_free(in->base);
     if (in->pipe) pipeline_free(in->pipe);
@@ -1411,7 +1442,8 @@ int ingest_run(const struct ingest_params *p)
      * answers does not leave the heap grown (glibc would otherwise raise its
      * threshold after the first such free). Smaller ones stay on the heap
      * and are reused batch after batch (256 KiB cost ~5 % of CPU in page
-     * faults); body_trim's malloc_trim returns what a spike left there. */
+     * faults) while a log catches up; body_release frees them once it is at
+     * the head and trim_cb returns the freed pages to the system. */
     if (mallopt(M_MMAP_THRESHOLD, 4 << 20) != 1) log_warn("mallopt(M_MMAP_THRESHOLD) failed");
 
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
@@ -1435,7 +1467,8 @@ int ingest_run(const struct ingest_params *p)
     in.curl_timer = evtimer_new(in.base, curl_timer_cb, &in);
     in.sig_term = evsignal_new(in.base, SIGTERM, on_signal, &in);
     in.sig_int = evsignal_new(in.base, SIGINT, on_signal, &in);
-    if (!in.multi || !in.curl_timer || !in.sig_term || !in.sig_int) goto err;
+    in.trim_timer = evtimer_new(in.base, trim_cb, &in);
+    if (!in.multi || !in.curl_timer || !in.sig_term || !in.sig_int || !in.trim_timer) goto err;
     if (evsignal_add(in.sig_term, NULL) != 0 || evsignal_add(in.sig_int, NULL) != 0) goto err;
     curl_multi_setopt(in.multi, CURLMOPT_SOCKETFUNCTION, sock_cb);
     curl_multi_setopt(in.multi, CURLMOPT_SOCKETDATA, &in);

@@ -21,6 +21,13 @@ exact indexes published, /metrics values and /health/deep.
                   the log goes on: 0..63 exactly once. --memory also checks
                   the ingest process's private memory before/after a burst
                   (meaningful only in a build without sanitizers).
+  catchup_mem     a backlog of 4096 entries fetched in 4 windows of 256
+                  (answers of ~1.3 MB), then the log at its head growing by
+                  a few entries at a time: exactly 0..4119 published. With
+                  --memory, the ingest process's anonymous memory goes back
+                  to within 2 MiB of what it was before the catch-up (the
+                  catch-up-sized buffers are freed once the log is at its
+                  head, and the heap trimmed).
 
 Usage: test_ingest_ops.py CASE --server BIN --testdata DIR --fakelog PY [--memory]
 """
@@ -268,6 +275,46 @@ def case_spike(a):
         r.close()
 
 
+def anon_kb(pid):
+    """Anonymous memory of a process (heap, stacks; not the shared ring), kB."""
+    with open("/proc/%d/smaps_rollup" % pid) as f:
+        for line in f:
+            if line.startswith("Anonymous:"):
+                return int(line.split()[1])
+    return 0
+
+
+def case_catchup_mem(a):
+    r = Run(a, 0, 0, "  fetch_concurrency: 4\n  batch_size: 256\n")
+    try:
+        r.ctl("size?log=s&size=16")
+        r.expect_exactly(range(0, 16))
+        pid = r.ingest_pid()
+        before = anon_kb(pid)
+        r.ctl("size?log=s&size=4096")
+        r.expect_exactly(range(0, 4096), timeout=120)
+        peak = anon_kb(pid)
+        # at the head: small answers, one per poll, in each window slot in turn
+        size = 4096
+        for _ in range(4):
+            size += 6
+            r.ctl("size?log=s&size=%d" % size)
+            r.expect_exactly(range(0, size))
+        after = anon_kb(pid)
+        if a.memory:
+            try:
+                wait_for(lambda: anon_kb(pid) - before < 2048, 10, "the heap to shrink")
+            except AssertionError:
+                pass
+            after = anon_kb(pid)
+        print("ingest anonymous memory: %d kB before, %d kB after catching up 4080 entries, %d kB at the head"
+              % (before, peak, after))
+        if a.memory:
+            assert after - before < 2048, (before, peak, after)
+    finally:
+        r.close()
+
+
 def case_verify_tiles(a):
     """ct_log.verify_tiles: the real Navigli tiles (778 entries, then 1024)
     and a synthetic tiled log past 65,536 entries (chains through a full
@@ -315,6 +362,8 @@ def main():
         case_oversize(a)
     elif a.case == "spike":
         case_spike(a)
+    elif a.case == "catchup_mem":
+        case_catchup_mem(a)
     elif a.case == "verify_tiles":
         case_verify_tiles(a)
     else:
