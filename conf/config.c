@@ -873,7 +873,7 @@ void config_defaults(struct config *cfg)
     cfg->hot_reload.enabled = false;
     cfg->hot_reload.watch_path = strdup("");
     cfg->workers = 0;
-    cfg->ring_size = 64 * MIB;
+    cfg->ring_size = 32 * MIB;
     cfg->streams.full = cfg->streams.lite = cfg->streams.domains_only = true;
     cfg->streams.lite_path = strdup("/");
     cfg->streams.full_path = strdup("/full-stream");

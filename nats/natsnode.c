@@ -9,7 +9,6 @@
 
 #include "common/clock.h"
 #include "common/log.h"
-#include "common/wsdeflate.h"
 #include "nats/ackstore.h"
 #include "nats/position.h"
 #include "nats/wire.h"
@@ -605,9 +604,6 @@ static int run_publisher(struct node *n)
 
 struct consumer {
     struct node *n;
-    struct wsdeflate *zd;        /* compression.enabled: permessage-deflate payloads, as ingest makes them */
-    uint8_t *zbuf[RING_NFORMATS];
-    size_t zcap[RING_NFORMATS];
     struct position *pos_file;
     uint64_t pos;                /* resume point: last stream sequence consumed (position file) */
     uint64_t ring_last;          /* last stream sequence in this server's ring */
@@ -759,23 +755,6 @@ static void consume(struct consumer *c, natsMsg *m, unsigned *unnotified)
             rm.json[f] = e.json[f];
             rm.json_len[f] = e.len[f];
             rm.bench_stamp_off[f] = -1;
-            /* compressed here as the ingest node compresses for its own
-             * clients (same zlib level and threshold: the same payloads) */
-            const uint8_t *z;
-            size_t zn = c->zd && e.len[f] >= n->cfg->compression.min_size
-                      ? wsdeflate_message(c->zd, e.json[f], e.len[f], &z) : 0;
-            if (zn && zn > c->zcap[f]) {
-                uint8_t *nb = realloc(c->zbuf[f], zn);
-                if (nb) {
-                    c->zbuf[f] = nb;
-                    c->zcap[f] = zn;
-                }
-            }
-            if (zn && zn <= c->zcap[f]) {
-                memcpy(c->zbuf[f], z, zn);
-                rm.deflated[f] = c->zbuf[f];
-                rm.deflated_len[f] = zn;
-            }
         }
         atomic_store(&n->st->ring_pending_pos, ring_tail(n->p->ring));
         atomic_store(&n->st->ring_pending_seq, seq);
@@ -823,8 +802,6 @@ static int run_consumer(struct node *n)
 {
     struct consumer c = {.n = n};
     char err[512];
-    if (n->cfg->compression.enabled && !(c.zd = wsdeflate_new((int)n->cfg->compression.level)))
-        log_warn("NATS consumer: no memory for compression; sending uncompressed");
     c.pos_file = natspos_open(n->cfg->nats.position_file, &c.pos, err, sizeof err);
     if (!c.pos_file) {
         log_error("nats.position_file: %s", err);
@@ -916,8 +893,6 @@ static int run_consumer(struct node *n)
     }
     unsubscribe(&c);
     natspos_close(c.pos_file);
-    wsdeflate_free(c.zd);
-    for (int f = 0; f < RING_NFORMATS; f++) free(c.zbuf[f]);
     return 0;
 }
 

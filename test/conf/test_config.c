@@ -106,7 +106,7 @@ static void test_defaults(void)
     CHECK_STR(d.hot_reload.watch_path, "");
     CHECK(d.n_custom_logs == 0 && d.n_static_logs == 0);
     CHECK(d.workers == 0);
-    CHECK(d.ring_size == 64u * 1024 * 1024);
+    CHECK(d.ring_size == 32u * 1024 * 1024);
     CHECK(d.streams.full && d.streams.lite && d.streams.domains_only);
     CHECK_STR(d.ingest.group_by, "operator");
     CHECK(d.ingest.max_processes == 0);
