@@ -74,7 +74,7 @@ static void test_defaults(void)
     CHECK(d.limits.slow_client_seconds == 10);
     CHECK(d.limits.slow_client_bytes == 0);
     CHECK(config_history_messages(&d) == 5000);
-    CHECK(config_slow_client_bytes(&d) == 48u * 1024 * 1024);
+    CHECK(config_slow_client_bytes(&d) == 24u * 1024 * 1024);
     CHECK_STR(d.ct_logs_url, "https://www.gstatic.com/ct/log_list/v3/all_logs_list.json");
     CHECK(d.protocols.websocket && d.protocols.sse && d.protocols.metrics &&
           d.protocols.health && d.protocols.example_json && d.protocols.api);
