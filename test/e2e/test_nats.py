@@ -404,20 +404,27 @@ def case_fanout():
                                             "lag_messages": 0, "lag_seconds": 0.0}, body
 
 
+def edge_then_ingest(c):
+    """One NATS server, the fake log, an edge node, then an ingest node
+    following the fake log, each ready; returns (nats, fakelog, edge, ingest)."""
+    n = c.add(Nats())
+    n.start()
+    fl = c.add(FakeLog())
+    edge = c.add(node("edge", fl, [n.url()]))
+    edge.start()
+    edge_ready(edge)
+    ing = c.add(node("ingest", fl, [n.url()]))
+    ing.start()
+    ingest_ready(ing)
+    return n, fl, edge, ing
+
+
 def case_edge_restart():
     """kill -9 an edge under load and start it again: its new ring continues at
     the stream sequence after the one in its position file, no gap, no dup."""
     total = 300
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
-        edge.start()
-        edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()]))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c)
         ref = c.add(SSE(ing))
         connected(ing)
         state = {}
@@ -791,15 +798,7 @@ def case_ingest_crash_live():
     certificate reaches the stream exactly once."""
     total = 400
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
-        edge.start()
-        edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()]))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c)
         out = c.add(SSE(edge))
         connected(edge)
         state = {}
