@@ -26,8 +26,9 @@
  *   renderer) is stored split, each byte once:
  *     lite whole (frame header + JSON + "\n\n", one iovec) | domains whole |
  *     full's frame header + the bytes of full that lite does not have (the
- *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"] |
- *     compressed frames whole.
+ *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"].
+ *   No compressed frames: the fanout workers make the permessage-deflate
+ *   frames from the JSON (fanout/zalone.h, fanout/zchain.h).
  *   full's segment table strings together, in order, pieces of lite's
  *   bytes, its own bytes and its shared ranges (the chain elements, in the
  *   chain table: shm/chaintab.h). Lite, the stream most clients take, stays
@@ -470,11 +471,6 @@ static int plan_layout(const struct ring_message *m, struct layout *L)
     for (int f = 0; f < RING_NFORMATS; f++) {
         if ((m->json[f] == NULL && m->json_len[f] != 0) || m->json_len[f] > UINT32_MAX / 2)
             return -1;
-        if (m->deflated[f] && m->deflated_len[f]) {
-            if (m->deflated_len[f] > UINT32_MAX / 2)
-                return -1;
-            n += ws_header_len(m->deflated_len[f]) + m->deflated_len[f];
-        }
     }
     size_t flen = m->json_len[RING_FULL];
     L->split = false;
@@ -549,17 +545,6 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
             h->sse_tail[RING_FULL] = (struct ring_span){lite0 + h->json[RING_LITE].len, 2};   /* lite's */
         }
         h->segs[RING_FULL] = (struct ring_span){RING_HDR, L->np};
-    }
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
-        if (n == 0) {
-            h->wsz[f] = (struct ring_span){0, 0};
-            continue;
-        }
-        uint32_t wh = (uint32_t)wshdr_put(base + off, WSHDR_TEXT_DEFLATE, n);
-        h->wsz[f] = (struct ring_span){off, wh + n};
-        memcpy(base + off + wh, m->deflated[f], n);
-        off += wh + n;
     }
     return off;
 }
@@ -884,7 +869,6 @@ static void pad_fields(struct ring_record *h)
     memset(h->json, 0, sizeof h->json);
     memset(h->sse_tail, 0, sizeof h->sse_tail);
     memset(&h->sse_head, 0, sizeof h->sse_head);
-    memset(h->wsz, 0, sizeof h->wsz);
     memset(h->segs, 0, sizeof h->segs);
 }
 
@@ -1087,9 +1071,6 @@ static uint32_t form_pieces(const struct ring *r, const struct ring_record *h, i
         return 0;
     bool split = h->segs[f].len != 0;
     switch (w) {
-    case RING_WIRE_WSZ:
-        iv_add(l, local_bytes(h, h->wsz[f]), h->wsz[f].len);
-        break;
     case RING_WIRE_WS:
         iv_add(l, local_bytes(h, h->ws[f]), h->ws[f].len);
         if (split)
@@ -1118,11 +1099,11 @@ static uint32_t form_pieces(const struct ring *r, const struct ring_record *h, i
 uint32_t ring_record_iov(const struct ring *r, const struct ring_record *rec, enum ring_format f,
                          enum ring_wire w, uint32_t skip, struct iovec *iov, int *niov)
 {
-    /* the common case, a WebSocket frame stored whole (lite, domains, any
-     * compressed frame): one span, as fast as before the split layout */
-    if (rec->kind == RING_KIND_MESSAGE && (unsigned)f < RING_NFORMATS &&
-        (w == RING_WIRE_WSZ || (w == RING_WIRE_WS && rec->segs[f].len == 0))) {
-        struct ring_span s = w == RING_WIRE_WS ? rec->ws[f] : rec->wsz[f];
+    /* the common case, a WebSocket frame stored whole (lite, domains): one
+     * span, as fast as before the split layout */
+    if (rec->kind == RING_KIND_MESSAGE && (unsigned)f < RING_NFORMATS && w == RING_WIRE_WS &&
+        rec->segs[f].len == 0) {
+        struct ring_span s = rec->ws[f];
         if (s.len == 0 || !span_in(rec, s) || skip >= s.len)
             return 0;
         iov[(*niov)++] = (struct iovec){(void *)(ring_record_bytes(rec) + s.off + skip), s.len - skip};
