@@ -196,6 +196,27 @@ struct chaintab *ring_chaintab(const struct ring *r);
  * there is claimed but not committed yet. */
 enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring_record **rec);
 
+/* What a reader may still need (ring_release): records committed within
+ * ns of the newest one (0: no time bound) and the last `bytes` of the ring
+ * (0 or >= size: all of it); a record is given back once it is outside
+ * either bound. hold: nothing at or after this position is given back (a
+ * reader that must not lose a record: the NATS publisher); 0: none. */
+struct ring_keep {
+    uint64_t ns;
+    uint64_t bytes;
+    uint64_t hold;
+};
+
+/* One process (the supervisor), periodically: gives back the memory of the
+ * pages that hold only records no reader may still need (MADV_REMOVE on the
+ * shared data area), so the ring's resident size follows the history kept
+ * rather than its size. Readers see those records as lapped (ring_peek,
+ * ring_lapped_since, ring_find). The pages come back as producers write
+ * the next lap. Returns the bytes given back by this call. */
+size_t ring_release(struct ring *r, const struct ring_keep *keep);
+/* Positions below this were given back (== the first position when none). */
+uint64_t ring_released(const struct ring *r);
+
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);
 
