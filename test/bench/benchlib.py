@@ -168,12 +168,14 @@ def stop_all(procs, timeout=30):
 
 class Server:
     """The real server binary on 127.0.0.1:port in its own session, with a
-    config of `host`, `port` and then `yaml` (written to workdir), its
-    output in workdir/server<tag>.log, workdir its working directory
-    (relative paths of binary and replay are made absolute). replay: --replay FILE --rate RATE
-    (--loop unless loop=False, --bench-stamp with stamp). start() waits
-    for the port (at most listen_timeout s), then `settle` s so every child
-    has started; stop() ends the process group. A context manager too."""
+    config of `host`, `port` and then `yaml` (workdir/config<tag>.yaml),
+    its output in workdir/server<tag>.log, workdir its working directory
+    (relative paths of binary and replay are made absolute); tag defaults
+    to -PORT. replay: --replay FILE --rate RATE (--loop unless loop=False;
+    --bench-stamp with stamp). prefix: words before the binary (taskset).
+    start() waits for the port (at most listen_timeout s), then `settle` s
+    so every child has started; stop() ends the process group. A context
+    manager too."""
 
     def __init__(self, binary, workdir, port, yaml="", replay=None, rate=None, loop=True, stamp=False,
                  settle=1.0, tag=None, prefix=(), listen_timeout=15.0, stop_timeout=15):
@@ -191,7 +193,9 @@ class Server:
             f.write("host: 127.0.0.1\nport: %d\n" % self.port + self.yaml)
         cmd = self.prefix + [os.path.abspath(self.binary), "--config", self.config]
         if self.replay:
-            cmd += ["--replay", os.path.abspath(self.replay), "--rate", str(self.rate)] + (["--loop"] if self.loop else [])
+            cmd += ["--replay", os.path.abspath(self.replay), "--rate", str(self.rate)]
+            if self.loop:
+                cmd.append("--loop")
         if self.stamp:
             cmd.append("--bench-stamp")
         env = dict(os.environ)

@@ -131,10 +131,10 @@ def main():
     for b in bursts:
         for name, _ in servers:
             rs = runs[(b, name)]
-            print("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                b, name, fmt(median_of(rs, "p50"), ".1f"), fmt(median_of(rs, "p90"), ".1f"), fmt(median_of(rs, "p99"), ".1f"), fmt(median_of(rs, "max"), ".1f"),
-                fmt(median_of(rs, "msgs_per_s"), ".0f"), fmt(median_of(rs, "rate_median"), ".1f"), fmt(median_of(rs, "fed"), ".0f"),
-                fmt(median_of(rs, "gaps"), ".0f"), fmt(median_of(rs, "server_cpu_pct"), ".1f")), flush=True)
+            cols = (("p50", ".1f"), ("p90", ".1f"), ("p99", ".1f"), ("max", ".1f"), ("msgs_per_s", ".0f"),
+                    ("rate_median", ".1f"), ("fed", ".0f"), ("gaps", ".0f"), ("server_cpu_pct", ".1f"))
+            print("| %d | %s | %s |" % (b, name, " | ".join(fmt(median_of(rs, k), spec) for k, spec in cols)),
+                  flush=True)
 
 
 if __name__ == "__main__":
