@@ -272,7 +272,7 @@ def case_real_clients():
 def case_behind_cache():
     """A client that stops reading (small socket buffers) falls behind the
     worker's cache of chained frames (64 KiB here) but not behind the ring:
-    it gets the frames compressed at publish until it is back within the
+    it gets frames compressed alone (the worker's cache) until it is back within the
     cache, then chained frames again, and every message inflates to the
     corpus; a reader at the head keeps getting chained frames meanwhile."""
     with server(rate=300, ring_size=33554432, buffer_size=100000,
