@@ -73,6 +73,21 @@
  *   writer by design; the claim check after it decides whether it counts.
  *   Fanout must therefore use nothing it read (bytes, header fields, spans)
  *   before ring_lapped_since() says the record was intact.
+ *   A position below `released` counts as lapped too (below).
+ *
+ * Release (ring_release: the supervisor, every loop turn)
+ *   Walks the committed records from the oldest kept one while they are
+ *   outside what a reader may still need (struct ring_keep: commit time
+ *   against the newest record, bytes behind the claim position, never at or
+ *   after `hold`), stores the new oldest position in `released`, then gives
+ *   back the data-area pages wholly below it with MADV_REMOVE, which frees
+ *   the memfd's pages in every mapping. Only pages of the current lap (at or
+ *   above claim - size) are given back. Before the madvise it publishes the
+ *   range start in `punching` and reads the claim position again (both
+ *   seq_cst); a producer reads `punching` after its claim CAS and waits if
+ *   its claim reaches the next lap of that range (wait_punch). The pages
+ *   come back zeroed when producers write them; a reader never reads a
+ *   given-back header (ring_peek tests `released` first).
  *
  * Resume
  *   ring_oldest_position is tail - size + size/8: a record older than that is
