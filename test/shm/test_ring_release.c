@@ -245,7 +245,7 @@ static void test_release_time_and_hold(void)
         if (k == 0)
             a0 = s;
     }
-    struct timespec ts = {1, 0};
+    struct timespec ts = {2, 0};
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
     for (int k = 0; k < 100; k++) {
@@ -259,7 +259,9 @@ static void test_release_time_and_hold(void)
     uint64_t hold = a0;
     for (int k = 0; k < 100 && ring_peek(r, hold, &rec) == RING_OK; k++)
         hold = ring_next(rec);
-    struct ring_keep keep = {.ns = 500000000ull, .bytes = 0, .hold = hold};
+    /* 1 s: the second batch (100 publishes, a millisecond) is within it
+     * even on a loaded machine, the first one is 2 s older */
+    struct ring_keep keep = {.ns = 1000000000ull, .bytes = 0, .hold = hold};
     ring_release(r, &keep);
     CHECK(ring_released(r) == hold);
     /* without the hold: exactly the first batch goes (the time bound) */
