@@ -35,7 +35,7 @@ def rss_kb(pid, needle):
 def case_gnutls_not_initialised():
     """GnuTLS, loaded only as a dependency of libcurl's, is not initialised:
     the supervisor executes itself once with GNUTLS_NO_IMPLICIT_INIT=1 (same
-    pid), and then holds fewer of GnuTLS's pages than a server started with
+    pid and name), and then holds fewer of GnuTLS's pages than a server started with
     GNUTLS_NO_IMPLICIT_INIT=0, which it leaves as it is."""
     lean = Server(ARGS.server, ARGS.testdata)
     lean.env.pop("GNUTLS_NO_IMPLICIT_INIT", None)
@@ -44,8 +44,13 @@ def case_gnutls_not_initialised():
         env_lean, env_full = environ_of(lean.proc.pid), environ_of(full.proc.pid)
         assert [e for e in env_lean if e.startswith("GNUTLS_")] == ["GNUTLS_NO_IMPLICIT_INIT=1"], env_lean
         assert [e for e in env_full if e.startswith("GNUTLS_")] == ["GNUTLS_NO_IMPLICIT_INIT=0"], env_full
-        # the pid ctest started is still the supervisor: it forked the workers
+        # the pid ctest started is still the supervisor: it forked the workers;
+        # and it keeps the binary's name (ps, top)
         assert lean.worker_pids() and full.worker_pids()
+        name = os.path.basename(ARGS.server)[:15]
+        for s in (lean, full):
+            with open("/proc/%d/comm" % s.proc.pid) as f:
+                assert f.read().strip() == name, name
         g_lean, g_full = rss_kb(lean.proc.pid, "libgnutls"), rss_kb(full.proc.pid, "libgnutls")
         print("libgnutls resident in the supervisor: %d kB (not initialised), %d kB (initialised)"
               % (g_lean, g_full))
