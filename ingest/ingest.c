@@ -40,7 +40,6 @@
                                         * largest entry of the test corpus is 7.9 KB of JSON */
 #define BODY_KEEP (2u << 20)         /* a body buffer larger than this is freed after use (a
                                         * normal answer of 256 entries, ~1.3 MB, fits) */
-#define BODY_SMALL (64u << 10)       /* a buffer up to this size is always kept */
 #define TRIM_DELAY_MS 1000u          /* malloc_trim at most once a second, after frees */
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
@@ -369,13 +368,6 @@ static void trim_soon(struct ingest *in)
     evtimer_add(in->trim_timer, &tv);
 }
 
-/* The answer in r is used up. A log that is catching up (its answer was a
- * full batch or tile: the next one will be as large) keeps its buffer for the
- * next request, unless an unusually large answer grew it past BODY_KEEP. A
- * log at the head of its tree gets small answers now and then: its buffer
- * goes back at once, so a process following many logs holds only the answers
- * in flight rather than one catch-up-sized buffer per request slot (35 logs x
- * 4 windows x ~1.3 MB were most of the idle heap). */
 static void easy_release(struct req *r)
 {
     if (!r->easy || r->state == RS_INFLIGHT) return;
@@ -384,11 +376,19 @@ static void easy_release(struct req *r)
     trim_soon(r->log->in);
 }
 
+/* The answer in r is used up. A log that is catching up (its answer was a
+ * full batch or tile: the next one will be as large) keeps its buffer and
+ * curl handle for the next request, unless an unusually large answer grew the
+ * buffer past BODY_KEEP. A log at the head of its tree gets small answers now
+ * and then: its buffer and handle go back at once, so a process following
+ * many logs holds only the answers in flight rather than a buffer and a
+ * handle per request slot (35 logs x 4 windows x ~1.3 MB were most of the
+ * idle heap; then the 64 KiB buffers and the handles of the slots in turn,
+ * ~2 MB). */
 static void body_release(struct req *r, bool catching_up)
 {
     if (!catching_up) easy_release(r);
-    if (r->cap <= BODY_SMALL) return;
-    if (catching_up && r->cap <= BODY_KEEP) return;
+    if (!r->body || (catching_up && r->cap <= BODY_KEEP)) return;
     free(r->body);
     r->body = NULL;
     r->cap = 0;
