@@ -98,12 +98,14 @@ def smaps_regions(pid, dedup_bytes, per_map=None):
     return out
 
 
-def distinct_pages(pids, dedup_bytes):
+def distinct_pages(pids, dedup_bytes, by_name=None):
     """{region: kB} of the physical pages mapped by any of pids, each page
     counted once: what the server costs on a machine of its own (PSS also
     splits library pages with every other process that maps them, so it
     moves with whatever else runs). Reads /proc/PID/pagemap, whose page frame
-    numbers only root sees; None otherwise."""
+    numbers only root sees; None otherwise. by_name (when given) collects
+    {mapping name: kB} the same way (a page counts for the first mapping
+    found holding it)."""
     seen = {}
     for pid in pids:
         try:
@@ -119,6 +121,7 @@ def distinct_pages(pids, dedup_bytes):
                 if path == "[vsyscall]":
                     continue
                 region = region_of(path, p[1][3] == "s", hi - lo, dedup_bytes)
+                mname = mapping_name(path)
                 pm.seek(lo // 4096 * 8)
                 try:
                     data = pm.read((hi - lo) // 4096 * 8)
@@ -129,10 +132,12 @@ def distinct_pages(pids, dedup_bytes):
                         pfn = v & ((1 << 55) - 1)
                         if pfn == 0:
                             return None   # not root: no page frame numbers
-                        seen.setdefault(pfn, region)
+                        seen.setdefault(pfn, (region, mname))
     out = {}
-    for region in seen.values():
+    for region, mname in seen.values():
         out[region] = out.get(region, 0) + 4
+        if by_name is not None:
+            by_name[mname] = by_name.get(mname, 0) + 4
     return out
 
 
@@ -192,7 +197,8 @@ def main():
                 maps[p] = {}
                 for k, v in smaps_regions(p, dedup_bytes, maps[p]).items():
                     regions[k] = regions.get(k, 0) + v
-            dist = distinct_pages(pids, dedup_bytes)
+            dist_names = {}
+            dist = distinct_pages(pids, dedup_bytes, dist_names)
             total = sum(sum(v) for v in per_proc.values())
             totals.append(total)
             rate = (s.published() - n0) / el
@@ -213,7 +219,8 @@ def main():
             print("distinct pages (each page once, as on a machine of its own): median of the last 3 samples %.1f MB"
                   % (statistics.median(distincts[-3:]) / 1024.0))
         if a.detail:
-            print("mapping PSS (RSS) in kB, per process (%s):" % ", ".join("%d %s" % (p, role(p)) for p in pids))
+            print("mapping: distinct kB of the server | PSS (RSS) kB in each process (%s):"
+                  % ", ".join("%d %s" % (p, role(p)) for p in pids))
             names = set()
             for m in maps.values():
                 names.update(m)
@@ -222,7 +229,8 @@ def main():
                 cells = [maps[p].get(n, [0, 0]) for p in pids]
                 if sum(c[1] for c in cells) < 16:
                     continue
-                print("  %-34s %s" % (n, "  ".join("%6d (%6d)" % (c[0], c[1]) for c in cells)))
+                print("  %-34s %6d | %s" % (n, dist_names.get(n, 0),
+                                             "  ".join("%6d (%6d)" % (c[0], c[1]) for c in cells)))
     finally:
         s.close()
 
