@@ -23,7 +23,7 @@ extern char **environ;
  * libldap): libcurl speaks TLS through OpenSSL here and nothing calls GnuTLS.
  * Its constructor initialises it anyway when it is loaded, in the supervisor
  * before any fork, ~0.7 MB of its pages and heap shared by every process
- * (docs/benchmarks.md, "Idle memory: what each mapping costs"). It skips
+ * (docs/benchmarks.md, "Idle memory: each mapping and each heap"). It skips
  * that when GNUTLS_NO_IMPLICIT_INIT=1 is in the environment at load, which
  * only a new program image can arrange: so the server sets it and executes
  * itself once (same pid, arguments and open files). A value already set,

@@ -37,11 +37,10 @@ struct meta {
 
 /* One recent record's results: bit f->id of done says evaluated, of res
  * the result. Direct-mapped by hashed position; a record evicted by another
- * is only evaluated again. */
-/* The cached results of one ring record: its done and res bit words are
- * slot i's 2 x filter_set.words words of filter_set.bits (rec_bits). Zero
- * (as calloc leaves it) is an empty slot, so nothing is written at start:
- * the arrays take memory only once filtered clients use them. */
+ * is only evaluated again. Slot i's done and res words are its 2 x
+ * filter_set.words words of filter_set.bits (rec_bits). Zero (as calloc
+ * leaves it) is an empty slot, so nothing is written at start: the arrays
+ * take memory only once filtered clients use them. */
 struct rec_results {
     uint64_t pos1;               /* the record's position + 1; 0: empty */
 };

@@ -308,9 +308,9 @@ static size_t body_write(char *data, size_t sz, size_t nm, void *ud)
 
 /* The curl handle of a slot. Like the body buffer it is kept only while the
  * log catches up (easy_release); op_kick makes a new one for the next request
- * of a log at its head. A handle holds ~30 KiB of heap once used (its 16 KiB
- * receive buffer filled by the answers streaming through it): 35 logs x 5
- * slots kept ~3 MB at idle. Connections stay in the multi handle's cache. */
+ * of a log at its head. A used handle holds ~20 KiB of heap (its state and
+ * receive buffer); with the answer buffers, the slots of 35 logs held ~2 MB
+ * at idle. Connections stay in the multi handle's cache. */
 static int easy_setup(struct ingest *in, struct req *r)
 {
     r->easy = curl_easy_init();
