@@ -19,7 +19,8 @@ to follow, and what --yaml adds). Run as root, it also prints the server's
 distinct pages: every physical page mapped by any of its processes counted
 once, per region, which unlike PSS does not move with what else the machine
 runs (a library's pages are split with every process of the machine that
-maps them). --detail prints, at the end, the PSS and RSS of every mapping
+maps them). Each sample also gives the CPU of all the server's processes
+since the previous one (% of one core). --detail prints, at the end, the PSS and RSS of every mapping
 (each library, the heap, each shared region) of every process. The fake log and this
 script run on the same machine; only the server's processes are measured.
 
@@ -33,6 +34,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import cpu_delta, cpu_snapshot  # noqa: E402
 from ingest_bench import Setup, wait_for  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -185,10 +187,18 @@ def main():
         n0 = s.published()
         totals = []
         distincts = []
+        cpus = []
+        snap, snap_t = cpu_snapshot([s.server.pid] + children(s.server.pid)), time.time()
         while True:
             time.sleep(a.every)
             el = time.time() - t0
             pids = [s.server.pid] + children(s.server.pid)
+            # CPU of the server's processes over the interval (all of them,
+            # % of one core)
+            now_snap, now_t = cpu_snapshot(pids), time.time()
+            cpu = 100.0 * sum(cpu_delta(snap, now_snap).values()) / (now_t - snap_t)
+            snap, snap_t = now_snap, now_t
+            cpus.append(cpu)
             per_proc = {}
             regions = {}
             maps = {}
@@ -202,8 +212,8 @@ def main():
             total = sum(sum(v) for v in per_proc.values())
             totals.append(total)
             rate = (s.published() - n0) / el
-            print("t=%4.0fs published %.0f/s total PSS %.1f MB | %s | %s" % (
-                el, rate, total / 1024.0,
+            print("t=%4.0fs published %.0f/s CPU %.1f %% total PSS %.1f MB | %s | %s" % (
+                el, rate, cpu, total / 1024.0,
                 ", ".join("%s %s" % (k, "+".join("%.1f" % (x / 1024.0) for x in v)) for k, v in sorted(per_proc.items())),
                 ", ".join("%s %.1f" % (k, v / 1024.0) for k, v in sorted(regions.items()))), flush=True)
             if dist is not None:
@@ -215,6 +225,8 @@ def main():
                 break
         print("final total PSS %.1f MB after %.0f s; median of the last 3 samples %.1f MB"
               % (totals[-1] / 1024.0, time.time() - t0, statistics.median(totals[-3:]) / 1024.0))
+        print("server CPU (all processes, %% of one core): median of the samples after the first %.2f %%"
+              % statistics.median(cpus[1:] or cpus))
         if distincts:
             print("distinct pages (each page once, as on a machine of its own): median of the last 3 samples %.1f MB"
                   % (statistics.median(distincts[-3:]) / 1024.0))
