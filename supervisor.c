@@ -303,6 +303,7 @@ static void child_main(struct supervisor *s, const struct child *c)
             .cfg = s->cfg, .ring = c->ring, .stats = s->stats, .producer_id = c->producer_id,
             .stats_slot = c->stats_slot, .logs = (struct loglist_log *const *)g->logs,
             .n_logs = g->n_logs, .dedup = s->dedup, .positions = s->positions,
+            .start_marks = ackstore_positions(),
         };
         log_info("following %zu log(s) of group %s", g->n_logs, g->name);
         rc = ingest_run(&ip) == 0 ? 0 : 1;

@@ -2,8 +2,9 @@
  * (RFC 7692) without context takeover: raw DEFLATE (zlib, 32 KiB window)
  * ended by a sync flush whose 00 00 ff ff tail is removed (7.2.1), so the
  * payload depends only on the message and can be sent to every client that
- * negotiated the extension. Used at publish time: each message is
- * compressed once per format for the whole server. */
+ * negotiated the extension. Used by each fanout worker's cache of frames
+ * that stand alone (fanout/zalone.c): a message is compressed once per
+ * format and worker. */
 #ifndef CS_WSDEFLATE_H
 #define CS_WSDEFLATE_H
 

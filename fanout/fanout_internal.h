@@ -142,6 +142,7 @@ struct worker {
     uint32_t deflate_clients;          /* this worker's clients with permessage-deflate */
     struct zchain *zchain;             /* compression.shared_context: chained frames; made on first use */
     struct zalone *zalone;             /* permessage-deflate frames compressed alone (zalone.h); made on first use */
+    uint64_t za_hits_published, za_made_published; /* its counters as far as put in the stats region */
 
     bool memo_on, memo_valid, memo_more;
     uint8_t memo_proto, memo_fmt;

@@ -423,6 +423,22 @@ void worker_publish_all(struct worker *w)
         stats_add(w->stats, w->slot, ST_DEFLATE_MESSAGES, (int64_t)w->pend_deflate_msgs);
         w->pend_deflate_msgs = 0;
     }
+    if (w->zalone) {
+        /* a frame copied within the cache counts as a hit: not compressed again */
+        uint64_t hits = 0, made = 0;
+        for (int f = 0; f < RING_NFORMATS; f++) {
+            struct zalone_stats st;
+            zalone_get_stats(w->zalone, f, &st);
+            hits += st.hits + st.copies;
+            made += st.misses;
+        }
+        if (hits != w->za_hits_published)
+            stats_add(w->stats, w->slot, ST_DEFLATE_ALONE_HITS, (int64_t)(hits - w->za_hits_published));
+        if (made != w->za_made_published)
+            stats_add(w->stats, w->slot, ST_DEFLATE_ALONE_COMPRESSED, (int64_t)(made - w->za_made_published));
+        w->za_hits_published = hits;
+        w->za_made_published = made;
+    }
 }
 
 /* One round: every ready client once, the unfiltered ones, then each

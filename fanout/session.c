@@ -272,9 +272,18 @@ void start_sse(struct conn *c, const struct http_request *req, bool head_only)
 {
     struct worker *w = c->w;
     enum ring_format f;
-    static const char head[] =
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-        "Connection: close\r\nX-Accel-Buffering: no\r\n\r\n";
+    /* With cors.allowed_origins, an EventSource on a listed origin may read
+     * the stream (docs/wire-format.md, "CORS"): it sends a simple GET, so no
+     * preflight, only the allow header on the answer. */
+    char cors[600], head[1024];
+    int head_len = snprintf(head, sizeof head,
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
+                            "%sConnection: close\r\nX-Accel-Buffering: no\r\n\r\n",
+                            api_cors_headers(w->cfg, req, cors, sizeof cors));
+    if (head_len < 0 || (size_t)head_len >= sizeof head) {
+        respond_text(c, 500, NULL, "Internal error.\n", head_only);
+        return;
+    }
     if (!parse_sse_stream(req->query, &f)) {
         respond_text(c, 400, NULL, "Unknown stream: use stream=lite, full or domains.\n", head_only);
         return;
@@ -296,13 +305,13 @@ void start_sse(struct conn *c, const struct http_request *req, bool head_only)
             filter_release(w->filters, c->filter);
             c->filter = NULL;
         }
-        respond_head(c, head, sizeof head - 1);
+        respond_head(c, head, (size_t)head_len);
         return;
     }
     if (!admit_stream(w, c, req))
         return;
     uint64_t cursor = resume_start(w, http_header_get(req, "Last-Event-ID"));
-    if (!ctl_append(c, head, sizeof head - 1, true)) {
+    if (!ctl_append(c, head, (size_t)head_len, true)) {
         conn_free(c);
         return;
     }

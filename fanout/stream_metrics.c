@@ -42,12 +42,18 @@ void route_metrics_stream(struct worker *w, struct jbuf *b, bool om)
     sample(b, om, "certstream_deflate_negotiated_total", "counter",
            "WebSocket handshakes that negotiated permessage-deflate.", stats_sum(s, ST_DEFLATE_NEGOTIATED));
     sample(b, om, "certstream_deflate_messages_sent_total", "counter",
-           "Messages delivered to permessage-deflate clients (compressed once at publish; messages "
-           "under compression.min_size go uncompressed).", stats_sum(s, ST_DEFLATE_MESSAGES));
+           "Messages delivered to permessage-deflate clients (messages under compression.min_size go "
+           "uncompressed).", stats_sum(s, ST_DEFLATE_MESSAGES));
     sample(b, om, "certstream_clients_deflate_shared", "gauge",
            "WebSocket clients with permessage-deflate and the stream's shared context (chained frames).",
            stats_sum(s, ST_CLIENTS_DEFLATE_SHARED));
     sample(b, om, "certstream_deflate_chained_frames_total", "counter",
            "Messages compressed into a worker's shared context (one per message, format in use and worker).",
            stats_sum(s, ST_DEFLATE_CHAINED_FRAMES));
+    sample(b, om, "certstream_deflate_alone_cache_hits_total", "counter",
+           "Frames compressed alone (no shared context) taken from a worker's frame cache.",
+           stats_sum(s, ST_DEFLATE_ALONE_HITS));
+    sample(b, om, "certstream_deflate_alone_compressed_total", "counter",
+           "Frames compressed alone that a worker compressed (first use, or gone from its cache).",
+           stats_sum(s, ST_DEFLATE_ALONE_COMPRESSED));
 }

@@ -780,7 +780,13 @@ static void got_size(struct ilog *l, uint64_t size)
     if (first || l->ahead) check_ahead(l, l->tree_size);
     if (!l->have_pos) {
         uint64_t ov = l->in->cfg->ct_log.start_overlap;
-        set_position(l, size > ov ? size - ov : 0);
+        uint64_t start = size > ov ? size - ov : 0;
+        struct position_row *mark = positions_row(l->in->p->start_marks, l->cfg->url, false);
+        if (mark && !position_known(mark)) {
+            position_store_size(mark, size);
+            position_store(mark, start);
+        }
+        set_position(l, start);
         l->fetch_next = l->next_index;
         l->have_pos = true;
         log_info("%s: starting at index %llu (tree size %llu)", l->cfg->name,

@@ -40,6 +40,11 @@ struct ingest_params {
      * supervisor; NULL = positions only in shared memory (tests, no state
      * file). Each log's row is written after every entry it publishes. */
     struct positions *positions;
+    /* NULL, or a store of the same format whose row of a log, while not yet
+     * known, receives the index this process starts the log at when it has
+     * no saved position, before any entry of it is published (the NATS
+     * acknowledged positions, see nats/ackstore.h). */
+    struct positions *start_marks;
     /* Tests only: when > 0, every message's "seen" is this value instead of
      * the wall clock, so output can be compared byte for byte. */
     double pin_seen;

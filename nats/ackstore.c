@@ -39,6 +39,11 @@ int ackstore_open(const struct config *cfg)
     return 0;
 }
 
+struct positions *ackstore_positions(void)
+{
+    return g_store;
+}
+
 void ackstore_close(void)
 {
     if (g_store)
@@ -61,8 +66,10 @@ void ackstore_apply(struct positions *pos, struct stats *stats)
             continue;
         uint64_t have = position_next(p), acked = position_next(a);
         if (!position_known(a)) {
-            /* first time this log is published from here: nothing of it is
-             * in the ring yet */
+            /* first time this log is published from here (nats.publish just
+             * turned on: a log started with this store open has its start
+             * recorded in it by the ingest process): nothing of it is in
+             * the ring yet */
             position_store_size(a, position_size(p));
             position_store(a, have);
         } else if (!g_applied && acked < have) {

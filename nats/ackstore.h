@@ -38,6 +38,12 @@ int ackstore_open(const struct config *cfg);
  * back to what JetStream acknowledged. */
 void ackstore_apply(struct positions *pos, struct stats *stats);
 void ackstore_close(void);
+/* The store itself (NULL when not open), for the ingest processes: a log
+ * started fresh (no saved position) has its starting index recorded in its
+ * row before any entry of it enters the ring (ingest_params.start_marks), so
+ * a crash before JetStream acknowledged its first entries resumes there
+ * rather than at wherever the position store had got to. */
+struct positions *ackstore_positions(void);
 
 /* Publisher (nats[0]): every entry of log_id before next is acknowledged. */
 void ackstore_note(struct stats *stats, uint32_t log_id, uint64_t next);

@@ -53,6 +53,8 @@ enum stat_id {
     /* permessage-deflate with the stream's shared context (fanout/zchain.c) */
     ST_CLIENTS_DEFLATE_SHARED,                                /* gauge */
     ST_DEFLATE_CHAINED_FRAMES,        /* frames compressed into a worker's shared context */
+    /* frames compressed alone (fanout/zalone.c): taken from a worker's cache, made */
+    ST_DEFLATE_ALONE_HITS, ST_DEFLATE_ALONE_COMPRESSED,
     ST_COUNT
 };
 

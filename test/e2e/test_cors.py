@@ -235,6 +235,77 @@ def case_preflight_chromium():
         bad.close()
 
 
+SSE_HEAD = ["Content-Type: text/event-stream", "Cache-Control: no-cache"]
+SSE_TAIL = ["Connection: close", "X-Accel-Buffering: no"]
+
+
+def sse_head(port, origin, path="/sse?stream=domains"):
+    """Status line, header lines and the first bytes of the SSE stream, by curl
+    (cut after a second: the stream does not end)."""
+    h = ["Origin: " + origin] if origin else []
+    st, hs, body = curl(port, path, headers=h, max_time=1.5)
+    return st, hs, body
+
+
+def case_sse_headers():
+    """The SSE stream answers an allowed Origin with Access-Control-Allow-Origin
+    (so an EventSource on that origin may read it), anything else with Vary:
+    Origin only; with "*" the allow header alone; with CORS off neither. Exact
+    header lines, GET and HEAD, and the stream still streams."""
+    with server(rate=50, extra_yaml="cors:\n  allowed_origins: [\"%s\", \"%s\"]\n" % (DASH, LOCAL)) as s:
+        for origin in (DASH, LOCAL):
+            st, hs, body = sse_head(s.port, origin)
+            assert st == "HTTP/1.1 200 OK", st
+            assert hs == SSE_HEAD + ["Access-Control-Allow-Origin: " + origin, "Vary: Origin"] + SSE_TAIL, hs
+            assert body.startswith(b"id: ") and b"\ndata: {" in body, body[:80]
+        for origin in ("https://evil.example", None):
+            st, hs, body = sse_head(s.port, origin)
+            assert st == "HTTP/1.1 200 OK" and hs == SSE_HEAD + ["Vary: Origin"] + SSE_TAIL, (origin, hs)
+            assert body.startswith(b"id: "), body[:80]
+        st, hs, _ = curl(s.port, "/sse", "HEAD", ["Origin: " + DASH])
+        assert st == "HTTP/1.1 200 OK", st
+        assert hs == SSE_HEAD + ["Access-Control-Allow-Origin: " + DASH, "Vary: Origin"] + SSE_TAIL, hs
+    with server(rate=50, extra_yaml="cors:\n  allowed_origins: \"*\"\n") as s:
+        st, hs, _ = sse_head(s.port, DASH)
+        assert hs == SSE_HEAD + ["Access-Control-Allow-Origin: *"] + SSE_TAIL, hs
+    with server(rate=50) as s:
+        st, hs, _ = sse_head(s.port, DASH)
+        assert hs == SSE_HEAD + SSE_TAIL, hs
+
+
+def case_sse_chromium():
+    """A real browser: an EventSource on a listed origin reads three messages
+    of the SSE stream from the server's origin, each the golden corpus's
+    domains-only message in order; on an origin not listed it gets only an error."""
+    from test_stream_features import Chrome
+    good, bad = PageServer(), PageServer()
+    chrome = None
+    try:
+        with server(rate=50, extra_yaml="cors:\n  allowed_origins:\n    - %s\n" % good.origin) as s:
+            chrome = Chrome()
+            listen = ("new Promise(done => { const got = []; const es = new EventSource("
+                      "'http://127.0.0.1:%d/sse?stream=domains');"
+                      " es.onmessage = e => { got.push(e.data); if (got.length == 3) { es.close(); done(got); } };"
+                      " es.onerror = () => { if (!got.length) { es.close(); done('error'); } }; })" % s.port)
+
+            def run(origin):
+                chrome.call("Page.navigate", url=origin + "/")
+                chrome.wait("document.readyState === 'complete' && location.origin === '%s'" % origin,
+                            what="the page of " + origin)
+                r = chrome.call("Runtime.evaluate", expression=listen, awaitPromise=True, returnByValue=True)
+                assert "exceptionDetails" not in r, r
+                return r["result"].get("value")
+            got = run(good.origin)
+            assert isinstance(got, list) and len(got) == 3, got
+            GOLDEN.check_sequence("domains", [m.encode() for m in got])
+            assert run(bad.origin) == "error"
+    finally:
+        if chrome:
+            chrome.close()
+        good.close()
+        bad.close()
+
+
 CASES = {k[5:]: v for k, v in globals().items() if k.startswith("case_")}
 
 if __name__ == "__main__":

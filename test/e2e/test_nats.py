@@ -322,8 +322,10 @@ class Cluster:
 
 
 def wait_count(client, n, timeout=60):
-    wait_for("%d messages (have %d)" % (n, len(client.events)), lambda: len(client.events) >= n,
-             timeout=timeout)
+    try:
+        wait_for("%d messages" % n, lambda: len(client.events) >= n, timeout=timeout)
+    except AssertionError as e:
+        raise AssertionError("%s (have %d)" % (e, len(client.events))) from None
 
 
 # ------------------------------------------------------------------ cases
@@ -790,6 +792,47 @@ def case_ingest_crash():
         assert [i for i, _ in out.events] == list(range(1, total + 1))
         assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
         assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
+
+
+def case_ingest_crash_first():
+    """An ingest node starts following a log while NATS is unreachable, so
+    JetStream never acknowledged any entry of it, and loses its machine
+    (kill -9 of all its processes) once its CT position is past 80 entries.
+    Restarted, it resumes the log where it first started it (index 0, recorded
+    in the acknowledged-position store before the first entry entered the
+    ring), not at its CT position: every certificate reaches the stream once."""
+    total = 150
+    with Cluster() as c:
+        n = c.add(Nats())
+        n.start()
+        fl = c.add(FakeLog())
+        edge = c.add(node("edge", fl, [n.url()]))
+        edge.start()
+        edge_ready(edge)
+        out = c.add(SSE(edge))
+        connected(edge)
+        n.stop(signal.SIGKILL)
+        ing = c.add(node("ingest", fl, [n.url()]))
+        ing.start()
+        ingest_ready(ing)
+        fl.grow_to(80, step=20, pause=0.1)
+        wait_for("80 entries ingested with NATS down", lambda: published(ing) == 80)
+        assert metric(ing, "certstream_nats_published_total", "publisher") == 0
+        os.killpg(ing.proc.pid, signal.SIGKILL)
+        ing.proc.wait()
+        n.start()
+        ing.start()
+        m = wait_for("resume line", lambda: re.search(
+            r": resuming at index (\d+), the last one JetStream acknowledged, rather than (\d+)",
+            ing.logtext()), timeout=30)
+        assert (int(m.group(1)), int(m.group(2))) == (0, 80), m.group(0)
+        fl.grow_to(total, step=35, pause=0.05)
+        wait_count(out, total, timeout=90)
+        wait_for("publisher at %d" % total,
+                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
+        time.sleep(0.5)
+        assert out.indexes() == list(range(total)), out.indexes()
+        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
 
 
 def case_ingest_crash_live():
