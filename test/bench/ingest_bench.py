@@ -7,8 +7,8 @@
             to last entry) and ingest CPU (utime+stime of the ingest
             process) per 1,000 entries. --repeats runs, medians printed.
   steady    --logs logs (default 50) growing at --rate entries/s in total
-            (default 500) for --secs seconds (default 60) after a 10 s
-            warm-up: CPU of all ingest processes as % of one core, their
+            (default 500) for --secs seconds (default 60) after a
+            --warmup (default 10 s): CPU of all ingest processes as % of one core, their
             private memory (Private_Clean + Private_Dirty) and RSS, and
             the requests the fake log answered per second. With
             --against OLD (another server binary) and --repeats N, OLD and
@@ -195,7 +195,7 @@ def steady_once(a, server):
               names, server=server)
     try:
         wait_for(lambda: s.published() > 0, 60, "the first entry")
-        time.sleep(10)
+        time.sleep(a.warmup)
         pids = s.ingest_pids()
         c0 = sum(cpu_secs(p) for p in pids)
         k0 = sum(sched_secs(p) for p in pids)
@@ -256,6 +256,12 @@ def main():
                     help="permessage-deflate at publish time (compression.enabled)")
     ap.add_argument("--verify", action="store_true", help="catchup --tiled: ct_log.verify_tiles with hash tiles")
     ap.add_argument("--pace", type=int, default=20)
+    ap.add_argument("--warmup", type=float, default=10,
+                    help="steady: seconds after the first entry before measuring. Each ingest process maps "
+                         "the shared ring and takes a page fault on every ring page the first time it writes "
+                         "there; with 6 processes writing in turn that goes on for minutes (~300 faults/s "
+                         "after 45 s, a few dozen after 5 min), so a long warm-up measures a server that has "
+                         "run for a while")
     a = ap.parse_args()
     a.repeats_given = a.repeats is not None
     if a.repeats is None:
