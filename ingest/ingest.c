@@ -496,18 +496,18 @@ static void curl_drive(struct ingest *in)
  * PROCTABLE_BEAT_MS without any other (a process following slow logs wakes
  * every few tens of ms anyway; the timer alone was 4 more wakeups a second
  * per process). */
-static void beat(struct ingest *in)
+static int beat(struct ingest *in)
 {
     static const struct timeval tv = {0, PROCTABLE_BEAT_MS * 1000};
     proctable_beat();
-    if (in->beat_ev) evtimer_add(in->beat_ev, &tv);
+    return in->beat_ev ? evtimer_add(in->beat_ev, &tv) : 0;
 }
 
 /* The tail of every event callback: curl's due work, then the heartbeat. */
 static void turn_end(struct ingest *in)
 {
     curl_drive(in);
-    beat(in);
+    (void)beat(in);   /* fails only without memory: the next callback tries again */
 }
 
 static void curl_event_cb(evutil_socket_t fd, short what, void *arg)
@@ -1469,7 +1469,7 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    beat(arg);
+    if (beat(arg) != 0) log_warn("cannot arm the heartbeat timer");
 }
 
 int ingest_run(const struct ingest_params *p)
@@ -1553,8 +1553,7 @@ int ingest_run(const struct ingest_params *p)
     for (size_t i = 0; i < in.n_logs; i++) pump(&in.logs[i]);
     /* the supervisor's watchdog reads this heartbeat (shm/proctable.h) */
     in.beat_ev = evtimer_new(in.base, on_beat, &in);
-    if (!in.beat_ev) goto err;
-    beat(&in);
+    if (!in.beat_ev || beat(&in) != 0) goto err;
     proctable_set_state(PROC_RUNNING);
     if (event_base_dispatch(in.base) < 0) {
         log_error("event loop failed");
