@@ -19,6 +19,31 @@
 
 extern char **environ;
 
+/* GnuTLS is in the process only as a dependency of libcurl's own (librtmp,
+ * libldap): libcurl speaks TLS through OpenSSL here and nothing calls GnuTLS.
+ * Its constructor initialises it anyway when it is loaded, in the supervisor
+ * before any fork, ~0.7 MB of its pages and heap shared by every process
+ * (docs/benchmarks.md, "Idle memory: each mapping and each heap"). It skips
+ * that when GNUTLS_NO_IMPLICIT_INIT=1 is in the environment at load, which
+ * only a new program image can arrange: so the server sets it and executes
+ * itself once (same pid, arguments and open files). A value already set,
+ * GNUTLS_NO_IMPLICIT_INIT=0 included, is left as it is. */
+static void skip_gnutls_init(char **argv)
+{
+    if (getenv("GNUTLS_NO_IMPLICIT_INIT") || setenv("GNUTLS_NO_IMPLICIT_INIT", "1", 1) != 0)
+        return;
+    /* By its path, so the process keeps its name (comm, as ps shows it);
+     * /proc/self/exe when the file was replaced since. */
+    char self[4096];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0 && (size_t)n < sizeof self - 1) {
+        self[n] = '\0';
+        execv(self, argv);
+    }
+    execv("/proc/self/exe", argv);
+    /* no /proc: go on as we are (GnuTLS initialised, nothing else differs) */
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -51,6 +76,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    skip_gnutls_init(argv);
     if (argc > 1 && strcmp(argv[1], "render") == 0) {
         log_set_role("render", -1);
         return render_cli_main(argc - 1, argv + 1);

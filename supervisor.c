@@ -1357,6 +1357,37 @@ static void sample_rates(struct supervisor *s)
     __atomic_store_n(&r->ms, now, __ATOMIC_RELEASE);
 }
 
+/* The ring's pages of records no client may still need go back to the
+ * kernel (shm/ring.h, ring_release), every loop turn: a client further
+ * behind than limits.slow_client_seconds (by commit time) or the byte bound
+ * (limits.slow_client_bytes, at most 3/4 of ring_size) is closed as too
+ * slow, and an SSE resume goes no further back, so the ring keeps that
+ * history plus RING_KEEP_MARGIN_NS (a worker judges its clients when it
+ * is woken: under a second late on a loaded machine) or 1/16 of the ring,
+ * and, on a node that publishes to NATS, every record not yet
+ * acknowledged. Resident: about (slow_client_seconds + 1) x the rate x
+ * the record size, instead of ring_size (docs/architecture.md). */
+#define RING_KEEP_MARGIN_NS 1000000000ull
+static void release_ring(struct supervisor *s)
+{
+    if (!s->ring)
+        return;
+    uint64_t size = ring_size(s->ring), bytes = config_slow_client_bytes(s->cfg);
+    if (bytes > size - size / 4)
+        bytes = size - size / 4;
+    struct ring_keep keep = {
+        .ns = s->cfg->limits.slow_client_seconds
+                  ? (uint64_t)s->cfg->limits.slow_client_seconds * 1000000000ull + RING_KEEP_MARGIN_NS
+                  : 0,
+        .bytes = bytes + size / 16,
+        .hold = 0,
+    };
+    struct stats_nats *n = stats_nats(s->stats);
+    if (atomic_load(&n->role) == NATS_ROLE_PUBLISHER)
+        keep.hold = atomic_load(&n->ring_acked);
+    ring_release(s->ring, &keep);
+}
+
 /* Once per loop turn while a replacement runs. */
 static void check_replacement(struct supervisor *s, uint64_t now)
 {
@@ -1907,6 +1938,7 @@ int supervisor_run(struct config *cfg, const struct supervisor_opts *opts)
             save_state(&s);
         sample_dedup(&s);
         sample_rates(&s);
+        release_ring(&s);
         sd_tick(&s, &sd);
         tls_ticket_secret_advance(s.cfg->tls.ticket_rotate_secs); /* forget old ticket keys */
     }

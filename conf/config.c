@@ -897,9 +897,10 @@ void config_defaults(struct config *cfg)
     cfg->keepalive.ping_interval_secs = 15;
     cfg->keepalive.idle_timeout_secs = 60;
     cfg->keepalive.sse_heartbeat_secs = 15;
-    /* the last 15 min at 500 entries/s, 4 MiB (docs/configuration.md) */
-    cfg->dedup.capacity = 524288;
-    cfg->dedup.ttl_secs = 900;
+    /* 5 min of distinct certificates at up to ~400/s, 1 MiB
+     * (docs/configuration.md, "dedup") */
+    cfg->dedup.capacity = 131072;
+    cfg->dedup.ttl_secs = 300;
     cfg->limits.max_request_bytes = 8192;
     cfg->limits.max_headers = 64;
     cfg->limits.request_timeout_secs = 10;

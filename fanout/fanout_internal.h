@@ -73,7 +73,7 @@ struct conn {
     uint64_t cursor;                   /* ring position of the next record to send */
     uint32_t last_send;                /* monotonic ms (low 32 bits): SSE heartbeat */
     uint16_t ctl_len, ctl_off;
-    bool deflate;                      /* permessage-deflate negotiated: send wsz spans */
+    bool deflate;                      /* permessage-deflate negotiated: compressed frames (zalone.h, zchain.h) */
     struct event rev, wev;
     /* request phase only (NULL afterwards) */
     char *rbuf;

@@ -37,10 +37,12 @@ struct meta {
 
 /* One recent record's results: bit f->id of done says evaluated, of res
  * the result. Direct-mapped by hashed position; a record evicted by another
- * is only evaluated again. */
+ * is only evaluated again. Slot i's done and res words are its 2 x
+ * filter_set.words words of filter_set.bits (rec_bits). Zero (as calloc
+ * leaves it) is an empty slot, so nothing is written at start: the arrays
+ * take memory only once filtered clients use them. */
 struct rec_results {
-    uint64_t pos;                /* UINT64_MAX: empty */
-    uint64_t *done, *res;        /* words per record: filter_set.words */
+    uint64_t pos1;               /* the record's position + 1; 0: empty */
 };
 
 struct filter_set {
@@ -60,6 +62,12 @@ struct filter_set {
     int64_t pend_distinct, pend_clients;   /* gauge deltas */
     struct meta meta;
 };
+
+/* Slot i's done words; its res words follow them. */
+static uint64_t *rec_bits(const struct filter_set *fs, uint32_t i)
+{
+    return fs->bits + (size_t)i * 2 * fs->words;
+}
 
 static uint64_t fnv1a(const char *s, size_t n)
 {
@@ -101,11 +109,6 @@ struct filter_set *filter_set_new(const struct config *cfg)
     if (!fs->recs || !fs->bits || !fs->free_ids) {
         filter_set_free(fs);
         return NULL;
-    }
-    for (uint32_t i = 0; i < nr; i++) {
-        fs->recs[i].pos = UINT64_MAX;
-        fs->recs[i].done = fs->bits + (size_t)i * 2 * fs->words;
-        fs->recs[i].res = fs->recs[i].done + fs->words;
     }
     pcre2_set_match_limit(fs->mctx, cfg->filters.regex_match_limit);
     pcre2_set_depth_limit(fs->mctx, cfg->filters.regex_match_limit);
@@ -280,7 +283,8 @@ int filter_acquire(struct filter_set *fs, struct http_str query, struct filter *
     /* a dense id for the result bits; a reused id's old results go */
     f->id = fs->nfree ? fs->free_ids[--fs->nfree] : fs->next_id++;
     uint64_t bit = 1ull << (f->id & 63);
-    for (uint32_t i = 0; i < fs->nrecs; i++) fs->recs[i].done[f->id >> 6] &= ~bit;
+    for (uint32_t i = 0; i < fs->nrecs; i++)
+        if (fs->recs[i].pos1) rec_bits(fs, i)[f->id >> 6] &= ~bit;   /* done */
     f->hash = h;
     f->refs = 1;
     f->hnext = *b;
@@ -494,14 +498,16 @@ bool filter_match_json(struct filter_set *fs, struct filter *f, const char *json
 
 bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_record *rec, uint64_t pos)
 {
-    struct rec_results *rr = &fs->recs[(pos * 0x9e3779b97f4a7c15ull) >> 40 & (fs->nrecs - 1)];
+    uint32_t slot = (uint32_t)((pos * 0x9e3779b97f4a7c15ull) >> 40 & (fs->nrecs - 1));
+    struct rec_results *rr = &fs->recs[slot];
+    uint64_t *done = rec_bits(fs, slot), *res = done + fs->words;
     uint32_t word = f->id >> 6;
     uint64_t bit = 1ull << (f->id & 63);
-    if (rr->pos != pos) {   /* a new record (or a collision): start its results afresh */
-        rr->pos = pos;
-        memset(rr->done, 0, fs->words * sizeof *rr->done);
-    } else if (rr->done[word] & bit) {
-        return (rr->res[word] & bit) != 0;
+    if (rr->pos1 != pos + 1) {   /* a new record (or a collision): start its results afresh */
+        rr->pos1 = pos + 1;
+        memset(done, 0, fs->words * sizeof *done);
+    } else if (done[word] & bit) {
+        return (res[word] & bit) != 0;
     }
     struct meta *m = &fs->meta;
     if (m->pos != pos) {
@@ -509,9 +515,9 @@ bool filter_match(struct filter_set *fs, struct filter *f, const struct ring_rec
         m->ok = meta_extract(m, rec);
     }
     bool r = eval(fs, f, m);
-    rr->done[word] |= bit;
-    if (r) rr->res[word] |= bit;
-    else rr->res[word] &= ~bit;
+    done[word] |= bit;
+    if (r) res[word] |= bit;
+    else res[word] &= ~bit;
     fs->pend_evals++;
     fs->pend_matches += r;
     return r;

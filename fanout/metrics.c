@@ -151,10 +151,10 @@ void route_health_deep(struct worker *w, struct jbuf *b, int *status)
     jb_printf(b, "{\"status\":\"%s\",\"logs_healthy\":%u,\"logs_degraded\":%u,\"logs_unhealthy\":%u,"
                  "\"logs_total\":%u,\"active_connections\":%" PRIu64 ",\"uptime_secs\":%" PRIu64 ","
                  "\"workers\":{\"fanout\":%u,\"ingest\":%u},"
-                 "\"ring\":{\"head_sequence\":%" PRIu64 ",\"tail\":%" PRIu64 ",\"size\":%zu},"
+                 "\"ring\":{\"head_sequence\":%" PRIu64 ",\"tail\":%" PRIu64 ",\"size\":%zu,\"oldest\":%" PRIu64 "},"
                  "\"log_list\":{\"ok\":%s},\"state_file\":{\"ok\":%s,\"failing_secs\":%" PRIu64 "},\"logs\":[",
               h.status, h.healthy, h.degraded, h.unhealthy, h.logs_total, active_connections(s), uptime_secs(s),
-              fanout, ingest, w->last_seq, ring_tail(w->ring), ring_size(w->ring), h.loglist_ok ? "true" : "false",
+              fanout, ingest, w->last_seq, ring_tail(w->ring), ring_size(w->ring), ring_oldest_position(w->ring), h.loglist_ok ? "true" : "false",
               h.state_ok ? "true" : "false", h.state_failing_secs);
     for (unsigned i = 0; i < h.logs_total; i++) {
         const struct stats_log *l = stats_log(s, i);

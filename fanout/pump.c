@@ -105,16 +105,12 @@ static uint32_t record_iov(const struct conn *c, const struct ring_record *rec, 
     if (c->proto == PROTO_WS) {
         wire = RING_WIRE_WS;
         if (c->deflate && zalone_wanted(c->w->cfg, rec, c->fmt)) {
-            if (rec->wsz[c->fmt].len) {
-                wire = RING_WIRE_WSZ;   /* a frame made by the producer (the NATS edge) */
-            } else {
-                /* compressed alone, here, on first use (zalone.h) */
-                struct worker *w = c->w;
-                if (!w->zalone && !(w->zalone = zalone_new((int)w->cfg->compression.level))) return 0;
-                uint32_t n = zalone_iov(w->zalone, w->ring, rec, c->fmt, skip, &iov[*niov]);
-                if (n) (*niov)++;
-                return n;
-            }
+            /* compressed alone, here, on first use (zalone.h) */
+            struct worker *w = c->w;
+            if (!w->zalone && !(w->zalone = zalone_new((int)w->cfg->compression.level))) return 0;
+            uint32_t n = zalone_iov(w->zalone, w->ring, rec, c->fmt, skip, &iov[*niov]);
+            if (n) (*niov)++;
+            return n;
         }
     }
     return ring_record_iov(c->w->ring, rec, c->fmt, wire, skip, iov, niov);

@@ -7,8 +7,7 @@
  * (new, filtered, behind the chained cache, or server_no_context_takeover)
  * and keeps the frame in a bounded per-format cache keyed by ring position.
  * A miss (evicted, or a client finishing a frame it partly wrote) compresses
- * again and gets the same bytes, so nothing is pinned. A record that carries
- * its own frame (ring_record.wsz, the NATS edge) is sent that one.
+ * again and gets the same bytes, so nothing is pinned.
  *
  * Whether a record is sent compressed at all is zalone_wanted: a pure
  * function of the record, used both here and by the shared stream
@@ -32,13 +31,11 @@
 
 struct zalone;
 
-/* The record goes compressed to a permessage-deflate client: it carries a
- * frame, or compression is on and its JSON is at least min_size. cfg NULL:
- * only records that carry a frame. */
+/* The record goes compressed to a permessage-deflate client: compression
+ * is on and its JSON is at least min_size. cfg NULL: none. */
 static inline bool zalone_wanted(const struct config *cfg, const struct ring_record *rec, int fmt)
 {
     if (rec->kind != RING_KIND_MESSAGE) return false;
-    if (rec->wsz[fmt].len) return true;
     return cfg && cfg->compression.enabled && rec->json[fmt].len > 0 && rec->json[fmt].len >= cfg->compression.min_size;
 }
 

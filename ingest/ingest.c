@@ -40,7 +40,6 @@
                                         * largest entry of the test corpus is 7.9 KB of JSON */
 #define BODY_KEEP (2u << 20)         /* a body buffer larger than this is freed after use (a
                                         * normal answer of 256 entries, ~1.3 MB, fits) */
-#define BODY_SMALL (64u << 10)       /* a buffer up to this size is always kept */
 #define TRIM_DELAY_MS 1000u          /* malloc_trim at most once a second, after frees */
 #define ISSUER_CACHE_MAX 4096
 #define TILE_WIDTH 256u
@@ -316,11 +315,13 @@ static size_t body_write(char *data, size_t sz, size_t nm, void *ud)
     return n;
 }
 
-static int req_init(struct ingest *in, struct ilog *l, struct req *r, enum req_kind kind)
+/* The curl handle of a slot. Like the body buffer it is kept only while the
+ * log catches up (easy_release); op_kick makes a new one for the next request
+ * of a log at its head. A used handle holds ~20 KiB of heap (its state and
+ * receive buffer); with the answer buffers, the slots of 35 logs held ~2 MB
+ * at idle. Connections stay in the multi handle's cache. */
+static int easy_setup(struct ingest *in, struct req *r)
 {
-    memset(r, 0, sizeof *r);
-    r->log = l;
-    r->kind = kind;
     r->easy = curl_easy_init();
     if (!r->easy) return -1;
     CURL *e = r->easy;
@@ -339,6 +340,14 @@ static int req_init(struct ingest *in, struct ilog *l, struct req *r, enum req_k
     curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)in->max_body);  /* by Content-Length */
     return 0;
+}
+
+static int req_init(struct ingest *in, struct ilog *l, struct req *r, enum req_kind kind)
+{
+    memset(r, 0, sizeof *r);
+    r->log = l;
+    r->kind = kind;
+    return easy_setup(in, r);
 }
 
 static void req_cleanup(struct ingest *in, struct req *r)
@@ -368,17 +377,27 @@ static void trim_soon(struct ingest *in)
     evtimer_add(in->trim_timer, &tv);
 }
 
+static void easy_release(struct req *r)
+{
+    if (!r->easy || r->state == RS_INFLIGHT) return;
+    curl_easy_cleanup(r->easy);
+    r->easy = NULL;
+    trim_soon(r->log->in);
+}
+
 /* The answer in r is used up. A log that is catching up (its answer was a
- * full batch or tile: the next one will be as large) keeps its buffer for the
- * next request, unless an unusually large answer grew it past BODY_KEEP. A
- * log at the head of its tree gets small answers now and then: its buffer
- * goes back at once, so a process following many logs holds only the answers
- * in flight rather than one catch-up-sized buffer per request slot (35 logs x
- * 4 windows x ~1.3 MB were most of the idle heap). */
+ * full batch or tile: the next one will be as large) keeps its buffer and
+ * curl handle for the next request, unless an unusually large answer grew the
+ * buffer past BODY_KEEP. A log at the head of its tree gets small answers now
+ * and then: its buffer and handle go back at once, so a process following
+ * many logs holds only the answers in flight rather than a buffer and a
+ * handle per request slot (35 logs x 4 windows x ~1.3 MB were most of the
+ * idle heap; then the 64 KiB buffers and the handles of the slots in turn,
+ * ~2 MB). */
 static void body_release(struct req *r, bool catching_up)
 {
-    if (r->cap <= BODY_SMALL) return;
-    if (catching_up && r->cap <= BODY_KEEP) return;
+    if (!catching_up) easy_release(r);
+    if (!r->body || (catching_up && r->cap <= BODY_KEEP)) return;
     free(r->body);
     r->body = NULL;
     r->cap = 0;
@@ -422,8 +441,11 @@ static void op_kick(struct op *op)
         r->status = 0;
         r->retry_after_s = -1;
         r->errbuf[0] = '\0';
-        curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
-        CURLMcode mc = curl_multi_add_handle(in->multi, r->easy);
+        CURLMcode mc = CURLM_OUT_OF_MEMORY;
+        if (r->easy || easy_setup(in, r) == 0) {
+            curl_easy_setopt(r->easy, CURLOPT_URL, r->url);
+            mc = curl_multi_add_handle(in->multi, r->easy);
+        }
         if (mc != CURLM_OK) {
             log_warn("%s: cannot start request: %s", r->log->cfg->name, curl_multi_strerror(mc));
             r->state = RS_DONE;

@@ -18,7 +18,6 @@
 
 #include "common/b64.h"
 #include "common/jsonw.h"
-#include "common/wsdeflate.h"
 #include "ingest/certjson.h"
 #include "ingest/chaincache.h"
 #include "ingest/digest.h"
@@ -27,9 +26,6 @@
 struct pipeline {
     bool fixed_seen;
     bool absent_null;                 /* pipeline_set_absent_names */
-    struct wsdeflate *zd;             /* pipeline_set_deflate; NULL: off */
-    size_t zmin;
-    struct jbuf zout[3];
     struct x509_cert *leaf, *other;   /* large: allocated once */
     struct jbuf parts, doms, elem, link;
     struct jbuf out[3];
@@ -51,7 +47,6 @@ struct pipeline *pipeline_new(void)
     jb_init(&p->elem);
     jb_init(&p->link);
     for (int i = 0; i < 3; i++) jb_init(&p->out[i]);
-    for (int i = 0; i < 3; i++) jb_init(&p->zout[i]);
     return p;
 err:
     free(p->leaf);
@@ -72,41 +67,10 @@ void pipeline_free(struct pipeline *p)
     jb_free(&p->elem);
     jb_free(&p->link);
     for (int i = 0; i < 3; i++) jb_free(&p->out[i]);
-    for (int i = 0; i < 3; i++) jb_free(&p->zout[i]);
-    wsdeflate_free(p->zd);
     free(p);
 }
 
 void pipeline_set_fixed_seen(struct pipeline *p, bool on) { p->fixed_seen = on; }
-
-int pipeline_set_deflate(struct pipeline *p, int level, size_t min_size)
-{
-    wsdeflate_free(p->zd);
-    p->zd = NULL;
-    p->zmin = min_size;
-    if (level == 0) return 0;
-    p->zd = wsdeflate_new(level);
-    return p->zd ? 0 : -1;
-}
-
-void pipeline_deflate(struct pipeline *p, struct ring_message *m)
-{
-    if (!p->zd) return;
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        const uint8_t *z;
-        /* also when not smaller: a deflate client then gets only compressed
-         * messages (libwebsockets 4.1 mishandles a plain one among them) */
-        size_t n = m->json_len[f] >= p->zmin ? wsdeflate_message_always(p->zd, m->json[f], m->json_len[f], &z) : 0;
-        m->deflated[f] = NULL;
-        m->deflated_len[f] = 0;
-        if (n == 0) continue;
-        jb_reset(&p->zout[f]);
-        jb_put(&p->zout[f], z, n);
-        if (p->zout[f].oom) continue;
-        m->deflated[f] = (const uint8_t *)p->zout[f].p;
-        m->deflated_len[f] = n;
-    }
-}
 
 int pipeline_set_absent_names(struct pipeline *p, bool null_form)
 {

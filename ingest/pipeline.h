@@ -96,15 +96,6 @@ int pipeline_render_cert(struct pipeline *p, const struct pipeline_cert *in, str
 void pipeline_message(const struct pipeline_out *o, uint64_t index, uint32_t log_id, bool bench_stamp,
                       struct ring_message *m);
 
-/* permessage-deflate frames in the record: level 1..9 (0 = off); messages
- * shorter than min_size stay uncompressed. 0, or -1 out of memory. The
- * server does not use it (the fanout workers compress on first use,
- * fanout/zalone.h); the ring's golden test and record_bench do. */
-int pipeline_set_deflate(struct pipeline *p, int level, size_t min_size);
-/* Adds the compressed form of m's three messages (ring_message.deflated),
- * valid until the next call on p. Nothing when off. */
-void pipeline_deflate(struct pipeline *p, struct ring_message *m);
-
 /* Chain cache counters (for metrics and the benchmark). */
 void pipeline_cache_stats(const struct pipeline *p, uint64_t *hits, uint64_t *misses);
 

@@ -1,6 +1,8 @@
 /* dedup.c - the shared dedup table (see dedup.h).
  *
- * Layout: one MAP_SHARED anonymous array of 64-bit entries, grouped in
+ * Layout: one MAP_SHARED array of 64-bit entries in a memfd named
+ * "certstream-dedup" (so /proc/PID/smaps and test/bench/idle_mem.py can tell
+ * it from the other shared regions), grouped in
  * buckets of 8 (one cache line). Key bits 0..63 pick the bucket, bits 64..111
  * are the tag kept in the entry. SHA-256 output is uniform, so no further
  * hashing is needed.
@@ -23,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #define DEDUP_WAYS 8
 #define DEDUP_STAMP_BITS 16
@@ -54,10 +57,19 @@ struct dedup *dedup_create(uint32_t capacity, uint32_t ttl_secs)
     d->bucket_mask = n / DEDUP_WAYS - 1;
     d->gran = (ttl_secs + DEDUP_MAX_TTL_STAMPS - 1) / DEDUP_MAX_TTL_STAMPS;
     d->ttl_stamps = (ttl_secs + d->gran - 1) / d->gran;
-    void *p = mmap(NULL, n * sizeof(uint64_t), PROT_READ | PROT_WRITE,
-                   MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-    if (p == MAP_FAILED)
+    int fd = memfd_create("certstream-dedup", MFD_CLOEXEC);
+    if (fd < 0)
         goto err;
+    void *p = MAP_FAILED;
+    if (ftruncate(fd, (off_t)(n * sizeof(uint64_t))) == 0)
+        p = mmap(NULL, n * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
+    int saved_map = errno;
+    if (close(fd) != 0)
+        log_warn("dedup: close: %s", strerror(errno));
+    if (p == MAP_FAILED) {
+        errno = saved_map;
+        goto err;
+    }
     d->entries = p;
     return d;
 

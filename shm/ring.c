@@ -26,8 +26,9 @@
  *   renderer) is stored split, each byte once:
  *     lite whole (frame header + JSON + "\n\n", one iovec) | domains whole |
  *     full's frame header + the bytes of full that lite does not have (the
- *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"] |
- *     compressed frames whole.
+ *     leaf's as_der, the chain's brackets and commas) [+ "\n\n"].
+ *   No compressed frames: the fanout workers make the permessage-deflate
+ *   frames from the JSON (fanout/zalone.h, fanout/zchain.h).
  *   full's segment table strings together, in order, pieces of lite's
  *   bytes, its own bytes and its shared ranges (the chain elements, in the
  *   chain table: shm/chaintab.h). Lite, the stream most clients take, stays
@@ -72,6 +73,21 @@
  *   writer by design; the claim check after it decides whether it counts.
  *   Fanout must therefore use nothing it read (bytes, header fields, spans)
  *   before ring_lapped_since() says the record was intact.
+ *   A position below `released` counts as lapped too (below).
+ *
+ * Release (ring_release: the supervisor, every loop turn)
+ *   Walks the committed records from the oldest kept one while they are
+ *   outside what a reader may still need (struct ring_keep: commit time
+ *   against the newest record, bytes behind the claim position, never at or
+ *   after `hold`), stores the new oldest position in `released`, then gives
+ *   back the data-area pages wholly below it with MADV_REMOVE, which frees
+ *   the memfd's pages in every mapping. Only pages of the current lap (at or
+ *   above claim - size) are given back. Before the madvise it publishes the
+ *   range start in `punching` and reads the claim position again (both
+ *   seq_cst); a producer reads `punching` after its claim CAS and waits if
+ *   its claim reaches the next lap of that range (wait_punch). The pages
+ *   come back zeroed when producers write them; a reader never reads a
+ *   given-back header (ring_peek tests `released` first).
  *
  * Resume
  *   ring_oldest_position is tail - size + size/8: a record older than that is
@@ -147,6 +163,16 @@ struct ring_ctl {
     uint64_t start;
     _Atomic uint32_t checksums;   /* 1: producers fill ring_record.checksum */
     _Alignas(64) _Atomic uint64_t claim;
+    /* Same cache line as claim (readers load both for the lap test):
+     * released: positions below it are given back (ring_release), readers
+     *   treat them as lapped;
+     * punching: non-zero while ring_release gives back the pages of
+     *   positions from this one on (a producer whose claim reaches into
+     *   their next lap waits for it);
+     * last_ns: commit time of the newest record (any producer). */
+    _Atomic uint64_t released;
+    _Atomic uint64_t punching;
+    _Atomic uint64_t last_ns;
     _Alignas(64) struct ring_slot slots[RING_MAX_PRODUCERS];
     /* bit i set: waiter i has no worker now (ring_notify skips it) */
     _Alignas(64) _Atomic uint64_t waiter_idle[RING_MAX_WAITERS / 64];
@@ -161,6 +187,9 @@ struct ring {
     size_t map_len;
     size_t size;
     uint64_t mask;
+    size_t page;
+    uint64_t rel_walk;         /* ring_release: the next record it looks at */
+    uint64_t rel_punched;      /* ring_release: pages below this position are given back */
     struct chaintab *ct;       /* the chain table (shared pieces of records) */
     unsigned n_waiters;
     bool notify_error_logged;
@@ -223,6 +252,8 @@ struct ring *ring_create(size_t size)
     r->data = MAP_FAILED;
     r->size = size;
     r->mask = size - 1;
+    r->page = (size_t)page;
+    r->rel_walk = r->rel_punched = size;
     r->ctl_len = (sizeof(struct ring_ctl) + (size_t)page - 1) & ~((size_t)page - 1);
     r->map_len = 2 * size + RING_GUARD;
 
@@ -257,6 +288,7 @@ struct ring *ring_create(size_t size)
     r->ctl->size = size;
     r->ctl->start = size;
     atomic_store_explicit(&r->ctl->checksums, 0, memory_order_relaxed);
+    atomic_store_explicit(&r->ctl->released, (uint64_t)size, memory_order_relaxed);
     atomic_store_explicit(&r->ctl->claim, (uint64_t)size, memory_order_release);
     return r;
 
@@ -299,6 +331,8 @@ int ring_set_start(struct ring *r, uint64_t after)
     uint64_t start = after > r->size ? after : r->size;
     start = (start + r->size - 1) & ~(uint64_t)(r->size - 1); /* a multiple of size, as size is */
     r->ctl->start = start;
+    r->rel_walk = r->rel_punched = start;
+    atomic_store_explicit(&r->ctl->released, start, memory_order_relaxed);
     atomic_store_explicit(&r->ctl->claim, start, memory_order_release);
     return 0;
 }
@@ -307,22 +341,36 @@ uint64_t ring_tail(const struct ring *r) { return load_claim(r); }
 
 uint64_t ring_start_position(const struct ring *r) { return load_claim(r); }
 
+static inline uint64_t load_released(const struct ring *r)
+{
+    return atomic_load_explicit(&r->ctl->released, memory_order_acquire);
+}
+
 /* Records older than this are refused for resume: they are intact now, but a
- * margin of size/8 keeps a resumed reader from being lapped at once. */
+ * margin of size/8 keeps a resumed reader from being lapped at once. Records
+ * given back (ring_release) are gone: ring_release keeps its own margin. */
 uint64_t ring_oldest_position(const struct ring *r)
 {
     uint64_t claim = load_claim(r);
     uint64_t margin = r->size / 8;
     uint64_t oldest = claim - r->size + margin;   /* claim >= start == size */
+    uint64_t released = load_released(r);
+    if (oldest < released)
+        oldest = released;
     return oldest > r->ctl->start ? oldest : r->ctl->start;
 }
 
 bool ring_lapped_since(const struct ring *r, uint64_t pos)
 {
-    /* Orders the caller's earlier reads of ring bytes before the claim load. */
+    /* Orders the caller's earlier reads of ring bytes before the loads of
+     * claim and released. A page given back reads as zeros once its
+     * position is below released: ring_release stores released before
+     * the madvise, and the page fault that maps the new zero page into a
+     * reader synchronises with the removal in the kernel. */
     atomic_thread_fence(memory_order_acquire);
     uint64_t claim = atomic_load_explicit(&r->ctl->claim, memory_order_relaxed);
-    return claim > pos && claim - pos > r->size;
+    uint64_t released = atomic_load_explicit(&r->ctl->released, memory_order_relaxed);
+    return (claim > pos && claim - pos > r->size) || pos < released;
 }
 
 /* --- producer --- */
@@ -470,11 +518,6 @@ static int plan_layout(const struct ring_message *m, struct layout *L)
     for (int f = 0; f < RING_NFORMATS; f++) {
         if ((m->json[f] == NULL && m->json_len[f] != 0) || m->json_len[f] > UINT32_MAX / 2)
             return -1;
-        if (m->deflated[f] && m->deflated_len[f]) {
-            if (m->deflated_len[f] > UINT32_MAX / 2)
-                return -1;
-            n += ws_header_len(m->deflated_len[f]) + m->deflated_len[f];
-        }
     }
     size_t flen = m->json_len[RING_FULL];
     L->split = false;
@@ -550,17 +593,6 @@ static uint32_t put_sections(struct ring_record *h, uint32_t off, const struct r
         }
         h->segs[RING_FULL] = (struct ring_span){RING_HDR, L->np};
     }
-    for (int f = 0; f < RING_NFORMATS; f++) {
-        uint32_t n = m->deflated[f] ? (uint32_t)m->deflated_len[f] : 0;
-        if (n == 0) {
-            h->wsz[f] = (struct ring_span){0, 0};
-            continue;
-        }
-        uint32_t wh = (uint32_t)wshdr_put(base + off, WSHDR_TEXT_DEFLATE, n);
-        h->wsz[f] = (struct ring_span){off, wh + n};
-        memcpy(base + off + wh, m->deflated[f], n);
-        off += wh + n;
-    }
     return off;
 }
 
@@ -590,6 +622,31 @@ static void stamp_format(const struct ring *r, struct ring_record *h, int f, lon
     (void)r;
 }
 
+static void sleep_ms(unsigned ms);
+
+/* A claim that ends at `end` reuses the pages of positions end - size and
+ * below: it waits while ring_release may be giving back such pages (a
+ * madvise takes microseconds; it is reached only when the claim position
+ * runs a whole ring minus the kept history ahead of the given-back
+ * records during that call). After RING_REPAIR_WAIT_MS it goes on (the
+ * releaser is stopped: its mark is cleared, and it checks the claim again
+ * before its next madvise). */
+static void wait_punch(struct ring *r, uint64_t end)
+{
+    for (unsigned waited = 0;; waited++) {
+        uint64_t p = atomic_load_explicit(&r->ctl->punching, memory_order_seq_cst);
+        if (p == 0 || end <= p + r->size)
+            return;
+        if (waited >= RING_REPAIR_WAIT_MS) {
+            log_warn("ring: the release of pages at %llu is stuck; going on", (unsigned long long)p);
+            atomic_compare_exchange_strong_explicit(&r->ctl->punching, &p, 0, memory_order_seq_cst,
+                                                    memory_order_relaxed);
+            return;
+        }
+        sleep_ms(1);
+    }
+}
+
 /* Steps 1-3 of the commit protocol: returns the claimed position. */
 static uint64_t claim_space(struct ring *r, struct ring_slot *slot, uint64_t body, uint64_t sse_id,
                             uint32_t *len_out)
@@ -607,6 +664,10 @@ static uint64_t claim_space(struct ring *r, struct ring_slot *slot, uint64_t bod
     }
     /* The claim is visible before any byte of the previous lap changes. */
     atomic_thread_fence(memory_order_release);
+    /* seq_cst after the seq_cst CAS: either ring_release sees this claim
+     * and leaves its pages alone, or this sees its punching mark */
+    if (__builtin_expect(atomic_load_explicit(&r->ctl->punching, memory_order_seq_cst) != 0, 0))
+        wait_punch(r, c + len);
     test_hook(RING_TEST_CLAIMED, c);
     atomic_store_explicit(&slot->word, c | SLOT_CLAIMED, memory_order_release);
     *len_out = len;
@@ -628,6 +689,7 @@ static void header_commit(const struct ring *r, struct ring_record *h, uint64_t 
     h->checksum = atomic_load_explicit(&r->ctl->checksums, memory_order_relaxed) ? record_checksum(r, h) : 0;
     h->commit_ns = now_ns;
     __atomic_store_n(&h->committed, 1, __ATOMIC_RELEASE);
+    atomic_store_explicit(&r->ctl->last_ns, now_ns, memory_order_relaxed);
 }
 
 static uint32_t fnv1a_more(uint32_t h, const uint8_t *p, size_t n)
@@ -807,7 +869,8 @@ enum ring_status ring_peek(const struct ring *r, uint64_t pos, const struct ring
     uint64_t claim = load_claim(r);
     if (pos >= claim)
         return pos == claim ? RING_EMPTY : RING_ERROR;
-    if (claim - pos > r->size)
+    /* given back: not even the header is read (it would map a zero page) */
+    if (claim - pos > r->size || pos < load_released(r))
         return RING_LAPPED;
     return record_get(r, pos, claim, rec);
 }
@@ -826,6 +889,105 @@ enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring
         return ring_lapped_since(r, seq) ? RING_LAPPED : RING_ERROR;
     return record_get(r, seq, claim, rec);
 }
+
+/* --- giving back the pages of old records --- */
+
+/* The first committed record at an aligned position in [from, claim),
+ * probing at most size/4 of it; 0 when none. */
+static uint64_t find_boundary(const struct ring *r, uint64_t from, uint64_t claim)
+{
+    from = (from + RING_ALIGN - 1) & ~(uint64_t)(RING_ALIGN - 1);
+    for (uint64_t pos = from, n = r->size / 4 / RING_ALIGN; pos < claim && n; pos += RING_ALIGN, n--) {
+        const struct ring_record *h;
+        if (record_get(r, pos, claim, &h) == RING_OK)
+            return pos;
+    }
+    return 0;
+}
+
+/* MADV_REMOVE of the data-area pages that hold positions [lo, hi) (page
+ * aligned, hi - lo <= size): through the first mapping, in one or two
+ * pieces; the second mapping shares the pages. */
+static int remove_pages(struct ring *r, uint64_t lo, uint64_t hi)
+{
+    uint64_t off = lo & r->mask, len = hi - lo;
+    uint64_t first = off + len > r->size ? r->size - off : len;
+    if (madvise(r->data + off, first, MADV_REMOVE) != 0)
+        return -1;
+    if (first < len && madvise(r->data, len - first, MADV_REMOVE) != 0)
+        return -1;
+    return 0;
+}
+
+size_t ring_release(struct ring *r, const struct ring_keep *keep)
+{
+    if (r == NULL || keep == NULL || (keep->ns == 0 && (keep->bytes == 0 || keep->bytes >= r->size)))
+        return 0;
+    uint64_t claim = load_claim(r), released = load_released(r);
+    uint64_t newest = atomic_load_explicit(&r->ctl->last_ns, memory_order_relaxed);
+    uint64_t pos = r->rel_walk > released ? r->rel_walk : released;
+    const struct ring_record *at;
+    if (claim - pos > r->size - r->size / 8 && record_get(r, pos, claim, &at) != RING_OK) {
+        /* the walk is (nearly) lapped where a record stays uncommitted (a
+         * producer that died and was not repaired): go on from a record
+         * boundary further on */
+        uint64_t b = find_boundary(r, claim - r->size + r->size / 8, claim);
+        if (b == 0)
+            return 0;
+        pos = b;
+        if (r->rel_punched < pos - pos % r->page)
+            r->rel_punched = pos - pos % r->page;   /* pages already rewritten or kept */
+    }
+    /* A client at a record is closed as too slow once it is more than
+     * keep->bytes behind the claim position, or its record is keep->ns
+     * older than the newest: such a record is not needed any more. */
+    while (pos < claim) {
+        const struct ring_record *h;
+        if (record_get(r, pos, claim, &h) != RING_OK)
+            break;   /* not committed yet (or being overwritten) */
+        uint64_t next = ring_next(h), cns = h->commit_ns;
+        if (ring_lapped_since(r, pos) || next <= pos || next > claim)
+            break;
+        bool old = (keep->bytes && keep->bytes < r->size && claim - pos > keep->bytes) ||
+                   (keep->ns && newest > cns && newest - cns > keep->ns);
+        if (!old || (keep->hold && next > keep->hold))
+            break;
+        pos = next;
+    }
+    r->rel_walk = pos;
+    if (pos <= released)
+        return 0;
+    atomic_store_explicit(&r->ctl->released, pos, memory_order_seq_cst);
+
+    /* The pages wholly below pos, of this lap only: a page below
+     * claim - size already holds newer records. */
+    uint64_t hi = pos - pos % r->page;
+    uint64_t lap = claim - r->size;
+    uint64_t lo = r->rel_punched;
+    if (lo < lap)
+        lo = lap + (r->page - lap % r->page) % r->page;
+    if (hi <= lo)
+        return 0;
+    atomic_store_explicit(&r->ctl->punching, lo, memory_order_seq_cst);
+    /* claims made before the mark are seen here: leave the pages a claim
+     * already reaches (their next lap is being written) */
+    claim = atomic_load_explicit(&r->ctl->claim, memory_order_seq_cst);
+    lap = claim - r->size;
+    if (lo < lap)
+        lo = lap + (r->page - lap % r->page) % r->page;
+    size_t done = 0;
+    if (hi > lo) {
+        if (remove_pages(r, lo, hi) != 0)
+            log_warn("ring: madvise(MADV_REMOVE): %s", strerror(errno));
+        else
+            done = (size_t)(hi - lo);
+    }
+    atomic_store_explicit(&r->ctl->punching, 0, memory_order_seq_cst);
+    r->rel_punched = hi;
+    return done;
+}
+
+uint64_t ring_released(const struct ring *r) { return load_released(r); }
 
 /* --- repair --- */
 
@@ -884,7 +1046,6 @@ static void pad_fields(struct ring_record *h)
     memset(h->json, 0, sizeof h->json);
     memset(h->sse_tail, 0, sizeof h->sse_tail);
     memset(&h->sse_head, 0, sizeof h->sse_head);
-    memset(h->wsz, 0, sizeof h->wsz);
     memset(h->segs, 0, sizeof h->segs);
 }
 
@@ -1087,9 +1248,6 @@ static uint32_t form_pieces(const struct ring *r, const struct ring_record *h, i
         return 0;
     bool split = h->segs[f].len != 0;
     switch (w) {
-    case RING_WIRE_WSZ:
-        iv_add(l, local_bytes(h, h->wsz[f]), h->wsz[f].len);
-        break;
     case RING_WIRE_WS:
         iv_add(l, local_bytes(h, h->ws[f]), h->ws[f].len);
         if (split)
@@ -1118,11 +1276,11 @@ static uint32_t form_pieces(const struct ring *r, const struct ring_record *h, i
 uint32_t ring_record_iov(const struct ring *r, const struct ring_record *rec, enum ring_format f,
                          enum ring_wire w, uint32_t skip, struct iovec *iov, int *niov)
 {
-    /* the common case, a WebSocket frame stored whole (lite, domains, any
-     * compressed frame): one span, as fast as before the split layout */
-    if (rec->kind == RING_KIND_MESSAGE && (unsigned)f < RING_NFORMATS &&
-        (w == RING_WIRE_WSZ || (w == RING_WIRE_WS && rec->segs[f].len == 0))) {
-        struct ring_span s = w == RING_WIRE_WS ? rec->ws[f] : rec->wsz[f];
+    /* the common case, a WebSocket frame stored whole (lite, domains): one
+     * span, as fast as before the split layout */
+    if (rec->kind == RING_KIND_MESSAGE && (unsigned)f < RING_NFORMATS && w == RING_WIRE_WS &&
+        rec->segs[f].len == 0) {
+        struct ring_span s = rec->ws[f];
         if (s.len == 0 || !span_in(rec, s) || skip >= s.len)
             return 0;
         iov[(*niov)++] = (struct iovec){(void *)(ring_record_bytes(rec) + s.off + skip), s.len - skip};

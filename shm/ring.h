@@ -64,10 +64,7 @@ struct ring_record {
     struct ring_span sse_head;
     uint32_t committed;       /* 0 while being written; 1 = committed (release) */
     uint32_t reserved;
-    /* permessage-deflate (RFC 7692): for each format, a WebSocket Text frame
-     * with RSV1 set whose payload is the compressed JSON; len 0 = none (the
-     * message was not compressed: send ws[f]) */
-    struct ring_span wsz[RING_NFORMATS];
+    uint8_t spare0[24];       /* unused: the header keeps its layout */
     /* Split formats (store each byte once): segs[f].len != 0 means the JSON
      * of format f is the concatenation of segs[f].len struct ring_seg found
      * at segs[f].off in the record; ws[f] is then the frame header alone,
@@ -93,10 +90,10 @@ struct ring_seg { uint32_t off, len; };
 
 /* The forms of a record a reader sends or reads. */
 enum ring_wire {
-    RING_WIRE_WS = 0,    /* WebSocket Text frame */
-    RING_WIRE_WSZ = 1,   /* the compressed frame (permessage-deflate); none when wsz[f].len is 0 */
-    RING_WIRE_SSE = 2,   /* "id: <n>\ndata: <json>\n\n" */
-    RING_WIRE_JSON = 3,  /* the JSON alone */
+    RING_WIRE_WS = 0,    /* WebSocket Text frame (uncompressed: the fanout workers
+                            make permessage-deflate frames from the JSON) */
+    RING_WIRE_SSE = 1,   /* "id: <n>\ndata: <json>\n\n" */
+    RING_WIRE_JSON = 2,  /* the JSON alone */
 };
 
 struct ring;                   /* opaque: the mapping in this process */
@@ -117,11 +114,6 @@ struct ring_message {
      * fed by NATS gives the stream sequence, so that a client can resume on
      * any edge (docs/scale-out.md). Must grow with the position. */
     uint64_t sse_id;
-    /* Optional: json[f] compressed for permessage-deflate (the frame
-     * payload, see common/wsdeflate.h); NULL/0 = send json[f] uncompressed
-     * to every client. Not stamped in benchmark mode. */
-    const uint8_t *deflated[RING_NFORMATS];
-    size_t deflated_len[RING_NFORMATS];
     /* Optional, to store each byte once (docs/architecture.md, "Ring
      * record"); both NULL/0 = the three messages are stored whole.
      * shared[]: ranges of json[RING_FULL] (ascending, not overlapping, at
@@ -203,6 +195,27 @@ struct chaintab *ring_chaintab(const struct ring *r);
  * it is not a record boundary (or not yet claimed); EMPTY when the record
  * there is claimed but not committed yet. */
 enum ring_status ring_find(const struct ring *r, uint64_t seq, const struct ring_record **rec);
+
+/* What a reader may still need (ring_release): records committed within
+ * ns of the newest one (0: no time bound) and the last `bytes` of the ring
+ * (0 or >= size: all of it); a record is given back once it is outside
+ * either bound. hold: nothing at or after this position is given back (a
+ * reader that must not lose a record: the NATS publisher); 0: none. */
+struct ring_keep {
+    uint64_t ns;
+    uint64_t bytes;
+    uint64_t hold;
+};
+
+/* One process (the supervisor), periodically: gives back the memory of the
+ * pages that hold only records no reader may still need (MADV_REMOVE on the
+ * shared data area), so the ring's resident size follows the history kept
+ * rather than its size. Readers see those records as lapped (ring_peek,
+ * ring_lapped_since, ring_find). The pages come back as producers write
+ * the next lap. Returns the bytes given back by this call. */
+size_t ring_release(struct ring *r, const struct ring_keep *keep);
+/* Positions below this were given back (== the first position when none). */
+uint64_t ring_released(const struct ring *r);
 
 /* Supervisor, after reaping producer `producer_id`: pads its uncommitted claim. */
 void ring_repair(struct ring *r, unsigned producer_id);

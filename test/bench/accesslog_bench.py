@@ -17,55 +17,36 @@ import os
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (cpu_ticks, wait_port, free_port, HZ)
+from benchlib import Server, cpu_delta, cpu_snapshot, free_port  # noqa: E402
 
 MODES = ("off", "file", "server log")
 
 
 def run_once(args, d, mode):
-    port = bench.free_port()
-    cfg = os.path.join(d, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write("host: 127.0.0.1\nport: %d\nworkers: 1\n" % port)
-        f.write("ct_log:\n  state_file: %s\n" % os.path.join(d, "state.json"))
-        if mode != "off":
-            f.write("access_log:\n  enabled: true\n")
-            if mode == "file":
-                f.write("  path: %s\n" % os.path.join(d, "access.log"))
-    logf = open(os.path.join(d, "server.log"), "w")
-    srv = subprocess.Popen([os.path.abspath(args.server), "--config", cfg, "--replay",
-                            os.path.abspath(args.corpus), "--rate", "1", "--loop"],
-                           stdout=logf, stderr=logf, cwd=d, start_new_session=True)
+    port = free_port()
+    yaml = "workers: 1\nct_log:\n  state_file: %s\n" % os.path.join(d, "state.json")
+    if mode != "off":
+        yaml += "access_log:\n  enabled: true\n"
+        if mode == "file":
+            yaml += "  path: %s\n" % os.path.join(d, "access.log")
     try:
-        if not bench.wait_port(port):
-            raise RuntimeError("server did not listen")
-        time.sleep(1.5)
-        fan = [int(line.split("pid=")[-1]) for line in open(os.path.join(d, "server.log"))
-               if "started fanout" in line]
-        req = b"GET /example.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        a = sum(bench.cpu_ticks(p) for p in fan)
-        for _ in range(args.n):
-            s = socket.create_connection(("127.0.0.1", port), timeout=10)
-            s.sendall(req)
-            while s.recv(65536):
-                pass
-            s.close()
-        b = sum(bench.cpu_ticks(p) for p in fan)
-        return 1e6 * (b - a) / bench.HZ / args.n
+        with Server(os.path.abspath(args.server), d, port, yaml, replay=os.path.abspath(args.corpus), rate=1,
+                    settle=1.5, tag="") as srv:
+            fan = srv.fanout()
+            req = b"GET /example.json HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            a = cpu_snapshot(fan)
+            for _ in range(args.n):
+                s = socket.create_connection(("127.0.0.1", port), timeout=10)
+                s.sendall(req)
+                while s.recv(65536):
+                    pass
+                s.close()
+            return 1e6 * sum(cpu_delta(a, cpu_snapshot(fan)).values()) / args.n
     finally:
-        os.killpg(srv.pid, 15)
-        try:
-            srv.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(srv.pid, 9)
-            srv.wait()
-        logf.close()
         for name in ("access.log", "server.log", "state.json"):
             try:
                 os.unlink(os.path.join(d, name))

@@ -20,140 +20,23 @@ Only the Python standard library (Debian's python3) is used.
 import argparse
 import json
 import os
-import re
 import resource
 import signal
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import (Server, cpu_delta, cpu_snapshot, fmt, free_port, log, loadgen_result,  # noqa: E402
+                      median as med, smaps, start_loadgen, wait_mark, wait_port)
 
-HZ = os.sysconf("SC_CLK_TCK")
 STREAM_PATH = {"lite": "lite", "full": "full", "domains": "domains"}
 
 
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-def wait_port(port, timeout=15.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.1)
-    return False
-
-
-def children(pid):
-    """All descendants of pid (by /proc/*/stat ppid)."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                st = f.read()
-        except OSError:
-            continue
-        ppid = int(st[st.rindex(")") + 2:].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def cpu_ticks(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            st = f.read()
-    except OSError:
-        return None
-    fields = st[st.rindex(")") + 2:].split()
-    return int(fields[11]) + int(fields[12])  # utime + stime
-
-
-def memory(pid):
-    """(rss_kb, pss_kb) from smaps_rollup."""
-    rss = pss = 0
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Rss:"):
-                    rss = int(line.split()[1])
-                elif line.startswith("Pss:"):
-                    pss = int(line.split()[1])
-    except OSError:
-        return None
-    return rss, pss
-
-
-class Server:
+def start_server(args, workers, port, workdir, rate):
     """The real server, replaying the corpus with bench stamps."""
-
-    def __init__(self, args, workers, port, workdir, rate):
-        self.args, self.workers, self.port, self.workdir, self.rate = args, workers, port, workdir, rate
-        self.proc = None
-        self.roles = {}
-
-    def __enter__(self):
-        cfg = os.path.join(self.workdir, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write(f"host: 127.0.0.1\nport: {self.port}\nworkers: {self.workers}\n")
-            f.write(f"buffer_size: {self.args.buffer_size}\n")
-        self.logpath = os.path.join(self.workdir, f"server-{self.port}.log")
-        self.logf = open(self.logpath, "w")
-        cmd = [self.args.server, "--config", cfg, "--replay", self.args.corpus,
-               "--rate", str(self.rate), "--loop", "--bench-stamp"]
-        self.proc = subprocess.Popen(cmd, stdout=self.logf, stderr=self.logf, cwd=self.workdir,
-                                     start_new_session=True)
-        if not wait_port(self.port):
-            self.__exit__(None, None, None)
-            raise RuntimeError("server did not listen; log: " + open(self.logpath).read()[-2000:])
-        time.sleep(1.0)  # let every child start
-        self.roles = self.read_roles()
-        return self
-
-    def read_roles(self):
-        roles = {self.proc.pid: "supervisor"}
-        for line in open(self.logpath):
-            m = re.search(r"started (\S+) pid=(\d+)", line)
-            if m:
-                roles[int(m.group(2))] = m.group(1)
-        return roles
-
-    def pids(self):
-        return children(self.proc.pid)
-
-    def role(self, pid):
-        return self.roles.get(pid, f"pid{pid}")
-
-    def __exit__(self, *exc):
-        if self.proc and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.logf.close()
-
-
-def snapshot(pids):
-    return {p: cpu_ticks(p) for p in pids}
-
-
-def cpu_delta(a, b):
-    return {p: (b[p] - a[p]) / HZ for p in a if a.get(p) is not None and b.get(p) is not None}
+    return Server(args.server, workdir, port, yaml=f"workers: {workers}\nbuffer_size: {args.buffer_size}\n",
+                  replay=args.corpus, rate=rate, stamp=True, stop_timeout=10)
 
 
 def run_loadgen(args, port, clients, stream, sse, duration, mark, extra=()):
@@ -168,57 +51,33 @@ def run_loadgen(args, port, clients, stream, sse, duration, mark, extra=()):
         cmd += ["--mark", mark]
     cmd += list(extra)
     bound = clients / args.ramp + args.warmup + duration + 60
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), bound
-
-
-def wait_mark(path, word, proc, timeout):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            with open(path) as f:
-                if word in f.read().split():
-                    return True
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
-def loadgen_result(proc, bound):
-    try:
-        out, err = proc.communicate(timeout=bound)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        raise RuntimeError("loadgen overran its bound")
-    lines = [l for l in out.splitlines() if l.strip()]
-    if not lines:
-        raise RuntimeError("loadgen printed nothing: " + err[-1000:])
-    return json.loads(lines[-1])
+    return start_loadgen(cmd), bound
 
 
 def measure_point(args, workers, clients, stream, sse, workdir, rate=None):
     """One run against the server. clients == 0: idle."""
     port = free_port()
     rate = rate or args.rate
-    with Server(args, workers, port, workdir, rate) as srv:
+    with start_server(args, workers, port, workdir, rate) as srv:
+        roles = srv.roles()
+
+        def role(pid):
+            return roles.get(pid, f"pid{pid}")
         time.sleep(args.settle)
         pids = srv.pids()
-        idle_mem = {p: memory(p) for p in pids}
-        idle_pss = sum(m[1] for m in idle_mem.values() if m)
+        idle_mem = {p: smaps(p) for p in pids}
+        idle_pss = sum(m["pss"] for m in idle_mem.values() if m)
         if clients == 0:
-            a = snapshot(pids)
+            a = cpu_snapshot(pids)
             t0 = time.monotonic()
             time.sleep(args.duration)
-            cpu = cpu_delta(a, snapshot(pids))
+            cpu = cpu_delta(a, cpu_snapshot(pids))
             secs = time.monotonic() - t0
             return {"kind": "idle", "workers": workers, "window_s": secs,
-                    "cpu": {srv.role(p): c / secs for p, c in cpu.items()},
+                    "cpu": {role(p): c / secs for p, c in cpu.items()},
                     "cpu_total": sum(cpu.values()) / secs,
-                    "rss_kb": {srv.role(p): m[0] for p, m in idle_mem.items() if m},
-                    "pss_kb": {srv.role(p): m[1] for p, m in idle_mem.items() if m},
+                    "rss_kb": {role(p): m["rss"] for p, m in idle_mem.items() if m},
+                    "pss_kb": {role(p): m["pss"] for p, m in idle_mem.items() if m},
                     "pss_total_kb": idle_pss}
         mark = os.path.join(workdir, f"mark-{port}")
         lg, bound = run_loadgen(args, port, clients, stream, sse, args.duration, mark)
@@ -226,23 +85,23 @@ def measure_point(args, workers, clients, stream, sse, workdir, rate=None):
             res = loadgen_result(lg, bound)
             return {"kind": "load", "error": "window never opened", "loadgen": res}
         pids = srv.pids()
-        a = snapshot(pids)
+        a = cpu_snapshot(pids)
         t0 = time.monotonic()
         time.sleep(min(1.0, args.duration / 2))
-        mem = {p: memory(p) for p in pids}
+        mem = {p: smaps(p) for p in pids}
         wait_mark(mark, "end", lg, bound)
-        b = snapshot(pids)
+        b = cpu_snapshot(pids)
         secs = time.monotonic() - t0
         res = loadgen_result(lg, bound)
         cpu = cpu_delta(a, b)
-        pss = sum(m[1] for m in mem.values() if m)
+        pss = sum(m["pss"] for m in mem.values() if m)
         established = res["established"]
         return {"kind": "load", "workers": workers, "clients": clients, "stream": stream, "sse": sse,
                 "window_s": secs,
-                "cpu": {srv.role(p): c / secs for p, c in cpu.items()},
+                "cpu": {role(p): c / secs for p, c in cpu.items()},
                 "cpu_total": sum(cpu.values()) / secs,
-                "rss_kb": {srv.role(p): m[0] for p, m in mem.items() if m},
-                "pss_kb": {srv.role(p): m[1] for p, m in mem.items() if m},
+                "rss_kb": {role(p): m["rss"] for p, m in mem.items() if m},
+                "pss_kb": {role(p): m["pss"] for p, m in mem.items() if m},
                 "pss_total_kb": pss, "idle_pss_total_kb": idle_pss,
                 "pss_per_conn_kb": (pss - idle_pss) / established if established else None,
                 "rate": rate, "expected_msgs_per_s": rate * clients,
@@ -270,15 +129,6 @@ def measure_ceiling(args, clients, stream, workdir):
             cp.wait()
         logf.close()
     return {"kind": "ceiling", "clients": clients, "stream": stream, "loadgen": res, "ceiling": cres}
-
-
-def med(vals):
-    vals = [v for v in vals if v is not None]
-    return statistics.median(vals) if vals else None
-
-
-def fmt(v, spec=".0f", none="n/a"):
-    return none if v is None else format(v, spec)
 
 
 def lat(lg, key):

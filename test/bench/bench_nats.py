@@ -23,8 +23,8 @@ import sys
 import subprocess
 import tempfile
 import time
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from benchlib import Server, free_port  # noqa: E402
 
 
 def kv(line):
@@ -176,25 +176,20 @@ def main():
         for rep in range(a.repeats):
             d = tempfile.mkdtemp(prefix="cs-bench-aio-", dir=tmp)
             p = free_port()
-            with open(os.path.join(d, "c.yaml"), "w") as f:
-                f.write("host: 127.0.0.1\nport: %d\nworkers: 1\nct_log:\n  state_file: %s/s.json\n" % (p, d))
-            s = subprocess.Popen([server, "--config", os.path.join(d, "c.yaml"), "--replay",
-                                  os.path.join(a.testdata, "golden/live_ct.json"), "--rate", str(a.fan_rate), "--loop"],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            procs.append(s)
+            aio = Server(server, d, p, "workers: 1\nct_log:\n  state_file: %s/s.json\n" % d,
+                         replay=os.path.join(a.testdata, "golden/live_ct.json"), rate=a.fan_rate, settle=0,
+                         tag="-aio").start()
+            procs.append(aio.proc)
             wait_http(p)
-            results["all-in-one"].append(measure(p, s.pid))
-            os.killpg(s.pid, signal.SIGTERM)
-            s.wait()
+            results["all-in-one"].append(measure(p, aio.pid))
+            aio.stop()
 
             stream = "BENCHFAN%d" % rep
             p = free_port()
-            with open(os.path.join(d, "e.yaml"), "w") as f:
-                f.write("host: 127.0.0.1\nport: %d\nworkers: 1\ningest:\n  source: nats\nnats:\n  url: \"%s\"\n"
-                        "  stream: %s\n  subject_prefix: %s\n  position_file: %s/pos\n" % (p, url, stream, stream, d))
-            e = subprocess.Popen([server, "--config", os.path.join(d, "e.yaml")],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-            procs.append(e)
+            edge = Server(server, d, p, "workers: 1\ningest:\n  source: nats\nnats:\n  url: \"%s\"\n  stream: %s\n"
+                          "  subject_prefix: %s\n  position_file: %s/pos\n" % (url, stream, stream, d), settle=0,
+                          tag="-edge").start()
+            procs.append(edge.proc)
             wait_http(p)
             deadline = time.time() + 20
             while b'"ready":true' not in wait_http(p, "/health/deep") and time.time() < deadline:
@@ -204,10 +199,9 @@ def main():
                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             procs.append(feed)
             time.sleep(1)
-            results["edge"].append(measure(p, e.pid))
+            results["edge"].append(measure(p, edge.pid))
             feed.wait()
-            os.killpg(e.pid, signal.SIGTERM)
-            e.wait()
+            edge.stop()
         offered = a.clients * a.fan_rate
         print()
         print("| server (1 fanout worker, %d lite clients, %.0f entries/s = %.0f msg/s offered) | delivered msg/s | server CPU, cores (all its processes) | CPU µs per delivered msg | disconnected | runs (msg/s, cores) |" % (

@@ -28,87 +28,51 @@ import os
 import resource
 import shutil
 import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "test"))
 sys.path.insert(0, HERE)
-from pyutil import cpu_secs, free_port, wait_for  # noqa: E402
-from soak import descendants, metrics  # noqa: E402
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
+from benchlib import (Server, cpu_delta, cpu_snapshot, descendants, fmt, free_port, growing_logs_yaml,  # noqa: E402
+                      loadgen_result, log_stamped as log, median_of, metrics, start_fakelog, start_loadgen,
+                      stop_all, wait_for, wait_mark)
 
 
 def point(a, name, binary, burst, loadgen):
     d = tempfile.mkdtemp(prefix="cs-burst-")
-    procs = []
+    procs, srv = [], None
     try:
-        pf = os.path.join(d, "port")
         names = ["b%d" % i for i in range(a.logs)]
-        procs.append(subprocess.Popen(["taskset", "-c", a.client_cpus, sys.executable,
-                                       os.path.join(ROOT, "test", "fakelog", "fakelog.py"),
-                                       "--testdata", a.testdata, "--port-file", pf,
-                                       "--synthetic-many", "b=%d:1000@%g" % (a.logs, a.per_log),
-                                       "--grow-step", str(burst)],
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                      start_new_session=True))
-        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 60, "the fake log", exc=RuntimeError)
-        base = "http://127.0.0.1:%d/" % int(open(pf).read())
-        with open(os.path.join(d, "state.json"), "w") as f:
-            json.dump({"logs": {base + n + "/": {"next_index": 1000, "tree_size": 1000} for n in names}}, f)
-        with open(os.path.join(d, "empty.json"), "w") as f:
-            json.dump({"version": "1", "operators": []}, f)
+        fake, base = start_fakelog(d, a.testdata, "b=%d:1000@%g" % (a.logs, a.per_log), ["--grow-step", str(burst)],
+                                   prefix=["taskset", "-c", a.client_cpus])
+        procs.append(fake)
         port = free_port()
-        poll_ms = a.poll_ms
-        cfg = os.path.join(d, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write("host: 127.0.0.1\nport: %d\nworkers: 1\nlog_level: warn\n" % port)
-            if a.buffer_size:
-                f.write("buffer_size: %d\n" % a.buffer_size)
-            f.write("ct_logs_url: file://%s\n" % os.path.join(d, "empty.json"))
-            f.write("ct_log:\n  state_file: %s\n  poll_interval_ms: %d\n  batch_size: 256\n"
-                    "  operator_rate_limit_ms: 0\n" % (os.path.join(d, "state.json"), poll_ms))
-            f.write("ingest:\n  group_by: log\n  max_processes: 6\n")
-            f.write("custom_logs:\n")
-            for n in names:
-                f.write("  - {name: %s, url: \"%s%s/\"}\n" % (n, base, n))
-        env = dict(os.environ)
-        env.pop("CERTSTREAM_CONFIG", None)
-        sl = open(os.path.join(d, "server.log"), "w")
-        server = subprocess.Popen(["taskset", "-c", a.server_cpu, binary, "--config", cfg], stdout=sl, stderr=sl,
-                                  env=env, start_new_session=True)
-        procs.append(server)
+        yaml = "workers: 1\nlog_level: warn\n"
+        if a.buffer_size:
+            yaml += "buffer_size: %d\n" % a.buffer_size
+        yaml += growing_logs_yaml(d, base, names, "  poll_interval_ms: %d\n  batch_size: 256\n"
+                                  "  operator_rate_limit_ms: 0\n" % a.poll_ms)
+        srv = Server(binary, d, port, yaml, settle=0, prefix=["taskset", "-c", a.server_cpu], listen_timeout=120)
+        procs.append(srv.start().proc)
         wait_for(lambda: metrics(port).get("certstream_entries_published_total", 0) > 0, 120,
                  "the first published entry", interval=0.5, exc=RuntimeError)
         mark = os.path.join(d, "mark")
-        lg = subprocess.Popen(["taskset", "-c", a.client_cpus, loadgen, "-n", str(a.clients), "--url",
-                               "ws://127.0.0.1:%d/" % port, "--duration", str(a.duration), "--warmup", str(a.warmup),
-                               "--ramp", "1000", "--dense", "--target-rate", str(a.logs * a.per_log),
-                               "--mark", mark, "--handshake-timeout", "30", "-q"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        lg = start_loadgen(["taskset", "-c", a.client_cpus, loadgen, "-n", str(a.clients), "--url",
+                            "ws://127.0.0.1:%d/" % port, "--duration", str(a.duration), "--warmup", str(a.warmup),
+                            "--ramp", "1000", "--dense", "--target-rate", str(a.logs * a.per_log),
+                            "--mark", mark, "--handshake-timeout", "30", "-q"], session=True)
         procs.append(lg)
         bound = a.clients / 1000 + a.warmup + a.duration + 120
-        wait_for(lambda: lg.poll() is not None or (os.path.exists(mark) and "start" in open(mark).read()),
-                 bound, "the loadgen's window", interval=0.1, exc=RuntimeError)
-        pids = descendants(server.pid)
-        c0 = {p: cpu_secs(p) for p in pids if os.path.exists("/proc/%d" % p)}
+        if not wait_mark(mark, "start", lg, bound) and lg.poll() is None:
+            raise RuntimeError("timed out after %.1f s waiting for the loadgen's window" % bound)
+        c0 = cpu_snapshot(descendants(srv.pid))
         m0, t0 = metrics(port), time.monotonic()
-        out, err = lg.communicate(timeout=bound)
+        j = loadgen_result(lg, bound)
         t1 = time.monotonic()
-        c1 = {p: cpu_secs(p) for p in c0 if os.path.exists("/proc/%d" % p)}
+        cpu = sum(cpu_delta(c0, cpu_snapshot(c0)).values())
         m1 = metrics(port)
-        lines = [ln for ln in out.splitlines() if ln.startswith("{")]
-        if not lines:
-            return {"error": "no loadgen result: " + err[-300:]}
-        j = json.loads(lines[-1])
-        cpu = sum(c1[p] - c0[p] for p in c1)
         return {"name": name, "burst": burst, "p50": j["latency"]["p50_ms"], "p90": j["latency"]["p90_ms"],
                 "p99": j["latency"]["p99_ms"], "max": j["latency"]["max_ms"], "n": j["latency"]["n"],
                 "msgs_per_s": j["msgs_per_s"], "fed": j["per_client"].get("fully_fed"),
@@ -118,18 +82,9 @@ def point(a, name, binary, burst, loadgen):
                 "published_per_s": (m1.get("certstream_entries_published_total", 0)
                                     - m0.get("certstream_entries_published_total", 0)) / (t1 - t0)}
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        for p in reversed(procs):
-            try:
-                p.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+        stop_all(procs, 30)
+        if srv:
+            srv.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 
@@ -167,12 +122,6 @@ def main():
                 log("  ", json.dumps(res))
                 runs.setdefault((b, name), []).append(res)
 
-    def med(rs, k):
-        v = [x[k] for x in rs if "error" not in x and x.get(k) is not None]
-        return statistics.median(v) if v else None
-
-    def f(v, spec=".1f"):
-        return "n/a" if v is None else format(v, spec)
     print("burst_bench: %d logs x %g entries/s growing a burst at a time, polled every %d ms, %d lite clients, "
           "server on CPU %s, fake log and clients on %s, %g s windows after %g s, medians of %d runs"
           % (a.logs, a.per_log, a.poll_ms, a.clients, a.server_cpu, a.client_cpus, a.duration, a.warmup, a.repeats))
@@ -182,10 +131,10 @@ def main():
     for b in bursts:
         for name, _ in servers:
             rs = runs[(b, name)]
-            print("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |" % (
-                b, name, f(med(rs, "p50")), f(med(rs, "p90")), f(med(rs, "p99")), f(med(rs, "max")),
-                f(med(rs, "msgs_per_s"), ".0f"), f(med(rs, "rate_median")), f(med(rs, "fed"), ".0f"),
-                f(med(rs, "gaps"), ".0f"), f(med(rs, "server_cpu_pct"))), flush=True)
+            cols = (("p50", ".1f"), ("p90", ".1f"), ("p99", ".1f"), ("max", ".1f"), ("msgs_per_s", ".0f"),
+                    ("rate_median", ".1f"), ("fed", ".0f"), ("gaps", ".0f"), ("server_cpu_pct", ".1f"))
+            print("| %d | %s | %s |" % (b, name, " | ".join(fmt(median_of(rs, k), spec) for k, spec in cols)),
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -22,9 +22,8 @@ import tempfile
 import types
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import log, measure_point  # noqa: E402
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench import measure_point  # noqa: E402
+from benchlib import CORPUS, log  # noqa: E402
 
 
 def point_args(build, a):
@@ -32,7 +31,7 @@ def point_args(build, a):
     return types.SimpleNamespace(
         server=os.path.join(build, "certstream-server"),
         loadgen=os.path.join(build, "test", "loadgen", "certstream-loadgen"),
-        corpus=os.path.join(ROOT, "test", "data", "golden", "live_ct.json"),
+        corpus=CORPUS,
         buffer_size=a.buffer_size, settle=1.0, duration=a.duration, warmup=a.warmup, ramp=2000,
         handshake_timeout=10, procs=0)
 

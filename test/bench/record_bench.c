@@ -1,7 +1,8 @@
 /* record_bench.c - bytes per ring record, whole (each format stored on its
  * own, as before the split layout) and split (lite as pieces of full, chain
- * elements in the chain table), with and without the permessage-deflate
- * frames, on the golden corpus; and the history a ring holds at a rate.
+ * elements in the chain table), on the golden corpus; and the history a
+ * ring holds at a rate. Records carry no compressed frames (the fanout
+ * workers make them).
  *
  * Renders golden/live_ct.json round robin (as the server's pipeline does),
  * publishes each entry into two rings (hints dropped for "whole"), and
@@ -60,12 +61,12 @@ int main(int argc, char **argv)
         ents[i].url = cJSON_GetStringValue(cJSON_GetObjectItem(r, "log_url"));
     }
     printf("golden corpus: %d entries, %ld published round robin per run\n", nent, total);
-    for (int deflate = 0; deflate < 2; deflate++) {
+    {
         struct pipeline *p = pipeline_new();
-        if (!p || pipeline_set_deflate(p, deflate ? 6 : 0, 0) != 0) return 2;
+        if (!p) return 2;
         struct ring *rw = ring_create((size_t)64 << 20), *rs = ring_create((size_t)64 << 20);
         if (!rw || !rs) return 2;
-        double json[3] = {0}, z[3] = {0}, whole = 0, split = 0, cpu_w = 0, cpu_s = 0;
+        double json[3] = {0}, whole = 0, split = 0, cpu_w = 0, cpu_s = 0;
         for (long k = 0; k < total; k++) {
             const struct ent *e = &ents[k % nent];
             struct pipeline_out out;
@@ -75,11 +76,7 @@ int main(int argc, char **argv)
                 return 1;
             struct ring_message m;
             pipeline_message(&out, e->index, 0, false, &m);
-            pipeline_deflate(p, &m);
-            for (int i = 0; i < 3; i++) {
-                json[i] += (double)m.json_len[i];
-                z[i] += (double)m.deflated_len[i];
-            }
+            for (int i = 0; i < 3; i++) json[i] += (double)m.json_len[i];
             const struct ring_record *rec;
             double t0 = cpu_seconds();
             uint64_t a = ring_publish(rs, 0, &m);
@@ -96,9 +93,7 @@ int main(int argc, char **argv)
             whole += rec->total_len;
         }
         double N = (double)total;
-        printf("\ncompression %s:\n", deflate ? "on (level 6, every format)" : "off");
-        printf("  JSON per message: full %.0f, lite %.0f, domains %.0f bytes", json[0] / N, json[1] / N, json[2] / N);
-        if (deflate) printf("; compressed frames: full %.0f, lite %.0f, domains %.0f", z[0] / N, z[1] / N, z[2] / N);
+        printf("\n  JSON per message: full %.0f, lite %.0f, domains %.0f bytes", json[0] / N, json[1] / N, json[2] / N);
         printf("\n  record: whole %.0f bytes, split %.0f bytes (%.2fx); chain table %u entries (%u KiB)\n", whole / N,
                split / N, whole / split, chaintab_used(ring_chaintab(rs)),
                chaintab_used(ring_chaintab(rs)) * chaintab_entry_bytes(ring_chaintab(rs)) / 1024);

@@ -39,55 +39,12 @@ import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(ROOT, "test"))
-from pyutil import free_port, wait_for  # noqa: E402
-
-
-def log(*a):
-    print(time.strftime("%H:%M:%S"), *a, file=sys.stderr, flush=True)
-
-
-def descendants(pid):
-    """pid and every process below it (from /proc/*/stat ppid)."""
-    kids = {}
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % d) as f:
-                st = f.read()
-        except OSError:
-            continue
-        ppid = int(st[st.rindex(")") + 2:].split()[1])
-        kids.setdefault(ppid, []).append(int(d))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(kids.get(p, []))
-    return out
-
-
-def smaps(pid):
-    """{"rss","pss","priv"} in kB from /proc/PID/smaps_rollup, or None."""
-    out = {"rss": 0, "pss": 0, "priv": 0}
-    try:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                k = line.split(":", 1)[0]
-                if k == "Rss":
-                    out["rss"] = int(line.split()[1])
-                elif k == "Pss":
-                    out["pss"] = int(line.split()[1])
-                elif k in ("Private_Clean", "Private_Dirty"):
-                    out["priv"] += int(line.split()[1])
-    except OSError:
-        return None
-    return out
+sys.path.insert(0, HERE)
+from benchlib import Server, descendants, growing_logs_yaml, log_stamped as log, metrics, smaps  # noqa: E402
+from benchlib import free_port, start_fakelog, stop_all, wait_for  # noqa: E402
 
 
 def role(pid, fanout_pids, top):
@@ -97,21 +54,6 @@ def role(pid, fanout_pids, top):
     if pid in fanout_pids:
         return "fanout"
     return "ingest"
-
-
-def metrics(port):
-    """The server's /metrics, labelled series summed per name."""
-    out = {}
-    try:
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=20) as r:
-            for line in r.read().decode().splitlines():
-                if line and not line.startswith("#"):
-                    k, v = line.rsplit(" ", 1)
-                    k = k.split("{", 1)[0]
-                    out[k] = out.get(k, 0.0) + float(v)
-    except (OSError, ValueError):
-        pass
-    return out
 
 
 def listening_pids(pids, port):
@@ -311,55 +253,19 @@ def main():
         json.dump({"desc": desc, "sample": a.sample, "server": os.path.abspath(a.server),
                    "target_mb_h": 0.1, "args": vars(a), "started": time.time()}, f)
     procs = []
-
-    def stop_all():
-        for p in reversed(procs):
-            if p.poll() is None:
-                try:
-                    os.killpg(p.pid, signal.SIGTERM)
-                except OSError:
-                    pass
-        for p in reversed(procs):
-            try:
-                p.wait(60)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
-
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))
     try:
-        pf = os.path.join(out, "fakelog.port")
-        if os.path.exists(pf):
-            os.unlink(pf)
         fl = open(os.path.join(out, "fakelog.log"), "w")
         names = ["s%d" % i for i in range(a.logs)]
-        procs.append(subprocess.Popen([sys.executable, os.path.join(ROOT, "test", "fakelog", "fakelog.py"),
-                                       "--testdata", a.testdata, "--port-file", pf,
-                                       "--synthetic-many", "s=%d:1000@%g" % (a.logs, a.rate / a.logs)],
-                                      stdout=fl, stderr=fl, start_new_session=True))
-        wait_for(lambda: os.path.exists(pf) and open(pf).read().strip(), 60, "the fake log", exc=SystemExit)
-        base = "http://127.0.0.1:%d/" % int(open(pf).read())
-        with open(os.path.join(out, "state.json"), "w") as f:
-            json.dump({"logs": {base + n + "/": {"next_index": 1000, "tree_size": 1000} for n in names}}, f)
-        with open(os.path.join(out, "empty-list.json"), "w") as f:
-            json.dump({"version": "1", "operators": []}, f)
+        fake, base = start_fakelog(out, a.testdata, "s=%d:1000@%g" % (a.logs, a.rate / a.logs), out=fl,
+                                   exc=SystemExit)
+        procs.append(fake)
         port = free_port()
-        cfg = os.path.join(out, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write("host: 127.0.0.1\nport: %d\nlog_level: warn\n" % port)
-            if a.buffer_seconds:
-                f.write("buffer_size: %d\n" % int(a.rate * a.buffer_seconds))
-            f.write("ct_logs_url: file://%s\n" % os.path.join(out, "empty-list.json"))
-            f.write("ct_log:\n  state_file: %s\n  operator_rate_limit_ms: 20\n" % os.path.join(out, "state.json"))
-            f.write("ingest:\n  group_by: log\n  max_processes: 6\n")
-            f.write("custom_logs:\n")
-            for n in names:
-                f.write("  - {name: %s, url: \"%s%s/\"}\n" % (n, base, n))
-        env = dict(os.environ)
-        env.pop("CERTSTREAM_CONFIG", None)
-        sl = open(os.path.join(out, "server.log"), "w")
-        server = subprocess.Popen([a.server, "--config", cfg], stdout=sl, stderr=sl, env=env,
-                                  start_new_session=True)
+        yaml = "log_level: warn\n"
+        if a.buffer_seconds:
+            yaml += "buffer_size: %d\n" % int(a.rate * a.buffer_seconds)
+        yaml += growing_logs_yaml(out, base, names, "  operator_rate_limit_ms: 20\n")
+        server = Server(a.server, out, port, yaml, settle=0, tag="", listen_timeout=120).start().proc
         procs.append(server)
         wait_for(lambda: metrics(port).get("certstream_entries_published_total", 0) > 0, 120,
                  "the first published entry", interval=0.5, exc=SystemExit)
@@ -429,7 +335,7 @@ def main():
             except subprocess.TimeoutExpired:
                 pass
     finally:
-        stop_all()
+        stop_all(procs, 60)
     sys.exit(report(out, a.warmup))
 
 

@@ -28,84 +28,40 @@ import argparse
 import json
 import os
 import resource
-import signal
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench import HZ, children, cpu_ticks, free_port, loadgen_result, wait_mark, wait_port  # noqa: E402
-
-
-def log(*a):
-    print(*a, file=sys.stderr, flush=True)
-
-
-class Server:
-    def __init__(self, args, port, workdir, extra_yaml, rate):
-        self.args, self.port, self.workdir, self.extra, self.rate = args, port, workdir, extra_yaml, rate
-
-    def __enter__(self):
-        cfg = os.path.join(self.workdir, "config-%d.yaml" % self.port)
-        with open(cfg, "w") as f:
-            f.write("host: 127.0.0.1\nport: %d\nworkers: %d\nbuffer_size: 1000\n" % (self.port, self.args.workers))
-            f.write("ct_log:\n  state_file: %s\n" % os.path.join(self.workdir, "state-%d.json" % self.port))
-            f.write(self.extra)
-        self.logf = open(os.path.join(self.workdir, "server-%d.log" % self.port), "w")
-        self.proc = subprocess.Popen([self.args.server, "--config", cfg, "--replay", self.args.corpus,
-                                      "--rate", str(self.rate), "--loop", "--bench-stamp"],
-                                     stdout=self.logf, stderr=self.logf, start_new_session=True)
-        if not wait_port(self.port):
-            raise RuntimeError("server did not listen")
-        time.sleep(1.0)
-        return self
-
-    def metrics(self):
-        out = {}
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=60) as r:
-            for line in r.read().decode().splitlines():
-                if line and not line.startswith("#") and "{" not in line:
-                    k, v = line.split()
-                    out[k] = float(v)
-        return out
-
-    def __exit__(self, *exc):
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.logf.close()
+from benchlib import (Server, cpu_delta, cpu_snapshot, fmt, free_port, log, loadgen_result,  # noqa: E402
+                      median_of as med, metrics, start_loadgen, wait_mark)
 
 
 def point(args, workdir, clients, extra_yaml, lg_extra, stream="lite"):
     port = free_port()
     rate = args.offered / clients   # the same offered msg/s at every client count
-    with Server(args, port, workdir, extra_yaml, rate) as srv:
+    yaml = ("workers: %d\nbuffer_size: 1000\nct_log:\n  state_file: %s\n"
+            % (args.workers, os.path.join(workdir, "state-%d.json" % port)) + extra_yaml)
+    with Server(args.server, workdir, port, yaml, replay=args.corpus, rate=rate, stamp=True) as srv:
         mark = os.path.join(workdir, "mark-%d" % port)
         cmd = [args.loadgen, "--port", str(port), "-n", str(clients), "--stream", stream,
                "--duration", str(args.duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp),
                "--handshake-timeout", "30", "--mark", mark, "-q"] + lg_extra
         bound = clients / args.ramp + args.warmup + args.duration + 90
-        lg = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lg = start_loadgen(cmd)
         if not wait_mark(mark, "start", lg, bound):
             return {"error": "window never opened: " + json.dumps(loadgen_result(lg, bound))[:300]}
         # CPU first: /metrics may be slow to answer a saturated worker
-        pids = children(srv.proc.pid)
-        a = {p: cpu_ticks(p) for p in pids}
+        pids = srv.pids()
+        a = cpu_snapshot(pids)
         t0 = time.monotonic()
-        m0, tm0 = srv.metrics(), time.monotonic()
+        m0, tm0 = metrics(port, 60, strict=True), time.monotonic()
         wait_mark(mark, "end", lg, bound)
-        b = {p: cpu_ticks(p) for p in pids}
+        b = cpu_snapshot(pids)
         secs = time.monotonic() - t0
-        m1, tm1 = srv.metrics(), time.monotonic()
+        m1, tm1 = metrics(port, 60, strict=True), time.monotonic()
         res = loadgen_result(lg, bound)
-    cpu = sum((b[p] - a[p]) / HZ for p in pids if a.get(p) is not None and b.get(p) is not None)
+    cpu = sum(cpu_delta(a, b).values())
     msgs = res["msgs"]
     return {"clients": clients, "established": res["established"], "msgs": msgs,
             "msgs_per_s": res["msgs_per_s"], "cpu_pct": 100 * cpu / secs,
@@ -115,15 +71,6 @@ def point(args, workdir, clients, extra_yaml, lg_extra, stream="lite"):
             "evals_per_s": (m1.get("certstream_filter_evaluations_total", 0) - m0.get("certstream_filter_evaluations_total", 0)) / (tm1 - tm0),
             "published_per_s": (m1.get("certstream_entries_published_total", 0) - m0.get("certstream_entries_published_total", 0)) / (tm1 - tm0),
             "distinct": m1.get("certstream_filters_distinct"), "deflate_clients": m1.get("certstream_clients_deflate")}
-
-
-def med(runs, key):
-    vals = [r[key] for r in runs if "error" not in r and r.get(key) is not None]
-    return statistics.median(vals) if vals else None
-
-
-def f(v, spec=".1f"):
-    return "n/a" if v is None else format(v, spec)
 
 
 def main():
@@ -177,9 +124,9 @@ def main():
                 if k == 0:
                     base = cpu
                 print("| %d | %s | %s | %s | %s | %s | %s |" % (
-                    n, k or "unfiltered", f(med(runs, "msgs_per_s"), ".0f"), f(med(runs, "evals_per_s"), ".0f"),
-                    f(cpu), ("%.2fx" % (cpu / base)) if base and cpu else "1.00x" if k == 0 else "n/a",
-                    f(med(runs, "cpu_us_per_msg"), ".2f")), flush=True)
+                    n, k or "unfiltered", fmt(med(runs, "msgs_per_s"), ".0f"), fmt(med(runs, "evals_per_s"), ".0f"),
+                    fmt(cpu, ".1f"), ("%.2fx" % (cpu / base)) if base and cpu else "1.00x" if k == 0 else "n/a",
+                    fmt(med(runs, "cpu_us_per_msg"), ".2f")), flush=True)
     if args.only in (None, "compression"):
         print("\n### permessage-deflate (WebSocket)\n")
         print("| stream | clients | compression | delivered msg/s | wire bytes per msg | bytes vs off | server CPU % | "
@@ -207,8 +154,8 @@ def main():
                 if base is None:
                     base = (w, c)
                 print("| %s | %d | %s | %s | %s | %s | %s | %s | %s |" % (
-                    stream, n, name, f(med(runs[name], "msgs_per_s"), ".0f"), f(w, ".0f"),
-                    ("%.2fx" % (w / base[0])) if w and base[0] else "n/a", f(med(runs[name], "cpu_pct")), f(c, ".2f"),
+                    stream, n, name, fmt(med(runs[name], "msgs_per_s"), ".0f"), fmt(w, ".0f"),
+                    ("%.2fx" % (w / base[0])) if w and base[0] else "n/a", fmt(med(runs[name], "cpu_pct"), ".1f"), fmt(c, ".2f"),
                     ("%.2fx" % (c / base[1])) if c and base[1] else "n/a"), flush=True)
     print("\n(logs in %s)" % workdir)
 

@@ -20,67 +20,45 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (cpu_ticks, memory, wait_port, wait_mark, loadgen_result, children)
-
-
-def make_cert(d):
-    key, crt = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    return crt, key
+from benchlib import (Server, cpu_delta, cpu_snapshot, free_port, log, loadgen_result, make_cert,  # noqa: E402
+                      smaps, start_loadgen, wait_mark)
 
 
 def run_once(args, d, tls, cert):
-    port = bench.free_port()
-    cfg = os.path.join(d, "config.yaml")
-    with open(cfg, "w") as f:
-        f.write("host: 127.0.0.1\nport: %d\nworkers: %d\nbuffer_size: 100000\n" % (port, args.workers))
-        f.write("ct_log:\n  state_file: %s\n" % os.path.join(d, "state.json"))
-        if tls:
-            f.write("tls:\n  cert_file: %s\n  key_file: %s\n" % cert)
-    logf = open(os.path.join(d, "server.log"), "w")
-    srv = subprocess.Popen([args.server, "--config", cfg, "--replay", args.corpus, "--rate", str(args.rate),
-                            "--loop", "--bench-stamp"], stdout=logf, stderr=logf, cwd=d, start_new_session=True)
-    try:
-        if not bench.wait_port(port):
-            raise RuntimeError("server did not listen: " + open(os.path.join(d, "server.log")).read()[-1500:])
-        time.sleep(1.5)
-        roles = {}
-        for line in open(os.path.join(d, "server.log")):
-            if "started fanout" in line:
-                roles[int(line.split("pid=")[-1])] = "fanout"
-        fan = [p for p in bench.children(srv.pid) if p in roles]
-        idle = sum(bench.memory(p)[1] for p in fan)
+    port = free_port()
+    yaml = "workers: %d\nbuffer_size: 100000\nct_log:\n  state_file: %s\n" % (args.workers,
+                                                                               os.path.join(d, "state.json"))
+    if tls:
+        yaml += "tls:\n  cert_file: %s\n  key_file: %s\n" % cert
+    with Server(args.server, d, port, yaml, replay=args.corpus, rate=args.rate, stamp=True, settle=1.5) as srv:
+        fan = srv.fanout()
+        idle = sum(smaps(p)["pss"] for p in fan)
         mark = os.path.join(d, "mark")
         if os.path.exists(mark):
             os.unlink(mark)
         url = "%s://127.0.0.1:%d/" % ("wss" if tls else "ws", port)
-        lg = subprocess.Popen([args.loadgen, "--url", url, "-n", str(args.clients), "--duration",
-                               str(args.duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp), "--mark", mark,
-                               "-q", "--corpus", args.corpus, "--handshake-timeout", "60"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lg = start_loadgen([args.loadgen, "--url", url, "-n", str(args.clients), "--duration",
+                            str(args.duration), "--warmup", str(args.warmup), "--ramp", str(args.ramp), "--mark", mark,
+                            "-q", "--corpus", args.corpus, "--handshake-timeout", "60"])
         bound = args.clients / args.ramp + args.warmup + args.duration + 120
-        if not bench.wait_mark(mark, "start", lg, bound):
+        if not wait_mark(mark, "start", lg, bound):
             raise RuntimeError("window never opened: %r" % (lg.communicate()[1][-500:],))
-        all_pids = bench.children(srv.pid) + [srv.pid]
-        a = {p: bench.cpu_ticks(p) for p in all_pids}
+        a = cpu_snapshot(srv.pids())
         t0 = time.monotonic()
         time.sleep(1.0)
-        loaded = sum(bench.memory(p)[1] for p in fan)
-        bench.wait_mark(mark, "end", lg, bound)
-        b = {p: bench.cpu_ticks(p) for p in all_pids}
+        loaded = sum(smaps(p)["pss"] for p in fan)
+        wait_mark(mark, "end", lg, bound)
+        b = cpu_snapshot(a)
         secs = time.monotonic() - t0
-        res = bench.loadgen_result(lg, bound)
-        hz = bench.HZ
-        fan_cpu = sum(b[p] - a[p] for p in fan) / hz
-        all_cpu = sum(b[p] - a[p] for p in all_pids if a.get(p) is not None and b.get(p) is not None) / hz
+        res = loadgen_result(lg, bound)
+        cpu = cpu_delta(a, b)
+        fan_cpu = sum(cpu[p] for p in fan)
+        all_cpu = sum(cpu.values())
         msgs = res["msgs_per_s"] * secs
         return {"loadgen_cpu_pct": res["cpu_pct"], "established": res["established"], "failed": res["failed"], "msgs_per_s": res["msgs_per_s"],
                 "fan_cpu_pct": 100 * fan_cpu / secs, "all_cpu_pct": 100 * all_cpu / secs,
@@ -88,15 +66,6 @@ def run_once(args, d, tls, cert):
                 "kb_per_client": (loaded - idle) / res["established"] if res["established"] else None,
                 "p50_ms": res["latency"].get("p50_ms"), "p99_ms": res["latency"].get("p99_ms"),
                 "disconnected": res["disconnected"]}
-    finally:
-        if srv.poll() is None:
-            os.killpg(srv.pid, 15)
-            try:
-                srv.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(srv.pid, 9)
-                srv.wait()
-        logf.close()
 
 
 def main():
@@ -120,7 +89,7 @@ def main():
         for r in range(args.repeats):
             for tls in (False, True):
                 x = run_once(args, d, tls, cert)
-                bench.log("repeat %d %s: %r" % (r, "tls" if tls else "plain", x))
+                log("repeat %d %s: %r" % (r, "tls" if tls else "plain", x))
                 runs[tls].append(x)
         med = lambda tls, k: statistics.median([x[k] for x in runs[tls] if x[k] is not None])
         print("| %d lite clients, %g entries/s, %d worker(s), medians of %d | plain | TLS | TLS/plain |"

@@ -17,21 +17,11 @@ import shutil
 import socket
 import ssl
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import bench  # noqa: E402  (cpu_ticks, wait_port, children, free_port, HZ)
-
-
-def make_cert(d):
-    key, crt = os.path.join(d, "k.pem"), os.path.join(d, "c.pem")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", "1", "-subj", "/CN=localhost"],
-                   check=True, capture_output=True)
-    return crt, key
+from benchlib import Server, cpu_delta, cpu_snapshot, free_port, make_cert  # noqa: E402
 
 
 def handshakes(port, ctx, n, session):
@@ -57,21 +47,12 @@ def main():
     srv = None
     try:
         cert = make_cert(d)
-        port = bench.free_port()
-        cfg = os.path.join(d, "config.yaml")
-        with open(cfg, "w") as f:
-            f.write("host: 127.0.0.1\nport: %d\nworkers: 1\n" % port)
-            f.write("ct_log:\n  state_file: %s\n" % os.path.join(d, "state.json"))
-            f.write("tls:\n  cert_file: %s\n  key_file: %s\n" % cert)
-        logf = open(os.path.join(d, "server.log"), "w")
-        srv = subprocess.Popen([os.path.abspath(args.server), "--config", cfg, "--replay",
-                                os.path.abspath(args.corpus), "--rate", "1", "--loop"],
-                               stdout=logf, stderr=logf, cwd=d, start_new_session=True)
-        if not bench.wait_port(port):
-            raise RuntimeError("server did not listen")
-        time.sleep(1.5)
-        fan = [int(line.split("pid=")[-1]) for line in open(os.path.join(d, "server.log"))
-               if "started fanout" in line]
+        port = free_port()
+        yaml = ("workers: 1\nct_log:\n  state_file: %s\n" % os.path.join(d, "state.json")
+                + "tls:\n  cert_file: %s\n  key_file: %s\n" % cert)
+        srv = Server(os.path.abspath(args.server), d, port, yaml, replay=os.path.abspath(args.corpus), rate=1,
+                     settle=1.5).start()
+        fan = srv.fanout()
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
@@ -80,10 +61,9 @@ def main():
         res = {"full": [], "resumed": []}
         for r in range(args.repeats):
             for mode in ("full", "resumed"):
-                a = sum(bench.cpu_ticks(p) for p in fan)
+                a = cpu_snapshot(fan)
                 handshakes(port, ctx, args.n, session if mode == "resumed" else None)
-                b = sum(bench.cpu_ticks(p) for p in fan)
-                us = 1e6 * (b - a) / bench.HZ / args.n
+                us = 1e6 * sum(cpu_delta(a, cpu_snapshot(fan)).values()) / args.n
                 res[mode].append(us)
                 print("repeat %d %s: %.0f us of worker CPU per handshake" % (r, mode, us), file=sys.stderr)
         full, resumed = statistics.median(res["full"]), statistics.median(res["resumed"])
@@ -94,13 +74,8 @@ def main():
         print("| resumed (session ticket) | %.0f µs |" % resumed)
         print("| resumed / full | %.2f |" % (resumed / full))
     finally:
-        if srv and srv.poll() is None:
-            os.killpg(srv.pid, 15)
-            try:
-                srv.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(srv.pid, 9)
-                srv.wait()
+        if srv:
+            srv.stop()
         shutil.rmtree(d, ignore_errors=True)
 
 

@@ -114,8 +114,8 @@ static void test_defaults(void)
     CHECK(d.keepalive.ping_interval_secs == 15);
     CHECK(d.keepalive.idle_timeout_secs == 60);
     CHECK(d.keepalive.sse_heartbeat_secs == 15);
-    CHECK(d.dedup.capacity == 524288);
-    CHECK(d.dedup.ttl_secs == 900);
+    CHECK(d.dedup.capacity == 131072);
+    CHECK(d.dedup.ttl_secs == 300);
     CHECK(d.limits.max_request_bytes == 8192);
     CHECK(d.limits.max_headers == 64);
     CHECK(d.limits.request_timeout_secs == 10);

@@ -9,11 +9,11 @@
  * exactly the published messages, whether it keeps up, joins late, falls
  * behind the small cache, or is lapped by the ring and comes back, with
  * padding records among the messages (a producer that died between claim
- * and commit, repaired by ring_repair as the supervisor does). Run twice:
- * with the frames compressed alone stored in the records (as a NATS edge
- * stores them), and with none stored, as ingest publishes, the worker
- * making them on first use (fanout/zalone.c) and compression.min_size
- * leaving the short messages plain, for the chained stream too. Also
+ * and commit, repaired by ring_repair as the supervisor does). The records
+ * carry no compressed frames, as every producer publishes them: the worker
+ * makes the frames compressed alone on first use (fanout/zalone.c). Run
+ * twice: with compression.min_size 140, leaving the short messages plain
+ * (for the chained stream too), and with 0 (every message compressed). Also
  * the negotiation: which offers leave the server its context. */
 #include <setjmp.h>
 #include <stdlib.h>
@@ -33,9 +33,7 @@
 #define NMSG 6000
 #define NCLIENT 15
 #define HB "{\"message_type\":\"heartbeat\",\"timestamp\":1700000000.5}"
-#define LAZY_MIN 140   /* compression.min_size of the lazy run */
-
-static bool lazy;   /* no frames in the records: the worker compresses (zalone) */
+static uint32_t min_size;   /* compression.min_size of the run */
 
 static uint64_t rng = 88172645463325252ull;
 static uint32_t rnd(uint32_t n)
@@ -89,8 +87,6 @@ static void publish_pad(struct ring *r)
         m.json[f] = junk;
         m.json_len[f] = 1000 + 500 * (size_t)f;
         m.bench_stamp_off[f] = -1;
-        m.deflated[f] = (const uint8_t *)junk;   /* not real DEFLATE: never sent */
-        m.deflated_len[f] = 100;
     }
     ring_test_set_hook(die_hook, NULL);
     if (setjmp(die_here) == 0) {
@@ -102,32 +98,21 @@ static void publish_pad(struct ring *r)
     npad++;
 }
 
-static void publish(struct ring *r, struct wsdeflate *zd)
+static void publish(struct ring *r)
 {
     if (npub >= NMSG) return;
     if (rnd(40) == 0) publish_pad(r);
     struct ring_message m;
     memset(&m, 0, sizeof m);
-    uint8_t *z[RING_NFORMATS] = { NULL, NULL, NULL };
-    bool plain = lazy || rnd(10) == 0;   /* as compression.min_size leaves short messages */
     for (int f = 0; f < RING_NFORMATS; f++) {
         pub_json[npub][f] = make_json(npub, f, &pub_len[npub][f]);
         m.json[f] = pub_json[npub][f];
         m.json_len[f] = pub_len[npub][f];
         m.bench_stamp_off[f] = -1;
-        const uint8_t *out;
-        size_t zn = plain ? 0 : wsdeflate_message_always(zd, m.json[f], m.json_len[f], &out);
-        if (zn) {
-            z[f] = malloc(zn);
-            memcpy(z[f], out, zn);
-            m.deflated[f] = z[f];
-            m.deflated_len[f] = zn;
-        }
     }
     pub_seq[npub] = ring_publish(r, 0, &m);
     CHECK(pub_seq[npub] != 0);
     npub++;
-    for (int f = 0; f < RING_NFORMATS; f++) free(z[f]);
 }
 
 /* a simulated client: a conn the zchain functions see, its bytes, its inflater */
@@ -234,8 +219,8 @@ static void parse(struct sim *s)
             s->hbs++;
         } else {
             int f = s->c->fmt;
-            /* the lazy run: compressed exactly when not under min_size */
-            if (lazy) CHECK((p[0] & 0x40) ? mlen >= LAZY_MIN : mlen < LAZY_MIN);
+            /* compressed exactly when not under min_size */
+            CHECK((p[0] & 0x40) ? mlen >= min_size : mlen < min_size);
             CHECK_MSG(s->next < npub && mlen == pub_len[s->next][f] && memcmp(msg, pub_json[s->next][f], mlen) == 0,
                       "client fmt %d message %d of %d differs (len %zu)", f, s->next, npub, mlen);
             s->next++;
@@ -260,7 +245,7 @@ static bool frame_of(struct sim *s, const struct ring_record *rec, uint32_t skip
     }
     /* ready, but below the walk's key: behind the cache's floor */
     if (!skip && c->zc.ready != ZCHAIN_UNKNOWN && rec->seq >= c->zc.ready && rec->seq < c->zc.key) s->behind++;
-    if (!rec->wsz[c->fmt].len && zalone_wanted(c->w->cfg, rec, c->fmt)) {
+    if (zalone_wanted(c->w->cfg, rec, c->fmt)) {
         /* as record_iov: compressed alone by the worker; also the rest of
          * one partly sent (made again when the cache let it go) */
         uint32_t zn2 = zalone_iov(c->w->zalone, c->w->ring, rec, c->fmt, skip, &iov);
@@ -268,7 +253,7 @@ static bool frame_of(struct sim *s, const struct ring_record *rec, uint32_t skip
         *n = zn2;
         return zn2 != 0;
     }
-    struct ring_span sp = rec->wsz[c->fmt].len ? rec->wsz[c->fmt] : rec->ws[c->fmt];
+    struct ring_span sp = rec->ws[c->fmt];
     if (skip >= sp.len) return false;
     *p = ring_record_bytes(rec) + sp.off + skip;
     *n = sp.len - skip;
@@ -345,20 +330,18 @@ static void flush(struct sim *s, struct wsdeflate *hz)
 static void test_streams(void)
 {
     struct ring *r = ring_create(2u << 20);
-    struct wsdeflate *zd = wsdeflate_new(6), *hz = wsdeflate_new(6);
+    struct wsdeflate *hz = wsdeflate_new(6);
     struct worker *w = calloc(1, sizeof *w);
-    CHECK(r && zd && hz && w);
-    if (!r || !zd || !hz || !w) return;
+    CHECK(r && hz && w);
+    if (!r || !hz || !w) return;
     w->ring = r;
     w->zchain = zchain_new(65536, 6);   /* a small cache: evictions, floor moves, pins */
     static struct config cfg;
-    if (lazy) {
-        cfg.compression.enabled = true;
-        cfg.compression.min_size = LAZY_MIN;
-        cfg.compression.level = 6;
-        w->cfg = &cfg;
-        w->zalone = zalone_new(6);
-    }
+    cfg.compression.enabled = true;
+    cfg.compression.min_size = min_size;
+    cfg.compression.level = 6;
+    w->cfg = &cfg;
+    w->zalone = zalone_new(6);
     npub = npad = 0;
     static struct sim sims[NCLIENT];
     memset(sims, 0, sizeof sims);   /* the second run starts afresh */
@@ -368,7 +351,7 @@ static void test_streams(void)
         if (i % 4 != 3) sim_start(&sims[i], w, i % 3);
     }
     for (int step = 0; step < NMSG; step++) {
-        publish(r, zd);
+        publish(r);
         if (step == NMSG / 3)   /* late joiners, mid-stream */
             for (int i = 3; i < NCLIENT; i += 4) sim_start(&sims[i], w, i % 3);
         for (int i = 0; i < NCLIENT; i++) {
@@ -403,9 +386,10 @@ static void test_streams(void)
         chained += s->chained;
         /* 32 KiB of history is ~200 domains-only messages: heartbeats
          * (every ~200 flushes) keep those clients on independent frames
-         * more often */
+         * more often; with min_size 140 about half of them are shorter
+         * and go plain, which ends a chain too */
         if (s->period == 1 && s->c->fmt != RING_DOMAINS) CHECK(s->chained > s->msgs / 3);
-        if (s->period == 1 && s->c->fmt == RING_DOMAINS) CHECK(s->chained > s->msgs / 10);
+        if (s->period == 1 && s->c->fmt == RING_DOMAINS) CHECK(s->chained > s->msgs / (min_size ? 20 : 10));
     }
     CHECK(chained > total / 3);
     CHECK(behind > 0);
@@ -429,7 +413,7 @@ static void test_streams(void)
             free(sims[i].c);
             free(sims[i].in);
         }
-    if (lazy) {
+    {
         struct zalone_stats za[RING_NFORMATS];
         for (int f = 0; f < RING_NFORMATS; f++) zalone_get_stats(w->zalone, f, &za[f]);
         printf("alone frames made by the worker: misses %llu, hits %llu\n",
@@ -440,7 +424,6 @@ static void test_streams(void)
     zalone_free(w->zalone);
     zchain_free(w->zchain);
     free(w);
-    wsdeflate_free(zd);
     wsdeflate_free(hz);
     ring_destroy(r);
     for (int i = 0; i < npub; i++)
@@ -482,8 +465,9 @@ static void test_negotiation(void)
 int main(void)
 {
     test_negotiation();
+    min_size = 140;
     test_streams();
-    lazy = true;
+    min_size = 0;
     test_streams();
     return check_report();
 }

@@ -110,6 +110,71 @@ static void test_many_keys(void)
     dedup_destroy(d);
 }
 
+/* The table is one mapping named "certstream-dedup" of capacity x 8 bytes,
+ * so /proc/PID/smaps (and test/bench/idle_mem.py) can tell it apart. */
+static void test_named_mapping(void)
+{
+    struct dedup *d = dedup_create(131072, 300);
+    if (!d) {
+        CHECK(d != NULL);
+        return;
+    }
+    FILE *f = fopen("/proc/self/maps", "r");
+    CHECK(f != NULL);
+    char line[512];
+    unsigned found = 0;
+    unsigned long size = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strstr(line, "/memfd:certstream-dedup"))
+            continue;
+        unsigned long lo, hi;
+        if (sscanf(line, "%lx-%lx", &lo, &hi) == 2) {
+            found++;
+            size = hi - lo;
+        }
+    }
+    if (f)
+        fclose(f);
+    CHECK(found == 1);
+    CHECK(size == 131072ul * 8);
+    dedup_destroy(d);
+}
+
+/* A full table keeps the newest keys of each bucket: with more keys than it
+ * holds (10,000 into 4,096 entries, TTL not reached) the recent ones are all
+ * still "seen", the oldest were forgotten (they would be published again: a
+ * duplicate, never a loss), and a key never inserted is never "seen". */
+static void test_full_table_history(void)
+{
+    struct dedup *d = dedup_create(4096, 3600);
+    if (!d) {
+        CHECK(d != NULL);
+        return;
+    }
+    uint8_t k[32];
+    for (uint64_t i = 0; i < 10000; i++) {   /* 100 keys/s for 100 s */
+        key_of(k, i);
+        CHECK(!dedup_seen_or_insert(d, k, 1000 + i / 100));
+    }
+    unsigned recent_seen = 0, old_forgotten = 0, fresh_seen = 0;
+    for (uint64_t i = 10000 - 512; i < 10000; i++) {
+        key_of(k, i);
+        recent_seen += dedup_seen_or_insert(d, k, 1100);
+    }
+    for (uint64_t i = 0; i < 2000; i++) {
+        key_of(k, i);
+        old_forgotten += !dedup_seen_or_insert(d, k, 1100);
+    }
+    for (uint64_t i = 20000; i < 30000; i++) {
+        key_of(k, i);
+        fresh_seen += dedup_seen_or_insert(d, k, 1100);
+    }
+    CHECK(recent_seen == 512);
+    CHECK(old_forgotten >= 1900);   /* 8,000+ newer keys over 512 buckets of 8 */
+    CHECK(fresh_seen == 0);
+    dedup_destroy(d);
+}
+
 static void test_bounded_eviction(void)
 {
     struct dedup *d = dedup_create(64, 3600);
@@ -197,6 +262,8 @@ int main(void)
     RUN(test_create);
     RUN(test_seen_and_ttl);
     RUN(test_many_keys);
+    RUN(test_named_mapping);
+    RUN(test_full_table_history);
     RUN(test_bounded_eviction);
     RUN(test_processes);
     return test_report();
