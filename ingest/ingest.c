@@ -167,6 +167,8 @@ struct ingest {
     size_t max_body;                  /* ct_log.max_response_bytes (resolved) */
     size_t budget;                    /* ct_log.max_inflight_bytes */
     size_t held;                      /* bytes of answers held (received, not yet reset) */
+    bool curl_due;                    /* curl asked for a 0 ms timeout: see curl_drive */
+    struct event *beat_ev;            /* heartbeat when nothing else ran: see turn_end */
     uint64_t skip_log_window_ms;      /* rate limit of "entry skipped" lines */
     unsigned skip_logged, skip_suppressed;
 };
@@ -175,10 +177,17 @@ static void pump(struct ilog *l);
 
 /* ---- time ---- */
 
+/* Arms ev to fire at at_ms on the monotonic clock, to the microsecond:
+ * libevent counts a timeout from the time it cached when the loop turn began,
+ * so that cache is refreshed first. Timers set for the same millisecond (the
+ * polls of every log of a process, see next_poll) then end at the same
+ * instant and run in one wakeup instead of one each, a few microseconds
+ * apart. */
 static void timer_at(struct event *ev, uint64_t at_ms)
 {
-    uint64_t now = mono_ms(), d = at_ms > now ? at_ms - now : 0;
-    struct timeval tv = {.tv_sec = (time_t)(d / 1000), .tv_usec = (suseconds_t)(d % 1000) * 1000};
+    event_base_update_cache_time(event_get_base(ev));
+    uint64_t now = mono_ns() / 1000u, at = at_ms * 1000u, d = at > now ? at - now : 0;
+    struct timeval tv = {.tv_sec = (time_t)(d / 1000000u), .tv_usec = (suseconds_t)(d % 1000000u)};
     evtimer_add(ev, &tv);
 }
 
@@ -401,11 +410,15 @@ static void body_trim(struct req *r) { body_release(r, false); }
 
 static void op_kick(struct op *op);
 
+static void turn_end(struct ingest *in);
+
 static void op_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    op_kick(arg);
+    struct op *op = arg;
+    op_kick(op);
+    turn_end(op->in);
 }
 
 /* Starts queued requests while the operator's pacing allows. */
@@ -483,6 +496,42 @@ static void check_done(struct ingest *in)
     }
 }
 
+/* Runs what curl asked to run at once (timer_cb with 0 ms: a request just
+ * queued by op_kick, or one that completed and freed its connection for the
+ * next) before the event loop sleeps again. Without it each request cost one
+ * more loop turn (a zero timeout, epoll_wait and, with timerfd, a
+ * timerfd_settime) between being queued and being sent. Called at the end of
+ * every event callback, never from inside curl (socket_action must not
+ * recurse). Bounded: a transfer that keeps asking is left to the timer. */
+static void curl_drive(struct ingest *in)
+{
+    for (int i = 0; i < 4 && in->curl_due; i++) {
+        int running = 0;
+        in->curl_due = false;
+        curl_multi_socket_action(in->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+        check_done(in);
+    }
+}
+
+/* The heartbeat the supervisor's watchdog reads (shm/proctable.h): beaten
+ * at the end of every event callback, so its own timer fires only after
+ * PROCTABLE_BEAT_MS without any other (a process following slow logs wakes
+ * every few tens of ms anyway; the timer alone was 4 more wakeups a second
+ * per process). */
+static int beat(struct ingest *in)
+{
+    static const struct timeval tv = {0, PROCTABLE_BEAT_MS * 1000};
+    proctable_beat();
+    return in->beat_ev ? evtimer_add(in->beat_ev, &tv) : 0;
+}
+
+/* The tail of every event callback: curl's due work, then the heartbeat. */
+static void turn_end(struct ingest *in)
+{
+    curl_drive(in);
+    (void)beat(in);   /* fails only without memory: the next callback tries again */
+}
+
 static void curl_event_cb(evutil_socket_t fd, short what, void *arg)
 {
     struct ingest *in = arg;
@@ -490,6 +539,7 @@ static void curl_event_cb(evutil_socket_t fd, short what, void *arg)
     int flags = ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     curl_multi_socket_action(in->multi, fd, flags, &running);
     check_done(in);
+    turn_end(in);
 }
 
 static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
@@ -498,8 +548,10 @@ static void curl_timer_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct ingest *in = arg;
     int running = 0;
+    in->curl_due = false;
     curl_multi_socket_action(in->multi, CURL_SOCKET_TIMEOUT, 0, &running);
     check_done(in);
+    turn_end(in);
 }
 
 static int sock_cb(CURL *e, curl_socket_t s, int what, void *userp, void *socketp)
@@ -532,6 +584,10 @@ static int timer_cb(CURLM *multi, long timeout_ms, void *userp)
         evtimer_del(in->curl_timer);
         return 0;
     }
+    /* "Now" (a handle was just added, or a transfer has more to do): run
+     * by curl_drive before the loop sleeps, not one loop turn later. The
+     * timer below stays the fallback. */
+    if (timeout_ms == 0) in->curl_due = true;
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     return evtimer_add(in->curl_timer, &tv);
 }
@@ -1275,7 +1331,9 @@ static void log_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    pump(arg);
+    struct ilog *l = arg;
+    pump(l);
+    turn_end(l->in);
 }
 
 static void pump(struct ilog *l)
@@ -1433,13 +1491,11 @@ static void on_beat(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
-    (void)arg;
-    proctable_beat();
+    if (beat(arg) != 0) log_warn("cannot arm the heartbeat timer");
 }
 
 int ingest_run(const struct ingest_params *p)
 {
-    struct event *beat_ev = NULL;
     struct ingest in;
     struct event_config *ec = NULL;
     int rc = -1;
@@ -1479,6 +1535,10 @@ int ingest_run(const struct ingest_params *p)
         log_error("curl_global_init failed");
         return -1;
     }
+    /* Precise timers (a timerfd, one more syscall per loop turn): libevent's
+     * default clock here is CLOCK_MONOTONIC_COARSE, 4 ms steps, and its
+     * timers then end before it has moved far enough, so it wakes 1-6
+     * times more at each deadline (measured: more wakeups, not fewer). */
     ec = event_config_new();
     if (!ec || event_config_set_flag(ec, EVENT_BASE_FLAG_PRECISE_TIMER) != 0) goto err;
     in.base = event_base_new_with_config(ec);
@@ -1514,10 +1574,8 @@ int ingest_run(const struct ingest_params *p)
     log_info("following %zu logs of %zu operators", in.n_logs, in.n_ops);
     for (size_t i = 0; i < in.n_logs; i++) pump(&in.logs[i]);
     /* the supervisor's watchdog reads this heartbeat (shm/proctable.h) */
-    struct timeval beat_tv = {0, PROCTABLE_BEAT_MS * 1000};
-    beat_ev = event_new(in.base, -1, EV_PERSIST, on_beat, NULL);
-    if (!beat_ev || event_add(beat_ev, &beat_tv) != 0) goto err;
-    proctable_beat();
+    in.beat_ev = evtimer_new(in.base, on_beat, &in);
+    if (!in.beat_ev || beat(&in) != 0) goto err;
     proctable_set_state(PROC_RUNNING);
     if (event_base_dispatch(in.base) < 0) {
         log_error("event loop failed");
@@ -1525,7 +1583,8 @@ int ingest_run(const struct ingest_params *p)
     }
     rc = 0;
 err:
-    if (beat_ev) event_free(beat_ev);
+    if (in.beat_ev) event_free(in.beat_ev);
+    in.beat_ev = NULL;
     if (rc != 0) log_error("ingest cannot run (out of memory or event loop setup failed)");
     if (ec) event_config_free(ec);
     ingest_free(&in);

@@ -7,9 +7,14 @@
             to last entry) and ingest CPU (utime+stime of the ingest
             process) per 1,000 entries. --repeats runs, medians printed.
   steady    --logs logs (default 50) growing at --rate entries/s in total
-            (default 500) for --secs seconds (default 60) after a 10 s
-            warm-up: CPU of all ingest processes as % of one core, their
-            private memory (Private_Clean + Private_Dirty) and RSS.
+            (default 500) for --secs seconds (default 60) after a
+            --warmup (default 10 s): CPU of all ingest processes as % of one core, their
+            private memory (Private_Clean + Private_Dirty) and RSS, and
+            the requests the fake log answered per second. With
+            --against OLD (another server binary) and --repeats N, OLD and
+            --server run alternately N times each in the same session
+            (the machine's load changes by the minute) and the medians of
+            both are printed with their ratio.
 
 No client is connected (the fanout side is measured by test/bench/run.sh).
 The fake log runs on the same machine and costs CPU of its own; only the
@@ -17,6 +22,7 @@ server's ingest processes are measured.
 
   python3 test/bench/ingest_bench.py catchup --server build-rel/certstream-server
   python3 test/bench/ingest_bench.py steady --server build-rel/certstream-server
+  python3 test/bench/ingest_bench.py steady --server NEW --against OLD --repeats 3 --compression off
 """
 import argparse
 import json
@@ -33,6 +39,14 @@ import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from pyutil import free_port, cpu_secs, mem_kb  # noqa: E402
 
+
+def sched_secs(pid):
+    """CPU seconds of one process from /proc/<pid>/schedstat (time on the
+    CPU in ns, all threads' sum for a single-threaded process): finer than
+    utime + stime, which count 10 ms ticks."""
+    with open("/proc/%d/schedstat" % pid) as f:
+        return int(f.read().split()[0]) / 1e9
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 
@@ -48,10 +62,10 @@ def wait_for(cond, timeout, what):
 
 
 class Setup:
-    def __init__(self, a, fake_args, state, extra_yaml, custom, static=False):
+    def __init__(self, a, fake_args, state, extra_yaml, custom, static=False, server=None):
         self.d = tempfile.mkdtemp(prefix="cs-ibench-")
         pf = os.path.join(self.d, "port")
-        self.fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "test/fakelog/fakelog.py"),
+        self.fake = subprocess.Popen([sys.executable, a.fakelog,
                                       "--testdata", a.testdata, "--port-file", pf] + fake_args,
                                      stdout=subprocess.DEVNULL)
         wait_for(lambda: os.path.exists(pf), 30, "fake log")
@@ -74,7 +88,7 @@ class Setup:
         env = dict(os.environ)
         env.pop("CERTSTREAM_CONFIG", None)
         self.log = open(os.path.join(self.d, "server.log"), "wb")
-        self.server = subprocess.Popen([a.server, "--config", cfg], stdout=self.log, stderr=self.log, env=env,
+        self.server = subprocess.Popen([server or a.server, "--config", cfg], stdout=self.log, stderr=self.log, env=env,
                                        start_new_session=True)
 
     def published(self):
@@ -166,29 +180,60 @@ def catchup(a):
           % (statistics.median(rates), statistics.median(cpus), len(rates)))
 
 
-def steady(a):
+def fake_requests(s):
+    """Requests the fake log answered so far (all logs and endpoints)."""
+    st = json.loads(urllib.request.urlopen(s.base + "control/stats").read())
+    return sum(v for k, v in st.items() if "_max_" not in k)
+
+
+def steady_once(a, server):
     per = a.rate / a.logs
     names = ["r%d" % i for i in range(a.logs)]
     s = Setup(a, ["--synthetic-many", "r=%d:1000@%g" % (a.logs, per)], {n: 1000 for n in names},
               "  operator_rate_limit_ms: %d\n" % a.pace + "ingest:\n  group_by: log\n  max_processes: %d\n" % a.procs
               + compression_yaml(a),
-              names)
+              names, server=server)
     try:
         wait_for(lambda: s.published() > 0, 60, "the first entry")
-        time.sleep(10)
+        time.sleep(a.warmup)
         pids = s.ingest_pids()
         c0 = sum(cpu_secs(p) for p in pids)
+        k0 = sum(sched_secs(p) for p in pids)
+        r0 = fake_requests(s)
         n0, t0 = s.published(), time.time()
         time.sleep(a.secs)
         c1 = sum(cpu_secs(p) for p in pids)
+        k1 = sum(sched_secs(p) for p in pids)
+        r1 = fake_requests(s)
         n1, t1 = s.published(), time.time()
         mem = [mem_kb(p) for p in pids]
-        print("steady: %d logs in %d ingest processes, %.0f entries/s published (offered %g), ingest CPU %.2f %% "
-              "of one core (%.3f s in %.0f s), private memory %d kB in total (%s), RSS %d kB in total"
-              % (a.logs, len(pids), (n1 - n0) / (t1 - t0), a.rate, 100 * (c1 - c0) / (t1 - t0), c1 - c0, t1 - t0,
-                 sum(m["priv"] for m in mem), "/".join(str(m["priv"]) for m in mem), sum(m["rss"] for m in mem)))
+        dt = t1 - t0
+        print("steady (%s): %d logs in %d ingest processes, %.0f entries/s published (offered %g), ingest CPU %.2f %% "
+              "of one core (%.3f s in %.0f s; schedstat %.2f %%), %.1f requests/s, private memory %d kB in total (%s), "
+              "RSS %d kB in total"
+              % (os.path.basename(server), a.logs, len(pids), (n1 - n0) / dt, a.rate, 100 * (c1 - c0) / dt, c1 - c0, dt,
+                 100 * (k1 - k0) / dt, (r1 - r0) / dt, sum(m["priv"] for m in mem),
+                 "/".join(str(m["priv"]) for m in mem), sum(m["rss"] for m in mem)), flush=True)
+        return {"cpu": 100 * (c1 - c0) / dt, "sched": 100 * (k1 - k0) / dt, "req": (r1 - r0) / dt}
     finally:
         s.close()
+
+
+def steady(a):
+    if not a.against:
+        for _ in range(a.repeats if a.repeats_given else 1):
+            steady_once(a, a.server)
+        return
+    runs = {a.against: [], a.server: []}
+    for _ in range(a.repeats):
+        for b in (a.against, a.server):
+            runs[b].append(steady_once(a, b))
+    med = {b: {k: statistics.median(r[k] for r in v) for k in ("cpu", "sched", "req")} for b, v in runs.items()}
+    for b in (a.against, a.server):
+        print("median %s (%d runs): ingest CPU %.2f %% of one core (schedstat %.2f %%), %.1f requests/s"
+              % (b, a.repeats, med[b]["cpu"], med[b]["sched"], med[b]["req"]))
+    print("new/old: CPU %.2fx, schedstat %.2fx" % (med[a.server]["cpu"] / med[a.against]["cpu"],
+                                                    med[a.server]["sched"] / med[a.against]["sched"]))
 
 
 def main():
@@ -197,7 +242,10 @@ def main():
     ap.add_argument("--server", required=True)
     ap.add_argument("--testdata", default=os.path.join(ROOT, "test", "data"))
     ap.add_argument("--entries", type=int, default=1000000)
-    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--repeats", type=int, default=None, help="runs (catchup: 3; steady: 1, or 3 with --against)")
+    ap.add_argument("--against", help="steady: an older server binary, run alternately with --server")
+    ap.add_argument("--fakelog", default=os.path.join(ROOT, "test", "fakelog", "fakelog.py"),
+                    help="the fake log to serve the logs (another version of it, for comparisons)")
     ap.add_argument("--logs", type=int, default=50)
     ap.add_argument("--rate", type=float, default=500)
     ap.add_argument("--secs", type=float, default=60)
@@ -208,7 +256,16 @@ def main():
                     help="permessage-deflate at publish time (compression.enabled)")
     ap.add_argument("--verify", action="store_true", help="catchup --tiled: ct_log.verify_tiles with hash tiles")
     ap.add_argument("--pace", type=int, default=20)
+    ap.add_argument("--warmup", type=float, default=10,
+                    help="steady: seconds after the first entry before measuring. Each ingest process maps "
+                         "the shared ring and takes a page fault on every ring page the first time it writes "
+                         "there; with 6 processes writing in turn that goes on for minutes (~300 faults/s "
+                         "after 45 s, a few dozen after 5 min), so a long warm-up measures a server that has "
+                         "run for a while")
     a = ap.parse_args()
+    a.repeats_given = a.repeats is not None
+    if a.repeats is None:
+        a.repeats = 3
     catchup(a) if a.mode == "catchup" else steady(a)
 
 
