@@ -205,9 +205,13 @@ static enum proc_role proc_role_of(enum child_role r)
  * record ("N@G": only the ingest process of group index G), as a debugger or a hung process would, so the tests can measure how
  * long one stuck producer holds up the others. Only a producer's first run
  * arms it. Unset in production. */
-static unsigned long g_stop_in_claim, g_claims;
+/* CERTSTREAM_TEST_KILL_AFTER_COMMIT=N (or "N@G") likewise makes the producer
+ * kill itself (SIGKILL) right after its Nth record is committed, before the
+ * ingest process stores the entry's position: the one instant a restarted
+ * process must find the entry already in the ring (docs/ingest.md). */
+static unsigned long g_stop_in_claim, g_claims, g_kill_after_commit, g_commits;
 
-static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
+static void producer_test_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
 {
     (void)pos;
     (void)arg;
@@ -215,18 +219,31 @@ static void stop_in_claim_hook(enum ring_test_phase phase, uint64_t pos, void *a
         log_warn("test hook CERTSTREAM_TEST_STOP_IN_CLAIM: stopping inside ring claim %lu", g_claims);
         raise(SIGSTOP);
     }
+    if (phase == RING_TEST_COMMITTED && ++g_commits == g_kill_after_commit) {
+        log_warn("test hook CERTSTREAM_TEST_KILL_AFTER_COMMIT: killed after ring commit %lu", g_commits);
+        raise(SIGKILL);
+    }
+}
+
+/* "N" or "N@G" (only the producer of ingest group index G): N, else 0. */
+static unsigned long test_hook_count(const char *name, unsigned producer_index)
+{
+    const char *v = getenv(name);
+    char *end;
+    unsigned long n;
+    if (!v || (n = strtoul(v, &end, 10)) == 0)
+        return 0;
+    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
+        return 0;
+    return n;
 }
 
 static void arm_test_hooks(unsigned producer_index)
 {
-    const char *v = getenv("CERTSTREAM_TEST_STOP_IN_CLAIM");
-    char *end;
-    if (!v || (g_stop_in_claim = strtoul(v, &end, 10)) == 0)
-        return;
-    /* "N@G": only the producer of ingest group index G */
-    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
-        return;
-    ring_test_set_hook(stop_in_claim_hook, NULL);
+    g_stop_in_claim = test_hook_count("CERTSTREAM_TEST_STOP_IN_CLAIM", producer_index);
+    g_kill_after_commit = test_hook_count("CERTSTREAM_TEST_KILL_AFTER_COMMIT", producer_index);
+    if (g_stop_in_claim || g_kill_after_commit)
+        ring_test_set_hook(producer_test_hook, NULL);
 }
 
 /* Each fanout worker says how many descriptors it may hold (one per client). */

@@ -106,6 +106,7 @@ struct ilog {
     bool resume_pending;              /* the entry at resume_index not yet handled */
     uint64_t resume_index;            /* where this process resumed a saved position */
     uint64_t resume_tag;              /* the position store's pending leaf tag there */
+    bool resume_in_ring;              /* ... and the ring already holds that entry */
     struct event *timer;
     /* per-log settings (log_overrides; else the ct_log.* keys) */
     unsigned windows;                 /* fetch_concurrency, 1..MAX_WINDOWS */
@@ -635,6 +636,20 @@ static void journal_write(struct ilog *l, char what, uint64_t index)
         log_warn("publish journal: %s", strerror(errno));
 }
 
+/* At start: whether the last record the previous process of this group
+ * committed (the producer slot is the group's) is entry `index` of the log:
+ * then it died after the commit and before storing the position. A ring
+ * that is new (the whole server restarted) holds nothing of it. */
+static bool predecessor_published(struct ingest *in, uint32_t log_id, uint64_t index)
+{
+    uint64_t pos = ring_producer_last(in->p->ring, in->p->producer_id);
+    const struct ring_record *rec;
+    if (pos == 0 || ring_find(in->p->ring, pos, &rec) != RING_OK)
+        return false;
+    bool same = rec->kind == RING_KIND_MESSAGE && rec->log_id == log_id && rec->cert_index == index;
+    return same && !ring_lapped_since(in->p->ring, pos);
+}
+
 static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index)
 {
     struct ingest *in = l->in;
@@ -645,10 +660,19 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
     tag |= 1;   /* never 0 (= none) */
     position_store_pending(l->pos, tag);
     bool seen = in->p->dedup && dedup_seen_or_insert(in->p->dedup, o->leaf_sha256, wall_ms() / 1000u);
-    if (seen && l->resume_pending && index == l->resume_index && tag == l->resume_tag) {
-        /* The previous process of this group recorded this very entry in the
-         * dedup table and was killed before it reached the ring (the stored
-         * leaf tag says so): publish it rather than lose it. */
+    if (l->resume_pending && index == l->resume_index && tag == l->resume_tag) {
+        /* The previous process of this group got this very entry (the
+         * stored leaf tag says so; with dedup on, it is in the table) and was
+         * killed before its position was stored: before the entry reached
+         * the ring (publish it rather than lose it), or after (the ring
+         * holds it as that process's last record: publishing it again would
+         * send it twice). */
+        if (l->resume_in_ring) {
+            l->resume_pending = false;
+            log_info("%s: entry %llu reached the ring before the previous process stopped; not sent again",
+                     l->cfg->name, (unsigned long long)index);
+            return;
+        }
         seen = false;
     }
     l->resume_pending = false;
@@ -1450,6 +1474,7 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
         l->resume_index = next;
         l->resume_tag = position_pending(l->pos);
         l->resume_pending = l->resume_tag != 0;
+        l->resume_in_ring = l->resume_pending && predecessor_published(in, cfg->log_id, next);
         l->fetch_next = l->next_index;
         l->tree_size = size;
         log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);

@@ -155,6 +155,7 @@ _Static_assert(ATOMIC_LLONG_LOCK_FREE == 2, "64-bit atomics must be lock-free to
 struct ring_slot {
     _Alignas(64) _Atomic uint64_t word;   /* position | SLOT_* */
     _Atomic uint32_t len;
+    _Atomic uint64_t last;                /* the last record committed from this slot (0: none) */
 };
 
 struct ring_ctl {
@@ -808,7 +809,18 @@ uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_me
         if (!again)
             break;
     }
+    if (pos) {
+        atomic_store_explicit(&slot->last, pos, memory_order_release);
+        test_hook(RING_TEST_COMMITTED, pos);
+    }
     return pos;
+}
+
+uint64_t ring_producer_last(const struct ring *r, unsigned producer_id)
+{
+    if (r == NULL || producer_id >= RING_MAX_PRODUCERS)
+        return 0;
+    return atomic_load_explicit(&r->ctl->slots[producer_id].last, memory_order_acquire);
 }
 
 /* --- reader --- */

@@ -159,6 +159,11 @@ uint64_t ring_oldest_position(const struct ring *r);
  * Returns the record's sequence number, or 0 on error (message too large:
  * larger than size/4). */
 uint64_t ring_publish(struct ring *r, unsigned producer_id, const struct ring_message *m);
+/* The position of the last record committed through producer_id's slot (0:
+ * none since the ring was made). A producer restarted in the slot reads it
+ * to tell whether its predecessor's last entry reached the ring before it
+ * died (ingest: killed between the commit and the position store). */
+uint64_t ring_producer_last(const struct ring *r, unsigned producer_id);
 
 /* Reader: the committed record at position pos. It may be a RING_KIND_PAD
  * record (left by ring_repair): send nothing, move on with ring_next(). */

@@ -16,6 +16,7 @@ enum ring_test_phase {
     RING_TEST_CLAIMED,   /* CAS done, claim slot still says INTENT */
     RING_TEST_OPENED,    /* slot CLAIMED, header stamped seq + committed=0 */
     RING_TEST_WRITTEN,   /* sections written, before stamp/checksum/commit */
+    RING_TEST_COMMITTED, /* committed and the slot idle, before ring_publish returns */
 };
 
 typedef void ring_test_hook_fn(enum ring_test_phase phase, uint64_t pos, void *arg);

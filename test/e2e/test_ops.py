@@ -330,6 +330,45 @@ def case_stuck_ingest_two_logs():
         fl.stop()
 
 
+def case_killed_after_commit():
+    """An ingest process killed right after an entry's ring commit and before
+    that entry's position is stored (test hook CERTSTREAM_TEST_KILL_AFTER_COMMIT):
+    its replacement resumes at that entry, finds it already in the ring as
+    its slot's last record, and does not send it again. A client gets every
+    entry exactly once, in order, the fixture's indexes."""
+    golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
+    fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
+    ua = fl.url("/a/")
+    s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
+                                             "CERTSTREAM_TEST_KILL_AFTER_COMMIT": "2"},
+               ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
+                       "operator_rate_limit_ms": 0, "batch_size": 8})
+    try:
+        s.start()
+        wait_for(lambda: {l["url"]: l["next_index"] for l in json.loads(s.http("/health/deep")[2])["logs"]}
+                 == {ua: golden[0]}, 20, "the log followed from its first index")
+        c = WSRaw(s.port, "/", timeout=15)
+        fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # 4 entries: the 2nd kills its producer
+        got = []
+        while len(got) < 4:
+            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        # the 3rd and 4th came from the replacement
+        assert "killed after ring commit 2" in s.logtext(), s.logtext()
+        fl.control("size", log="a", size=golden[5] - golden[0] + 1)   # 2 more
+        while len(got) < 6:
+            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        assert got == golden[:6], got
+        assert re.search(r"entry %d reached the ring before the previous process stopped; not sent again"
+                         % golden[1], s.logtext()), s.logtext()
+        c.close()
+    except BaseException:
+        print(s.logtext())
+        raise
+    finally:
+        s.stop()
+        fl.stop()
+
+
 def case_fd_limit():
     """A soft RLIMIT_NOFILE below the hard limit is raised and logged; workers
     log their limit and warn when it is below max_connections + 64."""

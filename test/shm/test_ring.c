@@ -769,6 +769,40 @@ static void test_repair_committed(void)
     ring_destroy(r);
 }
 
+/* ring_producer_last: the position of each slot's last committed record,
+ * as a restarted producer reads it; a claim padded by ring_repair is not a
+ * committed record and does not move it. */
+static void test_producer_last(void)
+{
+    struct ring *r = test_ring_create(MIB);
+    if (!r) {
+        CHECK(r != NULL);
+        return;
+    }
+    CHECK(ring_producer_last(r, 0) == 0 && ring_producer_last(r, 5) == 0);
+    CHECK(ring_producer_last(r, RING_MAX_PRODUCERS) == 0 && ring_producer_last(NULL, 0) == 0);
+    struct msgbuf a, b;
+    msg_make(&a, 300, 200, 20, 1);
+    msg_make(&b, 310, 210, 21, 2);
+    uint64_t p0 = ring_publish(r, 0, &a.m);
+    uint64_t p5 = ring_publish(r, 5, &b.m);
+    uint64_t p0b = ring_publish(r, 0, &b.m);
+    CHECK(p0 && p5 && p0b && p0 < p5 && p5 < p0b);
+    CHECK(ring_producer_last(r, 0) == p0b && ring_producer_last(r, 5) == p5);
+    const struct ring_record *rec = NULL;
+    CHECK(ring_find(r, ring_producer_last(r, 5), &rec) == RING_OK && rec && rec->cert_index == b.m.cert_index &&
+          rec->log_id == b.m.log_id);
+    /* a producer killed between claim and commit: its slot's last stays the
+     * record before (the claim is padded, not committed) */
+    pid_t pid = spawn_stopped(r, 5, RING_TEST_OPENED, &a);
+    CHECK(pid > 0 && kill(pid, SIGKILL) == 0 && waitpid(pid, NULL, 0) == pid);
+    ring_repair(r, 5);
+    CHECK(ring_producer_last(r, 5) == p5);
+    msg_free(&a);
+    msg_free(&b);
+    ring_destroy(r);
+}
+
 int main(void)
 {
     g_stop = mmap(NULL, sizeof *g_stop, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -793,5 +827,6 @@ int main(void)
     RUN(test_repair_double_intent);
     RUN(test_repair_on_reuse);
     RUN(test_repair_committed);
+    RUN(test_producer_last);
     return test_report();
 }
