@@ -2,7 +2,10 @@
 free loopback ports, polling for a condition, and per-process CPU and memory
 read from /proc. Standard library only."""
 import os
+import shutil
+import signal
 import socket
+import subprocess
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -47,3 +50,19 @@ def mem_kb(pid):
             elif line.startswith("Rss:"):
                 out["rss"] = int(line.split()[1])
     return out
+
+
+def stop_server_run(server, fake, workdir):
+    """The end of a test run of the server (SIGTERM, then SIGKILL of its
+    process group after 20 s), the fake log it followed, and its folder."""
+    if server and server.poll() is None:
+        server.send_signal(signal.SIGTERM)
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+    if fake:
+        fake.kill()
+        fake.wait()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -199,6 +199,17 @@ class PageServer:
         self.httpd.server_close()
 
 
+def in_page(chrome, origin, expr):
+    """Opens origin's page in Chromium and evaluates expr there (awaiting a
+    promise): its value."""
+    chrome.call("Page.navigate", url=origin + "/")
+    chrome.wait("document.readyState === 'complete' && location.origin === '%s'" % origin,
+                what="the page of " + origin)
+    r = chrome.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
+    assert "exceptionDetails" not in r, r
+    return r["result"].get("value")
+
+
 def case_preflight_chromium():
     """A real browser: a page on a listed origin fetches /latest.json with
     its token in a header (which makes Chromium preflight) and reads it, and
@@ -218,12 +229,7 @@ def case_preflight_chromium():
                      " e => 'failed: ' + e.name)" % s.port)
 
             def run(origin, expr):
-                chrome.call("Page.navigate", url=origin + "/")
-                chrome.wait("document.readyState === 'complete' && location.origin === '%s'" % origin,
-                            what="the page of " + origin)
-                r = chrome.call("Runtime.evaluate", expression=expr, awaitPromise=True, returnByValue=True)
-                assert "exceptionDetails" not in r, r
-                return r["result"].get("value")
+                return in_page(chrome, origin, expr)
             assert run(good.origin, fetch) == '200 {"messages":[', run(good.origin, fetch)
             assert run(good.origin, stats) == "stats healthy", run(good.origin, stats)
             assert run(bad.origin, fetch) == "failed: TypeError"
@@ -289,12 +295,7 @@ def case_sse_chromium():
                       " es.onerror = () => { if (!got.length) { es.close(); done('error'); } }; })" % s.port)
 
             def run(origin):
-                chrome.call("Page.navigate", url=origin + "/")
-                chrome.wait("document.readyState === 'complete' && location.origin === '%s'" % origin,
-                            what="the page of " + origin)
-                r = chrome.call("Runtime.evaluate", expression=listen, awaitPromise=True, returnByValue=True)
-                assert "exceptionDetails" not in r, r
-                return r["result"].get("value")
+                return in_page(chrome, origin, listen)
             got = run(good.origin)
             assert isinstance(got, list) and len(got) == 3, got
             GOLDEN.check_sequence("domains", [m.encode() for m in got])

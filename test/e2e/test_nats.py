@@ -406,15 +406,22 @@ def case_fanout():
                                             "lag_messages": 0, "lag_seconds": 0.0}, body
 
 
-def edge_then_ingest(c):
-    """One NATS server, the fake log, an edge node, then an ingest node
-    following the fake log, each ready; returns (nats, fakelog, edge, ingest)."""
+def nats_log_edge(c):
+    """One NATS server, the fake log and an edge node, each ready; returns
+    (nats, fakelog, edge)."""
     n = c.add(Nats())
     n.start()
     fl = c.add(FakeLog())
     edge = c.add(node("edge", fl, [n.url()]))
     edge.start()
     edge_ready(edge)
+    return n, fl, edge
+
+
+def edge_then_ingest(c):
+    """nats_log_edge, then an ingest node following the fake log, ready;
+    returns (nats, fakelog, edge, ingest)."""
+    n, fl, edge = nats_log_edge(c)
     ing = c.add(node("ingest", fl, [n.url()]))
     ing.start()
     ingest_ready(ing)
@@ -545,12 +552,7 @@ def case_two_ingest():
     certificate once (message id = the certificate's SHA-256)."""
     total = 200
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
-        edge.start()
-        edge_ready(edge)
+        n, fl, edge = nats_log_edge(c)
         ings = [c.add(node("ingest", fl, [n.url()])) for _ in range(2)]
         for i in ings:
             i.start()
@@ -752,12 +754,7 @@ def case_ingest_crash():
     every certificate reaches the stream exactly once."""
     total = 300
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
-        edge.start()
-        edge_ready(edge)
+        n, fl, edge = nats_log_edge(c)
         ing = c.add(node("ingest", fl, [n.url()], ring_size=2 << 20))
         ing.start()
         ingest_ready(ing)
@@ -803,12 +800,7 @@ def case_ingest_crash_first():
     ring), not at its CT position: every certificate reaches the stream once."""
     total = 150
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()]))
-        edge.start()
-        edge_ready(edge)
+        n, fl, edge = nats_log_edge(c)
         out = c.add(SSE(edge))
         connected(edge)
         n.stop(signal.SIGKILL)

@@ -36,15 +36,13 @@ import collections
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port, wait_for  # noqa: E402
+from pyutil import free_port, stop_server_run, wait_for  # noqa: E402
 
 
 def get(url, timeout=10):
@@ -167,17 +165,7 @@ class Run:
         return None
 
     def close(self):
-        if self.server and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
-            try:
-                self.server.wait(20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.server.pid, signal.SIGKILL)
-                self.server.wait()
-        if self.fake:
-            self.fake.kill()
-            self.fake.wait()
-        shutil.rmtree(self.d, ignore_errors=True)
+        stop_server_run(self.server, self.fake, self.d)
 
 
 def case_ahead(a, mode):
