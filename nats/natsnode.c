@@ -175,13 +175,12 @@ static void ack_handler(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae,
     (void)js;
     struct node *n = closure;
     if (pa) {
-        if (pa->Duplicate) {
-            atomic_fetch_add(&n->st->duplicates, 1);
-        } else {
-            atomic_fetch_add(&n->st->published, 1);
-            uint64_t prev = atomic_load(&n->last_seq);
-            while (pa->Sequence > prev && !atomic_compare_exchange_weak(&n->last_seq, &prev, pa->Sequence)) {
-            }
+        atomic_fetch_add(pa->Duplicate ? &n->st->duplicates : &n->st->published, 1);
+        /* A duplicate's acknowledgement carries the sequence the stream
+         * stored the message at first: after a failover whose first
+         * acknowledgements were lost, it is how the last sequence is known. */
+        uint64_t prev = atomic_load(&n->last_seq);
+        while (pa->Sequence > prev && !atomic_compare_exchange_weak(&n->last_seq, &prev, pa->Sequence)) {
         }
     } else if (pae) {
         log_warn("NATS: publish failed: %s%s%s", natsStatus_GetText(pae->Err),
