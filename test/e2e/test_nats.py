@@ -749,6 +749,17 @@ def published(srv):
     return int(re.search(r"^certstream_entries_published_total (\d+)$", body.decode(), re.M).group(1))
 
 
+def each_once(out, ing, edge, total):
+    """The edge's client got certificates 0..total-1 once each, in order; the
+    ingest node's stream and the edge's consumer are both at total."""
+    wait_count(out, total, timeout=90)
+    wait_for("publisher at %d" % total,
+             lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
+    time.sleep(0.5)
+    assert out.indexes() == list(range(total)), out.indexes()
+    assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+
+
 def case_ingest_crash():
     """A lone ingest node loses its machine (kill -9 of all its processes)
     while NATS is unreachable and its ring holds entries JetStream never
@@ -783,14 +794,9 @@ def case_ingest_crash():
         assert int(m.group(1)) == 60, m.group(0)
         assert int(m.group(2)) >= 120 and int(m.group(3)) == int(m.group(2)) - 1, m.group(0)
         fl.grow_to(total)
-        wait_count(out, total, timeout=90)
-        wait_for("publisher at %d" % total,
-                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
-        time.sleep(0.5)
-        # every certificate once, in log order: the stream holds exactly total
-        assert out.indexes() == list(range(total)), out.indexes()
+        each_once(out, ing, edge, total)
+        # the stream holds exactly total: SSE ids 1..total
         assert [i for i, _ in out.events] == list(range(1, total + 1))
-        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
         assert metric(edge, "certstream_nats_missed_total", "consumer") == 0
 
 
@@ -822,12 +828,7 @@ def case_ingest_crash_first():
             ing.logtext()), timeout=30)
         assert (int(m.group(1)), int(m.group(2))) == (0, 80), m.group(0)
         fl.grow_to(total, step=35, pause=0.05)
-        wait_count(out, total, timeout=90)
-        wait_for("publisher at %d" % total,
-                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
-        time.sleep(0.5)
-        assert out.indexes() == list(range(total)), out.indexes()
-        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+        each_once(out, ing, edge, total)
 
 
 def case_ingest_crash_live():
@@ -849,12 +850,7 @@ def case_ingest_crash_live():
                 ing.start()
 
         fl.grow_to(total, step=40, pause=0.05, during=during)
-        wait_count(out, total, timeout=90)
-        wait_for("publisher at %d" % total,
-                 lambda: metric(ing, "certstream_nats_stream_sequence", "publisher") == total)
-        time.sleep(0.5)
-        assert out.indexes() == list(range(total)), out.indexes()
-        assert metric(edge, "certstream_nats_consumed_total", "consumer") == total
+        each_once(out, ing, edge, total)
 
 
 def case_deep_resume():
