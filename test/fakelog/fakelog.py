@@ -662,6 +662,13 @@ class Handler(BaseHTTPRequestHandler):
 
 
 class QuietServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a server starting with a
+    # dozen logs opens more connections than that at once, and on a busy
+    # machine the ones the accept queue dropped come back only with the
+    # client's SYN retry a second later (a test counting requests in flight
+    # then sees fewer than were sent together).
+    request_queue_size = 1024
+
     def handle_error(self, request, client_address):
         """A client that goes away (killed in a crash test) is normal here."""
         if not isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
