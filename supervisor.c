@@ -208,8 +208,12 @@ static enum proc_role proc_role_of(enum child_role r)
 /* CERTSTREAM_TEST_KILL_AFTER_COMMIT=N (or "N@G") likewise makes the producer
  * kill itself (SIGKILL) right after its Nth record is committed, before the
  * ingest process stores the entry's position: the one instant a restarted
- * process must find the entry already in the ring (docs/ingest.md). */
+ * process must find the entry already in the ring (docs/ingest.md). With
+ * ":server" after it ("N:server", "N@G:server") the producer kills its whole
+ * process group instead, every process of the server at once: the restarted
+ * server has a new ring and must send that entry again. */
 static unsigned long g_stop_in_claim, g_claims, g_kill_after_commit, g_commits;
+static bool g_kill_server;
 
 static void producer_test_hook(enum ring_test_phase phase, uint64_t pos, void *arg)
 {
@@ -220,28 +224,32 @@ static void producer_test_hook(enum ring_test_phase phase, uint64_t pos, void *a
         raise(SIGSTOP);
     }
     if (phase == RING_TEST_COMMITTED && ++g_commits == g_kill_after_commit) {
-        log_warn("test hook CERTSTREAM_TEST_KILL_AFTER_COMMIT: killed after ring commit %lu", g_commits);
+        log_warn("test hook CERTSTREAM_TEST_KILL_AFTER_COMMIT: killed after ring commit %lu%s", g_commits,
+                 g_kill_server ? " with the whole server" : "");
+        if (g_kill_server) (void)kill(0, SIGKILL);
         raise(SIGKILL);
     }
 }
 
-/* "N" or "N@G" (only the producer of ingest group index G): N, else 0. */
-static unsigned long test_hook_count(const char *name, unsigned producer_index)
+/* "N" or "N@G" (only the producer of ingest group index G): N, else 0;
+ * *server tells whether ":server" follows. */
+static unsigned long test_hook_count(const char *name, unsigned producer_index, bool *server)
 {
     const char *v = getenv(name);
     char *end;
     unsigned long n;
     if (!v || (n = strtoul(v, &end, 10)) == 0)
         return 0;
-    if (*end == '@' && strtoul(end + 1, NULL, 10) != producer_index)
+    if (*end == '@' && strtoul(end + 1, &end, 10) != producer_index)
         return 0;
+    if (server) *server = strcmp(end, ":server") == 0;
     return n;
 }
 
 static void arm_test_hooks(unsigned producer_index)
 {
-    g_stop_in_claim = test_hook_count("CERTSTREAM_TEST_STOP_IN_CLAIM", producer_index);
-    g_kill_after_commit = test_hook_count("CERTSTREAM_TEST_KILL_AFTER_COMMIT", producer_index);
+    g_stop_in_claim = test_hook_count("CERTSTREAM_TEST_STOP_IN_CLAIM", producer_index, NULL);
+    g_kill_after_commit = test_hook_count("CERTSTREAM_TEST_KILL_AFTER_COMMIT", producer_index, &g_kill_server);
     if (g_stop_in_claim || g_kill_after_commit)
         ring_test_set_hook(producer_test_hook, NULL);
 }

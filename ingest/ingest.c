@@ -35,6 +35,17 @@
 #include "ingest/tileproof.h"
 #include "shm/proctable.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define CS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define CS_ASAN 1
+#endif
+#endif
+#ifndef CS_ASAN
+#define CS_ASAN 0
+#endif
+
 #define MAX_WINDOWS 32
 #define ENTRY_BYTES_MAX (64u << 10)  /* per entry, for the automatic max_response_bytes: the
                                         * largest entry of the test corpus is 7.9 KB of JSON */
@@ -165,6 +176,7 @@ struct ingest {
     unsigned published_since_notify;
     unsigned rng;
     int journal_fd;                   /* tests: publish journal, -1 = none */
+    long journal_server;              /* ... and the supervisor's pid at start */
     size_t max_body;                  /* ct_log.max_response_bytes (resolved) */
     size_t budget;                    /* ct_log.max_inflight_bytes */
     size_t held;                      /* bytes of answers held (received, not yet reset) */
@@ -623,15 +635,18 @@ static double seen_now(struct ingest *in)
 }
 
 /* Tests only (CERTSTREAM_TEST_PUBLISH_JOURNAL=path): "B <url> <index>" just
- * before an entry goes into the ring and "A <url> <index>" just after (before
- * its position is stored), each one write(2) with O_APPEND, so a crash test
- * can check across kills that every entry went out exactly once: two A lines
- * are a duplicate, no line a gap, and a B without its A marks a kill inside
- * the publish of that entry (docs/ingest.md). */
+ * before an entry goes into the ring, "A <url> <index>" just after (before
+ * its position is stored) and "S <url> <index>" when a log resumes at a saved
+ * position, each line ending with the writer's pid and its supervisor's pid
+ * at start (one server, one ring) and written with one write(2) with O_APPEND, so a
+ * crash test can check across kills that every entry went out exactly once:
+ * two A lines are a duplicate, no line a gap, and a B without its A marks a
+ * kill inside the publish of that entry (docs/ingest.md). */
 static void journal_write(struct ilog *l, char what, uint64_t index)
 {
     char line[600];
-    int n = snprintf(line, sizeof line, "%c %s %llu\n", what, l->cfg->url, (unsigned long long)index);
+    int n = snprintf(line, sizeof line, "%c %s %llu %ld %ld\n", what, l->cfg->url, (unsigned long long)index,
+                     (long)getpid(), l->in->journal_server);
     if (n > 0 && (size_t)n < sizeof line && write(l->in->journal_fd, line, (size_t)n) != n)
         log_warn("publish journal: %s", strerror(errno));
 }
@@ -673,6 +688,8 @@ static void publish(struct ilog *l, const struct pipeline_out *o, uint64_t index
                      l->cfg->name, (unsigned long long)index);
             return;
         }
+        log_info("%s: entry %llu was being published when the previous process stopped and is not in "
+                 "this ring; sent", l->cfg->name, (unsigned long long)index);
         seen = false;
     }
     l->resume_pending = false;
@@ -1478,6 +1495,7 @@ static int log_init(struct ingest *in, struct ilog *l, const struct loglist_log 
         l->fetch_next = l->next_index;
         l->tree_size = size;
         log_info("%s: resuming at index %llu", cfg->name, (unsigned long long)l->next_index);
+        if (in->journal_fd >= 0) journal_write(l, 'S', next);
     }
     return 0;
 }
@@ -1533,6 +1551,7 @@ int ingest_run(const struct ingest_params *p)
     const char *journal = getenv("CERTSTREAM_TEST_PUBLISH_JOURNAL");
     if (journal && *journal) {
         in.journal_fd = open(journal, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        in.journal_server = (long)getppid();
         if (in.journal_fd < 0) log_warn("publish journal %s: %s", journal, strerror(errno));
     }
     in.windows = p->cfg->ct_log.fetch_concurrency;
@@ -1553,7 +1572,9 @@ int ingest_run(const struct ingest_params *p)
      * and are reused batch after batch (256 KiB cost ~5 % of CPU in page
      * faults) while a log catches up; body_release frees them once it is at
      * the head and trim_cb returns the freed pages to the system. */
+#if !CS_ASAN   /* AddressSanitizer's allocator has no mallopt: it would only warn */
     if (mallopt(M_MMAP_THRESHOLD, 4 << 20) != 1) log_warn("mallopt(M_MMAP_THRESHOLD) failed");
+#endif
 
     if (signal(SIGPIPE, SIG_IGN) == SIG_ERR) log_warn("cannot ignore SIGPIPE: %s", strerror(errno));
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {

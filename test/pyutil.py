@@ -1,6 +1,7 @@
 """Small helpers shared by the Python tests and benchmarks under test/:
-free loopback ports, polling for a condition, and per-process CPU and memory
-read from /proc. Standard library only."""
+free loopback ports, polling for a condition, per-process CPU and memory
+read from /proc, and the ingest publish journal. Standard library only."""
+import collections
 import os
 import shutil
 import signal
@@ -50,6 +51,37 @@ def mem_kb(pid):
             elif line.startswith("Rss:"):
                 out["rss"] = int(line.split()[1])
     return out
+
+
+JournalLine = collections.namedtuple("JournalLine", "kind url index pid ppid")
+
+
+def read_journal(path):
+    """The lines of an ingest publish journal (CERTSTREAM_TEST_PUBLISH_JOURNAL,
+    ingest/ingest.c journal_write) in file order: "B" before an entry goes
+    into the ring, "A" after, "S" where a log resumes at a saved position;
+    pid is the writer's, ppid its supervisor's (one server, one ring). A last
+    line still being written is left for the next read."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if not line.endswith("\n"):
+                    break
+                k, u, i, pid, ppid = line.split()
+                out.append(JournalLine(k, u, int(i), int(pid), int(ppid)))
+    return out
+
+
+def journal_published(path, url=None):
+    """{(url, index): number of A lines}, or {index: ...} for one url."""
+    c = collections.Counter()
+    for j in read_journal(path):
+        if j.kind == "A" and url is None:
+            c[(j.url, j.index)] += 1
+        elif j.kind == "A" and j.url == url:
+            c[j.index] += 1
+    return c
 
 
 def stop_server_run(server, fake, workdir):

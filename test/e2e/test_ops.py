@@ -369,6 +369,53 @@ def case_killed_after_commit():
         fl.stop()
 
 
+def case_server_killed_after_commit():
+    """The whole server killed at once right after an entry's ring commit and
+    before that entry's position is stored (CERTSTREAM_TEST_KILL_AFTER_COMMIT
+    "2:server": the producer kills its process group). The restarted server's
+    ring is new, so it resumes at that entry and sends it (the old copy went
+    with the old ring and its clients): a client of the new server gets that
+    entry and every later one exactly once, in order, the fixture's indexes;
+    nothing before it is sent again."""
+    golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
+    fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
+    ua = fl.url("/a/")
+    s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
+                                             "CERTSTREAM_TEST_KILL_AFTER_COMMIT": "2:server"},
+               ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
+                       "operator_rate_limit_ms": 0, "batch_size": 8})
+    try:
+        s.start()
+        wait_for(lambda: {l["url"]: l["next_index"] for l in s.health_deep()["logs"]} == {ua: golden[0]},
+                 20, "the log followed from its first index")
+        fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # the 2nd entry kills the server
+        wait_for(lambda: s.proc.poll() is not None, 20, "the test hook to kill the whole server")
+        assert "killed after ring commit 2 with the whole server" in s.logtext(), s.logtext()
+        # The new server must not find the hook again; its first get-entries
+        # answer is held 2 s so that a client is connected before it.
+        del s.env["CERTSTREAM_TEST_KILL_AFTER_COMMIT"]
+        fl.control("fault", log="a", kind="slow", endpoint="entries", count=1, arg=2)
+        s.start()
+        c = WSRaw(s.port, "/", timeout=15)
+        got = []
+        while len(got) < 3:
+            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        fl.control("size", log="a", size=golden[5] - golden[0] + 1)   # 2 more
+        while len(got) < 5:
+            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        assert got == golden[1:6], (got, golden[:6])
+        assert re.search(r"resuming at index %d\b" % golden[1], s.logtext()), s.logtext()
+        assert re.search(r"entry %d was being published when the previous process stopped and is not in "
+                         r"this ring; sent" % golden[1], s.logtext()), s.logtext()
+        c.close()
+    except BaseException:
+        print(s.logtext())
+        raise
+    finally:
+        s.stop()
+        fl.stop()
+
+
 def case_fd_limit():
     """A soft RLIMIT_NOFILE below the hard limit is raised and logged; workers
     log their limit and warn when it is below max_connections + 64."""

@@ -42,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port, stop_server_run, wait_for  # noqa: E402
+from pyutil import free_port, journal_published, stop_server_run, wait_for  # noqa: E402
 
 
 def get(url, timeout=10):
@@ -107,16 +107,7 @@ class Run:
         return json.loads(get(self.base + "control/" + what))
 
     def published(self, url=None):
-        c = collections.Counter()
-        if os.path.exists(self.journal):
-            with open(self.journal) as f:
-                for line in f:
-                    if not line.endswith("\n"):
-                        break   # a line the server is still writing: read it next time
-                    k, u, i = line.split()
-                    if k == "A" and u == (url or self.url):
-                        c[int(i)] += 1
-        return c
+        return journal_published(self.journal, url or self.url)
 
     def health(self):
         try:

@@ -30,7 +30,6 @@ Usage: test_logctl.py --server BIN --testdata DIR --fakelog PY
 """
 import argparse
 import base64
-import collections
 import hashlib
 import json
 import os
@@ -43,7 +42,7 @@ import tempfile
 import time
 import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port, wait_for  # noqa: E402
+from pyutil import free_port, journal_published, wait_for  # noqa: E402
 
 SIZE = 1200
 
@@ -123,16 +122,7 @@ def main():
             return json.loads(get(base + "control/stats"))
 
         def published(u):
-            c = collections.Counter()
-            if os.path.exists(journal):
-                with open(journal) as f:
-                    for line in f:
-                        if not line.endswith("\n"):
-                            break
-                        k, lu, i = line.split()
-                        if k == "A" and lu == u:
-                            c[int(i)] += 1
-            return c
+            return journal_published(journal, u)
 
         def deep():
             try:

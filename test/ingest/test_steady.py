@@ -31,7 +31,7 @@ import tempfile
 import time
 import urllib.request
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from pyutil import free_port, stop_server_run, wait_for  # noqa: E402
+from pyutil import free_port, read_journal, stop_server_run, wait_for  # noqa: E402
 
 
 def get(url, timeout=10):
@@ -79,14 +79,9 @@ class Run:
     def published(self):
         """{url: [index, ...] in publish order} from the journal's A lines."""
         out = collections.defaultdict(list)
-        if os.path.exists(self.journal):
-            with open(self.journal) as f:
-                for line in f:
-                    if not line.endswith("\n"):
-                        break
-                    k, u, i = line.split()
-                    if k == "A":
-                        out[u].append(int(i))
+        for j in read_journal(self.journal):
+            if j.kind == "A":
+                out[j.url].append(j.index)
         return out
 
     def metric(self, text, name):
