@@ -101,9 +101,12 @@ def cpu_delta(a, b):
 
 
 def smaps(pid):
-    """{"rss", "pss", "priv"} in kB from /proc/PID/smaps_rollup (priv =
-    Private_Clean + Private_Dirty), or None once the process is gone."""
-    out = {"rss": 0, "pss": 0, "priv": 0}
+    """{"rss", "pss", "priv", "anon"} in kB from /proc/PID/smaps_rollup (priv =
+    Private_Clean + Private_Dirty; anon = Anonymous: heap, stacks and other
+    anonymous pages, what a leak grows; unlike priv it does not move when
+    another process on the machine maps or unmaps the same library pages),
+    or None once the process is gone."""
+    out = {"rss": 0, "pss": 0, "priv": 0, "anon": 0}
     try:
         with open("/proc/%d/smaps_rollup" % pid) as f:
             for line in f:
@@ -114,6 +117,8 @@ def smaps(pid):
                     out["pss"] = int(line.split()[1])
                 elif k in ("Private_Clean", "Private_Dirty"):
                     out["priv"] += int(line.split()[1])
+                elif k == "Anonymous":
+                    out["anon"] = int(line.split()[1])
     except OSError:
         return None
     return out

@@ -164,6 +164,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--server", required=True)
     ap.add_argument("--testdata", default=os.path.join(ROOT, "test", "data"))
+    ap.add_argument("--fakelog", default=os.path.join(ROOT, "test", "fakelog", "fakelog.py"),
+                    help="the fake log server to run (ingest_bench.Setup)")
     ap.add_argument("--logs", type=int, default=35)
     ap.add_argument("--rate", type=float, default=400, help="entries/s in total")
     ap.add_argument("--secs", type=float, default=600)

@@ -14,8 +14,11 @@ with thousands of clients, watching memory for growth and clients for loss.
   - certstream-loadgen --dense --reconnect with --reconnecting clients that
     reconnect every few seconds (--reconnect-every) to a stream picked at
     random (lite, full, domains over WebSocket; lite, full over SSE);
-  - every --sample seconds: Rss, Pss and private memory (Private_Clean +
-    Private_Dirty) of every server process from /proc/PID/smaps_rollup, and
+  - every --sample seconds: Rss, Pss, private memory (Private_Clean +
+    Private_Dirty) and anonymous memory (Anonymous: heap and stacks, the
+    figure a leak grows; private also counts library pages, which become
+    shared whenever another process on the machine maps them) of every
+    server process from /proc/PID/smaps_rollup, and
     the server's /metrics counters (slow-client drops, connections,
     published entries), appended to OUT/samples.jsonl;
   - at the end (or with --report OUT on a run still going or cut short):
@@ -142,9 +145,11 @@ def report(out, warmup):
           % (run["desc"], len(samples), t_end / 3600, run["sample"], warmup))
     series = {}
     for s in samples:
-        tot = {"rss": 0, "pss": 0, "priv": 0}
+        tot = {"rss": 0, "pss": 0, "priv": 0, "anon": 0}
         for name, m in s["procs"].items():
             for k in tot:
+                if k not in m:
+                    continue   # a run sampled before "anon" was read
                 tot[k] += m[k]
                 series.setdefault((name, k), []).append((s["t"], m[k]))
         for k in tot:
@@ -154,12 +159,12 @@ def report(out, warmup):
     print("|---|---|---|---|---|---|")
     worst = 0.0
     for n in names:
-        for k, label in (("rss", "RSS"), ("pss", "PSS"), ("priv", "private")):
+        for k, label in (("rss", "RSS"), ("pss", "PSS"), ("priv", "private"), ("anon", "anonymous")):
             pts = [p for p in series.get((n, k), []) if p[0] >= warmup]
             if not pts:
                 continue
             d = slope_per_hour(pts)
-            if d is not None and n == "all server processes" and k != "rss":
+            if d is not None and n == "all server processes" and k in ("pss", "priv"):
                 worst = max(worst, abs(d))   # summed RSS counts shared pages once per process
             ys = [p[1] for p in pts]
             print("| %s | %s | %.2f | %.2f | %.2f / %.2f | %s |" % (
@@ -170,8 +175,10 @@ def report(out, warmup):
     if len(half) >= 8:
         t_mid = half[len(half) // 2][0]
         parts = []
-        for k, label in (("pss", "PSS"), ("priv", "private")):
+        for k, label in (("pss", "PSS"), ("priv", "private"), ("anon", "anonymous")):
             pts = [p for p in series[("all server processes", k)] if p[0] >= warmup]
+            if len(pts) < 8:
+                continue
             d1 = slope_per_hour([p for p in pts if p[0] < t_mid])
             d2 = slope_per_hour([p for p in pts if p[0] >= t_mid])
             parts.append("%s %+.3f then %+.3f MB/h" % (label, d1, d2))
