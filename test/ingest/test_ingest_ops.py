@@ -132,7 +132,10 @@ class Run:
     def expect_exactly(self, indexes, timeout=60, url=None):
         want = collections.Counter(indexes)
         try:
-            wait_for(lambda: all(self.published(url).get(i, 0) >= 1 for i in want), timeout, "the entries")
+            def all_in():
+                got = self.published(url)   # once per poll: the journal holds thousands of lines
+                return all(got.get(i, 0) >= 1 for i in want)
+            wait_for(all_in, timeout, "the entries")
             time.sleep(0.5)  # anything extra would show now
         except AssertionError:
             pass
