@@ -47,6 +47,7 @@
 #include "shm/ratelimit.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
+#include "shm/roles.h"
 #include "shm/stats.h"
 
 #define SUP_STOP_GRACE_MS 5000
@@ -61,10 +62,8 @@
 #define SUP_TICK_MS 100          /* the loop's period: watchdogs, restarts, the watch */
 #define SUP_FD_RESERVE 64        /* descriptors a worker needs besides its clients */
 
-enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST, ROLE_NATS };
-
 struct child {
-    enum child_role role;
+    enum proc_role role;         /* its own (ROLE_NATS too); counted under role_reported() */
     unsigned index;              /* worker index / producer index */
     unsigned fslot;              /* fanout: its worker slot (ring waiter fslot, stats slot 1 + fslot) */
     unsigned gen;                /* fanout: the generation it belongs to (a reload that
@@ -136,27 +135,6 @@ struct supervisor {
     struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
 
-static unsigned stats_role_of(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return STATS_ROLE_FANOUT;
-    case ROLE_REPLAY: return STATS_ROLE_REPLAY;
-    case ROLE_LOGLIST: return STATS_ROLE_LOGLIST;
-    default: return STATS_ROLE_INGEST;
-    }
-}
-
-static const char *role_name(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return "fanout";
-    case ROLE_REPLAY: return "replay";
-    case ROLE_LOGLIST: return "loglist";
-    case ROLE_NATS: return "nats";
-    default: return "ingest";
-    }
-}
-
 /* The log list is fetched in a short-lived child so the supervisor never
  * blocks on the network: it writes the body into a memfd the supervisor
  * reads after reaping it (exit 0 = complete). */
@@ -188,16 +166,6 @@ static int fetch_loglist_child(struct supervisor *s)
     }
     free(json);
     return ftruncate(s->loglist_fd, (off_t)len) == 0 ? 0 : 1;
-}
-
-static enum proc_role proc_role_of(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return PROC_FANOUT;
-    case ROLE_REPLAY: return PROC_REPLAY;
-    case ROLE_LOGLIST: return PROC_LOGLIST;
-    default: return PROC_INGEST;
-    }
 }
 
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
@@ -275,7 +243,7 @@ static void log_fd_limit(const struct config *cfg)
 /* In the child: take the role and never return. */
 static void child_main(struct supervisor *s, const struct child *c)
 {
-    log_set_role(role_name(c->role), (int)c->index);
+    log_set_role(proc_role_name(c->role), (int)c->index);
     if (c->role != ROLE_LOGLIST)
         proctable_set_self(c->stats_slot);
     /* Die with the supervisor: a child without its master would serve stale config forever. */
@@ -345,6 +313,9 @@ static void child_main(struct supervisor *s, const struct child *c)
         rc = natsnode_run(&np);
         break;
     }
+    case ROLE_SUPERVISOR: /* never a child */
+    case ROLE_COUNT:
+        break;
     }
     _exit(rc);
 }
@@ -354,10 +325,10 @@ static int child_start(struct supervisor *s, struct child *c)
     /* The row is reset before fork: the child may beat and say RUNNING before
      * the parent runs again. */
     if (c->role != ROLE_LOGLIST)
-        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, 0);
+        proctable_set_child(s->procs, c->stats_slot, role_reported(c->role), c->index, 0);
     pid_t pid = fork();
     if (pid < 0) {
-        log_error("fork %s[%u]: %s", role_name(c->role), c->index, strerror(errno));
+        log_error("fork %s[%u]: %s", proc_role_name(c->role), c->index, strerror(errno));
         return -1;
     }
     if (pid == 0)
@@ -365,9 +336,9 @@ static int child_start(struct supervisor *s, struct child *c)
     c->pid = pid;
     c->started_ms = mono_ms();
     /* process metrics: the fetcher is short-lived and has no counter slot */
-    stats_log_add(&stats_server(s->stats)->starts[stats_role_of(c->role)], 1);
+    stats_log_add(&stats_server(s->stats)->starts[role_reported(c->role)], 1);
     if (c->role != ROLE_LOGLIST) {
-        stats_proc_set(s->stats, c->stats_slot, stats_role_of(c->role), c->index);
+        stats_proc_set(s->stats, c->stats_slot, role_reported(c->role), c->index);
         stats_proc_pid(s->stats, c->stats_slot, (int)pid);
     }
     c->restart_at_ms = 0;
@@ -375,7 +346,7 @@ static int child_start(struct supervisor *s, struct child *c)
     c->claim_seen_ms = 0;
     if (c->role != ROLE_LOGLIST)
         proctable_set_pid(s->procs, c->stats_slot, pid);
-    log_info("started %s[%u] pid=%ld", role_name(c->role), c->index, (long)pid);
+    log_info("started %s[%u] pid=%ld", proc_role_name(c->role), c->index, (long)pid);
     return 0;
 }
 
@@ -409,7 +380,7 @@ static void reap(struct supervisor *s)
             continue;
         c->pid = 0;
         /* its CPU time stays in the per-role total (a counter never goes back) */
-        stats_log_add(&stats_server(s->stats)->retired_cpu_us[stats_role_of(c->role)],
+        stats_log_add(&stats_server(s->stats)->retired_cpu_us[role_reported(c->role)],
                       (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
                           (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec);
         if (c->role != ROLE_LOGLIST)
@@ -436,7 +407,7 @@ static void reap(struct supervisor *s)
         if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
             ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
-            log_info("%s[%u] %s", role_name(c->role), c->index, why);
+            log_info("%s[%u] %s", proc_role_name(c->role), c->index, why);
             continue;
         }
         uint64_t now = mono_ms();
@@ -449,7 +420,7 @@ static void reap(struct supervisor *s)
         c->restart_at_ms = now + c->backoff_ms;
         c->restarts++;
         stats_add(s->stats, 0, ST_CHILD_RESTARTS, 1);
-        stats_log_add(&stats_server(s->stats)->restarts[stats_role_of(c->role)]
+        stats_log_add(&stats_server(s->stats)->restarts[role_reported(c->role)]
                                                       [clean ? STATS_EXIT_CLEAN
                                                        : WIFSIGNALED(status) ? STATS_EXIT_SIGNAL
                                                                              : STATS_EXIT_ERROR], 1);
@@ -457,7 +428,7 @@ static void reap(struct supervisor *s)
             stats_add(s->stats, 0, ST_WORKER_PANICS, 1);
         if (c->role != ROLE_FANOUT)
             stats_add(s->stats, 0, ST_INGEST_RESTARTS, 1);
-        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", role_name(c->role),
+        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", proc_role_name(c->role),
                  c->index, (long)pid, why, c->killed ? " by the watchdog" : "", c->backoff_ms,
                  c->restarts);
     }
@@ -512,7 +483,7 @@ static void stop_children(struct supervisor *s, int role)
             for (unsigned i = 0; i < s->n_children; i++) {
                 struct child *c = &s->children[i];
                 if (c->pid > 0 && stop_match(c, role)) {
-                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
+                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", proc_role_name(c->role), c->index,
                              SUP_STOP_GRACE_MS);
                     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH)
                         log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
@@ -566,7 +537,7 @@ static bool producer_id_used(const struct supervisor *s, unsigned id)
     return false;
 }
 
-static int add_producer(struct supervisor *s, enum child_role role, unsigned index)
+static int add_producer(struct supervisor *s, enum proc_role role, unsigned index)
 {
     unsigned id = 0;
     while (id < s->max_producers && producer_id_used(s, id))
@@ -907,14 +878,14 @@ static void maybe_fetch_loglist(struct supervisor *s)
 
 static void watchdog_kill(struct supervisor *s, struct child *c, const char *why)
 {
-    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", role_name(c->role), c->index,
+    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", proc_role_name(c->role), c->index,
               (long)c->pid, why);
     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH) {
         log_error("kill %ld: %s", (long)c->pid, strerror(errno));
         return;
     }
     c->killed = true;
-    proctable_count_watchdog_kill(s->procs, proc_role_of(c->role));
+    proctable_count_watchdog_kill(s->procs, role_reported(c->role));
 }
 
 /* A child whose event loop has not beaten for watchdog_secs (stopped,
@@ -1344,9 +1315,9 @@ static void publish_server_facts(struct supervisor *s)
     sv->loglist_configured = !s->opts->replay_file && s->cfg->ct_logs_url && *s->cfg->ct_logs_url;
     sv->custom_logs = (uint32_t)(s->cfg->n_custom_logs + s->cfg->n_static_logs);
     sv->state_configured = !s->opts->replay_file && s->cfg->ct_log.state_file && *s->cfg->ct_log.state_file;
-    stats_proc_set(s->stats, 0, STATS_ROLE_SUPERVISOR, 0);
+    stats_proc_set(s->stats, 0, ROLE_SUPERVISOR, 0);
     stats_proc_pid(s->stats, 0, (int)getpid());
-    stats_log_add(&sv->starts[STATS_ROLE_SUPERVISOR], 1);
+    stats_log_add(&sv->starts[ROLE_SUPERVISOR], 1);
 }
 
 /* certstream_dedup_cache_size: live entries of the shared table, counted
