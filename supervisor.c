@@ -36,6 +36,7 @@
 #include "ingest/state.h"
 #include "config_watch.h"
 #include "instance.h"
+#include "reload_plan.h"
 #include "shm/addrtable.h"
 #include "fanout/deep.h"
 #include "nats/ackstore.h"
@@ -108,11 +109,9 @@ struct supervisor {
     struct config_watch *watch;  /* hot_reload */
     uint32_t inplace_owed;       /* reloads applied in place, counted once every worker loaded them */
     bool reload_deferred;        /* a reload arrived during a replacement: run it after */
-    struct reload_plan {         /* what a reload applies besides the workers; with a worker
-                                  * replacement, once the new workers accept */
-        bool ingest, url, settings, watch;
-        struct dedup *new_dedup;
-    } plan;
+    struct reload_plan plan;     /* what a reload applies besides the workers (reload_plan.h);
+                                  * with a worker replacement, once the new workers accept */
+    struct dedup *plan_dedup;    /* ... and the new dedup table it made for that */
     struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
                                   * workers accept and the producers move to s->ring */
     bool stopping;
@@ -1065,96 +1064,35 @@ static const char *reload_path(const struct supervisor *s)
     return s->cfg->source_path;
 }
 
-/* How a changed key is applied (docs/operations.md, "Reload"). */
-enum apply_how {
-    APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
-    APPLY_FANOUT,        /* every fanout worker loads it at its next heartbeat (in place) */
-    APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
-    APPLY_INGEST,        /* ingest processes restart from their positions */
-    APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
-};
-
-/* The NATS process (its role, its stream settings, the ring it reads or
- * feeds) is set up once, at start: a reload that would change it is refused
- * as a whole. The key that forbids it, or NULL. */
-static const char *reload_nats_refused(const struct config *cur, const struct config *fresh,
-                                       const char *const *names, size_t n)
-{
-    if (!natsnode_wanted(cur) && !natsnode_wanted(fresh))
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(names[i], "nats.", 5) == 0 || strcmp(names[i], "ingest.source") == 0 ||
-            strcmp(names[i], "ring_size") == 0)
-            return names[i];
-    return NULL;
-}
-
-static enum apply_how how_applied(const char *key)
-{
-    static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
-                                           "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
-    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
-                                         "dedup.", "message_format.",
-                                         "apple_logs_url", "log_overrides", "operator_pacing"};
-    /* what a running worker reads per connection or per request */
-    static const char *const fanout[] = {"auth.", "connection_limit.", "limits.", "keepalive.",
-                                         "protocols.", "streams.", "shutdown."};
-    if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
-        return APPLY_BOTH;
-    for (size_t i = 0; i < sizeof fanout / sizeof fanout[0]; i++)
-        if (strncmp(key, fanout[i], strlen(fanout[i])) == 0)
-            return APPLY_FANOUT;
-    for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
-        if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
-            return APPLY_IN_PLACE;
-    for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
-        if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
-            return APPLY_INGEST;
-    return APPLY_WORKERS; /* host, port, workers, ring_size, buffer_size, filters */
-}
-
-static const char *how_name(enum apply_how h)
-{
-    switch (h) {
-    case APPLY_IN_PLACE: return "applied in place";
-    case APPLY_FANOUT: return "applied in place by every fanout worker (new connections use it; "
-                              "connected clients keep what they were admitted with)";
-    case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
-                            "from their positions";
-    case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
-                               "connected clients stay on the old workers until they leave)";
-    default: return "applied by rebuilding the log list; changed ingest groups restart from their positions";
-    }
-}
-
 static void watch_open(struct supervisor *s, struct config_watch *w);
 static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed);
 
 /* Everything a reload changes except the workers: in place (log level,
  * watchdogs, log output, the watch), then the log list and ingest processes
- * (with a new dedup table if it changed). prev: the configuration before. */
-static void apply_plan(struct supervisor *s, const struct config *prev, const char *why)
+ * (with a new dedup table if it changed). */
+static void apply_plan(struct supervisor *s, const char *why)
 {
-    struct reload_plan *p = &s->plan;
+    const struct reload_plan *p = &s->plan;
     int level = log_level_parse(s->cfg->log_level);
     if (level >= 0) {
         log_set_level((enum log_level)level);
         proctable_set_log_level(s->procs, (enum log_level)level);
     }
     proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
-    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
+    if (p->log_output)
         apply_log_output(s, why);
     if (p->watch && s->watch)
         watch_open(s, s->watch);
     struct dedup *old_dedup = NULL;
-    if (p->new_dedup) { /* restarted ingest processes get it at fork */
+    if (s->plan_dedup) { /* restarted ingest processes get it at fork */
         old_dedup = s->dedup;
-        s->dedup = p->new_dedup;
+        s->dedup = s->plan_dedup;
+        s->plan_dedup = NULL;
     }
     if (p->ingest)
         reload_logs(s, p->url, p->settings);
     dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
-    *p = (struct reload_plan){0};
+    s->plan = (struct reload_plan){0};
 }
 
 /* Starts a new generation of fanout workers with the running configuration.
@@ -1235,9 +1173,10 @@ static void end_replacement(struct supervisor *s, bool ok)
         log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
                  "(at most %u s, then close 1001)", s->workers, old, s->cfg->shutdown.drain_timeout_secs);
         instance_release(&s->prev_inst);
-        apply_plan(s, s->prev_cfg, "reload");
+        apply_plan(s, "reload");
     } else {
-        dedup_destroy(s->plan.new_dedup);
+        dedup_destroy(s->plan_dedup);
+        s->plan_dedup = NULL;
         s->plan = (struct reload_plan){0};
         /* back to the configuration the old workers run */
         log_error("reload: the new fanout workers did not start (see above); the old workers keep "
@@ -1472,50 +1411,31 @@ static void on_reload(struct supervisor *s, const char *why)
         on_reload_end(s, false);
         return;
     }
-    const char *names[128];
-    size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
-    if (n > sizeof names / sizeof names[0])
-        n = sizeof names / sizeof names[0];
-    const char *nats_key = reload_nats_refused(s->cfg, &fresh, names, n);
-    if (nats_key) {
+    struct reload_plan plan;
+    reload_plan_make(&plan, s->cfg, &fresh);
+    if (plan.refused) {
         log_error("%s: configuration refused, nothing changed: %s cannot change by reload on a node "
-                  "with a NATS role; restart the server (docs/scale-out.md)", why, nats_key);
+                  "with a NATS role; restart the server (docs/scale-out.md)", why, plan.refused);
         config_free(&fresh);
         proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
         on_reload_end(s, false);
         return;
     }
-    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false,
-         fanout = false;
-    for (size_t i = 0; i < n; i++) {
-        enum apply_how h = how_applied(names[i]);
-        workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
-        fanout |= h == APPLY_FANOUT;
-        ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
-        url |= strcmp(names[i], "ct_logs_url") == 0 || strcmp(names[i], "apple_logs_url") == 0;
-        /* what every ingest process runs with (not which logs): all restart */
-        settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
-                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0 ||
-                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0 ||
-                    strcmp(names[i], "operator_pacing") == 0;
-        watch |= strncmp(names[i], "hot_reload.", 11) == 0;
-        address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
-    }
     /* a new address is claimed (lock + probe) before anything changes */
     struct instance inst = {.lock_fd = -1};
     char ierr[512];
-    if (address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
+    if (plan.address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
         log_error("%s: configuration refused, nothing changed: %s", why, ierr);
         config_free(&fresh);
         proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
         on_reload_end(s, false);
         return;
     }
-    if (n == 0)
+    if (plan.n_keys == 0)
         log_info("%s: configuration %s is valid and unchanged", why,
                  fresh.source_path ? fresh.source_path : "(built-in defaults)");
-    for (size_t i = 0; i < n; i++)
-        log_info("%s: %s changed: %s", why, names[i], how_name(how_applied(names[i])));
+    for (size_t i = 0; i < plan.n_keys; i++)
+        log_info("%s: %s changed: %s", why, plan.keys[i], reload_apply_name(plan.how[i]));
 
     struct config *prev = malloc(sizeof *prev);
     if (!prev) {
@@ -1528,7 +1448,7 @@ static void on_reload(struct supervisor *s, const char *why)
     }
     /* a new ring for the new workers, with the eventfds of every worker slot */
     struct ring *new_ring = NULL;
-    if (fresh.ring_size != s->cfg->ring_size) {
+    if (plan.ring) {
         new_ring = ring_create((size_t)fresh.ring_size);
         if (new_ring && ring_set_start(new_ring, ring_tail(s->ring) + 1) != 0) {
             ring_destroy(new_ring);
@@ -1553,11 +1473,11 @@ static void on_reload(struct supervisor *s, const char *why)
         }
     }
     /* a new dedup table for the ingest processes that restart (apply_plan) */
-    s->plan = (struct reload_plan){.ingest = ingest, .url = url, .settings = settings, .watch = watch};
-    if (s->dedup && (fresh.dedup.capacity != s->cfg->dedup.capacity || fresh.dedup.ttl_secs != s->cfg->dedup.ttl_secs)) {
+    s->plan = plan;
+    if (s->dedup && plan.dedup) {
         struct dedup *d = dedup_create(fresh.dedup.capacity, fresh.dedup.ttl_secs);
         if (d) {
-            s->plan.new_dedup = d;
+            s->plan_dedup = d;
         } else {
             log_error("%s: dedup table (%u entries): %s; keeping the running table", why,
                       fresh.dedup.capacity, strerror(errno));
@@ -1570,10 +1490,10 @@ static void on_reload(struct supervisor *s, const char *why)
         s->prev_ring = s->ring;
         s->ring = new_ring;
     }
-    if (workers) {
+    if (plan.workers) {
         s->prev_cfg = prev;
         s->prev_inst.lock_fd = -1;
-        if (address) {
+        if (plan.address) {
             s->prev_inst = s->inst;
             s->inst = inst;
         }
@@ -1585,21 +1505,21 @@ static void on_reload(struct supervisor *s, const char *why)
      * certificate files (rotation in place: same paths, new contents); new
      * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
     /* ... and reopen the access log file (logrotate) */
-    if (s->cfg->tls.cert_file[0] || (s->cfg->access_log.enabled && s->cfg->access_log.path[0]))
+    if (plan.resignal)
         for (unsigned i = 0; i < s->n_children; i++)
             if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
                 kill(s->children[i].pid, SIGHUP) != 0)
                 log_warn("SIGHUP to fanout[%u]: %s", s->children[i].index, strerror(errno));
-    apply_plan(s, prev, why);
+    apply_plan(s, why);
     /* the running workers load the same file at their next heartbeat */
     config_free(prev);
     free(prev);
-    if (fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
+    if (plan.fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
         proctable_bump(s->procs, PROC_GEN_CONFIG);
         s->inplace_owed++; /* counted and ended in check_inplace() */
         return;
     }
-    if (fanout)
+    if (plan.fanout)
         log_error("%s: the configuration path is too long for the workers", why);
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
     on_reload_end(s, true);
