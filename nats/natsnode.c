@@ -126,6 +126,8 @@ struct node {
     uint64_t fl_head, fl_tail;   /* counters; slot = counter % fl_cap */
     uint64_t fl_ack_next;        /* ack handler: first record it has not resolved */
     _Atomic uint64_t last_seq;
+    natsStatistics *nstats;      /* publisher: the connection's counters (its reconnects) */
+    uint64_t reconnects_seen;
     /* publisher: a message the ring holds in pieces, gathered (shm/ring.h) */
     char *json[RING_NFORMATS];
     size_t json_cap[RING_NFORMATS];
@@ -240,6 +242,12 @@ static int connect_nats(struct node *n, bool publisher)
     if (s == NATS_OK) s = natsOptions_SetDisconnectedCB(o, on_disconnected, n);
     if (s == NATS_OK) s = natsOptions_SetReconnectedCB(o, on_reconnected, n);
     if (s == NATS_OK) s = natsOptions_SetErrorHandler(o, on_async_error, n);
+    /* The publisher keeps no reconnect buffer: what it publishes while the
+     * connection is down fails at once instead of being sent after the
+     * reconnect, ahead of the records lost with the old connection (those are
+     * sent again from the acknowledged position first: see reconnected()).
+     * 0 would mean libnats's default (8 MB). */
+    if (s == NATS_OK && publisher) s = natsOptions_SetReconnectBufSize(o, 1);
     if (s == NATS_OK && n->cfg->nats.creds_file[0])
         s = natsOptions_SetUserCredentialsFromFiles(o, n->cfg->nats.creds_file, NULL);
     if (s != NATS_OK) {
@@ -333,6 +341,23 @@ static int ensure_stream(struct node *n)
 static bool connected(struct node *n)
 {
     return n->nc && natsConnection_Status(n->nc) == NATS_CONN_STATUS_CONNECTED;
+}
+
+/* Publisher: whether the connection was made again (to the same server or,
+ * in a cluster, another) since the last call. libnats counts a reconnect
+ * before the connection is usable, so a publisher that sees it connected sees
+ * the count too. */
+static bool reconnected(struct node *n)
+{
+    uint64_t count = 0;
+    if (!n->nstats && natsStatistics_Create(&n->nstats) != NATS_OK)
+        return false;
+    if (natsConnection_GetStats(n->nc, n->nstats) != NATS_OK ||
+        natsStatistics_GetCounts(n->nstats, NULL, NULL, NULL, NULL, &count) != NATS_OK)
+        return false;
+    bool again = count != n->reconnects_seen;
+    n->reconnects_seen = count;
+    return again;
 }
 
 /* -------------------------------------------------------------- publisher */
@@ -494,6 +519,17 @@ static int run_publisher(struct node *n)
         if (acked != before) {
             atomic_store_explicit(&n->st->ring_acked, acked, memory_order_release);
             atomic_store(&n->st->stream_seq, atomic_load(&n->last_seq));
+        }
+        if (reconnected(n) && (n->fl_head != n->fl_tail || send != acked)) {
+            /* What was in flight on the old connection may be lost, and
+             * JetStream stores in the order it receives: sending on from
+             * `send` would store the later records ahead of the lost ones
+             * (sent again only when their wait ran out). So everything from
+             * the acknowledged position goes again, in ring order; what the
+             * stream did store comes back as a duplicate. */
+            log_info("NATS publisher: reconnected; sending again from ring position %" PRIu64, acked);
+            drop_inflight(n);
+            send = acked;
         }
         /* send what the ring has, up to the window */
         unsigned sent = 0;
@@ -926,6 +962,7 @@ int natsnode_run(const struct natsnode_params *p)
         js_PublishAsyncComplete(n.js, &wait);
     }
     connect_close(&n);   /* no acknowledgement handler runs after this */
+    natsStatistics_Destroy(n.nstats);
     nats_Close();
     for (int f = 0; f < RING_NFORMATS; f++)
         free(n.json[f]);

@@ -700,7 +700,7 @@ def case_replay():
 
 def case_cluster():
     """A 3-node NATS cluster, stream replicas 3: one NATS node killed under
-    load, nothing lost."""
+    load, nothing lost, nothing twice."""
     total = 300
     with Cluster() as c:
         cports = [free_port() for _ in range(3)]
@@ -735,7 +735,13 @@ def case_cluster():
         fl.grow_to(total, during=during)
         wait_count(out, total, timeout=90)
         time.sleep(0.5)
-        assert out.indexes() == list(range(total)), out.indexes()
+        # Each certificate once. Not necessarily in order: what was in
+        # flight when the node died may reach the stream after later records
+        # (docs/scale-out.md, failure modes).
+        got = out.indexes()
+        assert sorted(got) == list(range(total)), got
+        late = sum(1 for i, x in enumerate(got) if x != i)
+        print("%d of %d certificates out of place after the failover" % (late, total))
         # the last acknowledgements may be the duplicates of messages sent
         # again after the failover: they too give the stream's sequence
         wait_for("publisher at %d" % total,

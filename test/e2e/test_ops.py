@@ -330,23 +330,35 @@ def case_stuck_ingest_two_logs():
         fl.stop()
 
 
+def _kill_after_commit_server(hook):
+    """The golden Argon entries' indexes, a fake log serving them (empty at
+    first) and a server following it with CERTSTREAM_TEST_KILL_AFTER_COMMIT
+    set to `hook` (not started)."""
+    golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
+    fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
+    s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
+                                             "CERTSTREAM_TEST_KILL_AFTER_COMMIT": hook},
+               ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
+                       "operator_rate_limit_ms": 0, "batch_size": 8})
+    return golden, fl, s
+
+
+def _started_at_first(golden, fl, s):
+    """Starts s and waits until it follows the fake log from its first index."""
+    s.start()
+    wait_for(lambda: {l["url"]: l["next_index"] for l in s.health_deep()["logs"]} == {fl.url("/a/"): golden[0]},
+             20, "the log followed from its first index")
+
+
 def case_killed_after_commit():
     """An ingest process killed right after an entry's ring commit and before
     that entry's position is stored (test hook CERTSTREAM_TEST_KILL_AFTER_COMMIT):
     its replacement resumes at that entry, finds it already in the ring as
     its slot's last record, and does not send it again. A client gets every
     entry exactly once, in order, the fixture's indexes."""
-    golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
-    fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
-    ua = fl.url("/a/")
-    s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
-                                             "CERTSTREAM_TEST_KILL_AFTER_COMMIT": "2"},
-               ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
-                       "operator_rate_limit_ms": 0, "batch_size": 8})
+    golden, fl, s = _kill_after_commit_server("2")
     try:
-        s.start()
-        wait_for(lambda: {l["url"]: l["next_index"] for l in json.loads(s.http("/health/deep")[2])["logs"]}
-                 == {ua: golden[0]}, 20, "the log followed from its first index")
+        _started_at_first(golden, fl, s)
         c = WSRaw(s.port, "/", timeout=15)
         fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # 4 entries: the 2nd kills its producer
         got = []
@@ -377,17 +389,9 @@ def case_server_killed_after_commit():
     with the old ring and its clients): a client of the new server gets that
     entry and every later one exactly once, in order, the fixture's indexes;
     nothing before it is sent again."""
-    golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
-    fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
-    ua = fl.url("/a/")
-    s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
-                                             "CERTSTREAM_TEST_KILL_AFTER_COMMIT": "2:server"},
-               ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
-                       "operator_rate_limit_ms": 0, "batch_size": 8})
+    golden, fl, s = _kill_after_commit_server("2:server")
     try:
-        s.start()
-        wait_for(lambda: {l["url"]: l["next_index"] for l in s.health_deep()["logs"]} == {ua: golden[0]},
-                 20, "the log followed from its first index")
+        _started_at_first(golden, fl, s)
         fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # the 2nd entry kills the server
         wait_for(lambda: s.proc.poll() is not None, 20, "the test hook to kill the whole server")
         assert "killed after ring commit 2 with the whole server" in s.logtext(), s.logtext()
