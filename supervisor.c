@@ -36,6 +36,7 @@
 #include "ingest/state.h"
 #include "config_watch.h"
 #include "instance.h"
+#include "reload_plan.h"
 #include "shm/addrtable.h"
 #include "fanout/deep.h"
 #include "nats/ackstore.h"
@@ -47,6 +48,7 @@
 #include "shm/ratelimit.h"
 #include "shm/ring.h"
 #include "shm/ring_test.h"
+#include "shm/roles.h"
 #include "shm/stats.h"
 
 #define SUP_STOP_GRACE_MS 5000
@@ -61,10 +63,8 @@
 #define SUP_TICK_MS 100          /* the loop's period: watchdogs, restarts, the watch */
 #define SUP_FD_RESERVE 64        /* descriptors a worker needs besides its clients */
 
-enum child_role { ROLE_FANOUT, ROLE_REPLAY, ROLE_INGEST, ROLE_LOGLIST, ROLE_NATS };
-
 struct child {
-    enum child_role role;
+    enum proc_role role;         /* its own (ROLE_NATS too); counted under role_reported() */
     unsigned index;              /* worker index / producer index */
     unsigned fslot;              /* fanout: its worker slot (ring waiter fslot, stats slot 1 + fslot) */
     unsigned gen;                /* fanout: the generation it belongs to (a reload that
@@ -109,11 +109,9 @@ struct supervisor {
     struct config_watch *watch;  /* hot_reload */
     uint32_t inplace_owed;       /* reloads applied in place, counted once every worker loaded them */
     bool reload_deferred;        /* a reload arrived during a replacement: run it after */
-    struct reload_plan {         /* what a reload applies besides the workers; with a worker
-                                  * replacement, once the new workers accept */
-        bool ingest, url, settings, watch;
-        struct dedup *new_dedup;
-    } plan;
+    struct reload_plan plan;     /* what a reload applies besides the workers (reload_plan.h);
+                                  * with a worker replacement, once the new workers accept */
+    struct dedup *plan_dedup;    /* ... and the new dedup table it made for that */
     struct ring *prev_ring;      /* a ring_size reload: the running ring, until the new
                                   * workers accept and the producers move to s->ring */
     bool stopping;
@@ -135,27 +133,6 @@ struct supervisor {
     uint64_t loglist_hash;       /* of the list applied, to skip an unchanged refresh */
     struct positions *positions; /* crash-proof positions beside the state file (or NULL) */
 };
-
-static unsigned stats_role_of(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return STATS_ROLE_FANOUT;
-    case ROLE_REPLAY: return STATS_ROLE_REPLAY;
-    case ROLE_LOGLIST: return STATS_ROLE_LOGLIST;
-    default: return STATS_ROLE_INGEST;
-    }
-}
-
-static const char *role_name(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return "fanout";
-    case ROLE_REPLAY: return "replay";
-    case ROLE_LOGLIST: return "loglist";
-    case ROLE_NATS: return "nats";
-    default: return "ingest";
-    }
-}
 
 /* The log list is fetched in a short-lived child so the supervisor never
  * blocks on the network: it writes the body into a memfd the supervisor
@@ -188,16 +165,6 @@ static int fetch_loglist_child(struct supervisor *s)
     }
     free(json);
     return ftruncate(s->loglist_fd, (off_t)len) == 0 ? 0 : 1;
-}
-
-static enum proc_role proc_role_of(enum child_role r)
-{
-    switch (r) {
-    case ROLE_FANOUT: return PROC_FANOUT;
-    case ROLE_REPLAY: return PROC_REPLAY;
-    case ROLE_LOGLIST: return PROC_LOGLIST;
-    default: return PROC_INGEST;
-    }
 }
 
 /* Test hook (docs/operations.md, "Watchdogs"): CERTSTREAM_TEST_STOP_IN_CLAIM=N
@@ -275,7 +242,7 @@ static void log_fd_limit(const struct config *cfg)
 /* In the child: take the role and never return. */
 static void child_main(struct supervisor *s, const struct child *c)
 {
-    log_set_role(role_name(c->role), (int)c->index);
+    log_set_role(proc_role_name(c->role), (int)c->index);
     if (c->role != ROLE_LOGLIST)
         proctable_set_self(c->stats_slot);
     /* Die with the supervisor: a child without its master would serve stale config forever. */
@@ -345,6 +312,9 @@ static void child_main(struct supervisor *s, const struct child *c)
         rc = natsnode_run(&np);
         break;
     }
+    case ROLE_SUPERVISOR: /* never a child */
+    case ROLE_COUNT:
+        break;
     }
     _exit(rc);
 }
@@ -354,10 +324,10 @@ static int child_start(struct supervisor *s, struct child *c)
     /* The row is reset before fork: the child may beat and say RUNNING before
      * the parent runs again. */
     if (c->role != ROLE_LOGLIST)
-        proctable_set_child(s->procs, c->stats_slot, proc_role_of(c->role), c->index, 0);
+        proctable_set_child(s->procs, c->stats_slot, role_reported(c->role), c->index, 0);
     pid_t pid = fork();
     if (pid < 0) {
-        log_error("fork %s[%u]: %s", role_name(c->role), c->index, strerror(errno));
+        log_error("fork %s[%u]: %s", proc_role_name(c->role), c->index, strerror(errno));
         return -1;
     }
     if (pid == 0)
@@ -365,9 +335,9 @@ static int child_start(struct supervisor *s, struct child *c)
     c->pid = pid;
     c->started_ms = mono_ms();
     /* process metrics: the fetcher is short-lived and has no counter slot */
-    stats_log_add(&stats_server(s->stats)->starts[stats_role_of(c->role)], 1);
+    stats_log_add(&stats_server(s->stats)->starts[role_reported(c->role)], 1);
     if (c->role != ROLE_LOGLIST) {
-        stats_proc_set(s->stats, c->stats_slot, stats_role_of(c->role), c->index);
+        stats_proc_set(s->stats, c->stats_slot, role_reported(c->role), c->index);
         stats_proc_pid(s->stats, c->stats_slot, (int)pid);
     }
     c->restart_at_ms = 0;
@@ -375,7 +345,7 @@ static int child_start(struct supervisor *s, struct child *c)
     c->claim_seen_ms = 0;
     if (c->role != ROLE_LOGLIST)
         proctable_set_pid(s->procs, c->stats_slot, pid);
-    log_info("started %s[%u] pid=%ld", role_name(c->role), c->index, (long)pid);
+    log_info("started %s[%u] pid=%ld", proc_role_name(c->role), c->index, (long)pid);
     return 0;
 }
 
@@ -409,7 +379,7 @@ static void reap(struct supervisor *s)
             continue;
         c->pid = 0;
         /* its CPU time stays in the per-role total (a counter never goes back) */
-        stats_log_add(&stats_server(s->stats)->retired_cpu_us[stats_role_of(c->role)],
+        stats_log_add(&stats_server(s->stats)->retired_cpu_us[role_reported(c->role)],
                       (uint64_t)ru.ru_utime.tv_sec * 1000000u + (uint64_t)ru.ru_utime.tv_usec +
                           (uint64_t)ru.ru_stime.tv_sec * 1000000u + (uint64_t)ru.ru_stime.tv_usec);
         if (c->role != ROLE_LOGLIST)
@@ -436,7 +406,7 @@ static void reap(struct supervisor *s)
         if (c->role == ROLE_FANOUT && (s->stopping || !c->active))
             ring_waiter_set_active(c->ring, c->fslot, false);
         if (s->stopping || !c->active) {
-            log_info("%s[%u] %s", role_name(c->role), c->index, why);
+            log_info("%s[%u] %s", proc_role_name(c->role), c->index, why);
             continue;
         }
         uint64_t now = mono_ms();
@@ -449,7 +419,7 @@ static void reap(struct supervisor *s)
         c->restart_at_ms = now + c->backoff_ms;
         c->restarts++;
         stats_add(s->stats, 0, ST_CHILD_RESTARTS, 1);
-        stats_log_add(&stats_server(s->stats)->restarts[stats_role_of(c->role)]
+        stats_log_add(&stats_server(s->stats)->restarts[role_reported(c->role)]
                                                       [clean ? STATS_EXIT_CLEAN
                                                        : WIFSIGNALED(status) ? STATS_EXIT_SIGNAL
                                                                              : STATS_EXIT_ERROR], 1);
@@ -457,7 +427,7 @@ static void reap(struct supervisor *s)
             stats_add(s->stats, 0, ST_WORKER_PANICS, 1);
         if (c->role != ROLE_FANOUT)
             stats_add(s->stats, 0, ST_INGEST_RESTARTS, 1);
-        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", role_name(c->role),
+        log_warn("%s[%u] pid=%ld %s%s; restarting in %u ms (restart #%u)", proc_role_name(c->role),
                  c->index, (long)pid, why, c->killed ? " by the watchdog" : "", c->backoff_ms,
                  c->restarts);
     }
@@ -512,7 +482,7 @@ static void stop_children(struct supervisor *s, int role)
             for (unsigned i = 0; i < s->n_children; i++) {
                 struct child *c = &s->children[i];
                 if (c->pid > 0 && stop_match(c, role)) {
-                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", role_name(c->role), c->index,
+                    log_warn("%s[%u] did not stop in %d ms: SIGKILL", proc_role_name(c->role), c->index,
                              SUP_STOP_GRACE_MS);
                     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH)
                         log_warn("kill %ld: %s", (long)c->pid, strerror(errno));
@@ -566,7 +536,7 @@ static bool producer_id_used(const struct supervisor *s, unsigned id)
     return false;
 }
 
-static int add_producer(struct supervisor *s, enum child_role role, unsigned index)
+static int add_producer(struct supervisor *s, enum proc_role role, unsigned index)
 {
     unsigned id = 0;
     while (id < s->max_producers && producer_id_used(s, id))
@@ -907,14 +877,14 @@ static void maybe_fetch_loglist(struct supervisor *s)
 
 static void watchdog_kill(struct supervisor *s, struct child *c, const char *why)
 {
-    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", role_name(c->role), c->index,
+    log_error("%s[%u] pid=%ld %s: SIGKILL, it will be replaced", proc_role_name(c->role), c->index,
               (long)c->pid, why);
     if (kill(c->pid, SIGKILL) != 0 && errno != ESRCH) {
         log_error("kill %ld: %s", (long)c->pid, strerror(errno));
         return;
     }
     c->killed = true;
-    proctable_count_watchdog_kill(s->procs, proc_role_of(c->role));
+    proctable_count_watchdog_kill(s->procs, role_reported(c->role));
 }
 
 /* A child whose event loop has not beaten for watchdog_secs (stopped,
@@ -1094,96 +1064,35 @@ static const char *reload_path(const struct supervisor *s)
     return s->cfg->source_path;
 }
 
-/* How a changed key is applied (docs/operations.md, "Reload"). */
-enum apply_how {
-    APPLY_IN_PLACE,      /* the supervisor, or every process at its next heartbeat */
-    APPLY_FANOUT,        /* every fanout worker loads it at its next heartbeat (in place) */
-    APPLY_WORKERS,       /* new fanout workers; the old ones drain their clients */
-    APPLY_INGEST,        /* ingest processes restart from their positions */
-    APPLY_BOTH,          /* new fanout workers, and the producers restart (compression) */
-};
-
-/* The NATS process (its role, its stream settings, the ring it reads or
- * feeds) is set up once, at start: a reload that would change it is refused
- * as a whole. The key that forbids it, or NULL. */
-static const char *reload_nats_refused(const struct config *cur, const struct config *fresh,
-                                       const char *const *names, size_t n)
-{
-    if (!natsnode_wanted(cur) && !natsnode_wanted(fresh))
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(names[i], "nats.", 5) == 0 || strcmp(names[i], "ingest.source") == 0 ||
-            strcmp(names[i], "ring_size") == 0)
-            return names[i];
-    return NULL;
-}
-
-static enum apply_how how_applied(const char *key)
-{
-    static const char *const in_place[] = {"log_level", "watchdog_secs", "ring_claim_timeout_ms",
-                                           "hot_reload.", "ct_log.state_file", "log_format", "log_file"};
-    static const char *const ingest[] = {"ct_logs_url", "custom_logs", "static_logs", "ct_log.", "ingest.",
-                                         "dedup.", "message_format.",
-                                         "apple_logs_url", "log_overrides", "operator_pacing"};
-    /* what a running worker reads per connection or per request */
-    static const char *const fanout[] = {"auth.", "connection_limit.", "limits.", "keepalive.",
-                                         "protocols.", "streams.", "shutdown."};
-    if (strncmp(key, "compression.", 12) == 0) /* producers compress, workers negotiate */
-        return APPLY_BOTH;
-    for (size_t i = 0; i < sizeof fanout / sizeof fanout[0]; i++)
-        if (strncmp(key, fanout[i], strlen(fanout[i])) == 0)
-            return APPLY_FANOUT;
-    for (size_t i = 0; i < sizeof in_place / sizeof in_place[0]; i++)
-        if (strncmp(key, in_place[i], strlen(in_place[i])) == 0)
-            return APPLY_IN_PLACE;
-    for (size_t i = 0; i < sizeof ingest / sizeof ingest[0]; i++)
-        if (strncmp(key, ingest[i], strlen(ingest[i])) == 0)
-            return APPLY_INGEST;
-    return APPLY_WORKERS; /* host, port, workers, ring_size, buffer_size, filters */
-}
-
-static const char *how_name(enum apply_how h)
-{
-    switch (h) {
-    case APPLY_IN_PLACE: return "applied in place";
-    case APPLY_FANOUT: return "applied in place by every fanout worker (new connections use it; "
-                              "connected clients keep what they were admitted with)";
-    case APPLY_BOTH: return "applied by replacing the fanout workers and restarting the producers "
-                            "from their positions";
-    case APPLY_WORKERS: return "applied by replacing the fanout workers (new connections use it now; "
-                               "connected clients stay on the old workers until they leave)";
-    default: return "applied by rebuilding the log list; changed ingest groups restart from their positions";
-    }
-}
-
 static void watch_open(struct supervisor *s, struct config_watch *w);
 static void reload_logs(struct supervisor *s, bool url_changed, bool settings_changed);
 
 /* Everything a reload changes except the workers: in place (log level,
  * watchdogs, log output, the watch), then the log list and ingest processes
- * (with a new dedup table if it changed). prev: the configuration before. */
-static void apply_plan(struct supervisor *s, const struct config *prev, const char *why)
+ * (with a new dedup table if it changed). */
+static void apply_plan(struct supervisor *s, const char *why)
 {
-    struct reload_plan *p = &s->plan;
+    const struct reload_plan *p = &s->plan;
     int level = log_level_parse(s->cfg->log_level);
     if (level >= 0) {
         log_set_level((enum log_level)level);
         proctable_set_log_level(s->procs, (enum log_level)level);
     }
     proctable_set_watchdog_ms(s->procs, s->cfg->watchdog_secs * 1000u);
-    if (strcmp(prev->log_file, s->cfg->log_file) != 0 || strcmp(prev->log_format, s->cfg->log_format) != 0)
+    if (p->log_output)
         apply_log_output(s, why);
     if (p->watch && s->watch)
         watch_open(s, s->watch);
     struct dedup *old_dedup = NULL;
-    if (p->new_dedup) { /* restarted ingest processes get it at fork */
+    if (s->plan_dedup) { /* restarted ingest processes get it at fork */
         old_dedup = s->dedup;
-        s->dedup = p->new_dedup;
+        s->dedup = s->plan_dedup;
+        s->plan_dedup = NULL;
     }
     if (p->ingest)
         reload_logs(s, p->url, p->settings);
     dedup_destroy(old_dedup); /* this process's mapping; stopped processes had theirs */
-    *p = (struct reload_plan){0};
+    s->plan = (struct reload_plan){0};
 }
 
 /* Starts a new generation of fanout workers with the running configuration.
@@ -1264,9 +1173,10 @@ static void end_replacement(struct supervisor *s, bool ok)
         log_info("reload: %u new fanout workers accept; %u old workers drain their clients "
                  "(at most %u s, then close 1001)", s->workers, old, s->cfg->shutdown.drain_timeout_secs);
         instance_release(&s->prev_inst);
-        apply_plan(s, s->prev_cfg, "reload");
+        apply_plan(s, "reload");
     } else {
-        dedup_destroy(s->plan.new_dedup);
+        dedup_destroy(s->plan_dedup);
+        s->plan_dedup = NULL;
         s->plan = (struct reload_plan){0};
         /* back to the configuration the old workers run */
         log_error("reload: the new fanout workers did not start (see above); the old workers keep "
@@ -1344,9 +1254,9 @@ static void publish_server_facts(struct supervisor *s)
     sv->loglist_configured = !s->opts->replay_file && s->cfg->ct_logs_url && *s->cfg->ct_logs_url;
     sv->custom_logs = (uint32_t)(s->cfg->n_custom_logs + s->cfg->n_static_logs);
     sv->state_configured = !s->opts->replay_file && s->cfg->ct_log.state_file && *s->cfg->ct_log.state_file;
-    stats_proc_set(s->stats, 0, STATS_ROLE_SUPERVISOR, 0);
+    stats_proc_set(s->stats, 0, ROLE_SUPERVISOR, 0);
     stats_proc_pid(s->stats, 0, (int)getpid());
-    stats_log_add(&sv->starts[STATS_ROLE_SUPERVISOR], 1);
+    stats_log_add(&sv->starts[ROLE_SUPERVISOR], 1);
 }
 
 /* certstream_dedup_cache_size: live entries of the shared table, counted
@@ -1501,50 +1411,31 @@ static void on_reload(struct supervisor *s, const char *why)
         on_reload_end(s, false);
         return;
     }
-    const char *names[128];
-    size_t n = config_changed_keys(s->cfg, &fresh, names, sizeof names / sizeof names[0]);
-    if (n > sizeof names / sizeof names[0])
-        n = sizeof names / sizeof names[0];
-    const char *nats_key = reload_nats_refused(s->cfg, &fresh, names, n);
-    if (nats_key) {
+    struct reload_plan plan;
+    reload_plan_make(&plan, s->cfg, &fresh);
+    if (plan.refused) {
         log_error("%s: configuration refused, nothing changed: %s cannot change by reload on a node "
-                  "with a NATS role; restart the server (docs/scale-out.md)", why, nats_key);
+                  "with a NATS role; restart the server (docs/scale-out.md)", why, plan.refused);
         config_free(&fresh);
         proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
         on_reload_end(s, false);
         return;
     }
-    bool workers = false, ingest = false, url = false, watch = false, address = false, settings = false,
-         fanout = false;
-    for (size_t i = 0; i < n; i++) {
-        enum apply_how h = how_applied(names[i]);
-        workers |= h == APPLY_WORKERS || h == APPLY_BOTH;
-        fanout |= h == APPLY_FANOUT;
-        ingest |= h == APPLY_INGEST || h == APPLY_BOTH;
-        url |= strcmp(names[i], "ct_logs_url") == 0 || strcmp(names[i], "apple_logs_url") == 0;
-        /* what every ingest process runs with (not which logs): all restart */
-        settings |= (strncmp(names[i], "ct_log.", 7) == 0 && strcmp(names[i], "ct_log.state_file") != 0) ||
-                    strncmp(names[i], "ingest.", 7) == 0 || strncmp(names[i], "dedup.", 6) == 0 ||
-                    strncmp(names[i], "message_format.", 15) == 0 || strncmp(names[i], "compression.", 12) == 0 ||
-                    strcmp(names[i], "operator_pacing") == 0;
-        watch |= strncmp(names[i], "hot_reload.", 11) == 0;
-        address |= strcmp(names[i], "host") == 0 || strcmp(names[i], "port") == 0;
-    }
     /* a new address is claimed (lock + probe) before anything changes */
     struct instance inst = {.lock_fd = -1};
     char ierr[512];
-    if (address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
+    if (plan.address && instance_claim(&inst, fresh.host, fresh.port, ierr, sizeof ierr) != 0) {
         log_error("%s: configuration refused, nothing changed: %s", why, ierr);
         config_free(&fresh);
         proctable_count_reload(s->procs, false, (uint64_t)time(NULL));
         on_reload_end(s, false);
         return;
     }
-    if (n == 0)
+    if (plan.n_keys == 0)
         log_info("%s: configuration %s is valid and unchanged", why,
                  fresh.source_path ? fresh.source_path : "(built-in defaults)");
-    for (size_t i = 0; i < n; i++)
-        log_info("%s: %s changed: %s", why, names[i], how_name(how_applied(names[i])));
+    for (size_t i = 0; i < plan.n_keys; i++)
+        log_info("%s: %s changed: %s", why, plan.keys[i], reload_apply_name(plan.how[i]));
 
     struct config *prev = malloc(sizeof *prev);
     if (!prev) {
@@ -1557,7 +1448,7 @@ static void on_reload(struct supervisor *s, const char *why)
     }
     /* a new ring for the new workers, with the eventfds of every worker slot */
     struct ring *new_ring = NULL;
-    if (fresh.ring_size != s->cfg->ring_size) {
+    if (plan.ring) {
         new_ring = ring_create((size_t)fresh.ring_size);
         if (new_ring && ring_set_start(new_ring, ring_tail(s->ring) + 1) != 0) {
             ring_destroy(new_ring);
@@ -1582,11 +1473,11 @@ static void on_reload(struct supervisor *s, const char *why)
         }
     }
     /* a new dedup table for the ingest processes that restart (apply_plan) */
-    s->plan = (struct reload_plan){.ingest = ingest, .url = url, .settings = settings, .watch = watch};
-    if (s->dedup && (fresh.dedup.capacity != s->cfg->dedup.capacity || fresh.dedup.ttl_secs != s->cfg->dedup.ttl_secs)) {
+    s->plan = plan;
+    if (s->dedup && plan.dedup) {
         struct dedup *d = dedup_create(fresh.dedup.capacity, fresh.dedup.ttl_secs);
         if (d) {
-            s->plan.new_dedup = d;
+            s->plan_dedup = d;
         } else {
             log_error("%s: dedup table (%u entries): %s; keeping the running table", why,
                       fresh.dedup.capacity, strerror(errno));
@@ -1599,10 +1490,10 @@ static void on_reload(struct supervisor *s, const char *why)
         s->prev_ring = s->ring;
         s->ring = new_ring;
     }
-    if (workers) {
+    if (plan.workers) {
         s->prev_cfg = prev;
         s->prev_inst.lock_fd = -1;
-        if (address) {
+        if (plan.address) {
             s->prev_inst = s->inst;
             s->inst = inst;
         }
@@ -1614,21 +1505,21 @@ static void on_reload(struct supervisor *s, const char *why)
      * certificate files (rotation in place: same paths, new contents); new
      * handshakes use it, a bad file keeps the old one (fanout/edge.c) */
     /* ... and reopen the access log file (logrotate) */
-    if (s->cfg->tls.cert_file[0] || (s->cfg->access_log.enabled && s->cfg->access_log.path[0]))
+    if (plan.resignal)
         for (unsigned i = 0; i < s->n_children; i++)
             if (s->children[i].role == ROLE_FANOUT && s->children[i].active && s->children[i].pid > 0 &&
                 kill(s->children[i].pid, SIGHUP) != 0)
                 log_warn("SIGHUP to fanout[%u]: %s", s->children[i].index, strerror(errno));
-    apply_plan(s, prev, why);
+    apply_plan(s, why);
     /* the running workers load the same file at their next heartbeat */
     config_free(prev);
     free(prev);
-    if (fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
+    if (plan.fanout && proctable_set_config_path(s->procs, reload_path(s)) == 0) {
         proctable_bump(s->procs, PROC_GEN_CONFIG);
         s->inplace_owed++; /* counted and ended in check_inplace() */
         return;
     }
-    if (fanout)
+    if (plan.fanout)
         log_error("%s: the configuration path is too long for the workers", why);
     proctable_count_reload(s->procs, true, (uint64_t)time(NULL));
     on_reload_end(s, true);

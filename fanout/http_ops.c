@@ -53,7 +53,7 @@ void ops_health_deep(struct jbuf *b)
         uint64_t last = row.beat_ms ? row.beat_ms : row.started_ms;
         jb_printf(b, "%s{\"role\":\"%s\",\"index\":%u,\"pid\":%d,\"state\":\"%s\",\"healthy\":%s,"
                      "\"heartbeat_age_ms\":%" PRIu64 "}",
-                  first ? "" : ",", proctable_role_name(row.role), row.index, (int)row.pid,
+                  first ? "" : ",", proc_role_name(row.role), row.index, (int)row.pid,
                   state_name(row.state), proctable_fresh(&row, now, wd) ? "true" : "false",
                   now > last ? now - last : 0);
         first = false;
@@ -63,8 +63,8 @@ void ops_health_deep(struct jbuf *b)
     jb_printf(b, "],\"watchdog\":{\"watchdog_secs\":%u,\"kills\":{\"fanout\":%" PRIu64 ",\"ingest\":%" PRIu64
                  ",\"replay\":%" PRIu64 "}},\"config_reloads\":{\"ok\":%" PRIu64 ",\"error\":%" PRIu64
                  ",\"last_success_timestamp_seconds\":%" PRIu64 "}",
-              proctable_watchdog_ms(t) / 1000, proctable_watchdog_kills(t, PROC_FANOUT), proctable_watchdog_kills(t, PROC_INGEST),
-              proctable_watchdog_kills(t, PROC_REPLAY), ok, err, last_ok);
+              proctable_watchdog_ms(t) / 1000, proctable_watchdog_kills(t, ROLE_FANOUT), proctable_watchdog_kills(t, ROLE_INGEST),
+              proctable_watchdog_kills(t, ROLE_REPLAY), ok, err, last_ok);
 }
 
 void ops_metrics(struct jbuf *b, bool om)
@@ -83,8 +83,8 @@ void ops_metrics(struct jbuf *b, bool om)
                  "# HELP certstream_watchdog_kills%s Child processes killed by the watchdogs (missed heartbeat, stuck ring claim).\n"
                  "# TYPE certstream_watchdog_kills%s counter\n",
               tot, tot, ok, err, last_ok, tot, tot);
-    static const enum proc_role roles[] = {PROC_FANOUT, PROC_INGEST, PROC_REPLAY};
+    static const enum proc_role roles[] = {ROLE_FANOUT, ROLE_INGEST, ROLE_REPLAY};
     for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++)
-        jb_printf(b, "certstream_watchdog_kills_total{role=\"%s\"} %" PRIu64 "\n", proctable_role_name(roles[i]),
+        jb_printf(b, "certstream_watchdog_kills_total{role=\"%s\"} %" PRIu64 "\n", proc_role_name(roles[i]),
                   proctable_watchdog_kills(t, roles[i]));
 }

@@ -421,9 +421,10 @@ static void render_workers(struct mw *m, struct stats *s)
 {
     unsigned slots[STATS_MAX_SLOTS], idx[STATS_MAX_SLOTS], nw = 0;
     for (unsigned slot = 0; slot < STATS_MAX_SLOTS; slot++) {
-        unsigned role, index;
+        enum proc_role role;
+        unsigned index;
         int pid;
-        if (stats_proc_get(s, slot, &role, &index, &pid) && role == STATS_ROLE_FANOUT) {
+        if (stats_proc_get(s, slot, &role, &index, &pid) && role == ROLE_FANOUT) {
             slots[nw] = slot;
             idx[nw++] = index;
         }
@@ -486,16 +487,17 @@ struct role_sums {
     double fd_ratio;
 };
 
-static void read_processes(struct stats *s, struct role_sums r[STATS_NROLES])
+static void read_processes(struct stats *s, struct role_sums r[ROLE_NREPORTED])
 {
-    memset(r, 0, sizeof(struct role_sums) * STATS_NROLES);
+    memset(r, 0, sizeof(struct role_sums) * ROLE_NREPORTED);
     const struct stats_server *sv = stats_server(s);
-    for (unsigned role = 0; role < STATS_NROLES; role++) r[role].cpu_us = stats_log_load(&sv->retired_cpu_us[role]);
+    for (unsigned role = 0; role < ROLE_NREPORTED; role++) r[role].cpu_us = stats_log_load(&sv->retired_cpu_us[role]);
     for (unsigned slot = 0; slot < STATS_MAX_SLOTS; slot++) {
-        unsigned role, index;
+        enum proc_role role;
+        unsigned index;
         int pid;
         struct procinfo pi;
-        if (!stats_proc_get(s, slot, &role, &index, &pid) || pid <= 0 || role >= STATS_NROLES) continue;
+        if (!stats_proc_get(s, slot, &role, &index, &pid) || pid <= 0 || (unsigned)role >= ROLE_NREPORTED) continue;
         if (procinfo_read(pid, &pi) != 0) continue;   /* just exited */
         r[role].n++;
         r[role].rss += pi.rss_bytes;
@@ -510,7 +512,7 @@ static void read_processes(struct stats *s, struct role_sums r[STATS_NROLES])
 
 static void render_processes(struct mw *m, struct stats *s)
 {
-    static struct role_sums r[STATS_NROLES];
+    static struct role_sums r[ROLE_NREPORTED];
     static uint64_t read_at_ms;
     const struct stats_server *sv = stats_server(s);
     uint64_t now = mono_ms();
@@ -532,8 +534,8 @@ static void render_processes(struct mw *m, struct stats *s)
     };
     for (size_t k = 0; k < sizeof fams / sizeof fams[0]; k++) {
         family(m, fams[k].name, fams[k].t, fams[k].help);
-        for (unsigned role = 0; role < STATS_NROLES; role++) {
-            jb_printf(m->b, "%s{role=\"%s\"} ", fams[k].name, stats_role_name(role));
+        for (unsigned role = 0; role < ROLE_NREPORTED; role++) {
+            jb_printf(m->b, "%s{role=\"%s\"} ", fams[k].name, proc_role_name((enum proc_role)role));
             switch (k) {
             case 0: jb_printf(m->b, "%" PRIu64 "\n", r[role].n); break;
             case 1: jb_printf(m->b, "%" PRIu64 "\n", r[role].rss); break;
@@ -546,16 +548,16 @@ static void render_processes(struct mw *m, struct stats *s)
         }
     }
     family(m, "certstream_process_starts_total", M_COUNTER, "Processes started, by role.");
-    for (unsigned role = 0; role < STATS_NROLES; role++)
-        jb_printf(m->b, "certstream_process_starts_total{role=\"%s\"} %" PRIu64 "\n", stats_role_name(role),
+    for (unsigned role = 0; role < ROLE_NREPORTED; role++)
+        jb_printf(m->b, "certstream_process_starts_total{role=\"%s\"} %" PRIu64 "\n", proc_role_name((enum proc_role)role),
                   stats_log_load(&sv->starts[role]));
     family(m, "certstream_process_restarts_total", M_COUNTER,
            "Child processes restarted by the supervisor, by role and cause (clean_exit, error_exit, signal).");
-    for (unsigned role = STATS_ROLE_FANOUT; role < STATS_NROLES; role++) {
-        if (role == STATS_ROLE_LOGLIST) continue;    /* fetched again on a schedule, not restarted */
+    for (unsigned role = ROLE_FANOUT; role < ROLE_NREPORTED; role++) {
+        if (role == ROLE_LOGLIST) continue;    /* fetched again on a schedule, not restarted */
         for (unsigned c = 0; c < STATS_NCAUSES; c++)
             jb_printf(m->b, "certstream_process_restarts_total{role=\"%s\",cause=\"%s\"} %" PRIu64 "\n",
-                      stats_role_name(role), stats_cause_name(c), stats_log_load(&sv->restarts[role][c]));
+                      proc_role_name((enum proc_role)role), stats_cause_name(c), stats_log_load(&sv->restarts[role][c]));
     }
     family(m, "certstream_start_time_seconds", M_GAUGE, "Unix time the server started.");
     sample_u(m, "certstream_start_time_seconds", stats_started(s));

@@ -16,7 +16,7 @@ struct proc_slot {
     _Alignas(64) _Atomic uint64_t beat_ms;
     _Atomic uint64_t started_ms;
     _Atomic int32_t pid;
-    _Atomic uint32_t role;
+    _Atomic uint32_t role;            /* enum proc_role + 1; 0 = slot unused */
     _Atomic uint32_t index;
     _Atomic uint32_t state;
     _Atomic uint32_t config_gen;      /* PROC_GEN_CONFIG this process has loaded (fanout) */
@@ -24,7 +24,7 @@ struct proc_slot {
 
 struct proctable {
     struct proc_slot slots[PROCTABLE_SLOTS];
-    _Atomic uint64_t watchdog_kills[PROC_ROLES];
+    _Atomic uint64_t watchdog_kills[ROLE_NREPORTED];
     _Atomic uint64_t reloads_ok, reloads_error, last_reload_success;
     _Atomic uint32_t watchdog_ms;
     _Atomic uint32_t log_level;       /* enum log_level + 1; 0 = not set */
@@ -72,7 +72,7 @@ void proctable_set_child(struct proctable *t, unsigned slot, enum proc_role role
     ST(s->started_ms, mono_ms());
     ST(s->index, index);
     ST(s->pid, (int32_t)pid);
-    ST(s->role, (uint32_t)role);
+    ST(s->role, (uint32_t)role + 1);
 }
 
 void proctable_set_pid(struct proctable *t, unsigned slot, pid_t pid)
@@ -86,7 +86,7 @@ void proctable_clear(struct proctable *t, unsigned slot)
     if (!t || slot >= PROCTABLE_SLOTS)
         return;
     struct proc_slot *s = &t->slots[slot];
-    ST(s->role, PROC_NONE);
+    ST(s->role, 0);
     ST(s->pid, 0);
     ST(s->beat_ms, 0);
     ST(s->state, PROC_STARTING);
@@ -135,9 +135,9 @@ bool proctable_row(const struct proctable *t, unsigned slot, struct proc_row *ou
         return false;
     const struct proc_slot *s = &t->slots[slot];
     uint32_t role = LD(s->role);
-    if (role == PROC_NONE || role >= PROC_ROLES)
+    if (role == 0 || role - 1 >= ROLE_NREPORTED)
         return false;
-    *out = (struct proc_row){.role = (enum proc_role)role, .index = LD(s->index), .pid = LD(s->pid),
+    *out = (struct proc_row){.role = (enum proc_role)(role - 1), .index = LD(s->index), .pid = LD(s->pid),
                              .state = (enum proc_state)LD(s->state), .beat_ms = LD(s->beat_ms),
                              .started_ms = LD(s->started_ms), .config_gen = LD(s->config_gen)};
     return out->pid > 0;
@@ -145,7 +145,7 @@ bool proctable_row(const struct proctable *t, unsigned slot, struct proc_row *ou
 
 bool proctable_fresh(const struct proc_row *row, uint64_t now_ms, uint32_t watchdog_ms)
 {
-    if (watchdog_ms == 0 || row->role == PROC_LOGLIST)
+    if (watchdog_ms == 0 || row->role == ROLE_LOGLIST)
         return true; /* the log list fetcher is short-lived and bounded by curl timeouts */
     if (row->beat_ms == 0) /* still starting: at least PROCTABLE_START_GRACE_MS */
         return now_ms < row->started_ms ||
@@ -153,29 +153,18 @@ bool proctable_fresh(const struct proc_row *row, uint64_t now_ms, uint32_t watch
     return now_ms < row->beat_ms || now_ms - row->beat_ms <= watchdog_ms;
 }
 
-const char *proctable_role_name(enum proc_role role)
-{
-    switch (role) {
-    case PROC_FANOUT: return "fanout";
-    case PROC_INGEST: return "ingest";
-    case PROC_REPLAY: return "replay";
-    case PROC_LOGLIST: return "loglist";
-    default: return "none";
-    }
-}
-
 void proctable_set_watchdog_ms(struct proctable *t, uint32_t ms) { if (t) ST(t->watchdog_ms, ms); }
 uint32_t proctable_watchdog_ms(const struct proctable *t) { return t ? LD(t->watchdog_ms) : 0; }
 
 void proctable_count_watchdog_kill(struct proctable *t, enum proc_role role)
 {
-    if (t && role < PROC_ROLES)
+    if (t && (unsigned)role < ROLE_NREPORTED)
         atomic_fetch_add_explicit(&t->watchdog_kills[role], 1, memory_order_relaxed);
 }
 
 uint64_t proctable_watchdog_kills(const struct proctable *t, enum proc_role role)
 {
-    return t && role < PROC_ROLES ? LD(t->watchdog_kills[role]) : 0;
+    return t && (unsigned)role < ROLE_NREPORTED ? LD(t->watchdog_kills[role]) : 0;
 }
 
 void proctable_count_reload(struct proctable *t, bool ok, uint64_t unix_secs)

@@ -18,12 +18,11 @@
 #include <sys/types.h>
 
 #include "common/log.h"
+#include "shm/roles.h"
 
 #define PROCTABLE_SLOTS 128          /* == STATS_MAX_SLOTS: row i is stats slot i */
 #define PROCTABLE_BEAT_MS 250        /* how often a child beats */
 #define PROCTABLE_START_GRACE_MS 15000 /* a child that has not beaten yet is fresh this long */
-
-enum proc_role { PROC_NONE = 0, PROC_FANOUT, PROC_INGEST, PROC_REPLAY, PROC_LOGLIST, PROC_ROLES };
 
 enum proc_state {
     PROC_STARTING = 0,               /* forked, not beating yet */
@@ -32,7 +31,7 @@ enum proc_state {
 };
 
 struct proc_row {                    /* a snapshot (proctable_row) */
-    enum proc_role role;
+    enum proc_role role;             /* a reported role (role_reported) */
     unsigned index;
     pid_t pid;
     enum proc_state state;
@@ -50,7 +49,8 @@ void proctable_destroy(struct proctable *t);
 struct proctable *proctable_get(void);
 
 /* Supervisor: a child is about to be forked into `slot` (pid 0), its pid
- * once forked, and it has been reaped. */
+ * once forked, and it has been reaped. role: a reported role
+ * (role_reported); a row with another one is never shown. */
 void proctable_set_child(struct proctable *t, unsigned slot, enum proc_role role, unsigned index,
                          pid_t pid);
 void proctable_set_pid(struct proctable *t, unsigned slot, pid_t pid);
@@ -70,9 +70,9 @@ bool proctable_row(const struct proctable *t, unsigned slot, struct proc_row *ou
 /* A row is fresh when it beat within watchdog_ms (one that has not beaten
  * yet: forked within max(watchdog_ms, PROCTABLE_START_GRACE_MS)). watchdog_ms 0 = the watchdog is off: every row is fresh. */
 bool proctable_fresh(const struct proc_row *row, uint64_t now_ms, uint32_t watchdog_ms);
-const char *proctable_role_name(enum proc_role role);
 
-/* Supervisor settings and counters, read by workers for /metrics and /health/deep. */
+/* Supervisor settings and counters, read by workers for /metrics and
+ * /health/deep. Watchdog kills count per reported role (role_reported). */
 void proctable_set_watchdog_ms(struct proctable *t, uint32_t ms);
 uint32_t proctable_watchdog_ms(const struct proctable *t);
 void proctable_count_watchdog_kill(struct proctable *t, enum proc_role role);

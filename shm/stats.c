@@ -51,7 +51,7 @@ struct stats_shm {
     struct stats_nats nats;
     struct stats_server server;
     struct {
-        _Atomic uint32_t role;     /* enum stats_role + 1; 0 = slot unused */
+        _Atomic uint32_t role;     /* enum proc_role + 1; 0 = slot unused */
         _Atomic uint32_t index;
         _Atomic int32_t pid;
     } procs[STATS_MAX_SLOTS];
@@ -71,12 +71,6 @@ static bool is_gauge(unsigned id)
     return (id >= ST_CONN_WS_FULL && id <= ST_CONN_SSE_DOMAINS) ||
            (id >= ST_FILTERS_DISTINCT && id <= ST_CLIENTS_DEFLATE) || id == ST_ISSUER_CACHE_SIZE ||
            id == ST_LOGS_REFUSED || id == ST_CLIENTS_DEFLATE_SHARED;
-}
-
-const char *stats_role_name(unsigned role)
-{
-    static const char *const names[STATS_NROLES] = { "supervisor", "fanout", "ingest", "replay", "loglist" };
-    return role < STATS_NROLES ? names[role] : "unknown";
 }
 
 const char *stats_cause_name(unsigned cause)
@@ -195,12 +189,12 @@ struct stats_server *stats_server(struct stats *s)
     return &s->shm->server;
 }
 
-void stats_proc_set(struct stats *s, unsigned slot, unsigned role, unsigned index)
+void stats_proc_set(struct stats *s, unsigned slot, enum proc_role role, unsigned index)
 {
-    if (slot >= STATS_MAX_SLOTS || role >= STATS_NROLES)
+    if (slot >= STATS_MAX_SLOTS || (unsigned)role >= ROLE_NREPORTED)
         return;
     atomic_store_explicit(&s->shm->procs[slot].index, index, memory_order_relaxed);
-    atomic_store_explicit(&s->shm->procs[slot].role, role + 1, memory_order_release);
+    atomic_store_explicit(&s->shm->procs[slot].role, (uint32_t)role + 1, memory_order_release);
 }
 
 void stats_proc_pid(struct stats *s, unsigned slot, int pid)
@@ -209,14 +203,14 @@ void stats_proc_pid(struct stats *s, unsigned slot, int pid)
         atomic_store_explicit(&s->shm->procs[slot].pid, pid, memory_order_release);
 }
 
-bool stats_proc_get(const struct stats *s, unsigned slot, unsigned *role, unsigned *index, int *pid)
+bool stats_proc_get(const struct stats *s, unsigned slot, enum proc_role *role, unsigned *index, int *pid)
 {
     if (slot >= STATS_MAX_SLOTS)
         return false;
     uint32_t r = atomic_load_explicit(&s->shm->procs[slot].role, memory_order_acquire);
     if (r == 0)
         return false;
-    *role = r - 1;
+    *role = (enum proc_role)(r - 1);
     *index = atomic_load_explicit(&s->shm->procs[slot].index, memory_order_relaxed);
     *pid = atomic_load_explicit(&s->shm->procs[slot].pid, memory_order_acquire);
     return true;

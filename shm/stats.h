@@ -19,6 +19,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "shm/roles.h"
+
 struct stats;  /* opaque mapping */
 
 enum stat_id {
@@ -58,14 +60,9 @@ enum stat_id {
     ST_COUNT
 };
 
-/* Process roles, for the per-role process metrics. */
-enum stats_role {
-    STATS_ROLE_SUPERVISOR = 0, STATS_ROLE_FANOUT, STATS_ROLE_INGEST, STATS_ROLE_REPLAY,
-    STATS_ROLE_LOGLIST, STATS_NROLES
-};
-/* Why a child was restarted. */
+/* Why a child was restarted. Per-role rows are indexed by enum proc_role
+ * (shm/roles.h), ROLE_NREPORTED of them. */
 enum stats_exit_cause { STATS_EXIT_CLEAN = 0, STATS_EXIT_ERROR, STATS_EXIT_SIGNAL, STATS_NCAUSES };
-const char *stats_role_name(unsigned role);
 const char *stats_cause_name(unsigned cause);
 
 /* Why a request to a CT log failed (per-log failure counters). */
@@ -177,9 +174,9 @@ struct stats_server {
     uint64_t state_failing_since_ms;     /* first failure of the current streak, 0 = ok */
     uint32_t state_configured;
     uint64_t dedup_size, dedup_capacity;
-    uint64_t starts[STATS_NROLES];
-    uint64_t restarts[STATS_NROLES][STATS_NCAUSES];
-    uint64_t retired_cpu_us[STATS_NROLES]; /* CPU time of processes already reaped */
+    uint64_t starts[ROLE_NREPORTED];
+    uint64_t restarts[ROLE_NREPORTED][STATS_NCAUSES];
+    uint64_t retired_cpu_us[ROLE_NREPORTED]; /* CPU time of processes already reaped */
     /* Once a second, totals for the rates of /api/stats (slot = second % N). */
     struct stats_rate_sample {
         uint64_t ms;                     /* wall clock of the sample; 0 = none */
@@ -188,11 +185,12 @@ struct stats_server {
 };
 struct stats_server *stats_server(struct stats *s);
 
-/* Which process holds a counter slot (written by the supervisor). */
-void stats_proc_set(struct stats *s, unsigned slot, unsigned role, unsigned index);
+/* Which process holds a counter slot (written by the supervisor); role: a
+ * reported role (role_reported), others are ignored. */
+void stats_proc_set(struct stats *s, unsigned slot, enum proc_role role, unsigned index);
 void stats_proc_pid(struct stats *s, unsigned slot, int pid);   /* 0 = not running */
 /* false if the slot was never given a role */
-bool stats_proc_get(const struct stats *s, unsigned slot, unsigned *role, unsigned *index, int *pid);
+bool stats_proc_get(const struct stats *s, unsigned slot, enum proc_role *role, unsigned *index, int *pid);
 /* One slot's counter (0 for an out-of-range slot or id). */
 int64_t stats_slot_value(const struct stats *s, unsigned slot, enum stat_id id);
 

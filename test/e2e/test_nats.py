@@ -387,6 +387,12 @@ def case_fanout():
             h = json.loads(body)
             assert st == 200 and h["status"] == "healthy", body
             assert h["nats"]["role"] == "consumer" and h["nats"]["connected"] is True, body
+            # an edge follows no log: its one producer, the NATS process, is
+            # counted and shown as ingest (shm/roles.h, role_reported)
+            assert sorted({p["role"] for p in h["processes"]}) == ["fanout", "ingest"], body
+            assert [p["index"] for p in h["processes"] if p["role"] == "ingest"] == [0], body
+            assert metric(e, "certstream_processes", "ingest") == 1
+            assert metric(e, "certstream_processes", "replay") == 0
         # every NATS metric docs/monitoring.md lists is served, with its type
         docs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "monitoring.md")
         rows = re.findall(r"^\| `(certstream_nats_[a-z_]+)` \| `role` \| (counter|gauge) \|", open(docs).read(), re.M)

@@ -428,7 +428,7 @@ static unsigned long metric_sum(const char *body, const char *family, const char
 
 static pid_t start_worker(const struct config *cfg, unsigned index, int wake_fd)
 {
-    stats_proc_set(stats, index + 1, STATS_ROLE_FANOUT, index);
+    stats_proc_set(stats, index + 1, ROLE_FANOUT, index);
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();

@@ -1,5 +1,7 @@
 /* test_stats.c - unit tests of the shared counters and connection limits
  * (shm/stats.c), with real forked processes racing for the limits. */
+#include "shm/proctable.h"
+#include "shm/roles.h"
 #include "shm/stats.h"
 #include "test/shm/shm_test.h"
 
@@ -363,41 +365,90 @@ static void test_procs_and_server(void)
     CHECK(s != NULL);
     if (!s)
         return;
-    unsigned role, index;
+    enum proc_role role;
+    unsigned index;
     int pid;
     CHECK(!stats_proc_get(s, 3, &role, &index, &pid));          /* never given a role */
-    stats_proc_set(s, 3, STATS_ROLE_FANOUT, 2);
+    stats_proc_set(s, 3, ROLE_FANOUT, 2);
     stats_proc_pid(s, 3, 4242);
-    stats_proc_set(s, STATS_MAX_SLOTS, STATS_ROLE_FANOUT, 0);    /* ignored */
-    stats_proc_set(s, 4, STATS_NROLES, 0);                       /* ignored */
+    stats_proc_set(s, STATS_MAX_SLOTS, ROLE_FANOUT, 0);          /* ignored */
+    stats_proc_set(s, 4, ROLE_NREPORTED, 0);                     /* ignored */
     CHECK(!stats_proc_get(s, 4, &role, &index, &pid));
+    stats_proc_set(s, 4, ROLE_NATS, 0);                          /* not reported: ignored */
+    CHECK(!stats_proc_get(s, 4, &role, &index, &pid));
+    stats_proc_set(s, 4, role_reported(ROLE_NATS), 0);
+    CHECK(stats_proc_get(s, 4, &role, &index, &pid) && role == ROLE_INGEST && index == 0);
+    stats_proc_set(s, 6, ROLE_SUPERVISOR, 0);                    /* role 0 is a role, not "unused" */
+    CHECK(stats_proc_get(s, 6, &role, &index, &pid) && role == ROLE_SUPERVISOR);
     pid_t child = fork();
     if (child == 0) {
-        unsigned r, i;
+        enum proc_role r;
+        unsigned i;
         int p;
-        bool ok = stats_proc_get(s, 3, &r, &i, &p) && r == STATS_ROLE_FANOUT && i == 2 && p == 4242;
+        bool ok = stats_proc_get(s, 3, &r, &i, &p) && r == ROLE_FANOUT && i == 2 && p == 4242;
         stats_add(s, 5, ST_ISSUER_CACHE_SIZE, 7);
         stats_add(s, 5, ST_ENTRIES_PUBLISHED, 9);
-        stats_log_add(&stats_server(s)->restarts[STATS_ROLE_INGEST][STATS_EXIT_SIGNAL], 1);
+        stats_log_add(&stats_server(s)->restarts[ROLE_INGEST][STATS_EXIT_SIGNAL], 1);
         _exit(ok ? 0 : 1);
     }
     CHECK(wait_all(&child, 1));
     CHECK(stats_slot_value(s, 5, ST_ISSUER_CACHE_SIZE) == 7 && stats_slot_value(s, 5, ST_ENTRIES_PUBLISHED) == 9);
     CHECK(stats_slot_value(s, STATS_MAX_SLOTS, ST_ENTRIES_PUBLISHED) == 0);
-    CHECK(stats_server(s)->restarts[STATS_ROLE_INGEST][STATS_EXIT_SIGNAL] == 1);
+    CHECK(stats_server(s)->restarts[ROLE_INGEST][STATS_EXIT_SIGNAL] == 1);
     /* the issuer cache is a gauge: it leaves with its process, the counter stays */
     stats_slot_reset(s, 5);
     CHECK(stats_sum(s, ST_ISSUER_CACHE_SIZE) == 0 && stats_sum(s, ST_ENTRIES_PUBLISHED) == 9);
-    CHECK(strcmp(stats_role_name(STATS_ROLE_LOGLIST), "loglist") == 0);
     CHECK(strcmp(stats_cause_name(STATS_EXIT_ERROR), "error_exit") == 0);
     CHECK(strcmp(stats_fail_name(STATS_FAIL_RATE_LIMITED), "rate_limited") == 0);
     CHECK(strcmp(stats_fail_name(STATS_NFAIL), "unknown") == 0);
     stats_destroy(s);
 }
 
+/* One role enum (shm/roles.h) for the stats, the process table and the
+ * supervisor: its names are the metric labels, and the NATS process is
+ * counted and shown as ingest. */
+static void test_roles(void)
+{
+    static const char *const want[] = {"supervisor", "fanout", "ingest", "replay", "loglist", "nats"};
+    CHECK(ROLE_NREPORTED == 5 && ROLE_COUNT == 6);
+    for (unsigned r = 0; r < ROLE_COUNT; r++)
+        CHECK(strcmp(proc_role_name((enum proc_role)r), want[r]) == 0);
+    CHECK(strcmp(proc_role_name(ROLE_COUNT), "unknown") == 0);
+    CHECK(role_reported(ROLE_NATS) == ROLE_INGEST);
+    for (unsigned r = 0; r < ROLE_NREPORTED; r++)
+        CHECK(role_reported((enum proc_role)r) == (enum proc_role)r);
+
+    struct proctable *t = proctable_create();
+    CHECK(t != NULL);
+    if (!t)
+        return;
+    struct proc_row row;
+    CHECK(!proctable_row(t, 2, &row));                            /* never given a role */
+    proctable_set_child(t, 2, ROLE_REPLAY, 0, 0);
+    CHECK(!proctable_row(t, 2, &row));                            /* not forked yet */
+    proctable_set_pid(t, 2, 777);
+    CHECK(proctable_row(t, 2, &row) && row.role == ROLE_REPLAY && row.pid == 777 && row.state == PROC_STARTING);
+    proctable_set_child(t, 3, ROLE_NATS, 0, 778);                 /* not a reported role: never shown */
+    CHECK(!proctable_row(t, 3, &row));
+    proctable_set_child(t, 3, role_reported(ROLE_NATS), 0, 778);
+    CHECK(proctable_row(t, 3, &row) && row.role == ROLE_INGEST && row.pid == 778);
+    proctable_clear(t, 2);
+    CHECK(!proctable_row(t, 2, &row));
+    proctable_set_child(t, 4, ROLE_LOGLIST, 0, 779);              /* the fetcher is always fresh */
+    CHECK(proctable_row(t, 4, &row) && proctable_fresh(&row, row.started_ms + 3600000, 1000));
+    proctable_count_watchdog_kill(t, ROLE_FANOUT);
+    proctable_count_watchdog_kill(t, role_reported(ROLE_NATS));
+    proctable_count_watchdog_kill(t, ROLE_INGEST);
+    proctable_count_watchdog_kill(t, ROLE_NATS);                  /* out of range: ignored */
+    CHECK(proctable_watchdog_kills(t, ROLE_FANOUT) == 1 && proctable_watchdog_kills(t, ROLE_INGEST) == 2 &&
+          proctable_watchdog_kills(t, ROLE_REPLAY) == 0 && proctable_watchdog_kills(t, ROLE_NATS) == 0);
+    proctable_destroy(t);
+}
+
 int main(void)
 {
     RUN(test_counters);
+    RUN(test_roles);
     RUN(test_procs_and_server);
     RUN(test_logs_and_info);
     RUN(test_limits_single);
