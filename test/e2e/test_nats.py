@@ -335,16 +335,8 @@ def case_fanout():
     certificates in the same order, byte for byte (seen included)."""
     total = 240
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edges = [c.add(node("edge", fl, [n.url()])) for _ in range(2)]
-        for e in edges:
-            e.start()
-            edge_ready(e)
-        ing = c.add(node("ingest", fl, [n.url()]))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edges = nats_log_edges(c, 2)
+        ing = add_ingest(c, n, fl)
         clients = []
         for s in [ing] + edges:
             clients.append(c.add(SSE(s)))
@@ -412,26 +404,38 @@ def case_fanout():
                                             "lag_messages": 0, "lag_seconds": 0.0}, body
 
 
-def nats_log_edge(c):
-    """One NATS server, the fake log and an edge node, each ready; returns
-    (nats, fakelog, edge)."""
+def nats_log_edges(c, edges=1, **edge_kw):
+    """One NATS server, the fake log and `edges` edge nodes (node() keywords
+    edge_kw), each ready; returns (nats, fakelog, [edge, ...])."""
     n = c.add(Nats())
     n.start()
     fl = c.add(FakeLog())
-    edge = c.add(node("edge", fl, [n.url()]))
-    edge.start()
-    edge_ready(edge)
-    return n, fl, edge
+    out = [c.add(node("edge", fl, [n.url()], **edge_kw)) for _ in range(edges)]
+    for e in out:
+        e.start()
+        edge_ready(e)
+    return n, fl, out
 
 
-def edge_then_ingest(c):
-    """nats_log_edge, then an ingest node following the fake log, ready;
-    returns (nats, fakelog, edge, ingest)."""
-    n, fl, edge = nats_log_edge(c)
-    ing = c.add(node("ingest", fl, [n.url()]))
+def nats_log_edge(c, **edge_kw):
+    """nats_log_edges with one edge; returns (nats, fakelog, edge)."""
+    n, fl, edges = nats_log_edges(c, 1, **edge_kw)
+    return n, fl, edges[0]
+
+
+def add_ingest(c, n, fl, **kw):
+    """An ingest node following the fake log through NATS n, ready."""
+    ing = c.add(node("ingest", fl, [n.url()], **kw))
     ing.start()
     ingest_ready(ing)
-    return n, fl, edge, ing
+    return ing
+
+
+def edge_then_ingest(c, edge_kw=None, **ing_kw):
+    """nats_log_edge (edge_kw), then an ingest node (ing_kw) following the
+    fake log, ready; returns (nats, fakelog, edge, ingest)."""
+    n, fl, edge = nats_log_edge(c, **(edge_kw or {}))
+    return n, fl, edge, add_ingest(c, n, fl, **ing_kw)
 
 
 def case_edge_restart():
@@ -495,17 +499,10 @@ def case_nats_outage():
     the edge's client gets every certificate once, in order."""
     total = 400
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()], top="watchdog_secs: 4"))
-        edge.start()
-        edge_ready(edge)
         # records carry no compressed frames (the workers compress): ~2.5 KB
         # each, so half of a 1 MiB ring holds about 200 of the 400
-        ing = c.add(node("ingest", fl, [n.url()], ring_size=1 << 20, top="watchdog_secs: 4"))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c, {"top": "watchdog_secs: 4"}, ring_size=1 << 20,
+                                            top="watchdog_secs: 4")
         ref = c.add(SSE(ing))
         out = c.add(SSE(edge))
         connected(ing)
@@ -587,15 +584,7 @@ def case_retention():
     with what the stream still holds, in order."""
     extra = "  max_age: 5s\n  duplicate_window: 1s"
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()], extra=extra))
-        edge.start()
-        edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()], extra=extra))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c, {"extra": extra}, extra=extra)
         fl.grow_to(40)
         wait_for("edge at 40", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 40)
         os.killpg(edge.proc.pid, signal.SIGKILL)
@@ -627,16 +616,8 @@ def case_sse_resume():
     WebSocket ?resume=ID) continue with no gap and no duplicate."""
     total = 200
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edges = [c.add(node("edge", fl, [n.url()])) for _ in range(2)]
-        for e in edges:
-            e.start()
-            edge_ready(e)
-        ing = c.add(node("ingest", fl, [n.url()]))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edges = nats_log_edges(c, 2)
+        ing = add_ingest(c, n, fl)
         ref = c.add(SSE(ing))
         connected(ing)
         first = c.add(SSE(edges[0]))
@@ -873,15 +854,7 @@ def case_deep_resume():
     gap, no duplicate, byte-identical to the ingest node's clients'."""
     total, more = 400, 40
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20))
-        edge.start()
-        edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()]))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c, {"ring_size": 1 << 20})
         ref = c.add(SSE(ing))
         connected(ing)
         fl.grow_to(total, step=40)
@@ -932,15 +905,7 @@ def case_deep_resume_gone():
     client starts at the oldest entry the stream holds."""
     extra = "  max_age: 8s\n  duplicate_window: 1s"
     with Cluster() as c:
-        n = c.add(Nats())
-        n.start()
-        fl = c.add(FakeLog())
-        edge = c.add(node("edge", fl, [n.url()], ring_size=1 << 20, extra=extra))
-        edge.start()
-        edge_ready(edge)
-        ing = c.add(node("ingest", fl, [n.url()], extra=extra))
-        ing.start()
-        ingest_ready(ing)
+        n, fl, edge, ing = edge_then_ingest(c, {"ring_size": 1 << 20, "extra": extra}, extra=extra)
         fl.grow_to(40)
         wait_for("edge at 40", lambda: metric(edge, "certstream_nats_stream_sequence", "consumer") == 40)
         time.sleep(9)             # sequences 1..40 expire
