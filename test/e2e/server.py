@@ -384,6 +384,23 @@ class Server:
         return owners
 
 
+def sse_connect(port, stream, last_event_id=None):
+    """An SSE request on a raw socket; returns the socket after the response head."""
+    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
+    req = "GET /sse?stream=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % stream
+    if last_event_id is not None:
+        req += "Last-Event-ID: %d\r\n" % last_event_id
+    sk.sendall((req + "\r\n").encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        d = sk.recv(65536)
+        assert d, "closed before the response head"
+        buf += d
+    head, body = buf.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    return sk, body
+
+
 def run_cases(g, *options):
     """The main() of an e2e test file; `g` is that file's globals().
 

@@ -18,7 +18,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import server as server_mod  # noqa: E402
-from server import FakeLog, Golden, Server, mask_seen, total, wait_for  # noqa: E402
+from server import FakeLog, Golden, Server, mask_seen, sse_connect, total, wait_for  # noqa: E402
 from server import HEARTBEAT, collect_websocket_client, run_cases as server_run_cases  # noqa: E402
 from wsraw import WSRaw  # noqa: E402
 
@@ -743,23 +743,6 @@ def case_dedup():
                 assert x["source"]["url"] in (ua, ub), x["source"]
                 want = json.loads(argon[x["cert_index"]]["expected_lite"])["data"]
                 assert x["leaf_cert"] == want["leaf_cert"], x["cert_index"]
-
-
-def sse_connect(port, stream, last_event_id=None):
-    """An SSE request on a raw socket; returns the socket after the response head."""
-    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
-    req = "GET /sse?stream=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % stream
-    if last_event_id is not None:
-        req += "Last-Event-ID: %d\r\n" % last_event_id
-    sk.sendall((req + "\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = sk.recv(65536)
-        assert d, "closed before the response head"
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return sk, body
 
 
 def sse_read(sk, body, n_events, timeout=10):

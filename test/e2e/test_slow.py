@@ -6,13 +6,12 @@ server binary replaying the golden corpus and raw clients over loopback.
 
 usage: test_slow.py CASE --server BIN --testdata DIR"""
 import os
-import socket
 import sys
 import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from server import Golden, Server, run_cases, wait_for  # noqa: E402,F401
+from server import Golden, Server, run_cases, sse_connect, wait_for  # noqa: E402,F401
 from wsraw import WSRaw  # noqa: E402
 
 ARGS = None
@@ -102,22 +101,6 @@ def case_bytes():
         assert moved > 2097152, "dropped after the head moved only %d bytes" % moved
         code = stalled.expect_close(timeout=10)
         assert (code, stalled.close_reason) == (1008, b"client too slow"), (code, stalled.close_reason)
-
-
-def sse_connect(port, stream, last_event_id=None):
-    sk = socket.create_connection(("127.0.0.1", port), timeout=10)
-    req = "GET /sse?stream=%s HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n" % stream
-    if last_event_id is not None:
-        req += "Last-Event-ID: %d\r\n" % last_event_id
-    sk.sendall((req + "\r\n").encode())
-    buf = b""
-    while b"\r\n\r\n" not in buf:
-        d = sk.recv(65536)
-        assert d, "closed before the response head"
-        buf += d
-    head, body = buf.split(b"\r\n\r\n", 1)
-    assert head.startswith(b"HTTP/1.1 200"), head
-    return sk, body
 
 
 def sse_events(sk, body, n):
