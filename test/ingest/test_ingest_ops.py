@@ -53,14 +53,31 @@ def get(url, timeout=10):
         return e.read()
 
 
-def private_kb(pid):
-    """Private_Clean + Private_Dirty of a process, kB."""
+def proc_kb(pid, fields, name="smaps_rollup"):
+    """The sum of the kB fields `fields` (e.g. ("Anonymous",)) of
+    /proc/PID/<name> (smaps_rollup or status)."""
     total = 0
-    with open("/proc/%d/smaps_rollup" % pid) as f:
+    with open("/proc/%d/%s" % (pid, name)) as f:
         for line in f:
-            if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            k = line.split(":", 1)[0]
+            if k in fields:
                 total += int(line.split()[1])
     return total
+
+
+def private_kb(pid):
+    """Private_Clean + Private_Dirty of a process, kB."""
+    return proc_kb(pid, ("Private_Clean", "Private_Dirty"))
+
+
+def hwm_kb(pid):
+    """Peak resident memory of a process, kB."""
+    return proc_kb(pid, ("VmHWM",), "status")
+
+
+def anon_kb(pid):
+    """Anonymous memory of a process (heap, stacks; not the shared ring), kB."""
+    return proc_kb(pid, ("Anonymous",))
 
 
 class Run:
@@ -227,14 +244,6 @@ def case_oversize(a):
         r.close()
 
 
-def hwm_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
-
-
 def case_spike(a):
     """The issue's case: answers under the cap but huge (4 x 40 MiB in
     flight with fetch_concurrency 4), then normal traffic: memory comes back."""
@@ -255,15 +264,6 @@ def case_spike(a):
             assert after - before < 2048, (before, after)
     finally:
         r.close()
-
-
-def anon_kb(pid):
-    """Anonymous memory of a process (heap, stacks; not the shared ring), kB."""
-    with open("/proc/%d/smaps_rollup" % pid) as f:
-        for line in f:
-            if line.startswith("Anonymous:"):
-                return int(line.split()[1])
-    return 0
 
 
 def case_catchup_mem(a):
