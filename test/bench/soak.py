@@ -184,6 +184,22 @@ def report(out, warmup):
             parts.append("%s %+.3f then %+.3f MB/h" % (label, d1, d2))
         print("\nall server processes, first and second half after warm-up (split at %.0f s): %s"
               % (t_mid, "; ".join(parts)))
+    # A leak raises the floor; a heap that breathes (buffers freed and
+    # trimmed) moves between the same floor and ceiling: anonymous memory,
+    # lowest / highest, per quarter of the run after warm-up.
+    after = [s for s in samples if s["t"] >= warmup]
+    if len(after) >= 8:
+        print("\nanonymous memory (MB), lowest / highest per quarter after warm-up:")
+        quarters = [after[k * len(after) // 4:(k + 1) * len(after) // 4] for k in range(4)]
+        for n in [x for x in names if x != "all server processes"] + ["all server processes"]:
+            cells = []
+            for part in quarters:
+                if n == "all server processes":
+                    vals = [sum(m.get("anon", 0) for m in s["procs"].values()) for s in part]
+                else:
+                    vals = [s["procs"][n]["anon"] for s in part if "anon" in s["procs"].get(n, {})]
+                cells.append("%.2f / %.2f" % (min(vals) / 1024, max(vals) / 1024) if vals else "-")
+            print("  %-22s %s" % (n, " | ".join(cells)))
     m0 = next((s["metrics"] for s in samples if s["t"] >= warmup and s["metrics"]), samples[0]["metrics"])
     m1 = samples[-1]["metrics"]
     span = max(1e-9, samples[-1]["t"] - next((s["t"] for s in samples if s["t"] >= warmup), 0))
