@@ -5,6 +5,7 @@ configuration files of any kind, watchdogs, descriptor limits, log formats.
 
 usage: test_ops.py CASE --server BIN --testdata DIR
 Each CASE is one CTest test; the last line is `N passed, N failed`."""
+import contextlib
 import json
 import os
 import re
@@ -330,24 +331,37 @@ def case_stuck_ingest_two_logs():
         fl.stop()
 
 
+@contextlib.contextmanager
 def _kill_after_commit_server(hook):
-    """The golden Argon entries' indexes, a fake log serving them (empty at
-    first) and a server following it with CERTSTREAM_TEST_KILL_AFTER_COMMIT
-    set to `hook` (not started)."""
+    """A fake log serving the golden Argon entries (empty at first) and a
+    server following it with CERTSTREAM_TEST_KILL_AFTER_COMMIT set to `hook`,
+    started and following the log from its first index; yields (the golden
+    indexes, the fake log, the server); the server's log is printed on
+    failure, both are stopped at the end."""
     golden = sorted(int(r["cert_index"]) for r in GOLDEN.records if r["log_url"] == ARGON_URL)
     fl = FakeLog(ARGS.testdata, ["--golden", "a=" + ARGON_URL, "--size", "a=0"])
     s = server(replay=False, workers=1, env={"CERTSTREAM_CT_LOGS_URL": fl.url("/loglist.json"),
                                              "CERTSTREAM_TEST_KILL_AFTER_COMMIT": hook},
                ct_log={"poll_interval_ms": 100, "retry_initial_delay_ms": 50, "retry_max_delay_ms": 400,
                        "operator_rate_limit_ms": 0, "batch_size": 8})
-    return golden, fl, s
+    try:
+        s.start()
+        wait_for(lambda: {l["url"]: l["next_index"] for l in s.health_deep()["logs"]} == {fl.url("/a/"): golden[0]},
+                 20, "the log followed from its first index")
+        yield golden, fl, s
+    except BaseException:
+        print(s.logtext())
+        raise
+    finally:
+        s.stop()
+        fl.stop()
 
 
-def _started_at_first(golden, fl, s):
-    """Starts s and waits until it follows the fake log from its first index."""
-    s.start()
-    wait_for(lambda: {l["url"]: l["next_index"] for l in s.health_deep()["logs"]} == {fl.url("/a/"): golden[0]},
-             20, "the log followed from its first index")
+def _read_indexes(c, got, n):
+    """Reads messages from WebSocket client c until got holds n cert_index values."""
+    while len(got) < n:
+        got.append(json.loads(c.recv_message())["data"]["cert_index"])
+    return got
 
 
 def case_killed_after_commit():
@@ -356,29 +370,18 @@ def case_killed_after_commit():
     its replacement resumes at that entry, finds it already in the ring as
     its slot's last record, and does not send it again. A client gets every
     entry exactly once, in order, the fixture's indexes."""
-    golden, fl, s = _kill_after_commit_server("2")
-    try:
-        _started_at_first(golden, fl, s)
+    with _kill_after_commit_server("2") as (golden, fl, s):
         c = WSRaw(s.port, "/", timeout=15)
         fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # 4 entries: the 2nd kills its producer
-        got = []
-        while len(got) < 4:
-            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        got = _read_indexes(c, [], 4)
         # the 3rd and 4th came from the replacement
         assert "killed after ring commit 2" in s.logtext(), s.logtext()
         fl.control("size", log="a", size=golden[5] - golden[0] + 1)   # 2 more
-        while len(got) < 6:
-            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        _read_indexes(c, got, 6)
         assert got == golden[:6], got
         assert re.search(r"entry %d reached the ring before the previous process stopped; not sent again"
                          % golden[1], s.logtext()), s.logtext()
         c.close()
-    except BaseException:
-        print(s.logtext())
-        raise
-    finally:
-        s.stop()
-        fl.stop()
 
 
 def case_server_killed_after_commit():
@@ -389,9 +392,7 @@ def case_server_killed_after_commit():
     with the old ring and its clients): a client of the new server gets that
     entry and every later one exactly once, in order, the fixture's indexes;
     nothing before it is sent again."""
-    golden, fl, s = _kill_after_commit_server("2:server")
-    try:
-        _started_at_first(golden, fl, s)
+    with _kill_after_commit_server("2:server") as (golden, fl, s):
         fl.control("size", log="a", size=golden[3] - golden[0] + 1)   # the 2nd entry kills the server
         wait_for(lambda: s.proc.poll() is not None, 20, "the test hook to kill the whole server")
         assert "killed after ring commit 2 with the whole server" in s.logtext(), s.logtext()
@@ -401,23 +402,14 @@ def case_server_killed_after_commit():
         fl.control("fault", log="a", kind="slow", endpoint="entries", count=1, arg=2)
         s.start()
         c = WSRaw(s.port, "/", timeout=15)
-        got = []
-        while len(got) < 3:
-            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        got = _read_indexes(c, [], 3)
         fl.control("size", log="a", size=golden[5] - golden[0] + 1)   # 2 more
-        while len(got) < 5:
-            got.append(json.loads(c.recv_message())["data"]["cert_index"])
+        _read_indexes(c, got, 5)
         assert got == golden[1:6], (got, golden[:6])
         assert re.search(r"resuming at index %d\b" % golden[1], s.logtext()), s.logtext()
         assert re.search(r"entry %d was being published when the previous process stopped and is not in "
                          r"this ring; sent" % golden[1], s.logtext()), s.logtext()
         c.close()
-    except BaseException:
-        print(s.logtext())
-        raise
-    finally:
-        s.stop()
-        fl.stop()
 
 
 def case_fd_limit():
