@@ -29,22 +29,12 @@
 
 #include "common/clock.h"
 #include "common/log.h"
+#include "common/sanitize.h"
 #include "ingest/ctapi.h"
 #include "ingest/ctentry.h"
 #include "ingest/pipeline.h"
 #include "ingest/tileproof.h"
 #include "shm/proctable.h"
-
-#if defined(__SANITIZE_ADDRESS__)
-#define CS_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS_ASAN 1
-#endif
-#endif
-#ifndef CS_ASAN
-#define CS_ASAN 0
-#endif
 
 #define MAX_WINDOWS 32
 #define ENTRY_BYTES_MAX (64u << 10)  /* per entry, for the automatic max_response_bytes: the

@@ -29,17 +29,7 @@
 #include "shm/stats.h"
 #include "check.h"
 
-/* ASan builds: memory figures include its redzones and quarantine */
-#if defined(__SANITIZE_ADDRESS__)
-#define CS_TEST_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define CS_TEST_ASAN 1
-#endif
-#endif
-#ifndef CS_TEST_ASAN
-#define CS_TEST_ASAN 0
-#endif
+#include "common/sanitize.h"   /* CS_ASAN: memory figures include its redzones and quarantine */
 
 #define NGOLDEN_MAX 64
 
@@ -1022,7 +1012,7 @@ static void test_idle_memory(pid_t worker)
     printf("idle WebSocket clients: %d, worker RSS %ld kB -> %ld kB, %.0f bytes per client\n", answered,
            before, after, per);
     CHECK(ok == N && answered == N);
-#if CS_TEST_ASAN
+#if CS_ASAN
     printf("(bytes per client not checked: ASan's redzones and quarantine are in the RSS)\n");
 #else
     CHECK_MSG(per <= 2048, "%.0f bytes per idle client", per);
