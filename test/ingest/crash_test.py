@@ -151,8 +151,9 @@ def main():
             servers.append(p)
             return p
 
-        def journal_counts(kind="A"):
-            return collections.Counter((j.url, j.index) for j in read_journal(journal) if j.kind == kind)
+        def journal_counts(kind="A", lines=None):
+            return collections.Counter((j.url, j.index) for j in (lines if lines is not None else read_journal(journal))
+                                       if j.kind == kind)
 
         server = start()
         kinds = collections.Counter()
@@ -196,9 +197,9 @@ def main():
         if server.wait(30) != 0:
             raise AssertionError("server exit status %s" % server.returncode)
         # Any process of any run still alive would hold the position store's lock.
-        c = journal_counts()
-        before = journal_counts("B")
         lines = read_journal(journal)
+        c = journal_counts("A", lines)
+        before = journal_counts("B", lines)
         resent = resent_after_restart(lines)
         # A "B" line without its "A": a kill landed inside the publish of that
         # entry (between the two writes). If it landed after the ring store,
